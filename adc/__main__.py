@@ -1,0 +1,3 @@
+from adc.cli import main
+
+main()

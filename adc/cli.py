@@ -1,0 +1,55 @@
+"""The `adc` command line: a thin typer app that parses, calls one function and renders.
+
+Only typer is imported here. Each command group lives in `adc/commands/` and imports its heavy
+libraries (sqlmodel, pymodbus, simpy, biip) inside the command functions, so `adc --help` stays fast.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+from typer.core import TyperGroup
+
+from adc.commands import demo, profile
+from adc.errors import AdcError
+
+
+class _AdcGroup(TyperGroup):
+    """Turns every `AdcError` raised below into one clear line and its exit code, never a traceback."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except AdcError as err:
+            from adc.commands.common import print_error
+
+            print_error(err)
+            raise typer.Exit(err.exit_code) from None
+        except KeyboardInterrupt:
+            from adc.commands.common import err_console
+
+            err_console().print("[yellow]interrupted[/]")
+            raise typer.Exit(130) from None
+
+
+app = typer.Typer(
+    cls=_AdcGroup,
+    name="adc",
+    help="Run a hospital automated dispensing cabinet: restock, counts, scenarios, diagnostics.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+)
+
+app.command("demo")(demo.demo)
+app.add_typer(profile.app, name="profile")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,179 @@
+"""The driver port: what the controller may ask of cabinet hardware, split by capability.
+
+Every backend (the in-process virtual cabinet, the Modbus and lock-board wire drivers, real hardware)
+implements these Protocols, and one contract suite (tests/contract/) holds them all to the same
+behaviour. Points are named as in the hardware profile (`DEVICE:FAMILY.INDEX`); the controller reads
+which point locks, senses or lights a pocket from the profile and never learns which backend answers.
+
+Rules every backend follows:
+- No call sleeps or waits for a person: the caller (CLI session, scenario process) owns waiting.
+- A value that cannot be trusted is never returned as if it could: a device that does not answer
+  raises `DeviceOffline` (and its health says so); a doubtful weight comes back with a quality flag.
+- Errors name the point and the device.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+from adc.errors import AdcError, Refused
+
+if TYPE_CHECKING:
+    from adc.profiles.models import Profile
+
+
+# ------------------------------------------------------------------------------------------ errors
+class DriverError(AdcError):
+    """Base of hardware errors; exit code 2 (a device problem is not a refused rule)."""
+
+    exit_code = 2
+
+
+class UnknownPoint(DriverError):
+    """A point that the profile or the backend does not have."""
+
+    def __init__(self, point: str, reason: str = "") -> None:
+        super().__init__(f"unknown point {point}" + (f": {reason}" if reason else ""))
+        self.point = point
+
+
+class WrongPointRole(DriverError):
+    """A point used for what it is not (pulsing an input, weighing a switch)."""
+
+    def __init__(self, point: str, expected: str, actual: str) -> None:
+        super().__init__(f"point {point} is {actual}, not {expected}")
+        self.point = point
+
+
+class DeviceOffline(DriverError):
+    """The device did not answer (timeout, power loss, unplugged)."""
+
+    def __init__(self, device: str, detail: str = "", point: str | None = None) -> None:
+        where = f"device {device}" + (f" (point {point})" if point else "")
+        super().__init__(f"{where} does not answer" + (f": {detail}" if detail else ""))
+        self.device = device
+        self.point = point
+
+
+class DeviceFault(DriverError):
+    """The device answered with an error (Modbus exception, lock-board fault, bad frame)."""
+
+    def __init__(self, device: str, detail: str, point: str | None = None) -> None:
+        where = f"device {device}" + (f" (point {point})" if point else "")
+        super().__init__(f"{where}: {detail}")
+        self.device = device
+        self.point = point
+
+
+class RearmRefused(Refused):
+    """A solenoid pulse inside its re-arm window: refused, as real boards do, to spare the coil."""
+
+    def __init__(self, point: str, remaining_ms: float) -> None:
+        super().__init__(f"lock {point} is re-arming: next pulse allowed in {remaining_ms:.0f} ms")
+        self.point = point
+        self.remaining_ms = remaining_ms
+
+
+class BackendUnavailable(DriverError):
+    """A backend whose URI is known but which cannot be used here (missing dependency, bad URI)."""
+
+
+# ---------------------------------------------------------------------------------------- readings
+class Quality(StrEnum):
+    """How far a sensor reading can be trusted."""
+
+    OK = "ok"
+    UNSTABLE = "unstable"  # still settling (drawer just moved, noise above the device's limit)
+    OVERLOAD = "overload"  # beyond the cell's capacity
+    FAULT = "fault"  # the device reports a fault for this channel
+
+
+@dataclass(frozen=True)
+class WeightReading:
+    grams: float
+    quality: Quality = Quality.OK
+
+
+@dataclass(frozen=True)
+class TemperatureReading:
+    celsius: float
+    quality: Quality = Quality.OK
+
+
+@dataclass
+class DeviceHealth:
+    """Counters a service engineer reads; `online` is False once a device stops answering."""
+
+    device: str
+    online: bool = True
+    requests: int = 0
+    timeouts: int = 0
+    errors: int = 0  # exception replies, bad checksums, malformed frames
+    retries: int = 0
+    last_seen: float | None = None  # backend clock, seconds
+    last_error: str | None = None
+
+
+@dataclass
+class Snapshot:
+    """The whole cabinet at one moment. A point of an offline device maps to None."""
+
+    time: float
+    locks_engaged: dict[str, bool | None] = field(default_factory=dict)  # output point → engaged
+    inputs: dict[str, bool | None] = field(default_factory=dict)  # input point → active
+    weights: dict[str, WeightReading | None] = field(default_factory=dict)
+    temperatures: dict[str, TemperatureReading | None] = field(default_factory=dict)
+    lights: dict[str, bool | None] = field(default_factory=dict)
+    health: dict[str, DeviceHealth] = field(default_factory=dict)
+
+
+# ------------------------------------------------------------------------------------ capabilities
+@runtime_checkable
+class Locks(Protocol):
+    def pulse(self, point: str) -> None:
+        """Energise a lock's solenoid for its profile pulse length (releases the latch).
+
+        Raises RearmRefused inside the re-arm window, DeviceOffline, UnknownPoint, WrongPointRole.
+        """
+        ...
+
+    def lock_engaged(self, point: str) -> bool:
+        """True when the latch holds (feedback where the hardware has it)."""
+        ...
+
+
+@runtime_checkable
+class Switches(Protocol):
+    def input_active(self, point: str) -> bool:
+        """A binary input after polarity: True = closed / present / active."""
+        ...
+
+
+@runtime_checkable
+class BinSensors(Protocol):
+    def weight(self, point: str) -> WeightReading: ...
+
+    def temperature(self, point: str) -> TemperatureReading: ...
+
+
+@runtime_checkable
+class Indicators(Protocol):
+    def set_light(self, point: str, on: bool) -> None: ...
+
+
+@runtime_checkable
+class Health(Protocol):
+    def health(self) -> dict[str, DeviceHealth]: ...
+
+
+@runtime_checkable
+class CabinetDriver(Locks, Switches, BinSensors, Indicators, Health, Protocol):
+    """A whole cabinet behind one object; `profile` says what its points are."""
+
+    profile: Profile
+
+    def snapshot(self) -> Snapshot: ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,1 @@
+"""The virtual cabinet (ground floor: cabinet, emulators) and the scenario runner (top floor)."""
