@@ -9,13 +9,12 @@ from __future__ import annotations
 from typing import Any
 
 import typer
-from typer.core import TyperGroup
-
 from adc.commands import demo, profile
+from adc.commands.common import FastHelpGroup
 from adc.errors import AdcError
 
 
-class _AdcGroup(TyperGroup):
+class _AdcGroup(FastHelpGroup):
     """Turns every `AdcError` raised below into one clear line and its exit code, never a traceback."""
 
     def invoke(self, ctx: Any) -> Any:

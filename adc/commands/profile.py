@@ -7,9 +7,9 @@ from typing import Annotated
 
 import typer
 
-from adc.commands.common import JsonOption, console, print_json
+from adc.commands.common import JsonOption, command_group, console, print_json
 
-app = typer.Typer(help="Validate, show and describe hardware profiles.", no_args_is_help=True)
+app = command_group("Validate, show and describe hardware profiles.")
 
 
 @app.command()
