@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import typer
+
 from adc.commands import demo, profile
 from adc.commands.common import FastHelpGroup
 from adc.errors import AdcError

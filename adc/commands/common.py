@@ -42,6 +42,7 @@ def command_group(help: str) -> typer.Typer:
     """A sub-command group of `adc` (use this, not `typer.Typer`, so `--help` stays fast)."""
     return typer.Typer(cls=FastHelpGroup, help=help, no_args_is_help=True)
 
+
 DbOption = Annotated[
     str | None,
     typer.Option(
