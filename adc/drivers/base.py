@@ -31,12 +31,18 @@ class DriverError(AdcError):
     exit_code = 2
 
 
-class UnknownPoint(DriverError):
-    """A point that the profile or the backend does not have."""
+def _device_of(point: str) -> str:
+    """The device part of `DEVICE:FAMILY.INDEX` (the whole text when it has no colon)."""
+    return point.partition(":")[0]
 
-    def __init__(self, point: str, reason: str = "") -> None:
+
+class UnknownPoint(DriverError):
+    """A point that the profile or the backend does not have (or cannot serve)."""
+
+    def __init__(self, point: str, reason: str = "", *, device: str | None = None) -> None:
         super().__init__(f"unknown point {point}" + (f": {reason}" if reason else ""))
         self.point = point
+        self.device = device if device is not None else _device_of(point)
 
 
 class WrongPointRole(DriverError):
@@ -45,6 +51,7 @@ class WrongPointRole(DriverError):
     def __init__(self, point: str, expected: str, actual: str) -> None:
         super().__init__(f"point {point} is {actual}, not {expected}")
         self.point = point
+        self.device = _device_of(point)
 
 
 class DeviceOffline(DriverError):
@@ -73,6 +80,7 @@ class RearmRefused(Refused):
     def __init__(self, point: str, remaining_ms: float) -> None:
         super().__init__(f"lock {point} is re-arming: next pulse allowed in {remaining_ms:.0f} ms")
         self.point = point
+        self.device = _device_of(point)
         self.remaining_ms = remaining_ms
 
 
@@ -140,7 +148,14 @@ class Locks(Protocol):
         ...
 
     def lock_engaged(self, point: str) -> bool:
-        """True when the latch holds (feedback where the hardware has it)."""
+        """True when the latch holds its door shut.
+
+        Where the hardware has lock feedback (CU16 lock boards) this is the feedback bit. Where it
+        has none (a Modbus DIO coil) it is inferred, the same way on every backend: released while
+        the pulse is on or while the door the lock holds (its drawer, lid or door switch in the
+        layout) reads open, engaged otherwise. So an open door is never reported locked; a lock
+        that will not re-engage shows on such hardware only as a door that opens without a pulse.
+        """
         ...
 
 
@@ -153,7 +168,13 @@ class Switches(Protocol):
 
 @runtime_checkable
 class BinSensors(Protocol):
-    def weight(self, point: str) -> WeightReading: ...
+    def weight(self, point: str) -> WeightReading:
+        """A load-cell channel in grams, with the device's own quality flag.
+
+        The channel status word maps 0 → OK, 1 → UNSTABLE, 2 → OVERLOAD, 3 → FAULT. A FAULT
+        reading may carry `nan` grams: use the quality, never the number, to decide.
+        """
+        ...
 
     def temperature(self, point: str) -> TemperatureReading: ...
 

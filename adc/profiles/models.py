@@ -299,6 +299,12 @@ class SimSettings(_Strict):
     fridge_drift_c_per_h: float = Field(0.0, ge=-10, le=10)
     actuation_ms: int = Field(40, ge=0, le=5_000, description="Latch release after a pulse.")
     initial_units: int = Field(0, ge=0, description="Units placed in every sensed pocket at start.")
+    unit_weight_g: float = Field(
+        2.0, gt=0, le=10_000, description="Weight of each of the initial units."
+    )
+    settle_ms: int = Field(
+        300, ge=0, le=60_000, description="A load cell reads UNSTABLE this long after a change."
+    )
 
 
 # ----------------------------------------------------------------------------------------- profile
