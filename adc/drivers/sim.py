@@ -1,0 +1,494 @@
+"""The in-process backend: the driver port over a VirtualCabinet, URI `sim:PROFILE[?seed=N]`.
+
+It talks to the cabinet's register-level view (`adc.sim.devices`) the way the wire drivers talk to
+real devices — coil and input bits, float32 register pairs, status words, lock-board status bits
+with their polarity — only without a wire. So it decodes what the hardware says rather than peeking
+at the model's truth, and a fault looks the same here as on the wire: a device that does not answer
+is a `DeviceOffline` after the bus's retries, an exception reply a `DeviceFault`, a busy solenoid a
+`RearmRefused`, a corrupted frame (the `bus_noise` fault: the request never reaches the device) an
+error that is retried and counted in health.
+
+Time: the driver never sleeps and never runs the SimPy environment on its own. Whoever owns time
+advances it: a scenario process yields SimPy timeouts; a CLI command or a test calls
+`driver.advance(seconds)` where real code would wait (it runs `cabinet.env` that far, instantly
+unless the environment is a `RealtimeEnvironment`). Reads answer for `cabinet.env.now`; health's
+`last_seen` is in the same SimPy seconds.
+
+Lock state: a lock-board lock has feedback (its status bit). A DIO coil has none, so, as the port
+says, `lock_engaged` is inferred: released while the coil is on or while the door the lock holds
+(the drawer, lid or door switch the layout pairs it with) reads open.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from enum import Enum
+from typing import TypeVar
+from urllib.parse import parse_qs
+
+from adc.drivers.base import (
+    DeviceFault,
+    DeviceHealth,
+    DeviceOffline,
+    DriverError,
+    Quality,
+    RearmRefused,
+    Snapshot,
+    TemperatureReading,
+    UnknownPoint,
+    WeightReading,
+    WrongPointRole,
+)
+from adc.errors import BadInput
+from adc.profiles import load_profile, resolve_profile_path
+from adc.profiles.models import (
+    LockboardCU16,
+    ModbusDIO,
+    ModbusLoadcell,
+    Polarity,
+    Profile,
+    RegisterBlock,
+)
+from adc.profiles.points import PointRef, point_families
+from adc.sim.cabinet import VirtualCabinet
+from adc.sim.devices import VirtualDIO, VirtualLoadcell, VirtualLockboard
+from adc.sim.errors import DeviceBusy, VirtualDeviceOffline, VirtualHardwareError
+
+T = TypeVar("T")
+
+_QUALITY = {0: Quality.OK, 1: Quality.UNSTABLE, 2: Quality.OVERLOAD, 3: Quality.FAULT}
+
+
+class Use(Enum):
+    """What a point is used for, by the layout (finer than its role on the device)."""
+
+    LOCK = "a lock"
+    LIGHT = "a light"
+    OUTPUT = "an unassigned output"
+    INPUT = "an input"
+    WEIGHT = "a load-cell channel"
+    ANALOG = "an analog input"
+
+
+@dataclass(frozen=True)
+class PointInfo:
+    ref: PointRef
+    use: Use
+    door_switch: str | None = None  # for a lock: the switch of the door it holds
+    in_layout: bool = False  # the layout names it (these are what a snapshot holds)
+
+    @property
+    def text(self) -> str:
+        return str(self.ref)
+
+
+def classify_points(profile: Profile) -> dict[str, PointInfo]:
+    """Every point of every device, keyed by canonical text, with what the layout uses it for."""
+    outputs: dict[str, tuple[Use, str | None]] = {}
+    used: set[str] = set()
+
+    def canon(point: str | None) -> str | None:
+        return str(PointRef.parse(point)) if point else None
+
+    def mark(point: str | None, use: Use | None = None, switch: str | None = None) -> None:
+        if point:
+            used.add(canon(point))  # type: ignore[arg-type]
+            if use is not None:
+                outputs[canon(point)] = (use, canon(switch))  # type: ignore[index]
+
+    for drawer in profile.layout.drawers:
+        mark(drawer.lock, Use.LOCK, drawer.switch)
+        mark(drawer.light, Use.LIGHT)
+        mark(drawer.switch)
+        for pocket in drawer.pockets:
+            mark(pocket.lock, Use.LOCK, pocket.switch)
+            mark(pocket.lid_lock, Use.LOCK, pocket.lid_switch)
+            mark(pocket.light, Use.LIGHT)
+            for point in (
+                pocket.switch,
+                pocket.lid_switch,
+                pocket.sensor.point,
+                pocket.temperature,
+            ):
+                mark(point)
+    role_use = {"input": Use.INPUT, "weight": Use.WEIGHT, "analog": Use.ANALOG}
+    points: dict[str, PointInfo] = {}
+    for name, device in profile.devices.items():
+        for family, (role, count) in point_families(device).items():
+            for index in range(count):
+                ref = PointRef(name, family, index)
+                text = str(ref)
+                if role.value != "output":
+                    points[text] = PointInfo(ref, role_use[role.value], in_layout=text in used)
+                    continue
+                use, switch = outputs.get(text, (None, None))
+                if use is None:
+                    use = Use.LOCK if isinstance(device, LockboardCU16) else Use.OUTPUT
+                points[text] = PointInfo(ref, use, switch, in_layout=text in used)
+    return points
+
+
+def decode_float32(words: list[int], word_order: str) -> float:
+    high, low = (words[0], words[1]) if word_order == "big" else (words[1], words[0])
+    return struct.unpack(">f", struct.pack(">HH", high, low))[0]
+
+
+def _signed16(value: int) -> int:
+    return value - 0x10000 if value & 0x8000 else value
+
+
+class SimDriver:
+    """`CabinetDriver` over a VirtualCabinet's devices; see the module docstring."""
+
+    def __init__(self, profile: Profile, cabinet: VirtualCabinet) -> None:
+        self.profile = profile
+        self.cabinet = cabinet
+        self._points = classify_points(profile)
+        _check_served(profile, cabinet)
+        self._health = {name: DeviceHealth(device=name) for name in profile.devices}
+        self._closed = False
+
+    # ------------------------------------------------------------------------------------- time
+    @property
+    def now(self) -> float:
+        """The backend clock: SimPy seconds."""
+        return self.cabinet.env.now
+
+    def advance(self, seconds: float) -> None:
+        """Let SimPy time pass where real code would wait (the driver itself never waits)."""
+        self.cabinet.run(seconds)
+
+    # ------------------------------------------------------------------------------------ ports
+    def pulse(self, point: str) -> None:
+        info = self._point(point, Use.LOCK)
+        device = self.cabinet.device(info.ref.device)
+        try:
+            if isinstance(device, VirtualLockboard):
+                self._call(info, lambda: device.unlock(info.ref.index))
+            else:
+                address = self._model(info, ModbusDIO).coils.start + info.ref.index
+                self._call(info, lambda: device.write_coil(address, True))
+        except _Busy as busy:
+            raise RearmRefused(info.text, busy.retry_after_s * 1000) from None
+
+    def lock_engaged(self, point: str) -> bool:
+        info = self._point(point, Use.LOCK)
+        model = self.profile.devices[info.ref.device]
+        if isinstance(model, LockboardCU16):
+            locks, _ = self._lockboard_status(info)
+            return bool(locks >> info.ref.index & 1) != (model.lock_polarity is Polarity.ACTIVE_LOW)
+        address = self._model(info, ModbusDIO).coils.start + info.ref.index
+        coil_on = self._call(info, lambda: self._dio(info).read_bits("coils", address, 1))[0]
+        if coil_on:
+            return False
+        return self.input_active(info.door_switch) if info.door_switch else True
+
+    def input_active(self, point: str) -> bool:
+        info = self._point(point, Use.INPUT)
+        model = self.profile.devices[info.ref.device]
+        if isinstance(model, LockboardCU16):
+            _, inputs = self._lockboard_status(info)
+            bit = bool(inputs >> info.ref.index & 1)
+        else:
+            address = self._model(info, ModbusDIO).discrete_inputs.start + info.ref.index
+            bit = self._call(
+                info, lambda: self._dio(info).read_bits("discrete_inputs", address, 1)
+            )[0]
+        return bit != (model.input_polarity is Polarity.ACTIVE_LOW)
+
+    def weight(self, point: str) -> WeightReading:
+        info = self._point(point, Use.WEIGHT)
+        model = self._model(info, ModbusLoadcell)
+        device = self.cabinet.device(info.ref.device)
+        assert isinstance(device, VirtualLoadcell)
+        i = info.ref.index
+        words = self._call(
+            info, lambda: device.read_registers("input", model.weight_start + 2 * i, 2)
+        )
+        status = self._call(info, lambda: device.read_registers("input", model.status_start + i, 1))
+        return WeightReading(
+            decode_float32(words, model.word_order), _QUALITY.get(status[0], Quality.FAULT)
+        )
+
+    def temperature(self, point: str) -> TemperatureReading:
+        info = self._point(point, Use.ANALOG)
+        model = self._model(info, ModbusDIO)
+        assert model.analog_inputs is not None
+        address = model.analog_inputs.start + info.ref.index
+        raw = self._call(info, lambda: self._dio(info).read_registers("input", address, 1))[0]
+        counts = _signed16(raw) if model.analog_signed else raw
+        return TemperatureReading(counts * model.analog_scale)
+
+    def set_light(self, point: str, on: bool) -> None:
+        info = self._point(point, Use.LIGHT, Use.OUTPUT)
+        address = self._model(info, ModbusDIO).coils.start + info.ref.index
+        self._call(info, lambda: self._dio(info).write_coil(address, on))
+
+    def health(self) -> dict[str, DeviceHealth]:
+        """A copy of each device's counters (the caller may keep it as a record)."""
+        return {name: replace(h) for name, h in self._health.items()}
+
+    def snapshot(self) -> Snapshot:
+        """Every point the layout uses, at `env.now`, read in blocks as large as each device
+        answers (one request per table per device where it allows); a point of a device that
+        does not answer (or answers garbage) maps to None."""
+        self._check_open()
+        values: dict[str, object] = {}
+        for name, model in self.profile.devices.items():
+            try:
+                values.update(self._read_device(name, model))
+            except (DeviceOffline, DeviceFault):
+                continue
+        snap = Snapshot(time=self.now, health=self.health())
+        for text, info in self._points.items():
+            if not info.in_layout:
+                continue
+            if info.use is Use.LOCK:
+                snap.locks_engaged[text] = self._engaged_from(info, values)
+            elif info.use is Use.LIGHT:
+                snap.lights[text] = values.get(text)  # type: ignore[assignment]
+            elif info.use is Use.INPUT:
+                snap.inputs[text] = values.get(text)  # type: ignore[assignment]
+            elif info.use is Use.WEIGHT:
+                snap.weights[text] = values.get(text)  # type: ignore[assignment]
+            elif info.use is Use.ANALOG:
+                snap.temperatures[text] = values.get(text)  # type: ignore[assignment]
+        return snap
+
+    def _engaged_from(self, info: PointInfo, values: dict[str, object]) -> bool | None:
+        if isinstance(self.profile.devices[info.ref.device], LockboardCU16):
+            return values.get(info.text)  # type: ignore[return-value]
+        coil_on = values.get(info.text)
+        switch = values.get(info.door_switch) if info.door_switch else True
+        if coil_on is None or switch is None:
+            return None
+        return bool(switch) and not coil_on
+
+    def _read_device(
+        self, name: str, model: LockboardCU16 | ModbusDIO | ModbusLoadcell
+    ) -> dict[str, object]:
+        """Decoded values of every point of one device, keyed by point text."""
+        device = self.cabinet.device(name)
+        if isinstance(model, LockboardCU16):
+            assert isinstance(device, VirtualLockboard)
+            locks, inputs = self._call(name, device.status)
+            lock_low = model.lock_polarity is Polarity.ACTIVE_LOW
+            input_low = model.input_polarity is Polarity.ACTIVE_LOW
+            out: dict[str, object] = {}
+            for i in range(16):
+                out[f"{name}:lock.{i}"] = bool(locks >> i & 1) != lock_low
+                out[f"{name}:input.{i}"] = bool(inputs >> i & 1) != input_low
+            return out
+        if isinstance(model, ModbusDIO):
+            assert isinstance(device, VirtualDIO)
+            return self._read_dio(name, model, device)
+        assert isinstance(device, VirtualLoadcell)
+        return self._read_loadcell(name, model, device)
+
+    def _read_dio(self, name: str, model: ModbusDIO, device: VirtualDIO) -> dict[str, object]:
+        out: dict[str, object] = {}
+        coils = self._read_block(name, model.coils, model.max_read_bits, device.read_bits, "coils")
+        for address, value in coils.items():
+            out[f"{name}:coil.{address - model.coils.start}"] = bool(value)
+        low = model.input_polarity is Polarity.ACTIVE_LOW
+        block = model.discrete_inputs
+        bits = self._read_block(
+            name, block, model.max_read_bits, device.read_bits, "discrete_inputs"
+        )
+        for address, value in bits.items():
+            out[f"{name}:di.{address - block.start}"] = bool(value) != low
+        if model.analog_inputs is not None:
+            block = model.analog_inputs
+            regs = self._read_block(
+                name, block, model.max_read_registers, device.read_registers, "input"
+            )
+            for address, value in regs.items():
+                counts = _signed16(value) if model.analog_signed else value
+                out[f"{name}:ai.{address - block.start}"] = TemperatureReading(
+                    counts * model.analog_scale
+                )
+        return out
+
+    def _read_loadcell(
+        self, name: str, model: ModbusLoadcell, device: VirtualLoadcell
+    ) -> dict[str, object]:
+        limit = model.max_read_registers
+        words = self._read_block(name, model.weight_block(), limit, device.read_registers, "input")
+        status = self._read_block(name, model.status_block(), limit, device.read_registers, "input")
+        out: dict[str, object] = {}
+        for i in range(model.channels):
+            first = model.weight_start + 2 * i
+            grams = decode_float32([words[first], words[first + 1]], model.word_order)
+            quality = _QUALITY.get(status[model.status_start + i], Quality.FAULT)
+            out[f"{name}:ch.{i}"] = WeightReading(grams, quality)
+        return out
+
+    def _read_block(
+        self,
+        name: str,
+        block: RegisterBlock,
+        limit: int,
+        read: Callable[[str, int, int], list],
+        table: str,
+    ) -> dict[int, int]:
+        """A whole register block in as few requests as the device's read limit allows."""
+        out: dict[int, int] = {}
+        for start in range(block.start, block.end, limit):
+            count = min(limit, block.end - start)
+            chunk = self._call(name, lambda s=start, c=count: read(table, s, c))
+            out.update(zip(range(start, start + count), (int(v) for v in chunk), strict=True))
+        return out
+
+    def close(self) -> None:
+        """Nothing to release in-process; later calls are refused."""
+        self._closed = True
+
+    # ---------------------------------------------------------------------------------- helpers
+    def _check_open(self) -> None:
+        if self._closed:
+            raise DriverError(f"the sim backend of {self.profile.name} is closed")
+
+    def _point(self, point: str, *uses: Use) -> PointInfo:
+        self._check_open()
+        try:
+            canonical = str(PointRef.parse(point))
+        except ValueError as err:
+            raise UnknownPoint(point, str(err)) from None
+        info = self._points.get(canonical)
+        if info is None:
+            device = canonical.partition(":")[0]
+            if device not in self.profile.devices:
+                reason = f"no device {device!r} in profile {self.profile.name}"
+            else:
+                reason = f"device {device} ({self.profile.devices[device].kind}) has no such point"
+            raise UnknownPoint(point, reason, device=device)
+        if info.use not in uses:
+            raise WrongPointRole(point, " or ".join(u.value for u in uses), info.use.value)
+        return info
+
+    def _model(self, info: PointInfo, kind: type[T]) -> T:
+        model = self.profile.devices[info.ref.device]
+        assert isinstance(model, kind)
+        return model
+
+    def _dio(self, info: PointInfo) -> VirtualDIO:
+        device = self.cabinet.device(info.ref.device)
+        assert isinstance(device, VirtualDIO)
+        return device
+
+    def _lockboard_status(self, info: PointInfo) -> tuple[int, int]:
+        device = self.cabinet.device(info.ref.device)
+        assert isinstance(device, VirtualLockboard)
+        return self._call(info, device.status)
+
+    def _call(self, info: PointInfo | str, action: Callable[[], T]) -> T:
+        """One request with the bus's retries, counted in the device's health."""
+        device = info if isinstance(info, str) else info.ref.device
+        point = None if isinstance(info, str) else info.text
+        health = self._health[device]
+        bus = self.profile.devices[device].bus
+        attempts = self.profile.buses[bus].retries + 1
+        health.requests += 1
+        timed_out = False
+        for attempt in range(attempts):
+            if attempt:
+                health.retries += 1
+            noise = self.cabinet.bus_noise(bus)
+            if noise and self.cabinet.rng_for(bus).random() < noise:
+                health.errors += 1
+                health.last_error = "corrupted frame (bad checksum)"
+                timed_out = False
+                continue
+            try:
+                result = action()
+            except VirtualDeviceOffline as err:
+                health.timeouts += 1
+                health.last_error = f"timeout: {err.detail}"
+                timed_out = True
+                continue
+            except DeviceBusy as err:
+                self._answered(health)
+                raise _Busy(err.retry_after_s) from None
+            except VirtualHardwareError as err:
+                self._answered(health)
+                health.errors += 1
+                health.last_error = f"exception {err.modbus_code}: {err.detail}"
+                raise DeviceFault(device, health.last_error, point) from None
+            self._answered(health)
+            return result
+        if timed_out:
+            health.online = False
+            raise DeviceOffline(device, f"no answer after {attempts} attempt(s)", point)
+        raise DeviceFault(
+            device, f"no valid reply in {attempts} attempt(s): corrupted frames", point
+        )
+
+    def _answered(self, health: DeviceHealth) -> None:
+        health.online = True
+        health.last_seen = self.cabinet.env.now
+
+
+class _Busy(Exception):
+    """Internal: a DeviceBusy reply, turned into RearmRefused by `pulse` (which knows the point)."""
+
+    def __init__(self, retry_after_s: float) -> None:
+        super().__init__(retry_after_s)
+        self.retry_after_s = retry_after_s
+
+
+def _check_served(profile: Profile, cabinet: VirtualCabinet) -> None:
+    """Every point the profile's devices declare must exist, alike, on the cabinet's devices."""
+    for name, device in profile.devices.items():
+        served = cabinet.profile.devices.get(name)
+        if served is None or served.kind != device.kind:
+            what = "has no device" if served is None else f"has a {served.kind} as"
+            first = next(iter(point_families(device)))
+            raise UnknownPoint(
+                f"{name}:{first}.0",
+                f"the virtual cabinet ({cabinet.profile.name}) {what} {name}, "
+                f"the profile a {device.kind}: the backend cannot serve it",
+                device=name,
+            )
+        theirs = point_families(served)
+        for family, (role, count) in point_families(device).items():
+            served_role, served_count = theirs.get(family, (role, 0))
+            if served_count < count or served_role != role:
+                raise UnknownPoint(
+                    f"{name}:{family}.{served_count}",
+                    f"the virtual cabinet ({cabinet.profile.name}) has {family}.0 to "
+                    f"{family}.{served_count - 1} on {name}: the backend cannot serve it",
+                    device=name,
+                )
+
+
+def open_backend(target: str, profile: Profile | None = None, **options: object) -> SimDriver:
+    """Registry factory for `sim:PROFILE[?seed=N]`.
+
+    The profile is the URI's (a shipped name or a path), else `profile`, else that of the
+    `cabinet` option. Options: `seed` (int, default 0), `cabinet` (an existing VirtualCabinet to
+    drive, e.g. one the wire emulators also serve), `env` (a SimPy environment for a new cabinet).
+    """
+    name, _, query = target.partition("?")
+    params = {key: values[-1] for key, values in parse_qs(query).items()}
+    unknown = (set(options) | set(params)) - {"seed", "cabinet", "env"}
+    if unknown:
+        raise BadInput(f"the sim backend has no option {', '.join(sorted(unknown))}")
+    seed_text = options.get("seed", params.get("seed", 0))
+    try:
+        seed = int(seed_text)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        raise BadInput(f"sim backend seed must be an integer, not {seed_text!r}") from None
+    cabinet = options.get("cabinet")
+    if cabinet is not None and not isinstance(cabinet, VirtualCabinet):
+        raise BadInput("the sim backend's cabinet option must be a VirtualCabinet")
+    if name:
+        profile = load_profile(resolve_profile_path(name))
+    elif profile is None:
+        if cabinet is None:
+            raise BadInput("sim: needs a profile: sim:PROFILE (a shipped name or a .toml path)")
+        profile = cabinet.profile
+    if cabinet is None:
+        cabinet = VirtualCabinet(profile, env=options.get("env"), seed=seed)  # type: ignore[arg-type]
+    return SimDriver(profile, cabinet)

@@ -1,0 +1,327 @@
+"""The register-level view of the virtual cabinet: each device as its bus sees it.
+
+The wire emulators serve these objects on Modbus TCP / RTU and the lock-board protocol; the
+in-process driver (`adc.drivers.sim`) calls them directly. Both therefore decode the same registers,
+bits and exceptions that real hardware would give them. The surface, which the emulators rely on:
+
+`VirtualModbusDevice` (kinds `modbus-dio` and `modbus-loadcell`)
+    `name`, `unit_id` (the profile address), `bus`, `kind`, `max_read_registers`, `max_read_bits`,
+    property `online`;
+    `read_bits(table: "coils" | "discrete_inputs", start, count) -> list[bool]`;
+    `read_registers(table: "input" | "holding", start, count) -> list[int]` (0..65535 each);
+    `write_coil(address, value: bool) -> None`; `write_register(address, value: int) -> None`.
+    Addresses are Modbus protocol addresses as laid out by the profile's register blocks.
+    - DIO: coils block, discrete_inputs block (raw bits after `input_polarity`: active-low gives
+      0 for an active input), analog_inputs block in the input table (counts of `analog_scale`,
+      two's complement when `analog_signed`). A coil the layout uses as a lock (`lock`,
+      `lid_lock`) is a pulse output: writing 1 starts a pulse of `solenoid.pulse_ms`, after which
+      the device clears the coil itself; writing 0 to it is accepted and ignored (the pulse is
+      self-timed). Every other coil is a plain output (a light) that holds what was written.
+    - Load cell: per channel N, input registers `weight_start + 2N, +1` hold the weight in grams as
+      IEEE float32 (`word_order` big: high word first), input register `status_start + N` the
+      status (0 ok, 1 unstable, 2 overload, 3 fault), holding register `command_start + N` the
+      command word (write 1 = zero, 2 = tare, 3 = save; reads back the last command).
+`VirtualLockboard` (kind `lockboard-cu16`)
+    `name`, `board` (the profile address), `bus`, property `online`;
+    `status() -> (lock_bits, input_bits)`: 16 bits each, bit i = lock/input i as raw wire bits
+    (`lock_polarity` / `input_polarity`; active-low gives 0 for a locked lock or an active input);
+    `unlock(lock_index)`; `unlock_all() -> list[int]` (pulses every lock not re-arming, returns
+    which).
+
+Errors (`adc.sim.errors`): `VirtualDeviceOffline` (no answer: the wire stays silent),
+`IllegalFunction` 01 (a table the device does not have), `IllegalAddress` 02, `IllegalValue` 03
+(a bad value, or more than the device answers in one read), `DeviceFailure` 04 (a command the
+channel cannot carry out, e.g. zeroing a failed cell), `DeviceBusy` 06 (a pulse inside the re-arm
+window; `retry_after_s` says how long).
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from adc.profiles.models import LockboardCU16, ModbusDIO, ModbusLoadcell, Polarity
+from adc.sim.errors import (
+    DeviceBusy,
+    DeviceFailure,
+    IllegalAddress,
+    IllegalFunction,
+    IllegalValue,
+    VirtualDeviceOffline,
+)
+from adc.sim.mechanics import InputSlot, LoadCellChannel, PlainOutput, PowerSupply, Solenoid
+
+BitTable = Literal["coils", "discrete_inputs"]
+RegisterTable = Literal["input", "holding"]
+Coil = Solenoid | PlainOutput
+
+CMD_ZERO, CMD_TARE, CMD_SAVE = 1, 2, 3
+
+
+@dataclass(frozen=True)
+class _Block:
+    """A run of addresses of one table: read (and maybe write) by offset inside the block."""
+
+    start: int
+    count: int
+    read: Callable[[int], int]
+    write: Callable[[int, int], None] | None = None
+
+    def holds(self, address: int) -> bool:
+        return self.start <= address < self.start + self.count
+
+
+class VirtualDevice:
+    """What every virtual device shares: a name, a bus, and whether it answers at all."""
+
+    def __init__(self, name: str, bus: str, power: PowerSupply) -> None:
+        self.name = name
+        self.bus = bus
+        self._power = power
+        self.failed = False  # the `device_offline` fault
+
+    @property
+    def online(self) -> bool:
+        """False while the device would not answer (failed, or the cabinet has no power)."""
+        return self._power.on and not self.failed
+
+    def _answer(self) -> None:
+        if not self._power.on:
+            raise VirtualDeviceOffline(self.name, "no answer (cabinet power is off)")
+        if self.failed:
+            raise VirtualDeviceOffline(self.name, "no answer")
+
+
+class VirtualModbusDevice(VirtualDevice):
+    """A Modbus device as tables of blocks; see the module docstring for the layout."""
+
+    def __init__(self, name: str, model: ModbusDIO | ModbusLoadcell, power: PowerSupply) -> None:
+        super().__init__(name, model.bus, power)
+        self.kind: str = model.kind
+        self.unit_id = model.address
+        self.max_read_registers = model.max_read_registers
+        self.max_read_bits = model.max_read_bits
+        self._bits: dict[str, list[_Block]] = {}
+        self._registers: dict[str, list[_Block]] = {}
+
+    # ------------------------------------------------------------------------------- wire surface
+    def read_bits(self, table: BitTable, start: int, count: int) -> list[bool]:
+        self._answer()
+        blocks = self._blocks(self._bits, table)
+        return [bool(v) for v in self._read(blocks, table, start, count, self.max_read_bits)]
+
+    def read_registers(self, table: RegisterTable, start: int, count: int) -> list[int]:
+        self._answer()
+        blocks = self._blocks(self._registers, table)
+        return [
+            v & 0xFFFF for v in self._read(blocks, table, start, count, self.max_read_registers)
+        ]
+
+    def write_coil(self, address: int, value: bool) -> None:
+        self._answer()
+        block = self._find(self._blocks(self._bits, "coils"), "coils", address)
+        assert block.write is not None
+        block.write(address - block.start, int(bool(value)))
+
+    def write_register(self, address: int, value: int) -> None:
+        self._answer()
+        block = self._find(self._blocks(self._registers, "holding"), "holding", address)
+        if not 0 <= value <= 0xFFFF:
+            raise IllegalValue(self.name, f"{value} does not fit a 16-bit register")
+        if block.write is None:
+            raise IllegalAddress(self.name, f"holding register {address} is read-only")
+        block.write(address - block.start, value)
+
+    # ------------------------------------------------------------------------------------ helpers
+    def _blocks(self, tables: dict[str, list[_Block]], table: str) -> list[_Block]:
+        blocks = tables.get(table)
+        if not blocks:
+            raise IllegalFunction(self.name, f"a {self.kind} device has no {table} table")
+        return blocks
+
+    def _find(self, blocks: Sequence[_Block], table: str, address: int) -> _Block:
+        for block in blocks:
+            if block.holds(address):
+                return block
+        raise IllegalAddress(self.name, f"{table} address {address} is not mapped")
+
+    def _read(
+        self, blocks: Sequence[_Block], table: str, start: int, count: int, limit: int
+    ) -> list[int]:
+        if not 1 <= count <= limit:
+            raise IllegalValue(self.name, f"reads 1 to {limit} {table} at a time, not {count}")
+        out = []
+        for address in range(start, start + count):
+            block = self._find(blocks, table, address)
+            out.append(block.read(address - block.start))
+        return out
+
+
+class VirtualDIO(VirtualModbusDevice):
+    """A digital I/O module: lock and light coils, switch and presence inputs, analog probes."""
+
+    def __init__(
+        self,
+        name: str,
+        model: ModbusDIO,
+        power: PowerSupply,
+        coils: list[Coil],
+        inputs: list[InputSlot],
+        analogs: list[Callable[[], float] | None],
+    ) -> None:
+        super().__init__(name, model, power)
+        self._coils = coils
+        self._inputs = inputs
+        self._analogs = analogs
+        self._active_low = model.input_polarity is Polarity.ACTIVE_LOW
+        self._scale = model.analog_scale
+        self._signed = model.analog_signed
+        self._bits["coils"] = [
+            _Block(model.coils.start, model.coils.count, self._read_coil, self._write_coil)
+        ]
+        self._bits["discrete_inputs"] = [
+            _Block(model.discrete_inputs.start, model.discrete_inputs.count, self._read_input)
+        ]
+        if model.analog_inputs is not None:
+            ai = model.analog_inputs
+            self._registers["input"] = [_Block(ai.start, ai.count, self._read_analog)]
+
+    def _read_coil(self, offset: int) -> int:
+        coil = self._coils[offset]
+        return int(coil.energised if isinstance(coil, Solenoid) else coil.value)
+
+    def _write_coil(self, offset: int, value: int) -> None:
+        coil = self._coils[offset]
+        if isinstance(coil, PlainOutput):
+            coil.value = bool(value)
+            return
+        if not value:
+            return  # a pulse output times itself; 0 is accepted and changes nothing
+        remaining = coil.try_pulse()
+        if remaining > 0:
+            raise DeviceBusy(
+                self.name,
+                f"coil {offset + self._bits['coils'][0].start} ({coil.point}) is re-arming",
+                retry_after_s=remaining,
+            )
+
+    def _read_input(self, offset: int) -> int:
+        return int(self._inputs[offset].active() != self._active_low)
+
+    def _read_analog(self, offset: int) -> int:
+        source = self._analogs[offset]
+        if source is None:
+            return 0
+        counts = round(source() / self._scale)
+        if self._signed:
+            return max(-32768, min(32767, counts)) & 0xFFFF
+        return max(0, min(0xFFFF, counts))
+
+    def coil_points(self) -> list[Coil]:
+        """The coil slots in address order (for emulators that want names in their logs)."""
+        return list(self._coils)
+
+
+def float32_words(value: float, word_order: Literal["big", "little"]) -> tuple[int, int]:
+    """A float as two 16-bit registers, in the device's word order (big: high word first)."""
+    high, low = struct.unpack(">HH", struct.pack(">f", value))
+    return (high, low) if word_order == "big" else (low, high)
+
+
+class VirtualLoadcell(VirtualModbusDevice):
+    """A weighing module: float32 weight and a status word per channel, a command word per channel."""
+
+    def __init__(
+        self, name: str, model: ModbusLoadcell, power: PowerSupply, channels: list[LoadCellChannel]
+    ) -> None:
+        super().__init__(name, model, power)
+        self.channels = channels
+        self._word_order = model.word_order
+        weights, status, commands = (
+            model.weight_block(),
+            model.status_block(),
+            model.command_block(),
+        )
+        self._registers["input"] = [
+            _Block(weights.start, weights.count, self._read_weight_word),
+            _Block(status.start, status.count, self._read_status),
+        ]
+        self._registers["holding"] = [
+            _Block(commands.start, commands.count, self._read_command, self._write_command)
+        ]
+
+    def _read_weight_word(self, offset: int) -> int:
+        grams, _ = self.channels[offset // 2].reading()
+        return float32_words(grams, self._word_order)[offset % 2]
+
+    def _read_status(self, offset: int) -> int:
+        return self.channels[offset].reading()[1]
+
+    def _read_command(self, offset: int) -> int:
+        return self.channels[offset].last_command
+
+    def _write_command(self, offset: int, value: int) -> None:
+        channel = self.channels[offset]
+        if value not in (0, CMD_ZERO, CMD_TARE, CMD_SAVE):
+            raise IllegalValue(self.name, f"command {value} is not 1 (zero), 2 (tare) or 3 (save)")
+        if value in (CMD_ZERO, CMD_TARE) and not channel.usable():
+            raise DeviceFailure(self.name, f"channel {offset} ({channel.point}) has failed")
+        channel.last_command = value
+        if value == CMD_ZERO:
+            channel.zero()
+        elif value == CMD_TARE:
+            channel.tare()
+        elif value == CMD_SAVE:
+            channel.save()
+
+
+class VirtualLockboard(VirtualDevice):
+    """A CU16-style lock board: 16 solenoid outputs with feedback, 16 inputs."""
+
+    LOCKS = 16
+
+    def __init__(
+        self,
+        name: str,
+        model: LockboardCU16,
+        power: PowerSupply,
+        solenoids: list[Solenoid],
+        inputs: list[InputSlot],
+    ) -> None:
+        super().__init__(name, model.bus, power)
+        self.kind: str = model.kind
+        self.board = model.address
+        self.solenoids = solenoids
+        self._inputs = inputs
+        self._lock_active_low = model.lock_polarity is Polarity.ACTIVE_LOW
+        self._input_active_low = model.input_polarity is Polarity.ACTIVE_LOW
+
+    def status(self) -> tuple[int, int]:
+        """(lock feedback bits, input bits), raw as on the wire: bit i is lock / input i."""
+        self._answer()
+        locks = sum(
+            1 << i for i, s in enumerate(self.solenoids) if s.holding != self._lock_active_low
+        )
+        inputs = sum(
+            1 << i for i, slot in enumerate(self._inputs) if slot.active() != self._input_active_low
+        )
+        return locks, inputs
+
+    def unlock(self, lock_index: int) -> None:
+        """Pulse one lock; DeviceBusy inside its re-arm window."""
+        self._answer()
+        if not 0 <= lock_index < self.LOCKS:
+            raise IllegalAddress(self.name, f"lock {lock_index} is not 0–15")
+        solenoid = self.solenoids[lock_index]
+        remaining = solenoid.try_pulse()
+        if remaining > 0:
+            raise DeviceBusy(
+                self.name, f"lock {lock_index} ({solenoid.point}) is re-arming", remaining
+            )
+
+    def unlock_all(self) -> list[int]:
+        """Pulse every lock that is not re-arming; the indices pulsed."""
+        self._answer()
+        return [i for i, s in enumerate(self.solenoids) if s.try_pulse() == 0.0]

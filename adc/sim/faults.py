@@ -1,0 +1,209 @@
+"""Faults the virtual cabinet can be given, what each one targets, and what it does to the parts.
+
+| kind               | target        | params (default)        | effect                                        |
+|--------------------|---------------|-------------------------|-----------------------------------------------|
+| lock_jammed        | lock point    |                         | pulses are accepted, the bolt never retracts  |
+| lock_no_reengage   | lock point    |                         | once retracted the bolt stays retracted       |
+| switch_stuck       | input point   | active (current value)  | the input reads `active` whatever happens     |
+| loadcell_stuck     | channel point |                         | the value freezes; the module reports FAULT   |
+| loadcell_drift     | channel point | rate_g_per_h (10.0)     | the reading creeps; the module reports UNSTABLE |
+| loadcell_noisy     | channel point | noise_g (20.0)          | noise of that sigma; the module reports UNSTABLE |
+| loadcell_offline   | channel point |                         | the cell is disconnected: nan, FAULT          |
+| device_offline     | device name   |                         | the device does not answer at all             |
+| bus_noise          | bus name      | probability (0.5)       | the wire tier corrupts that share of frames   |
+| power_loss         | (none)        | duration_s (until clear)| locks drop out, no device answers; zero/tare revert to saved |
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+import simpy
+
+from adc.sim.errors import SimInputError
+from adc.sim.wiring import Parts, canonical
+
+
+class FaultKind(StrEnum):
+    LOCK_JAMMED = "lock_jammed"
+    LOCK_NO_REENGAGE = "lock_no_reengage"
+    SWITCH_STUCK = "switch_stuck"
+    LOADCELL_STUCK = "loadcell_stuck"
+    LOADCELL_DRIFT = "loadcell_drift"
+    LOADCELL_NOISY = "loadcell_noisy"
+    LOADCELL_OFFLINE = "loadcell_offline"
+    DEVICE_OFFLINE = "device_offline"
+    BUS_NOISE = "bus_noise"
+    POWER_LOSS = "power_loss"
+
+
+_TARGET = {
+    FaultKind.LOCK_JAMMED: "lock",
+    FaultKind.LOCK_NO_REENGAGE: "lock",
+    FaultKind.SWITCH_STUCK: "input",
+    FaultKind.LOADCELL_STUCK: "channel",
+    FaultKind.LOADCELL_DRIFT: "channel",
+    FaultKind.LOADCELL_NOISY: "channel",
+    FaultKind.LOADCELL_OFFLINE: "channel",
+    FaultKind.DEVICE_OFFLINE: "device",
+    FaultKind.BUS_NOISE: "bus",
+    FaultKind.POWER_LOSS: None,
+}
+_PARAMS: dict[FaultKind, set[str]] = {
+    FaultKind.SWITCH_STUCK: {"active"},
+    FaultKind.LOADCELL_DRIFT: {"rate_g_per_h"},
+    FaultKind.LOADCELL_NOISY: {"noise_g"},
+    FaultKind.BUS_NOISE: {"probability"},
+    FaultKind.POWER_LOSS: {"duration_s"},
+}
+
+
+@dataclass(frozen=True)
+class Fault:
+    """One active fault: what, where, with which parameters, since when (SimPy seconds)."""
+
+    kind: FaultKind
+    target: str | None
+    params: tuple[tuple[str, Any], ...]
+    since: float
+
+
+def parse_kind(kind: FaultKind | str) -> FaultKind:
+    try:
+        return FaultKind(kind)
+    except ValueError:
+        known = ", ".join(k.value for k in FaultKind)
+        raise SimInputError(f"unknown fault {kind!r}; known: {known}") from None
+
+
+def resolve_target(parts: Parts, kind: FaultKind, target: str | None) -> str | None:
+    """The canonical target of a fault, or SimInputError saying what the fault needs."""
+    wanted = _TARGET[kind]
+    if wanted is None:
+        if target is not None:
+            raise SimInputError(f"fault {kind} affects the whole cabinet and takes no target")
+        return None
+    if target is None:
+        raise SimInputError(f"fault {kind} needs a target: a {wanted}")
+    if wanted in ("device", "bus"):
+        known = parts.devices if wanted == "device" else parts.bus_noise
+        if target not in known:
+            raise SimInputError(f"fault {kind}: no {wanted} {target!r} (known: {', '.join(known)})")
+        return target
+    try:
+        point = canonical(target)
+    except ValueError as err:
+        raise SimInputError(f"fault {kind}: {err}") from None
+    table = {"lock": parts.solenoids, "input": parts.inputs, "channel": parts.channels}[wanted]
+    if point not in table:
+        raise SimInputError(f"fault {kind} needs a {wanted} point; {point} is not one")
+    return point
+
+
+def apply(parts: Parts, kind: FaultKind, target: str | None, params: dict[str, Any]) -> None:
+    """Put a fault into the parts (target already resolved)."""
+    _check_params(kind, params)
+    now = parts.env.now
+    if kind is FaultKind.LOCK_JAMMED:
+        parts.solenoids[target].jammed = True  # type: ignore[index]
+    elif kind is FaultKind.LOCK_NO_REENGAGE:
+        parts.solenoids[target].set_no_reengage(True)  # type: ignore[index]
+    elif kind is FaultKind.SWITCH_STUCK:
+        slot = parts.inputs[target]  # type: ignore[index]
+        slot.stuck = bool(params.get("active", slot.active()))
+    elif kind in _CHANNEL_FAULTS:
+        channel = parts.channels[target]  # type: ignore[index]
+        if kind is FaultKind.LOADCELL_STUCK:
+            channel.stuck_value = channel.reading()[0]
+        elif kind is FaultKind.LOADCELL_DRIFT:
+            channel.drift_g_per_h = float(params.get("rate_g_per_h", 10.0))
+            channel.drift_since = now
+        elif kind is FaultKind.LOADCELL_NOISY:
+            channel.noisy_sigma_g = float(params.get("noise_g", 20.0))
+        else:
+            channel.disconnected = True
+    elif kind is FaultKind.DEVICE_OFFLINE:
+        parts.devices[target].failed = True  # type: ignore[index]
+    elif kind is FaultKind.BUS_NOISE:
+        parts.bus_noise[target] = float(params.get("probability", 0.5))  # type: ignore[index]
+    else:
+        _power_off(parts, params.get("duration_s"))
+
+
+def _check_params(kind: FaultKind, params: dict[str, Any]) -> None:
+    """Refuse a bad parameter before anything changes."""
+    unknown = set(params) - _PARAMS.get(kind, set())
+    if unknown:
+        raise SimInputError(f"fault {kind} takes no parameter {', '.join(sorted(unknown))}")
+    probability = params.get("probability", 0.5)
+    if not 0.0 <= float(probability) <= 1.0:
+        raise SimInputError(f"bus noise probability must be 0..1, not {probability}")
+    duration = params.get("duration_s")
+    if duration is not None and float(duration) <= 0:
+        raise SimInputError(f"power loss duration must be positive, not {duration}")
+
+
+_CHANNEL_FAULTS = {
+    FaultKind.LOADCELL_STUCK,
+    FaultKind.LOADCELL_DRIFT,
+    FaultKind.LOADCELL_NOISY,
+    FaultKind.LOADCELL_OFFLINE,
+}
+
+
+def remove(parts: Parts, kind: FaultKind, target: str | None) -> None:
+    """Take a fault out of the parts again."""
+    if kind is FaultKind.LOCK_JAMMED:
+        parts.solenoids[target].jammed = False  # type: ignore[index]
+    elif kind is FaultKind.LOCK_NO_REENGAGE:
+        parts.solenoids[target].set_no_reengage(False)  # type: ignore[index]
+    elif kind is FaultKind.SWITCH_STUCK:
+        parts.inputs[target].stuck = None  # type: ignore[index]
+    elif kind in _CHANNEL_FAULTS:
+        channel = parts.channels[target]  # type: ignore[index]
+        if kind is FaultKind.LOADCELL_STUCK:
+            channel.stuck_value = None
+        elif kind is FaultKind.LOADCELL_DRIFT:
+            channel.drift_g_per_h = 0.0
+        elif kind is FaultKind.LOADCELL_NOISY:
+            channel.noisy_sigma_g = None
+        else:
+            channel.disconnected = False
+    elif kind is FaultKind.DEVICE_OFFLINE:
+        parts.devices[target].failed = False  # type: ignore[index]
+    elif kind is FaultKind.BUS_NOISE:
+        parts.bus_noise[target] = 0.0  # type: ignore[index]
+    else:
+        power_on(parts)
+
+
+def _power_off(parts: Parts, duration_s: float | None) -> None:
+    parts.power.on = False
+    parts.power.outages += 1
+    for solenoid in parts.solenoids.values():
+        solenoid.cut_power()
+    for output in parts.outputs.values():
+        output.value = False
+    if duration_s is not None:
+        parts.env.process(_restore_after(parts, float(duration_s), parts.power.outages))
+
+
+def _restore_after(
+    parts: Parts, duration_s: float, outage: int
+) -> Generator[simpy.Event, Any, None]:
+    yield parts.env.timeout(duration_s)
+    # Only the outage that scheduled this restore ends here; a newer one runs its own course.
+    if parts.power.outages == outage:
+        power_on(parts)
+
+
+def power_on(parts: Parts) -> None:
+    """Power back: devices answer again, coils start de-energised, cells revert to saved settings."""
+    if parts.power.on:
+        return
+    parts.power.on = True
+    for channel in parts.channels.values():
+        channel.power_cycled()
