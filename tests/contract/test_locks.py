@@ -1,0 +1,81 @@
+"""Locks: unlock → open → close → relock, relock when nobody pulls, and the re-arm window."""
+
+from __future__ import annotations
+
+import pytest
+
+from adc.drivers.base import RearmRefused
+from tests.contract.helpers import (
+    doors,
+    drawer_door,
+    has_feedback,
+    pulse_s,
+    rearm_s,
+    release_s,
+    unlock_and_open,
+)
+from tests.contract.rigs import Rig
+
+
+def test_every_lock_starts_engaged_and_every_door_closed(rig: Rig) -> None:
+    for door in doors(rig.profile):
+        assert rig.driver.lock_engaged(door.lock), door.lock
+        if door.switch:
+            assert rig.driver.input_active(door.switch), door.switch
+
+
+def test_unlock_open_close_relock(rig: Rig) -> None:
+    door = drawer_door(rig.profile, rig.profile.layout.drawers[0])
+    assert not rig.cabinet.sim_open(door.target), "a locked drawer opened"
+    assert door.switch is not None and rig.driver.input_active(door.switch)
+
+    unlock_and_open(rig, door)
+    assert not rig.driver.input_active(door.switch)
+    assert not rig.driver.lock_engaged(door.lock)
+    rig.advance(pulse_s(rig.profile, door.lock))  # the pulse is over; the drawer is still out
+    assert not rig.driver.input_active(door.switch)
+    assert not rig.driver.lock_engaged(door.lock), "an open drawer was reported locked"
+
+    rig.cabinet.sim_close(door.target)
+    assert rig.driver.input_active(door.switch)
+    assert rig.driver.lock_engaged(door.lock)
+    assert not rig.cabinet.sim_open(door.target), "the drawer did not relock when closed"
+
+
+def test_every_lock_relocks_after_its_pulse_when_nobody_pulls(rig: Rig) -> None:
+    for door in doors(rig.profile):
+        rig.driver.pulse(door.lock)
+        rig.advance(release_s(rig.profile))
+        assert not rig.driver.lock_engaged(door.lock), f"{door.lock} engaged during its pulse"
+        rig.advance(pulse_s(rig.profile, door.lock))
+        assert rig.driver.lock_engaged(door.lock), f"{door.lock} did not re-engage"
+        assert not rig.cabinet.sim_open(door.target), f"{door.target} opened after the pulse"
+
+
+def test_pulse_inside_rearm_window_is_refused_then_allowed(rig: Rig) -> None:
+    door = drawer_door(rig.profile, rig.profile.layout.drawers[-1])
+    rearm = rearm_s(rig.profile, door.lock)
+    rig.driver.pulse(door.lock)
+    rig.advance(pulse_s(rig.profile, door.lock) + 0.05)
+    with pytest.raises(RearmRefused) as refused:
+        rig.driver.pulse(door.lock)
+    assert refused.value.point == door.lock
+    assert refused.value.device == door.lock.partition(":")[0]
+    assert 0 < refused.value.remaining_ms <= rearm * 1000
+    assert rig.driver.lock_engaged(door.lock), "a refused pulse released the lock"
+
+    rig.advance(refused.value.remaining_ms / 1000 + 0.01)
+    rig.driver.pulse(door.lock)
+    rig.advance(release_s(rig.profile))
+    assert rig.cabinet.sim_open(door.target)
+
+
+def test_feedback_hardware_reports_the_bolt_not_the_coil(rig: Rig) -> None:
+    """On a lock board the status bit is the bolt: locked until the latch actually releases."""
+    door = next((d for d in doors(rig.profile) if has_feedback(rig.profile, d.lock)), None)
+    if door is None:
+        pytest.skip("no lock with feedback in this profile")
+    rig.driver.pulse(door.lock)
+    assert rig.driver.lock_engaged(door.lock), "feedback showed released before actuation"
+    rig.advance(release_s(rig.profile))
+    assert not rig.driver.lock_engaged(door.lock)
