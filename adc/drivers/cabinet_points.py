@@ -8,8 +8,10 @@ engaged only while its pulse is off and its door reads closed (see `Locks.lock_e
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import Enum
 
-from adc.profiles.models import Profile, SensorKind
+from adc.profiles.models import LockboardCU16, Profile, SensorKind
+from adc.profiles.points import PointRef, PointRole, point_families
 
 
 @dataclass
@@ -27,9 +29,14 @@ class CabinetPoints:
         return [*self.locks, *self.inputs, *self.weights, *self.temperatures, *self.lights]
 
 
+def canonical(point: str) -> str:
+    """`dio1:coil.03` → `dio1:coil.3`: snapshots and health use this one spelling."""
+    return str(PointRef.parse(point))
+
+
 def _add(seq: list[str], point: str | None) -> None:
-    if point is not None and point not in seq:
-        seq.append(point)
+    if point is not None and canonical(point) not in seq:
+        seq.append(canonical(point))
 
 
 def cabinet_points(profile: Profile) -> CabinetPoints:
@@ -38,7 +45,7 @@ def cabinet_points(profile: Profile) -> CabinetPoints:
     for drawer in profile.layout.drawers:
         _add(pts.locks, drawer.lock)
         _add(pts.inputs, drawer.switch)
-        pts.door_of_lock.setdefault(drawer.lock, drawer.switch)
+        pts.door_of_lock.setdefault(canonical(drawer.lock), canonical(drawer.switch))
         _add(pts.lights, drawer.light)
         for pocket in drawer.pockets:
             for lock, switch in (
@@ -48,7 +55,7 @@ def cabinet_points(profile: Profile) -> CabinetPoints:
                 _add(pts.locks, lock)
                 _add(pts.inputs, switch)
                 if lock is not None and switch is not None:
-                    pts.door_of_lock.setdefault(lock, switch)
+                    pts.door_of_lock.setdefault(canonical(lock), canonical(switch))
             if pocket.sensor.kind is SensorKind.PRESENCE:
                 _add(pts.inputs, pocket.sensor.point)
             elif pocket.sensor.kind is SensorKind.WEIGHT:
@@ -56,3 +63,48 @@ def cabinet_points(profile: Profile) -> CabinetPoints:
             _add(pts.lights, pocket.light)
             _add(pts.temperatures, pocket.temperature)
     return pts
+
+
+class Use(Enum):
+    """What a point is used for (finer than its role on the device), as the error messages say."""
+
+    LOCK = "a lock"
+    LIGHT = "a light"
+    OUTPUT = "an unassigned output"
+    INPUT = "an input"
+    WEIGHT = "a load-cell channel"
+    ANALOG = "an analog input"
+
+
+@dataclass(frozen=True)
+class PointInfo:
+    ref: PointRef
+    use: Use
+    door_switch: str | None = None  # for a lock: the switch of the door it holds
+
+    @property
+    def text(self) -> str:
+        return str(self.ref)
+
+
+_ROLE_USE = {PointRole.INPUT: Use.INPUT, PointRole.WEIGHT: Use.WEIGHT, PointRole.ANALOG: Use.ANALOG}
+
+
+def classify_points(profile: Profile) -> dict[str, PointInfo]:
+    """Every point of every device by canonical text. A lock-board output is always a solenoid
+    (a lock); a DIO coil is a lock or a light where the layout says so, else a plain output."""
+    layout = cabinet_points(profile)
+    lights = set(layout.lights)
+    points: dict[str, PointInfo] = {}
+    for name, device in profile.devices.items():
+        for family, (role, count) in point_families(device).items():
+            for index in range(count):
+                ref = PointRef(name, family, index)
+                text = str(ref)
+                if role is not PointRole.OUTPUT:
+                    points[text] = PointInfo(ref, _ROLE_USE[role])
+                elif text in layout.locks or isinstance(device, LockboardCU16):
+                    points[text] = PointInfo(ref, Use.LOCK, layout.door_of_lock.get(text))
+                else:
+                    points[text] = PointInfo(ref, Use.LIGHT if text in lights else Use.OUTPUT)
+    return points

@@ -5,7 +5,11 @@ dependency surfaces as a clear BackendUnavailable when that backend is opened, n
 at start-up. URIs:
 
     sim:PROFILE                      in-process virtual cabinet (profile name or path)
-    (wire drivers add modbus-tcp://HOST:PORT, modbus-rtu://PORT?baudrate=N, profile buses)
+    modbus-tcp://HOST:PORT           the profile's Modbus devices through one TCP gateway
+    modbus-rtu://PORT?baudrate=N     the profile's Modbus devices on one serial line (PORT: a device,
+                                     a pty path or a pyserial URL such as socket://HOST:PORT)
+    lockboard://PORT?baudrate=N      the profile's CU16 lock boards on one serial line
+    profile:[NAME-OR-PATH][?BUS=PORT]  every bus as the profile names it (ports may be moved)
 """
 
 from __future__ import annotations
@@ -29,6 +33,10 @@ class BackendFactory(Protocol):
 
 BACKENDS: dict[str, str] = {
     "sim": "adc.drivers.sim:open_backend",
+    "modbus-tcp": "adc.drivers.modbus:open_tcp_backend",
+    "modbus-rtu": "adc.drivers.modbus:open_rtu_backend",
+    "lockboard": "adc.drivers.lockboard:open_backend",
+    "profile": "adc.drivers.buses:open_backend",
 }
 
 

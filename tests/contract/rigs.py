@@ -56,3 +56,8 @@ def sim_rig(profile: Profile, seed: int) -> Iterator[Rig]:
 RIGS: dict[str, RigFactory] = {
     "sim": sim_rig,
 }
+
+# Tier 2: the wire drivers against the emulators (tests/contract/wire_backends.py).
+from tests.contract.wire_backends import WIRE_RIGS  # noqa: E402
+
+RIGS.update(WIRE_RIGS)

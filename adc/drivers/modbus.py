@@ -1,0 +1,349 @@
+"""The Modbus driver: the driver port over Modbus TCP and RTU (pymodbus, through `modbus_client`).
+
+URIs (adc/drivers/registry.py):
+    modbus-tcp://HOST:PORT            every Modbus device of the profile through one TCP gateway
+    modbus-rtu://PORT?baudrate=19200  every Modbus device of the profile on one serial line; PORT is
+                                      a device path, a pty path or a pyserial URL (socket://, loop://)
+    profile:                          every bus as the profile names it (adc/drivers/buses.py)
+Query parameters: baudrate, bytesize, parity, stopbits (RTU), timeout_ms, retries, profile (a shipped
+name or path, when no profile is passed in).
+
+Reads follow the block plan (`modbus_plan`): a snapshot takes the fewest requests the limits allow.
+Single reads (`input_active`, `weight` ...) read just what they need. Devices keep their own rules,
+as the register map in docs/wire-protocols.md says: a coil the layout uses as a lock is a pulse
+output in the device (writing 1 starts a pulse of `solenoid.pulse_ms`, the device clears it), and a
+write inside the re-arm window is answered with exception 06, which becomes `RearmRefused`.
+The driver never sleeps: a re-arming lock is refused, not waited for.
+"""
+
+from __future__ import annotations
+
+import struct
+import time
+from collections.abc import Callable
+
+from adc.drivers.base import (
+    DeviceFault,
+    DeviceHealth,
+    DeviceOffline,
+    Quality,
+    RearmRefused,
+    TemperatureReading,
+    WeightReading,
+)
+from adc.drivers.buses import Clock, WireDriver, clock_option, parse_query
+from adc.drivers.cabinet_points import PointInfo
+from adc.drivers.modbus_client import (
+    ModbusBusy,
+    ModbusClient,
+    SerialEndpoint,
+    TcpEndpoint,
+)
+from adc.drivers.modbus_plan import ReadBlock, Table, plan_reads, point_items
+from adc.errors import BadInput
+from adc.profiles.models import (
+    ModbusDIO,
+    ModbusLoadcell,
+    ModbusRtuBus,
+    ModbusTcpBus,
+    Polarity,
+    Profile,
+)
+from adc.profiles.points import PointRef
+
+_QUALITY = {0: Quality.OK, 1: Quality.UNSTABLE, 2: Quality.OVERLOAD, 3: Quality.FAULT}
+
+
+def decode_float32(words: list[int], word_order: str) -> float:
+    high, low = (words[0], words[1]) if word_order == "big" else (words[1], words[0])
+    return float(struct.unpack(">f", struct.pack(">HH", high, low))[0])
+
+
+def _signed16(value: int) -> int:
+    return value - 0x10000 if value & 0x8000 else value
+
+
+class ModbusPart:
+    """The Modbus devices of some buses: their I/O for a `WireDriver`."""
+
+    has_feedback = False  # a coil lock has no feedback: the WireDriver infers engagement
+
+    def __init__(
+        self,
+        profile: Profile,
+        clients: dict[str, ModbusClient],
+        devices: set[str],
+        clock: Clock = time.monotonic,
+    ) -> None:
+        self.profile = profile
+        self.clients = clients
+        self.devices = {
+            d for d in devices if isinstance(profile.devices[d], ModbusDIO | ModbusLoadcell)
+        }
+        self.clock = clock
+        plan = plan_reads(profile)
+        self.plan: list[ReadBlock] = [
+            block for blocks in plan.values() for block in blocks if block.device in self.devices
+        ]
+        self._last_pulse: dict[str, float] = {}
+
+    # -------------------------------------------------------------------------------- helpers
+    def _model(self, device: str) -> ModbusDIO | ModbusLoadcell:
+        model = self.profile.devices[device]
+        assert isinstance(model, ModbusDIO | ModbusLoadcell)
+        return model
+
+    def _dio(self, info: PointInfo) -> ModbusDIO:
+        model = self._model(info.ref.device)
+        assert isinstance(model, ModbusDIO)
+        return model
+
+    def _client(self, device: str) -> ModbusClient:
+        return self.clients[self.profile.devices[device].bus]
+
+    def _read(self, info: PointInfo, table: Table, start: int, count: int) -> list[int]:
+        device = info.ref.device
+        return self._client(device).read(
+            device, self._model(device).address, table, start, count, point=info.text
+        )
+
+    # ---------------------------------------------------------------------------------- ports
+    def health(self) -> dict[str, DeviceHealth]:
+        out: dict[str, DeviceHealth] = {}
+        for client in set(self.clients.values()):
+            out.update({k: v for k, v in client.health.items() if k in self.devices})
+        return out
+
+    def pulse(self, info: PointInfo) -> None:
+        model = self._dio(info)
+        device = info.ref.device
+        address = model.coils.start + info.ref.index
+        now = self.clock()
+        rearm_ms = max(model.solenoid.rearm_ms, model.solenoid.pulse_ms)
+        last = self._last_pulse.get(info.text)
+        try:
+            self._client(device).write_coil(device, model.address, address, True, point=info.text)
+        except ModbusBusy as busy:
+            ours = last is not None and (now - last) * 1000 < rearm_ms
+            if busy.attempt > 0 and not ours:
+                # An earlier attempt reached the device (its answer was lost): that pulse is on.
+                self._last_pulse[info.text] = now
+                return
+            remaining = rearm_ms - (now - last) * 1000 if ours and last is not None else rearm_ms
+            raise RearmRefused(info.text, max(remaining, 1.0)) from None
+        self._last_pulse[info.text] = now
+
+    def lock_feedback(self, info: PointInfo) -> bool | None:
+        return None
+
+    def read_output(self, info: PointInfo) -> bool:
+        model = self._dio(info)
+        return bool(self._read(info, Table.COILS, model.coils.start + info.ref.index, 1)[0])
+
+    def write_output(self, info: PointInfo, on: bool) -> None:
+        model = self._dio(info)
+        device = info.ref.device
+        self._client(device).write_coil(
+            device, model.address, model.coils.start + info.ref.index, on, point=info.text
+        )
+
+    def read_input(self, info: PointInfo) -> bool:
+        model = self._dio(info)
+        address = model.discrete_inputs.start + info.ref.index
+        bit = bool(self._read(info, Table.DISCRETE_INPUTS, address, 1)[0])
+        return bit != (model.input_polarity is Polarity.ACTIVE_LOW)
+
+    def read_weight(self, info: PointInfo) -> WeightReading:
+        model = self._model(info.ref.device)
+        assert isinstance(model, ModbusLoadcell)
+        i = info.ref.index
+        words = self._read(info, Table.INPUT, model.weight_start + 2 * i, 2)
+        status = self._read(info, Table.INPUT, model.status_start + i, 1)
+        return WeightReading(
+            decode_float32(words, model.word_order), _QUALITY.get(status[0], Quality.FAULT)
+        )
+
+    def read_temperature(self, info: PointInfo) -> TemperatureReading:
+        model = self._dio(info)
+        assert model.analog_inputs is not None
+        raw = self._read(info, Table.INPUT, model.analog_inputs.start + info.ref.index, 1)[0]
+        counts = _signed16(raw) if model.analog_signed else raw
+        return TemperatureReading(counts * model.analog_scale)
+
+    def read_all(self, points: set[str]) -> dict[str, object]:
+        """Run the block plan; a device that times out is not asked again in this snapshot."""
+        raw: dict[tuple[str, Table], dict[int, int]] = {}
+        dead: set[str] = set()
+        for block in self.plan:
+            if block.device in dead:
+                continue
+            client = self._client(block.device)
+            try:
+                values = client.read(
+                    block.device, block.unit, block.table, block.start, block.count
+                )
+            except DeviceOffline:
+                dead.add(block.device)
+                continue
+            except DeviceFault:
+                continue
+            raw.setdefault((block.device, block.table), {}).update(
+                zip(range(block.start, block.end), values, strict=True)
+            )
+        out: dict[str, object] = {}
+        for text in points:
+            value = self._decode(PointRef.parse(text), raw)
+            if value is not None:
+                out[text] = value
+        return out
+
+    def _decode(self, ref: PointRef, raw: dict[tuple[str, Table], dict[int, int]]) -> object:
+        model = self._model(ref.device)
+        words: list[int] = []
+        for table, item in point_items(model, ref):
+            got = raw.get((ref.device, table), {})
+            for address in range(item.address, item.end):
+                if address not in got:
+                    return None
+                words.append(got[address])
+        if isinstance(model, ModbusLoadcell):
+            return WeightReading(
+                decode_float32(words[:2], model.word_order), _QUALITY.get(words[2], Quality.FAULT)
+            )
+        if ref.family == "di":
+            return bool(words[0]) != (model.input_polarity is Polarity.ACTIVE_LOW)
+        if ref.family == "ai":
+            counts = _signed16(words[0]) if model.analog_signed else words[0]
+            return TemperatureReading(counts * model.analog_scale)
+        return bool(words[0])
+
+    def close(self) -> None:
+        for client in set(self.clients.values()):
+            client.close()
+
+
+# --------------------------------------------------------------------------------- opening
+def modbus_client(
+    name: str,
+    bus: ModbusRtuBus | ModbusTcpBus,
+    port: str | None = None,
+    timeout_s: float | None = None,
+    clock: Clock = time.monotonic,
+) -> ModbusClient:
+    """A client for one bus of a profile. `port` moves the bus: `tcp://HOST:PORT` reaches it
+    through a Modbus TCP gateway (any bus), `HOST:PORT` too for a TCP bus; anything else is a
+    serial port or pyserial URL spoken to in RTU (for a TCP bus too: the same devices on a line)."""
+    endpoint: TcpEndpoint | SerialEndpoint
+    serial = (19200, 8, "N", 1)
+    if isinstance(bus, ModbusRtuBus):
+        serial = (bus.baudrate, bus.bytesize, bus.parity, bus.stopbits)
+    if port and port.startswith("tcp://"):
+        endpoint = _tcp_endpoint(port.removeprefix("tcp://"))
+    elif isinstance(bus, ModbusTcpBus) and (port is None or _looks_like_host_port(port)):
+        endpoint = _tcp_endpoint(port) if port else TcpEndpoint(bus.host, bus.port)
+    else:
+        endpoint = SerialEndpoint(port or bus.port, *serial)  # type: ignore[union-attr]
+    return ModbusClient(
+        name,
+        endpoint,
+        timeout_s=timeout_s if timeout_s is not None else bus.timeout_ms / 1000,
+        retries=bus.retries,
+        clock=clock,
+    )
+
+
+def _looks_like_host_port(text: str) -> bool:
+    host, sep, port = text.rpartition(":")
+    return bool(sep and host and port.isdigit() and "/" not in text)
+
+
+def _tcp_endpoint(text: str) -> TcpEndpoint:
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise BadInput(f"{text!r} is not HOST:PORT")
+    return TcpEndpoint(host.strip("[]"), int(port))
+
+
+_QUERY_KEYS = {"baudrate", "bytesize", "parity", "stopbits", "timeout_ms", "retries", "profile"}
+
+
+def _split_target(target: str) -> tuple[str, dict[str, str]]:
+    """Our query parameters come after the last '?'; a pyserial URL may carry its own before."""
+    base, sep, _ = target.rpartition("?")
+    if sep:
+        _, params = parse_query(target[len(base) :])
+        if set(params) <= _QUERY_KEYS:
+            return base, params
+    return target, {}
+
+
+def _int(params: dict[str, str], key: str, default: int) -> int:
+    text = params.get(key)
+    if text is None:
+        return default
+    try:
+        return int(text)
+    except ValueError:
+        raise BadInput(f"{key} must be an integer, not {text!r}") from None
+
+
+def _open(
+    scheme: str,
+    target: str,
+    profile: Profile | None,
+    options: dict[str, object],
+    make_endpoint: Callable[[str, dict[str, str]], TcpEndpoint | SerialEndpoint],
+) -> WireDriver:
+    base, params = _split_target(target)
+    opts = dict(options)
+    clock = clock_option(opts)
+    timeout_s = opts.pop("timeout_s", None)
+    if opts:
+        raise BadInput(f"the {scheme} backend has no option {', '.join(sorted(opts))}")
+    if "profile" in params:
+        from adc.profiles import load_profile, resolve_profile_path
+
+        profile = load_profile(resolve_profile_path(params["profile"]))
+    if profile is None:
+        raise BadInput(f"{scheme}: needs a profile (pass one, or add ?profile=NAME-OR-PATH)")
+    if not base:
+        raise BadInput(f"{scheme}: needs an address: {scheme}://...")
+    endpoint = make_endpoint(base, params)
+    buses = [b for b in profile.buses.values() if isinstance(b, ModbusRtuBus | ModbusTcpBus)]
+    first = buses[0] if buses else None
+    timeout = (
+        float(timeout_s)  # type: ignore[arg-type]
+        if timeout_s is not None
+        else _int(params, "timeout_ms", first.timeout_ms if first else 200) / 1000
+    )
+    client = ModbusClient(
+        f"{scheme}://{base}",
+        endpoint,
+        timeout_s=timeout,
+        retries=_int(params, "retries", first.retries if first else 2),
+        clock=clock,
+    )
+    modbus_buses = {name for name, b in profile.buses.items() if b in buses}
+    devices = {d for d, m in profile.devices.items() if m.bus in modbus_buses}
+    part = ModbusPart(profile, dict.fromkeys(modbus_buses, client), devices, clock)
+    return WireDriver(profile, [part], clock)
+
+
+def open_tcp_backend(target: str, profile: Profile | None = None, **options: object) -> WireDriver:
+    """Registry factory for `modbus-tcp://HOST:PORT`: every Modbus device through one gateway."""
+    return _open("modbus-tcp", target, profile, options, lambda base, _: _tcp_endpoint(base))
+
+
+def open_rtu_backend(target: str, profile: Profile | None = None, **options: object) -> WireDriver:
+    """Registry factory for `modbus-rtu://PORT?baudrate=N`: every Modbus device on one line."""
+
+    def endpoint(base: str, params: dict[str, str]) -> SerialEndpoint:
+        return SerialEndpoint(
+            base,
+            _int(params, "baudrate", 19200),
+            _int(params, "bytesize", 8),
+            params.get("parity", "N").upper(),
+            _int(params, "stopbits", 1),
+        )
+
+    return _open("modbus-rtu", target, profile, options, endpoint)
