@@ -10,7 +10,20 @@ from typing import Any
 
 import typer
 
-from adc.commands import demo, profile
+from adc.commands import (
+    audit,
+    cabinets,
+    db,
+    demo,
+    items,
+    pockets,
+    profile,
+    recalls,
+    reports,
+    settings,
+    shortages,
+    users,
+)
 from adc.commands.common import FastHelpGroup
 from adc.errors import AdcError
 
@@ -44,6 +57,16 @@ app = typer.Typer(
 
 app.command("demo")(demo.demo)
 app.add_typer(profile.app, name="profile")
+app.command("init")(db.init)
+app.add_typer(users.app, name="user")
+app.add_typer(items.app, name="item")
+app.add_typer(cabinets.app, name="cabinet")
+app.add_typer(pockets.app, name="pocket")
+app.add_typer(recalls.app, name="recall")
+app.add_typer(reports.app, name="report")
+app.add_typer(shortages.app, name="shortage")
+app.add_typer(settings.app, name="settings")
+app.add_typer(audit.app, name="audit")
 
 
 def main() -> None:

@@ -1,0 +1,61 @@
+"""`adc item import|list`: the formulary."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from adc.commands.access import UserOption
+from adc.commands.common import DbOption, JsonOption, command_group, console, print_json
+
+app = command_group("The formulary: items, NDCs, GTINs.")
+
+
+@app.command("import")
+def import_(
+    file: Annotated[
+        Path,
+        typer.Argument(help="CSV: name,strength,form,ndc,gtins,schedule,high_alert,unit_weight_g"),
+    ],
+    user: UserOption = None,
+    db: DbOption = None,
+) -> None:
+    """Import items from a CSV; if any row is bad, every bad row is listed and nothing is imported."""
+    from adc.commands.access import login, open_controller
+    from adc.controller import formulary
+
+    ctl = open_controller(db)
+    result = formulary.import_items(ctl, login(ctl, user), file)
+    console().print(
+        f"{file}: {result.added} added, {result.updated} updated, {result.unchanged} unchanged",
+        highlight=False,
+    )
+
+
+@app.command("list")
+def list_(db: DbOption = None, as_json: JsonOption = False) -> None:
+    """List the formulary."""
+    from rich.table import Table
+
+    from adc.commands.access import open_controller
+    from adc.controller import formulary
+
+    views = formulary.list_items(open_controller(db))
+    if as_json:
+        print_json([asdict(v) for v in views])
+        return
+    table = Table("id", "item", "NDC", "GTINs", "CS", "high alert", "unit g")
+    for v in views:
+        table.add_row(
+            str(v.id),
+            f"{v.name} {v.strength} {v.form}",
+            v.ndc or "",
+            "\n".join(v.gtins),
+            v.schedule or "",
+            "yes" if v.high_alert else "",
+            f"{v.unit_weight_g:g}" if v.unit_weight_g else "",
+        )
+    console().print(table)

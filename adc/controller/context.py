@@ -1,0 +1,156 @@
+"""The controller handle: database + injected clock + site policy, and the one way to change things.
+
+`Controller.write(actor, action)` is the only path to a change. Inside its locked transaction it
+re-reads the acting user (active? locked out? allowed this action?) before the caller touches
+anything, and it refuses to commit a change that appended no audit entry. So a refused action
+leaves the database exactly as it was, and every change that does commit carries its audit entry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import event, select
+from sqlmodel import Session
+
+from adc.controller import audit
+from adc.controller.clock import Clock, utc
+from adc.controller.db import Database
+from adc.controller.models import Role, Setting, User
+from adc.controller.permissions import Action, allowed
+from adc.controller.policy import Policy, policy_from_settings
+from adc.errors import Refused
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who is acting: obtained from `users.authenticate`, checked again on every write."""
+
+    user_id: int
+    username: str
+    role: Role
+
+
+SYSTEM = "system"
+
+
+@dataclass
+class Tx:
+    """A locked write transaction: the session, the acting user row, and the audit appender."""
+
+    session: Session
+    now: datetime
+    user: User | None
+    audited: bool = False
+    new_shortages: bool = False
+    seqs: list[int] = field(default_factory=list)
+    _next_seq: int | None = None
+
+    def upcoming_seq(self) -> int:
+        """The sequence number the next audit entry of this transaction will get.
+
+        Safe because the writer lock is held: records written before their audit entry (stock
+        transactions) can carry it from the start and are never updated afterwards.
+        """
+        if self._next_seq is None:
+            self._next_seq = audit.head_seq(self.session) + 1
+        return self._next_seq
+
+    def audit(self, action: str, payload: dict[str, Any], *, witness: User | None = None) -> int:
+        entry = audit.append(
+            self.session,
+            at=self.now,
+            actor=self.user.username if self.user else SYSTEM,
+            witness=witness.username if witness else None,
+            action=action,
+            payload=payload,
+        )
+        if self._next_seq is not None and entry.seq != self._next_seq:
+            raise RuntimeError("audit sequence moved inside a locked transaction")
+        self._next_seq = entry.seq + 1
+        self.audited = True
+        self.seqs.append(entry.seq)
+        return entry.seq
+
+
+def _track_changes(session: Session) -> None:
+    """Mark the session as changed on any ORM flush or DML statement (to demand an audit entry)."""
+
+    @event.listens_for(session, "after_flush")
+    def _flushed(sess: Session, _ctx: Any) -> None:
+        if sess.new or sess.dirty or sess.deleted:
+            sess.info["changed"] = True
+
+    @event.listens_for(session, "do_orm_execute")
+    def _executed(state: Any) -> None:
+        if state.is_insert or state.is_update or state.is_delete:
+            state.session.info["changed"] = True
+
+
+def require(user: User | None, username: str, action: Action) -> User:
+    """The acting user as the database knows it now, or Refused saying why not."""
+    if user is None:
+        raise Refused(f"user {username!r} no longer exists")
+    if not user.active:
+        raise Refused(f"user {user.username} is disabled")
+    if user.locked:
+        raise Refused(f"user {user.username} is locked out; an admin must unlock the account")
+    if not allowed(user.role, action):
+        raise Refused(f"user {user.username} ({user.role}) is not allowed to do {action.value}")
+    return user
+
+
+class Controller:
+    """Database, clock and policy of one site; every controller function takes one."""
+
+    def __init__(self, db: Database, clock: Clock, policy: Policy | None = None) -> None:
+        self.db = db
+        self.clock = clock
+        self.policy = policy or self.load_policy()
+        self.delivery_errors: list[str] = []
+
+    def load_policy(self) -> Policy:
+        with self.db.read() as session:
+            rows = session.execute(select(Setting.key, Setting.value)).all()
+        return policy_from_settings({key: value for key, value in rows})
+
+    def now(self) -> datetime:
+        return utc(self.clock.now())
+
+    def today(self) -> date:
+        """The site's calendar date: expiry dates are days in the site's time zone."""
+        return self.clock.now().astimezone(self.policy.zone()).date()
+
+    def check(self, actor: Actor, action: Action) -> None:
+        """Refused now if `actor` may not do `action` (the write re-checks under the lock)."""
+        with self.db.read() as session:
+            require(session.get(User, actor.user_id), actor.username, action)
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        with self.db.read() as session:
+            yield session
+
+    @contextmanager
+    def write(self, actor: Actor | None, action: Action | None) -> Iterator[Tx]:
+        """A locked transaction for one change by `actor` (None only for system bootstrap steps)."""
+        with self.db.write() as session:
+            _track_changes(session)
+            user = None
+            if actor is not None:
+                if action is None:
+                    raise ValueError("an actor's change must name its action")
+                user = require(session.get(User, actor.user_id), actor.username, action)
+            tx = Tx(session=session, now=self.now(), user=user)
+            yield tx
+            session.flush()
+            if session.info.get("changed") and not tx.audited:
+                raise RuntimeError("a change without an audit entry may not be committed")
+        if tx.new_shortages and self.policy.shortage_sink:
+            from adc.controller.shortages import deliver_pending
+
+            deliver_pending(self)

@@ -1,0 +1,279 @@
+"""Opening the database, creating and upgrading its schema, and the one way to write to it.
+
+- `open_database(url)` turns every way a URL can fail (bad syntax, unknown driver, missing file,
+  server down) into one BadInput line, and refuses a database `adc init` has not prepared.
+- `Database.write()` is a session whose transaction holds the writer lock: `BEGIN IMMEDIATE` on
+  SQLite, a transaction-scoped advisory lock on PostgreSQL. Every change and its audit entry happen
+  inside one such transaction, so the audit sequence stays gap-free and chained with many writers.
+- SQLite runs in WAL mode with foreign keys on and synchronous=FULL (a committed restock line
+  survives a power cut).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, select, text
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
+from sqlmodel import Session, SQLModel
+
+from adc.controller import models as m
+from adc.errors import BadInput
+
+WRITER_LOCK_KEY = 0x0ADC_0001  # PostgreSQL advisory lock serialising writers
+
+TABLES = [
+    m.SchemaVersion.__table__,
+    m.Setting.__table__,
+    m.Cabinet.__table__,
+    m.Drawer.__table__,
+    m.Item.__table__,
+    m.ItemGtin.__table__,
+    m.Pocket.__table__,
+    m.StockLot.__table__,
+    m.User.__table__,
+    m.Transaction.__table__,
+    m.Discrepancy.__table__,
+    m.Recall.__table__,
+    m.Shortage.__table__,
+    m.AuditEntry.__table__,
+    m.MaintenanceEvent.__table__,
+]
+
+_SQLITE_TRIGGERS = [
+    "CREATE TRIGGER IF NOT EXISTS audit_entry_no_update BEFORE UPDATE ON audit_entry "
+    "BEGIN SELECT RAISE(ABORT, 'audit entries are append-only: UPDATE refused'); END",
+    "CREATE TRIGGER IF NOT EXISTS audit_entry_no_delete BEFORE DELETE ON audit_entry "
+    "BEGIN SELECT RAISE(ABORT, 'audit entries are append-only: DELETE refused'); END",
+]
+_POSTGRES_TRIGGERS = [
+    "CREATE OR REPLACE FUNCTION audit_entry_append_only() RETURNS trigger LANGUAGE plpgsql AS $$ "
+    "BEGIN RAISE EXCEPTION 'audit entries are append-only' USING DETAIL = TG_OP || ' refused'; "
+    "END $$",
+    "CREATE OR REPLACE TRIGGER audit_entry_no_change BEFORE UPDATE OR DELETE ON audit_entry "
+    "FOR EACH ROW EXECUTE FUNCTION audit_entry_append_only()",
+    "CREATE OR REPLACE TRIGGER audit_entry_no_truncate BEFORE TRUNCATE ON audit_entry "
+    "FOR EACH STATEMENT EXECUTE FUNCTION audit_entry_append_only()",
+]
+
+
+def _create_v1(conn: Connection) -> None:
+    SQLModel.metadata.create_all(conn, tables=TABLES)
+    statements = _SQLITE_TRIGGERS if conn.dialect.name == "sqlite" else _POSTGRES_TRIGGERS
+    for statement in statements:
+        conn.exec_driver_sql(statement)
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    description: str
+    apply: Callable[[Connection], None]
+
+
+# Append-only: a released version's step is never edited; a schema change is a new step.
+MIGRATIONS: list[Migration] = [
+    Migration(
+        1,
+        "initial schema: inventory, users, records, audit chain with append-only triggers",
+        _create_v1,
+    ),
+]
+
+
+def current_version() -> int:
+    return MIGRATIONS[-1].version
+
+
+def safe_url(url: str | URL) -> str:
+    """The URL as it may be shown: password hidden."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return str(url)
+
+
+def _first_line(err: BaseException) -> str:
+    orig = getattr(err, "orig", None) or err
+    return (str(orig).strip().splitlines() or [type(orig).__name__])[0]
+
+
+class Database:
+    """An engine configured for the controller's transaction rules."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.dialect = engine.dialect.name
+        self.url = safe_url(engine.url)
+
+    @contextmanager
+    def write(self) -> Iterator[Session]:
+        """A session holding the writer lock; commits on success, rolls back on any error."""
+        with self.engine.connect() as conn:
+            conn.execution_options(adc_write=True)
+            with Session(bind=conn, expire_on_commit=False) as session:
+                if self.dialect == "postgresql":
+                    session.execute(
+                        text("SELECT pg_advisory_xact_lock(:key)"), {"key": WRITER_LOCK_KEY}
+                    )
+                else:
+                    session.connection()  # emits BEGIN IMMEDIATE now, before anything is read
+                try:
+                    yield session
+                    session.commit()
+                except BaseException:
+                    session.rollback()
+                    raise
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        with Session(self.engine, expire_on_commit=False) as session:
+            yield session
+
+    def schema_version(self) -> int | None:
+        """The recorded schema version, or None when `adc init` never ran on this database."""
+        with self.engine.connect() as conn:
+            if not inspect(conn).has_table("schema_version"):
+                return None
+            return conn.execute(
+                select(m.SchemaVersion.version).order_by(m.SchemaVersion.version.desc()).limit(1)
+            ).scalar()
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # transactions are begun below, explicitly
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA busy_timeout = 30000")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA synchronous = FULL")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        immediate = conn.get_execution_options().get("adc_write")
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def _make_engine(url: URL) -> Engine:
+    if url.get_backend_name() == "sqlite":
+        engine = create_engine(url, connect_args={"timeout": 30})
+        _configure_sqlite(engine)
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def open_database(url: str, *, create: bool = False) -> Database:
+    """Open a database for the controller, or raise BadInput saying why it cannot be used.
+
+    `create` is for `adc init` only: every other command refuses a database that does not exist
+    yet or was never initialised, instead of silently creating an empty one.
+    """
+    shown = safe_url(url)
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise BadInput(
+            f"{url!r} is not a database URL (expected sqlite:///FILE or postgresql+psycopg://...)"
+        ) from None
+    backend = parsed.get_backend_name()
+    if backend not in ("sqlite", "postgresql"):
+        raise BadInput(f"cannot open database {shown}: only SQLite and PostgreSQL are supported")
+    if backend == "sqlite":
+        path = parsed.database or ""
+        if path and path != ":memory:" and not path.startswith("file:"):
+            file = Path(path)
+            if not create and not file.exists():
+                raise BadInput(f"no database at {file}: create it with `adc init --db {shown}`")
+            if create and not file.parent.is_dir():
+                raise BadInput(
+                    f"cannot open database {shown}: directory {file.parent} does not exist"
+                )
+    try:
+        engine = _make_engine(parsed)
+    except (NoSuchModuleError, ImportError) as err:
+        raise BadInput(
+            f"cannot open database {shown}: driver unavailable ({_first_line(err)})"
+        ) from None
+    except (ArgumentError, TypeError, ValueError) as err:
+        raise BadInput(f"cannot open database {shown}: {_first_line(err)}") from None
+    db = Database(engine)
+    try:
+        version = db.schema_version()
+    except (DBAPIError, SQLAlchemyError, OSError) as err:
+        engine.dispose()
+        raise BadInput(f"cannot open database {shown}: {_first_line(err)}") from None
+    if create:
+        return db
+    if version is None:
+        engine.dispose()
+        raise BadInput(f"database {shown} is not initialised: run `adc init --db {shown}`")
+    if version != current_version():
+        engine.dispose()
+        if version > current_version():
+            raise BadInput(
+                f"database {shown} has schema version {version}, newer than this adc "
+                f"({current_version()}): upgrade adc"
+            )
+        raise BadInput(
+            f"database {shown} has schema version {version}, this adc needs "
+            f"{current_version()}: run `adc init --db {shown}` to upgrade"
+        )
+    return db
+
+
+@dataclass(frozen=True)
+class InitResult:
+    from_version: int | None
+    to_version: int
+    applied: list[int]
+
+
+def init_database(db: Database, now: Any) -> InitResult:
+    """Create or upgrade the schema to the current version; idempotent.
+
+    Runs as one locked transaction (DDL is transactional on SQLite and PostgreSQL): a failed step
+    leaves the database as it was. Each applied step is recorded in `schema_version` and audited.
+    """
+    from adc.controller import audit
+
+    with db.write() as session:
+        conn = session.connection()
+        have = None
+        if inspect(conn).has_table("schema_version"):
+            have = conn.execute(
+                select(m.SchemaVersion.version).order_by(m.SchemaVersion.version.desc()).limit(1)
+            ).scalar()
+        if have is not None and have > current_version():
+            raise BadInput(
+                f"database {db.url} has schema version {have}, newer than this adc ({current_version()})"
+            )
+        applied: list[int] = []
+        for step in MIGRATIONS:
+            if have is not None and step.version <= have:
+                continue
+            step.apply(conn)
+            session.add(
+                m.SchemaVersion(version=step.version, description=step.description, applied_at=now)
+            )
+            applied.append(step.version)
+        if applied:
+            session.flush()
+            audit.append(
+                session,
+                at=now,
+                actor="system",
+                action="db.init" if have is None else "db.upgrade",
+                payload={"from_version": have, "to_version": current_version(), "applied": applied},
+            )
+    return InitResult(from_version=have, to_version=current_version(), applied=applied)

@@ -1,0 +1,660 @@
+"""Stock operations: each one locked transaction that moves stock, writes its transactions, updates
+on-hand and lots, opens discrepancies and shortage notifications, and appends its audit entry.
+
+The rules are checked inside the transaction, after the writer lock, so a recall entered or a lot
+expiring between a scan and its recording still refuses the line. Every refusal raises before the
+first write, and the transaction rolls back on any error: a refused action changes nothing.
+Quantities are whole units; on-hand never goes negative (checked here and by the database).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Any
+
+from sqlalchemy import select
+
+from adc.controller import shortages
+from adc.controller.context import Actor, Controller, Tx
+from adc.controller.gs1 import Scan
+from adc.controller.models import (
+    Discrepancy,
+    Item,
+    ItemGtin,
+    Pocket,
+    Recall,
+    StockLot,
+    Transaction,
+    TxnKind,
+)
+from adc.controller.permissions import Action
+from adc.controller.policy import Policy
+from adc.controller.stock import block_of, find_pocket, held_lots, item_label, recalled
+from adc.errors import BadInput, Refused
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A scan checked against a pocket: the item it is, and how close to expiry."""
+
+    item_id: int
+    item: str
+    days_left: int
+    short_dated: bool
+
+
+def verify_scan(
+    session: Any, pocket: Pocket, item_id: int, scan: Scan, today: date, policy: Policy
+) -> Verdict:
+    """Wrong drug, recalled lot, expired lot: Refused with the reason; short-dated: flagged."""
+    expected = session.get(Item, item_id)
+    assert expected is not None
+    mapped = session.get(ItemGtin, scan.gtin)
+    if mapped is None:
+        raise Refused(
+            f"wrong drug: GTIN {scan.gtin} is not in the formulary; "
+            f"pocket {pocket.code} holds {item_label(expected)}"
+        )
+    if mapped.item_id != item_id:
+        other = session.get(Item, mapped.item_id)
+        raise Refused(
+            f"wrong drug: scanned {item_label(other)}, pocket {pocket.code} holds "
+            f"{item_label(expected)}"
+        )
+    if not expected.active:
+        raise Refused(f"{item_label(expected)} is no longer active in the formulary")
+    recall = session.execute(
+        select(Recall).where(Recall.gtin == scan.gtin, Recall.lot == scan.lot)
+    ).scalar()
+    if recall is not None:
+        why = f" ({recall.reason})" if recall.reason else ""
+        raise Refused(f"recalled lot: GTIN {scan.gtin} lot {scan.lot} is under recall{why}")
+    if scan.expiry < today:
+        raise Refused(f"expired lot: lot {scan.lot} expired on {scan.expiry.isoformat()}")
+    days = (scan.expiry - today).days
+    return Verdict(item_id, item_label(expected), days, days <= policy.short_dated_days)
+
+
+@dataclass
+class Movement:
+    """What one operation did to one pocket."""
+
+    pocket: str
+    kind: str
+    qty: int  # signed change of on-hand
+    on_hand: int
+    txn_ids: list[int] = field(default_factory=list)
+    discrepancy_id: int | None = None
+    shortages: dict[str, list[int]] = field(default_factory=dict)
+    audit_seq: int = 0
+
+
+def _txn(
+    tx: Tx,
+    pocket: Pocket,
+    kind: TxnKind,
+    qty: int,
+    lot: StockLot | None,
+    *,
+    session_id: str | None = None,
+    **extra: Any,
+) -> Transaction:
+    assert pocket.id is not None and pocket.item_id is not None and tx.user is not None
+    txn = Transaction(
+        at=tx.now,
+        kind=kind,
+        cabinet_id=pocket.cabinet_id,
+        pocket_id=pocket.id,
+        item_id=pocket.item_id,
+        lot_id=lot.id if lot else None,
+        qty=qty,
+        user_id=tx.user.id or 0,
+        session_id=session_id,
+        audit_seq=tx.upcoming_seq(),
+        **extra,
+    )
+    tx.session.add(txn)
+    return txn
+
+
+def _finish(
+    tx: Tx, pocket: Pocket, kind: TxnKind, txns: list[Transaction], payload: dict[str, Any]
+) -> Movement:
+    """Flush, update notifications, audit, and stamp the audit sequence on the transactions."""
+    tx.session.flush()
+    notes = shortages.update_levels(tx, pocket)
+    movement = Movement(
+        pocket=pocket.code,
+        kind=kind,
+        qty=sum(t.qty for t in txns),
+        on_hand=pocket.on_hand,
+        txn_ids=[t.id or 0 for t in txns],
+        shortages=notes,
+    )
+    payload = {
+        "cabinet": pocket.cabinet_id,
+        "pocket": pocket.code,
+        "item_id": pocket.item_id,
+        "kind": kind.value,
+        "on_hand": pocket.on_hand,
+        "txns": [{"id": t.id, "lot_id": t.lot_id, "qty": t.qty} for t in txns],
+        **payload,
+    }
+    if notes:
+        payload["shortages"] = notes
+    movement.audit_seq = tx.audit(f"stock.{kind.value}", payload)
+    return movement
+
+
+def _discrepancy(
+    tx: Tx,
+    ctl: Controller,
+    pocket: Pocket,
+    trigger: str,
+    expected: int,
+    counted: int,
+    txn: Transaction | None,
+) -> Discrepancy:
+    assert pocket.id is not None and pocket.item_id is not None and tx.user is not None
+    item = tx.session.get(Item, pocket.item_id)
+    deadline = None
+    if item is not None and item.schedule is not None:
+        deadline = tx.now + timedelta(hours=ctl.policy.cs_discrepancy_hours)
+    disc = Discrepancy(
+        cabinet_id=pocket.cabinet_id,
+        pocket_id=pocket.id,
+        item_id=pocket.item_id,
+        transaction_id=txn.id if txn else None,
+        trigger=trigger,
+        expected=expected,
+        counted=counted,
+        opened_by=tx.user.id or 0,
+        opened_at=tx.now,
+        deadline=deadline,
+    )
+    tx.session.add(disc)
+    tx.session.flush()
+    return disc
+
+
+@dataclass(frozen=True)
+class Sensed:
+    """What a bin sensor said about a line.
+
+    A scale gives `count`, the units that moved (in for a refill, out for an unload or pull); a
+    presence sensor gives `present`, whether anything is in the pocket after the access.
+    """
+
+    kind: str  # weight, presence
+    count: int | None = None
+    present: bool | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        return {"kind": self.kind, "count": self.count, "present": self.present, **self.detail}
+
+
+def _sensor_discrepancy(
+    tx: Tx, ctl: Controller, pocket: Pocket, sensor: Sensed | None, qty: int, txn: Transaction
+) -> Discrepancy | None:
+    """A person's count that the sensor disagreed with (they confirmed it): opened for review.
+
+    For a scale the numbers are units moved; for a presence sensor they are on-hand after the
+    access, the sensor's side being 1 (something there) or 0 (nothing).
+    """
+    if sensor is None:
+        return None
+    if sensor.count is not None and sensor.count != qty:
+        return _discrepancy(tx, ctl, pocket, "sensor", sensor.count, qty, txn)
+    if sensor.present is not None and sensor.present != (pocket.on_hand > 0):
+        return _discrepancy(tx, ctl, pocket, "sensor", int(sensor.present), pocket.on_hand, txn)
+    return None
+
+
+def check_levels(par: int, critical_low: int, max_qty: int, capacity: int) -> None:
+    if not 0 <= critical_low < par <= max_qty:
+        raise BadInput(
+            f"levels must satisfy 0 ≤ critical-low < par ≤ max; got critical-low {critical_low}, "
+            f"par {par}, max {max_qty}"
+        )
+    if max_qty > capacity:
+        raise BadInput(f"max {max_qty} is more than the pocket holds ({capacity})")
+
+
+# ------------------------------------------------------------------------------------ receiving
+def _receive(
+    tx: Tx,
+    ctl: Controller,
+    pocket: Pocket,
+    scan: Scan,
+    qty: int,
+    kind: TxnKind,
+    *,
+    confirm_short_dated: bool,
+    session_id: str | None,
+    sensor: Sensed | None,
+    extra_payload: dict[str, Any],
+) -> Movement:
+    assert pocket.id is not None and pocket.item_id is not None
+    if qty <= 0:
+        raise BadInput(f"quantity to {kind.value} must be at least 1, got {qty}")
+    verdict = verify_scan(tx.session, pocket, pocket.item_id, scan, ctl.today(), ctl.policy)
+    if verdict.short_dated and not confirm_short_dated:
+        raise Refused(
+            f"short-dated: lot {scan.lot} expires {scan.expiry.isoformat()} "
+            f"({verdict.days_left} days): confirm to stock it"
+        )
+    block = block_of(tx.session, pocket, ctl.today())
+    if block is not None:
+        raise Refused(f"{block.reason}: pull it before restocking")
+    if pocket.on_hand + qty > pocket.max_qty:
+        raise Refused(
+            f"pocket {pocket.code} holds {pocket.on_hand} of max {pocket.max_qty}: "
+            f"at most {pocket.max_qty - pocket.on_hand} more, not {qty}"
+        )
+    lot = tx.session.execute(
+        select(StockLot).where(
+            StockLot.pocket_id == pocket.id,
+            StockLot.gtin == scan.gtin,
+            StockLot.lot == scan.lot,
+            StockLot.expiry == scan.expiry,
+        )
+    ).scalar()
+    if lot is None:
+        lot = StockLot(
+            pocket_id=pocket.id,
+            item_id=pocket.item_id,
+            gtin=scan.gtin,
+            lot=scan.lot,
+            expiry=scan.expiry,
+            qty=0,
+            received_at=tx.now,
+        )
+        tx.session.add(lot)
+        tx.session.flush()
+    lot.qty += qty
+    pocket.on_hand += qty
+    txn = _txn(tx, pocket, kind, qty, lot, session_id=session_id)
+    tx.session.flush()
+    disc = _sensor_discrepancy(tx, ctl, pocket, sensor, qty, txn)
+    movement = _finish(
+        tx,
+        pocket,
+        kind,
+        [txn],
+        {
+            "gtin": scan.gtin,
+            "lot": scan.lot,
+            "expiry": scan.expiry.isoformat(),
+            "serial": scan.serial,
+            "short_dated_confirmed": verdict.short_dated,
+            "session": session_id,
+            "sensor": sensor.as_json() if sensor else None,
+            "discrepancy": disc.id if disc else None,
+            **extra_payload,
+        },
+    )
+    movement.discrepancy_id = disc.id if disc else None
+    return movement
+
+
+def refill(
+    ctl: Controller,
+    actor: Actor,
+    cabinet: str,
+    pocket_code: str,
+    scan: Scan,
+    qty: int,
+    *,
+    confirm_short_dated: bool = False,
+    session_id: str | None = None,
+    sensor: Sensed | None = None,
+) -> Movement:
+    """Add `qty` units of the scanned lot to a pocket that has its item assigned."""
+    with ctl.write(actor, Action.RESTOCK) as tx:
+        pocket = find_pocket(tx.session, cabinet, pocket_code)
+        if pocket.item_id is None:
+            raise Refused(f"pocket {pocket.code} has no item assigned: load it instead")
+        return _receive(
+            tx,
+            ctl,
+            pocket,
+            scan,
+            qty,
+            TxnKind.REFILL,
+            confirm_short_dated=confirm_short_dated,
+            session_id=session_id,
+            sensor=sensor,
+            extra_payload={},
+        )
+
+
+def load(
+    ctl: Controller,
+    actor: Actor,
+    cabinet: str,
+    pocket_code: str,
+    item_id: int,
+    levels: tuple[int, int, int],
+    scan: Scan,
+    qty: int,
+    *,
+    confirm_short_dated: bool = False,
+    session_id: str | None = None,
+    sensor: Sensed | None = None,
+) -> Movement:
+    """Assign a new item to an empty pocket and stock it, in one transaction.
+
+    `levels` is (par, critical_low, max).
+    """
+    par, critical_low, max_qty = levels
+    with ctl.write(actor, Action.RESTOCK) as tx:
+        pocket = find_pocket(tx.session, cabinet, pocket_code)
+        if pocket.kind == "return-bin":
+            raise Refused(f"pocket {pocket.code} is a return bin: it holds no assigned item")
+        if pocket.on_hand or held_lots(tx.session, pocket.id or 0):
+            raise Refused(f"pocket {pocket.code} is not empty: unload it first")
+        if tx.session.get(Item, item_id) is None:
+            raise BadInput(f"no item with id {item_id}")
+        check_levels(par, critical_low, max_qty, pocket.capacity)
+        before = pocket.item_id
+        pocket.item_id, pocket.par, pocket.critical_low, pocket.max_qty = (
+            item_id,
+            par,
+            critical_low,
+            max_qty,
+        )
+        return _receive(
+            tx,
+            ctl,
+            pocket,
+            scan,
+            qty,
+            TxnKind.LOAD,
+            confirm_short_dated=confirm_short_dated,
+            session_id=session_id,
+            extra_payload={
+                "assigned": {
+                    "item_id": item_id,
+                    "previous_item_id": before,
+                    "par": par,
+                    "critical_low": critical_low,
+                    "max": max_qty,
+                },
+            },
+            sensor=sensor,
+        )
+
+
+# ------------------------------------------------------------------------------------- removing
+def _take_fefo(tx: Tx, pocket: Pocket, qty: int, kind: TxnKind, **extra: Any) -> list[Transaction]:
+    """Take `qty` units from the pocket's lots, earliest expiry first."""
+    txns: list[Transaction] = []
+    remaining = qty
+    for lot in held_lots(tx.session, pocket.id or 0):
+        if remaining == 0:
+            break
+        take = min(lot.qty, remaining)
+        lot.qty -= take
+        pocket.on_hand -= take
+        remaining -= take
+        txns.append(_txn(tx, pocket, kind, -take, lot, **extra))
+    if remaining:
+        raise RuntimeError(f"pocket {pocket.code}: lots hold less than on-hand")  # invariant broken
+    return txns
+
+
+def remove(
+    ctl: Controller,
+    actor: Actor,
+    cabinet: str,
+    pocket_code: str,
+    qty: int,
+    *,
+    reason: str | None = None,
+) -> Movement:
+    """Take doses out (first expiry first out); refused while the pocket holds expired or
+    recalled stock."""
+    with ctl.write(actor, Action.REMOVE) as tx:
+        pocket = find_pocket(tx.session, cabinet, pocket_code)
+        if pocket.item_id is None:
+            raise Refused(f"pocket {pocket.code} has no item assigned")
+        if qty <= 0:
+            raise BadInput(f"quantity to remove must be at least 1, got {qty}")
+        block = block_of(tx.session, pocket, ctl.today())
+        if block is not None:
+            raise Refused(f"{block.reason}: removal blocked until it is pulled")
+        if qty > pocket.on_hand:
+            raise Refused(f"pocket {pocket.code} holds {pocket.on_hand}, cannot remove {qty}")
+        txns = _take_fefo(tx, pocket, qty, TxnKind.REMOVE, reason=reason)
+        return _finish(tx, pocket, TxnKind.REMOVE, txns, {"reason": reason})
+
+
+def _write_off(
+    tx: Tx,
+    pocket: Pocket,
+    lots: list[StockLot],
+    kind: TxnKind,
+    expected: int,
+    counted: int,
+    session_id: str | None,
+    reason_of: Any,
+) -> list[Transaction]:
+    txns = []
+    for lot in lots:
+        taken = lot.qty
+        lot.qty = 0
+        pocket.on_hand -= taken
+        txns.append(
+            _txn(
+                tx,
+                pocket,
+                kind,
+                -taken,
+                lot,
+                expected=expected,
+                counted=counted,
+                session_id=session_id,
+                reason=reason_of(lot),
+            )
+        )
+    return txns
+
+
+def unload(
+    ctl: Controller,
+    actor: Actor,
+    cabinet: str,
+    pocket_code: str,
+    removed: int,
+    *,
+    session_id: str | None = None,
+    sensor: Sensed | None = None,
+) -> Movement:
+    """Everything out and the item unassigned; `removed` is what the person took out.
+
+    A difference from on-hand opens a discrepancy: the pocket is empty either way.
+    """
+    if removed < 0:
+        raise BadInput(f"quantity removed cannot be negative, got {removed}")
+    with ctl.write(actor, Action.RESTOCK) as tx:
+        pocket = find_pocket(tx.session, cabinet, pocket_code)
+        if pocket.item_id is None:
+            raise Refused(f"pocket {pocket.code} has no item assigned: nothing to unload")
+        expected = pocket.on_hand
+        lots = held_lots(tx.session, pocket.id or 0)
+        txns = _write_off(
+            tx, pocket, lots, TxnKind.UNLOAD, expected, removed, session_id, lambda lot: None
+        )
+        if not txns:  # nothing was in it: still a recorded unload
+            txns.append(
+                _txn(
+                    tx,
+                    pocket,
+                    TxnKind.UNLOAD,
+                    0,
+                    None,
+                    expected=expected,
+                    counted=removed,
+                    session_id=session_id,
+                )
+            )
+        tx.session.flush()
+        disc = None
+        if removed != expected:
+            disc = _discrepancy(tx, ctl, pocket, "unload", expected, removed, txns[0])
+        else:
+            disc = _sensor_discrepancy(tx, ctl, pocket, sensor, removed, txns[0])
+        item_id = pocket.item_id
+        pocket.item_id, pocket.par, pocket.critical_low, pocket.max_qty = None, 0, 0, 0
+        movement = _finish(
+            tx,
+            pocket,
+            TxnKind.UNLOAD,
+            txns,
+            {
+                "expected": expected,
+                "removed": removed,
+                "session": session_id,
+                "discrepancy": disc.id if disc else None,
+                "sensor": sensor.as_json() if sensor else None,
+                "unassigned_item_id": item_id,
+            },
+        )
+        movement.discrepancy_id = disc.id if disc else None
+        return movement
+
+
+def pull(
+    ctl: Controller,
+    actor: Actor,
+    cabinet: str,
+    pocket_code: str,
+    removed: int,
+    *,
+    session_id: str | None = None,
+    sensor: Sensed | None = None,
+) -> Movement:
+    """Take out every expired or recalled lot; `removed` is what the person took out.
+
+    The system writes those lots to zero; a difference from what it expected opens a discrepancy.
+    """
+    if removed < 0:
+        raise BadInput(f"quantity removed cannot be negative, got {removed}")
+    with ctl.write(actor, Action.PULL) as tx:
+        pocket = find_pocket(tx.session, cabinet, pocket_code)
+        today = ctl.today()
+        lots = [
+            lot
+            for lot in held_lots(tx.session, pocket.id or 0)
+            if lot.expiry < today or recalled(tx.session, lot)
+        ]
+        if not lots:
+            raise Refused(f"pocket {pocket.code} holds no expired or recalled stock")
+        expected = sum(lot.qty for lot in lots)
+        txns = _write_off(
+            tx,
+            pocket,
+            lots,
+            TxnKind.PULL,
+            expected,
+            removed,
+            session_id,
+            lambda lot: "expired" if lot.expiry < today else "recalled",
+        )
+        tx.session.flush()
+        disc = None
+        if removed != expected:
+            disc = _discrepancy(tx, ctl, pocket, "pull", expected, removed, txns[0])
+        else:
+            disc = _sensor_discrepancy(tx, ctl, pocket, sensor, removed, txns[0])
+        remaining = held_lots(tx.session, pocket.id or 0)
+        movement = _finish(
+            tx,
+            pocket,
+            TxnKind.PULL,
+            txns,
+            {
+                "expected": expected,
+                "removed": removed,
+                "session": session_id,
+                "discrepancy": disc.id if disc else None,
+                "sensor": sensor.as_json() if sensor else None,
+                "lots": [
+                    {"lot": lot.lot, "gtin": lot.gtin, "expiry": lot.expiry.isoformat()}
+                    for lot in lots
+                ],
+                "earliest_expiry_left": remaining[0].expiry.isoformat() if remaining else None,
+            },
+        )
+        movement.discrepancy_id = disc.id if disc else None
+        return movement
+
+
+def count(
+    ctl: Controller,
+    actor: Actor,
+    cabinet: str,
+    pocket_code: str,
+    counted: int,
+    *,
+    session_id: str | None = None,
+) -> Movement:
+    """Record a count. On-hand follows the count; a difference opens a discrepancy.
+
+    Missing units come off the earliest-expiring lots (what FEFO removal would have taken); surplus
+    units go to the earliest-expiring lot the pocket has had, so they are pulled no later than
+    they could expire. A surplus in a pocket with no lot on record is refused: load it by scan.
+    """
+    if counted < 0:
+        raise BadInput(f"a count cannot be negative, got {counted}")
+    with ctl.write(actor, Action.COUNT) as tx:
+        pocket = find_pocket(tx.session, cabinet, pocket_code)
+        if pocket.item_id is None:
+            raise Refused(f"pocket {pocket.code} has no item assigned: nothing to count")
+        expected = pocket.on_hand
+        delta = counted - expected
+        extra = {"expected": expected, "counted": counted, "session_id": session_id}
+        if delta < 0:
+            txns = _take_fefo(tx, pocket, -delta, TxnKind.COUNT, **extra)
+        elif delta > 0:
+            held = held_lots(tx.session, pocket.id or 0)
+            lot = (
+                held[0]
+                if held
+                else tx.session.execute(
+                    select(StockLot)
+                    .where(StockLot.pocket_id == pocket.id, StockLot.item_id == pocket.item_id)
+                    .order_by(StockLot.expiry, StockLot.id)
+                    .limit(1)
+                ).scalar()
+            )
+            if lot is None:
+                raise Refused(
+                    f"count of {counted} in pocket {pocket.code}, which has no lot on record: "
+                    "stock it by scanning so lot and expiry are known"
+                )
+            lot.qty += delta
+            pocket.on_hand += delta
+            txns = [_txn(tx, pocket, TxnKind.COUNT, delta, lot, **extra)]
+        else:
+            txns = [_txn(tx, pocket, TxnKind.COUNT, 0, None, **extra)]
+        tx.session.flush()
+        disc = None
+        if delta:
+            disc = _discrepancy(tx, ctl, pocket, "count", expected, counted, txns[0])
+        movement = _finish(
+            tx,
+            pocket,
+            TxnKind.COUNT,
+            txns,
+            {
+                "expected": expected,
+                "counted": counted,
+                "session": session_id,
+                "discrepancy": disc.id if disc else None,
+            },
+        )
+        movement.discrepancy_id = disc.id if disc else None
+        return movement

@@ -1,0 +1,58 @@
+"""Who may do what: one table, role → actions, enforced by the controller on every change.
+
+The CLI asks nothing of its own: every controller function that changes something names its action,
+and `Database.write` re-reads the acting user inside the locked transaction (still active? locked
+out? role?) before anything is written. Separation of duties follows the pharmacy: admins manage
+people and settings but never touch stock; service engineers manage hardware; nurses remove and
+count; technicians restock; pharmacists do everything clinical.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from adc.controller.models import Role
+
+
+class Action(StrEnum):
+    USER_MANAGE = "user.manage"  # add, disable, unlock users
+    SETTINGS_MANAGE = "settings.manage"  # policy values, shortage sink
+    CABINET_MANAGE = "cabinet.manage"  # register a cabinet from its hardware profile
+    MAINTENANCE = "maintenance"  # record service work on a cabinet
+    FORMULARY_MANAGE = "formulary.manage"  # import items
+    POCKET_ASSIGN = "pocket.assign"  # item, par, critical-low, max of a pocket
+    RESTOCK = "restock"  # refill, load and unload pockets
+    REMOVE = "remove"  # take doses out for a patient
+    COUNT = "count"  # count a pocket
+    PULL = "pull"  # take expired or recalled stock out
+    RECALL_MANAGE = "recall.manage"  # enter recalls
+    SHORTAGE_ACK = "shortage.acknowledge"
+
+
+PERMISSIONS: dict[Role, frozenset[Action]] = {
+    Role.ADMIN: frozenset({Action.USER_MANAGE, Action.SETTINGS_MANAGE, Action.CABINET_MANAGE}),
+    Role.SERVICE: frozenset({Action.CABINET_MANAGE, Action.MAINTENANCE}),
+    Role.TECHNICIAN: frozenset(
+        {Action.POCKET_ASSIGN, Action.RESTOCK, Action.COUNT, Action.PULL, Action.RECALL_MANAGE}
+    ),
+    Role.NURSE: frozenset({Action.REMOVE, Action.COUNT}),
+    Role.PHARMACIST: frozenset(
+        {
+            Action.FORMULARY_MANAGE,
+            Action.POCKET_ASSIGN,
+            Action.RESTOCK,
+            Action.REMOVE,
+            Action.COUNT,
+            Action.PULL,
+            Action.RECALL_MANAGE,
+            Action.SHORTAGE_ACK,
+        }
+    ),
+}
+
+
+def allowed(role: Role | str, action: Action) -> bool:
+    try:
+        return action in PERMISSIONS[Role(role)]
+    except ValueError:
+        return False  # a role this version does not know may do nothing

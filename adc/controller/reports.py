@@ -1,0 +1,229 @@
+"""Reports read current state (pockets, lots, notifications), never the transaction history, so
+they stay fast however long the history grows; the indexes they use are declared in models.py.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import case, func, select
+
+from adc.controller.context import Controller
+from adc.controller.formulary import SCHEDULE_NAMES
+from adc.controller.models import Drawer, Item, Pocket, StockLot
+from adc.controller.stock import expired_held_clause, recalled_held_clause
+
+
+def _label(name: str, strength: str, form: str) -> str:
+    return f"{name} {strength} {form}"
+
+
+@dataclass(frozen=True)
+class RefillLine:
+    cabinet: str
+    drawer: str
+    pocket: str
+    item_id: int
+    item: str
+    ndc: str | None
+    schedule: str | None
+    high_alert: bool
+    on_hand: int
+    par: int
+    critical_low: int
+    max: int
+    need: int
+    critical: bool
+    blocked: str | None  # "expired", "recalled": pull before refilling
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def refill_list(ctl: Controller, cabinet: str | None = None) -> list[RefillLine]:
+    """Pockets below par: critical-low (and empty) first, then by drawer and pocket."""
+    critical = Pocket.on_hand <= Pocket.critical_low
+    expired = expired_held_clause(ctl.today())
+    recalled = recalled_held_clause()
+    query = (
+        select(
+            Pocket.cabinet_id,
+            Drawer.code,
+            Pocket.code,
+            Item.id,
+            Item.name,
+            Item.strength,
+            Item.form,
+            Item.ndc,
+            Item.schedule,
+            Item.high_alert,
+            Pocket.on_hand,
+            Pocket.par,
+            Pocket.critical_low,
+            Pocket.max_qty,
+            case((critical, 1), else_=0),
+            case((expired, 1), else_=0),
+            case((recalled, 1), else_=0),
+        )
+        .join(Drawer, Drawer.id == Pocket.drawer_id)
+        .join(Item, Item.id == Pocket.item_id)
+        .where(Pocket.on_hand < Pocket.par)
+        .order_by(case((critical, 0), else_=1), Pocket.cabinet_id, Drawer.position, Pocket.position)
+    )
+    if cabinet:
+        query = query.where(Pocket.cabinet_id == cabinet)
+    with ctl.read() as session:
+        rows = session.execute(query).all()
+    return [
+        RefillLine(
+            cabinet=r[0],
+            drawer=r[1],
+            pocket=r[2],
+            item_id=r[3],
+            item=_label(r[4], r[5], r[6]),
+            ndc=r[7],
+            schedule=SCHEDULE_NAMES.get(r[8] or 0),
+            high_alert=bool(r[9]),
+            on_hand=r[10],
+            par=r[11],
+            critical_low=r[12],
+            max=r[13],
+            need=r[11] - r[10],
+            critical=bool(r[14]),
+            blocked="recalled" if r[16] else "expired" if r[15] else None,
+        )
+        for r in rows
+    ]
+
+
+@dataclass(frozen=True)
+class ExpiringLot:
+    cabinet: str
+    drawer: str
+    pocket: str
+    item: str
+    gtin: str
+    lot: str
+    expiry: str
+    qty: int
+    days_left: int
+    expired: bool  # the pocket is blocked for removal until this lot is pulled
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def expiring(ctl: Controller, within_days: int, cabinet: str | None = None) -> list[ExpiringLot]:
+    """Lots in stock expiring within `within_days` (expired ones included), soonest first."""
+    today = ctl.today()
+    limit = today + timedelta(days=within_days)
+    query = (
+        select(
+            Pocket.cabinet_id,
+            Drawer.code,
+            Pocket.code,
+            Item.name,
+            Item.strength,
+            Item.form,
+            StockLot.gtin,
+            StockLot.lot,
+            StockLot.expiry,
+            StockLot.qty,
+        )
+        .select_from(StockLot)
+        .join(Pocket, Pocket.id == StockLot.pocket_id)
+        .join(Drawer, Drawer.id == Pocket.drawer_id)
+        .join(Item, Item.id == StockLot.item_id)
+        .where(StockLot.qty > 0, StockLot.expiry <= limit)
+        .order_by(StockLot.expiry, Pocket.cabinet_id, Pocket.position)
+    )
+    if cabinet:
+        query = query.where(Pocket.cabinet_id == cabinet)
+    with ctl.read() as session:
+        rows = session.execute(query).all()
+    return [
+        ExpiringLot(
+            cabinet=r[0],
+            drawer=r[1],
+            pocket=r[2],
+            item=_label(r[3], r[4], r[5]),
+            gtin=r[6],
+            lot=r[7],
+            expiry=r[8].isoformat(),
+            qty=r[9],
+            days_left=(r[8] - today).days,
+            expired=r[8] < today,
+        )
+        for r in rows
+    ]
+
+
+@dataclass(frozen=True)
+class PocketView:
+    cabinet: str
+    drawer: str
+    pocket: str
+    kind: str
+    sensor: str
+    item: str | None
+    on_hand: int
+    par: int
+    critical_low: int
+    max: int
+    earliest_expiry: str | None
+    blocked: str | None
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def pockets(ctl: Controller, cabinet: str) -> list[PocketView]:
+    """Every pocket of a cabinet with its item, levels, earliest expiry and block."""
+    earliest = (
+        select(func.min(StockLot.expiry))
+        .where(StockLot.pocket_id == Pocket.id, StockLot.qty > 0)
+        .scalar_subquery()
+    )
+    query = (
+        select(
+            Drawer.code,
+            Pocket.code,
+            Pocket.kind,
+            Pocket.sensor_kind,
+            Item.name,
+            Item.strength,
+            Item.form,
+            Pocket.on_hand,
+            Pocket.par,
+            Pocket.critical_low,
+            Pocket.max_qty,
+            earliest,
+            case((expired_held_clause(ctl.today()), 1), else_=0),
+            case((recalled_held_clause(), 1), else_=0),
+        )
+        .join(Drawer, Drawer.id == Pocket.drawer_id)
+        .outerjoin(Item, Item.id == Pocket.item_id)
+        .where(Pocket.cabinet_id == cabinet)
+        .order_by(Pocket.position)
+    )
+    with ctl.read() as session:
+        rows = session.execute(query).all()
+    return [
+        PocketView(
+            cabinet=cabinet,
+            drawer=r[0],
+            pocket=r[1],
+            kind=r[2],
+            sensor=r[3],
+            item=_label(r[4], r[5], r[6]) if r[4] else None,
+            on_hand=r[7],
+            par=r[8],
+            critical_low=r[9],
+            max=r[10],
+            earliest_expiry=r[11].isoformat() if r[11] else None,
+            blocked="recalled" if r[13] else "expired" if r[12] else None,
+        )
+        for r in rows
+    ]

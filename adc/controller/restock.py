@@ -1,0 +1,548 @@
+"""The restock session: a state machine driven by calls, for a CLI, a script or a SimPy process.
+
+    begin_restock(ctl, driver, cabinet, actor)            authenticated actor, driver of that cabinet
+    └ per line: select(pocket, kind) or next_line()       IDLE → AWAITING_SCAN (refill, load)
+                scan(raw)                                  → READY_TO_UNLOCK, or NEEDS_CONFIRMATION
+                confirm_short_dated()                      NEEDS_CONFIRMATION → READY_TO_UNLOCK
+                unlock()                                   pulse drawer + pocket lock, light on → UNLOCKED
+                poll()  (repeat; the caller waits)         → OPEN → SETTLING → CLOSED
+                confirm_quantity(n | None)                 recorded in one transaction → IDLE
+                skip(...) / cancel()                       → IDLE
+    end()
+
+Unload, pull (expired or recalled stock) and count lines skip the scan: select → READY_TO_UNLOCK.
+The session never sleeps and never reads the wall clock: timeouts (a pocket unlocked but not
+opened, a scale that does not settle) are measured on the injected clock at each `poll()`. It
+touches hardware only through the CabinetDriver port, and only the points registered for the
+selected pocket. Where the pocket has a weight sensor and the item a unit weight, the scale counts
+the units (difference across the access); a person's different count needs `accept_discrepancy`
+and is recorded with a discrepancy. Every refusal leaves the state as it was, so the caller can
+correct and retry.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+
+from adc.controller import inventory
+from adc.controller.cabinets import get_cabinet
+from adc.controller.context import Actor, Controller
+from adc.controller.formulary import find_item
+from adc.controller.gs1 import Scan, parse_scan
+from adc.controller.inventory import Movement, Sensed, Verdict, check_levels, verify_scan
+from adc.controller.models import Drawer, Item, Pocket
+from adc.controller.permissions import Action
+from adc.controller.reports import RefillLine, refill_list
+from adc.controller.stock import block_of, find_pocket, held_lots, item_label
+from adc.drivers.base import DriverError, Quality, WeightReading
+from adc.errors import BadInput, Refused
+
+if TYPE_CHECKING:
+    from adc.drivers.base import CabinetDriver
+
+
+class State(StrEnum):
+    IDLE = "idle"
+    AWAITING_SCAN = "awaiting-scan"
+    NEEDS_CONFIRMATION = "needs-confirmation"
+    READY_TO_UNLOCK = "ready-to-unlock"
+    UNLOCKED = "unlocked"
+    OPEN = "open"
+    SETTLING = "settling"
+    CLOSED = "closed"
+    ENDED = "ended"
+
+
+class LineKind(StrEnum):
+    REFILL = "refill"
+    LOAD = "load"
+    UNLOAD = "unload"
+    PULL = "pull"
+    COUNT = "count"
+
+
+_ACTION = {
+    LineKind.REFILL: Action.RESTOCK,
+    LineKind.LOAD: Action.RESTOCK,
+    LineKind.UNLOAD: Action.RESTOCK,
+    LineKind.PULL: Action.PULL,
+    LineKind.COUNT: Action.COUNT,
+}
+_SCANNED = (LineKind.REFILL, LineKind.LOAD)
+
+
+@dataclass(frozen=True)
+class Points:
+    """The device points of one pocket, as registered from the profile."""
+
+    locks: tuple[str, ...]  # drawer lock, then the pocket's own lock or lid lock
+    access_switch: str  # the switch that shows the pocket open: lid, door, or the drawer
+    drawer_switch: str
+    drawer_lock: str
+    light: str | None
+    sensor_kind: str
+    sensor_point: str | None
+
+    @classmethod
+    def of(cls, pocket: Pocket, drawer: Drawer) -> Points:
+        own_lock = pocket.lid_lock_point or pocket.lock_point
+        return cls(
+            locks=(drawer.lock_point, own_lock) if own_lock else (drawer.lock_point,),
+            access_switch=pocket.lid_switch_point or pocket.switch_point or drawer.switch_point,
+            drawer_switch=drawer.switch_point,
+            drawer_lock=drawer.lock_point,
+            light=pocket.light_point or drawer.light_point,
+            sensor_kind=pocket.sensor_kind,
+            sensor_point=pocket.sensor_point,
+        )
+
+
+@dataclass
+class Line:
+    """The line being worked on: what, where, and what the scan and the sensors said."""
+
+    kind: LineKind
+    pocket: str
+    drawer: str
+    item_id: int | None
+    item: str | None
+    unit_weight_g: float | None
+    on_hand: int
+    need: int | None
+    points: Points
+    levels: tuple[int, int, int] | None = None  # load: (par, critical-low, max)
+    scan: Scan | None = None
+    verdict: Verdict | None = None
+    baseline: WeightReading | None = None
+    unlocked_at: datetime | None = None
+    closed_at: datetime | None = None
+    measured: int | None = None  # units the sensor counted in (refill) or out (unload, pull)
+    sensor_detail: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    relock_failed: bool = False
+
+
+@dataclass
+class Summary:
+    session: str
+    recorded: list[Movement]
+    skipped: list[tuple[str, str]]
+
+
+class RestockSession:
+    """One person's restock round at one cabinet; see the module docstring for the calls."""
+
+    def __init__(self, ctl: Controller, driver: CabinetDriver, cabinet: str, actor: Actor) -> None:
+        self.ctl, self.driver, self.cabinet, self.actor = ctl, driver, cabinet, actor
+        self.id = uuid.uuid4().hex
+        self.state = State.IDLE
+        self.line: Line | None = None
+        self.recorded: list[Movement] = []
+        self.skipped: list[tuple[str, str]] = []
+        self._done: set[str] = set()
+
+    # ------------------------------------------------------------------------------ choosing
+    def refill_list(self) -> list[RefillLine]:
+        return refill_list(self.ctl, self.cabinet)
+
+    def next_line(self) -> Line | None:
+        """Select the next refill line not yet done or skipped in this session (None: all done)."""
+        for entry in self.refill_list():
+            if entry.pocket not in self._done and entry.blocked is None:
+                return self.select(entry.pocket)
+        return None
+
+    def select(
+        self,
+        pocket_code: str,
+        kind: LineKind | str = LineKind.REFILL,
+        *,
+        item: str | None = None,
+        levels: tuple[int, int, int] | None = None,
+    ) -> Line:
+        """Start a line on a pocket. A load names the item (id, NDC or GTIN) and its levels."""
+        self._expect(State.IDLE)
+        kind = LineKind(kind)
+        self.ctl.check(self.actor, _ACTION[kind])
+        with self.ctl.read() as session:
+            pocket = find_pocket(session, self.cabinet, pocket_code)
+            drawer = session.get(Drawer, pocket.drawer_id)
+            assert drawer is not None
+            item_row = session.get(Item, pocket.item_id) if pocket.item_id else None
+            if kind is LineKind.LOAD:
+                if item is None or levels is None:
+                    raise BadInput("a load names the item and its levels (par, critical-low, max)")
+                if pocket.kind == "return-bin":
+                    raise Refused(
+                        f"pocket {pocket.code} is a return bin: it holds no assigned item"
+                    )
+                if pocket.on_hand or held_lots(session, pocket.id or 0):
+                    raise Refused(f"pocket {pocket.code} is not empty: unload it first")
+                check_levels(*levels, pocket.capacity)
+                item_row = find_item(session, item)
+            elif item_row is None:
+                raise Refused(f"pocket {pocket.code} has no item assigned")
+            block = block_of(session, pocket, self.ctl.today())
+            if kind is LineKind.REFILL and block is not None:
+                raise Refused(f"{block.reason}: pull it before restocking")
+            if kind is LineKind.PULL and block is None:
+                raise Refused(f"pocket {pocket.code} holds no expired or recalled stock")
+            line = Line(
+                kind=kind,
+                pocket=pocket.code,
+                drawer=drawer.code,
+                item_id=item_row.id,
+                item=item_label(item_row),
+                unit_weight_g=item_row.unit_weight_g,
+                on_hand=pocket.on_hand,
+                need=max(pocket.par - pocket.on_hand, 0) if kind is LineKind.REFILL else None,
+                points=Points.of(pocket, drawer),
+                levels=levels if kind is LineKind.LOAD else None,
+            )
+        self.line = line
+        self.state = State.AWAITING_SCAN if kind in _SCANNED else State.READY_TO_UNLOCK
+        return line
+
+    # --------------------------------------------------------------------------------- scanning
+    def scan(self, raw: str) -> Verdict:
+        """Parse and verify a pack's barcode against the line; refusals keep the state."""
+        self._expect(State.AWAITING_SCAN, State.NEEDS_CONFIRMATION)
+        line = self._line()
+        scan = parse_scan(raw)
+        with self.ctl.read() as session:
+            pocket = find_pocket(session, self.cabinet, line.pocket)
+            assert line.item_id is not None
+            verdict = verify_scan(
+                session, pocket, line.item_id, scan, self.ctl.today(), self.ctl.policy
+            )
+            capacity = line.levels[2] if line.levels else pocket.max_qty
+            if pocket.on_hand >= capacity:
+                raise Refused(f"pocket {pocket.code} is full ({pocket.on_hand} of max {capacity})")
+        line.scan, line.verdict = scan, verdict
+        self.state = State.NEEDS_CONFIRMATION if verdict.short_dated else State.READY_TO_UNLOCK
+        return verdict
+
+    def confirm_short_dated(self) -> None:
+        """The person accepts stock that expires within the policy's short-dated window."""
+        self._expect(State.NEEDS_CONFIRMATION)
+        self.state = State.READY_TO_UNLOCK
+
+    # -------------------------------------------------------------------------------- hardware
+    def unlock(self) -> None:
+        """Release the drawer and this pocket's own lock, light its guide light.
+
+        Also allowed from CLOSED, to open the pocket again and correct what is in it (the scale's
+        baseline stays the one from before the first opening). A driver error leaves the state.
+        """
+        self._expect(State.READY_TO_UNLOCK, State.CLOSED)
+        line = self._line()
+        points = line.points
+        if self.state is State.READY_TO_UNLOCK and line.baseline is None:
+            line.baseline = self._weigh(line)
+        for point in points.locks:
+            self.driver.pulse(point)
+        if points.light:
+            self.driver.set_light(points.light, True)
+        line.unlocked_at = self.ctl.now()
+        line.closed_at = None
+        self.state = State.UNLOCKED
+
+    def poll(self) -> State:
+        """Read the switches (and the scale) and advance; call repeatedly, waiting in between."""
+        line = self.line
+        if line is None:
+            return self.state
+        policy, now = self.ctl.policy, self.ctl.now()
+        if self.state is State.UNLOCKED:
+            if not self.driver.input_active(line.points.access_switch):
+                self.state = State.OPEN
+            elif (
+                line.unlocked_at
+                and (now - line.unlocked_at).total_seconds() > policy.unlock_timeout_s
+            ):
+                line.notes.append(f"not opened within {policy.unlock_timeout_s} s: unlock again")
+                self.state = State.READY_TO_UNLOCK
+        if self.state is State.OPEN:
+            switches = {line.points.access_switch, line.points.drawer_switch}
+            if all(self.driver.input_active(s) for s in switches):
+                line.closed_at = now
+                self.state = State.SETTLING
+        if self.state is State.SETTLING:
+            self._settle(line, now)
+        return self.state
+
+    def _weigh(self, line: Line) -> WeightReading | None:
+        if (
+            line.points.sensor_kind != "weight"
+            or not line.unit_weight_g
+            or not line.points.sensor_point
+        ):
+            return None
+        try:
+            return self.driver.weight(line.points.sensor_point)
+        except DriverError as err:
+            line.notes.append(f"scale unreadable: {err.message}")
+            return None
+
+    def _settle(self, line: Line, now: datetime) -> None:
+        points = line.points
+        if points.sensor_kind == "weight" and line.baseline is not None:
+            reading = self._weigh(line)
+            if reading is not None and reading.quality is Quality.UNSTABLE:
+                waited = (now - (line.closed_at or now)).total_seconds()
+                if waited <= self.ctl.policy.settle_timeout_s:
+                    return  # still settling: poll again
+                line.notes.append("scale did not settle: count by hand")
+            elif (
+                reading is not None
+                and reading.quality is Quality.OK
+                and line.baseline.quality is Quality.OK
+            ):
+                self._count_by_weight(line, reading)
+            elif reading is not None:
+                line.notes.append(f"scale reports {reading.quality.value}: count by hand")
+        elif points.sensor_kind == "presence" and points.sensor_point:
+            try:
+                present = self.driver.input_active(points.sensor_point)
+                line.sensor_detail = {"present": present}
+            except DriverError as err:
+                line.notes.append(f"presence sensor unreadable: {err.message}")
+        try:
+            line.relock_failed = not self.driver.lock_engaged(points.drawer_lock)
+        except DriverError as err:
+            line.notes.append(f"lock state unreadable: {err.message}")
+        if line.relock_failed:
+            line.notes.append(f"drawer {line.drawer} did not lock again: call service")
+        self.state = State.CLOSED
+
+    def _count_by_weight(self, line: Line, after: WeightReading) -> None:
+        assert line.baseline is not None and line.unit_weight_g
+        units = (after.grams - line.baseline.grams) / line.unit_weight_g
+        nearest = round(units)
+        line.sensor_detail = {
+            "baseline_g": round(line.baseline.grams, 2),
+            "after_g": round(after.grams, 2),
+            "unit_weight_g": line.unit_weight_g,
+        }
+        if abs(units - nearest) > self.ctl.policy.weight_tolerance:
+            line.notes.append(
+                f"scale change of {units:.2f} units is not a whole count: count by hand"
+            )
+            return
+        line.measured = nearest if line.kind in _SCANNED else -nearest
+
+    # ------------------------------------------------------------------------------ recording
+    def confirm_quantity(
+        self, qty: int | None = None, *, accept_discrepancy: bool = False
+    ) -> Movement:
+        """Record the line: units added (refill, load), removed (unload, pull) or counted (count).
+
+        With a scale, `qty` may be left out (the scale's count is used); a different `qty` is
+        refused unless `accept_discrepancy`, which records the person's count with a discrepancy.
+        Without a usable scale, `qty` is required.
+        """
+        self._expect(State.CLOSED)
+        line = self._line()
+        sensed = self._sensed(line, qty, accept_discrepancy)
+        if qty is None:
+            if sensed is None:
+                raise BadInput(
+                    f"enter the quantity: pocket {line.pocket} has no usable scale count"
+                )
+            qty = sensed.count
+        movement = self._record(line, qty, sensed)
+        self._finish_line()
+        self.recorded.append(movement)
+        self._done.add(line.pocket)
+        return movement
+
+    def _sensed(self, line: Line, qty: int | None, accept: bool) -> Sensed | None:
+        """The sensor's view of the line; refuses a person's count it contradicts unless accepted."""
+        moved = "added" if line.kind in _SCANNED else "removed"
+        if line.kind is LineKind.COUNT:
+            return None  # a count is absolute; the scale only sees changes
+        if line.measured is not None:
+            if qty is not None and qty != line.measured and not accept:
+                raise Refused(
+                    f"the scale counts {line.measured} units {moved}, you entered {qty}: "
+                    "recount, or confirm your count to record a discrepancy"
+                )
+            if qty is None and line.measured <= 0:
+                raise Refused(f"the scale saw no units {moved}: enter the quantity")
+            return Sensed("weight", count=line.measured, detail=line.sensor_detail)
+        present = line.sensor_detail.get("present")
+        if present is None or qty is None or line.kind is LineKind.PULL:
+            return None
+        expected = line.on_hand + qty > 0 if line.kind in _SCANNED else False
+        if present != expected and not accept:
+            seen = "a pack" if present else "nothing"
+            raise Refused(
+                f"the presence sensor sees {seen} in pocket {line.pocket}: check the pocket, or "
+                "confirm your count to record a discrepancy"
+            )
+        return Sensed("presence", present=present)
+
+    def _record(self, line: Line, qty: int, sensed: Sensed | None) -> Movement:
+        ctl, actor, cab = self.ctl, self.actor, self.cabinet
+        if line.relock_failed:
+            self._maintenance(line)
+        if line.kind is LineKind.REFILL:
+            assert line.scan is not None
+            return inventory.refill(
+                ctl,
+                actor,
+                cab,
+                line.pocket,
+                line.scan,
+                qty,
+                confirm_short_dated=bool(line.verdict and line.verdict.short_dated),
+                session_id=self.id,
+                sensor=sensed,
+            )
+        if line.kind is LineKind.LOAD:
+            assert line.scan is not None and line.levels is not None and line.item_id is not None
+            return inventory.load(
+                ctl,
+                actor,
+                cab,
+                line.pocket,
+                line.item_id,
+                line.levels,
+                line.scan,
+                qty,
+                confirm_short_dated=bool(line.verdict and line.verdict.short_dated),
+                session_id=self.id,
+                sensor=sensed,
+            )
+        if line.kind is LineKind.UNLOAD:
+            return inventory.unload(
+                ctl, actor, cab, line.pocket, qty, session_id=self.id, sensor=sensed
+            )
+        if line.kind is LineKind.PULL:
+            return inventory.pull(
+                ctl, actor, cab, line.pocket, qty, session_id=self.id, sensor=sensed
+            )
+        return inventory.count(ctl, actor, cab, line.pocket, qty, session_id=self.id)
+
+    def _maintenance(self, line: Line) -> None:
+        from adc.controller.models import MaintenanceEvent
+
+        with self.ctl.write(self.actor, _ACTION[line.kind]) as tx:
+            event = MaintenanceEvent(
+                cabinet_id=self.cabinet,
+                drawer_code=line.drawer,
+                pocket_code=line.pocket,
+                kind="relock-failed",
+                detail=f"drawer lock {line.points.drawer_lock} not engaged after close",
+                user_id=self.actor.user_id,
+                at=tx.now,
+            )
+            tx.session.add(event)
+            tx.session.flush()
+            tx.audit(
+                "maintenance.relock_failed",
+                {
+                    "cabinet": self.cabinet,
+                    "drawer": line.drawer,
+                    "pocket": line.pocket,
+                    "id": event.id,
+                },
+            )
+        line.relock_failed = False
+
+    # ------------------------------------------------------------------------- leaving a line
+    def skip(self, reason: str = "", *, out_of_stock: bool = False) -> None:
+        """Leave the line unfilled; `out_of_stock` tells pharmacists the drug is not available."""
+        self._expect(State.AWAITING_SCAN, State.NEEDS_CONFIRMATION, State.READY_TO_UNLOCK)
+        line = self._line()
+        if out_of_stock:
+            from adc.controller.shortages import open_unfilled
+
+            with self.ctl.write(self.actor, _ACTION[line.kind]) as tx:
+                pocket = find_pocket(tx.session, self.cabinet, line.pocket)
+                note = open_unfilled(tx, pocket)
+                tx.audit(
+                    "restock.unfilled",
+                    {
+                        "cabinet": self.cabinet,
+                        "pocket": line.pocket,
+                        "session": self.id,
+                        "reason": reason,
+                        "shortage": note,
+                    },
+                )
+        self.skipped.append(
+            (line.pocket, reason or ("out of stock" if out_of_stock else "skipped"))
+        )
+        self._done.add(line.pocket)
+        self._finish_line()
+
+    def cancel(self) -> None:
+        """Abandon the line without recording. Not while the pocket is open, nor after the scale
+        saw stock move (record it instead)."""
+        if self.state in (State.OPEN, State.SETTLING):
+            raise Refused("the pocket is open: close it first")
+        line = self._line()
+        if self.state is State.CLOSED and line.measured:
+            raise Refused(f"the scale saw {abs(line.measured)} units move: record the quantity")
+        self._finish_line()
+
+    def end(self) -> Summary:
+        if self.line is not None:
+            raise Refused(f"line {self.line.pocket} is not finished: record, skip or cancel it")
+        self.state = State.ENDED
+        return Summary(self.id, list(self.recorded), list(self.skipped))
+
+    # ---------------------------------------------------------------------------------- helpers
+    def _finish_line(self) -> None:
+        line = self.line
+        if line is not None and line.points.light and line.unlocked_at is not None:
+            try:
+                self.driver.set_light(line.points.light, False)
+            except DriverError as err:
+                line.notes.append(f"guide light stays on: {err.message}")
+        self.line = None
+        self.state = State.IDLE
+
+    def _line(self) -> Line:
+        if self.line is None:
+            raise Refused("no line selected")
+        return self.line
+
+    def _expect(self, *states: State) -> None:
+        if self.state not in states:
+            wanted = " or ".join(s.value for s in states)
+            raise Refused(f"the session is {self.state.value}, this step needs {wanted}")
+
+
+def begin_restock(
+    ctl: Controller, driver: CabinetDriver, cabinet: str, actor: Actor
+) -> RestockSession:
+    """Start a session: the actor may restock, and the driver drives the cabinet's profile."""
+    ctl.check(actor, Action.RESTOCK)
+    with ctl.read() as session:
+        registered = get_cabinet(session, cabinet).profile_name
+    if driver.profile.name != registered:
+        raise Refused(
+            f"the driver is for a {driver.profile.name} cabinet, cabinet {cabinet} is a {registered}"
+        )
+    return RestockSession(ctl, driver, cabinet, actor)
+
+
+def pockets_needing_pull(ctl: Controller, cabinet: str) -> list[str]:
+    """Pocket codes that hold expired or recalled stock (removal blocked until pulled)."""
+    with ctl.read() as session:
+        rows = (
+            session.execute(
+                select(Pocket).where(Pocket.cabinet_id == cabinet).order_by(Pocket.position)
+            )
+            .scalars()
+            .all()
+        )
+        return [p.code for p in rows if block_of(session, p, ctl.today()) is not None]
