@@ -22,6 +22,7 @@ from adc.commands import (
     reports,
     settings,
     shortages,
+    sim,
     users,
 )
 from adc.commands.common import FastHelpGroup
@@ -67,6 +68,7 @@ app.add_typer(reports.app, name="report")
 app.add_typer(shortages.app, name="shortage")
 app.add_typer(settings.app, name="settings")
 app.add_typer(audit.app, name="audit")
+app.add_typer(sim.app, name="sim")
 
 
 def main() -> None:

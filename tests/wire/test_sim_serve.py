@@ -1,0 +1,145 @@
+"""`adc sim serve`: the real entry point in a subprocess, read by the real drivers, stopped by signals."""
+
+from __future__ import annotations
+
+import os
+import re
+import selectors
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+
+from adc.drivers.registry import open_backend
+from adc.profiles import load_profile, resolve_profile_path
+from tests.conftest import ROOT, run_adc
+
+BUS_LINE = re.compile(r"bus (\S+) \((\S+)\): (\S+)")
+
+
+@contextmanager
+def serving(*args: str) -> Iterator[tuple[subprocess.Popen[str], dict[str, str]]]:
+    """Start `adc sim serve ARGS`, wait (bounded) for it to say where it serves, stop it after."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "adc", "sim", "serve", *args],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    where: dict[str, str] = {}
+    selector = selectors.DefaultSelector()
+    assert proc.stdout is not None
+    selector.register(proc.stdout, selectors.EVENT_READ)
+    deadline = time.monotonic() + 30
+    try:
+        while True:
+            assert time.monotonic() < deadline, "adc sim serve did not start"
+            if not selector.select(timeout=max(0.0, deadline - time.monotonic())):
+                continue
+            line = proc.stdout.readline()
+            assert line, (
+                f"adc sim serve exited: {proc.wait(5)} {proc.stderr.read() if proc.stderr else ''}"
+            )
+            if match := BUS_LINE.search(line):
+                where[match.group(1)] = match.group(3)
+            if line.startswith("serving"):
+                break
+        yield proc, where
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+
+
+def stop(proc: subprocess.Popen[str], sig: signal.Signals) -> tuple[int, str, str]:
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=15)
+    return proc.returncode, out, err
+
+
+def test_serve_tcp_in_real_time_and_stop_with_sigterm() -> None:
+    profile = load_profile(resolve_profile_path("tcp-6drawer"))
+    with serving("tcp-6drawer", "--modbus-tcp", "127.0.0.1:0", "--realtime-factor", "0.5") as (
+        proc,
+        where,
+    ):
+        driver = open_backend(f"modbus-tcp://{where['main']}", profile)
+        try:
+            assert driver.input_active("dio1:di.0") is True
+            driver.pulse("dio1:coil.0")
+            assert driver.lock_engaged("dio1:coil.0") is False
+            # The cabinet runs on its own clock: the 0.5 s pulse ends after 0.25 s of real time.
+            deadline = time.monotonic() + 5
+            while not driver.lock_engaged("dio1:coil.0"):
+                assert time.monotonic() < deadline, "the pulse never ended: time does not run"
+                time.sleep(0.05)
+            assert driver.snapshot().weights["lc1:ch.0"] is not None
+        finally:
+            driver.close()
+        code, out, err = stop(proc, signal.SIGTERM)
+    assert code == 0, err
+    assert "stopped" in out and "Traceback" not in err
+
+
+def test_serve_serial_buses_on_ptys_and_stop_with_ctrl_c() -> None:
+    profile = load_profile(resolve_profile_path("rs485-2bus"))
+    with serving("rs485-2bus", "--pty") as (proc, where):
+        assert set(where) == {"locks", "field"}
+        assert all(path.startswith("/dev/") for path in where.values())
+        driver = open_backend("profile:", profile, ports=where)
+        try:
+            snap = driver.snapshot()
+            assert all(v is not None for v in snap.locks_engaged.values())
+            assert all(v is not None for v in snap.weights.values())
+        finally:
+            driver.close()
+        code, _, err = stop(proc, signal.SIGINT)
+    assert code == 0, err
+    assert "Traceback" not in err
+
+
+def test_serve_refuses_bad_input_without_a_traceback() -> None:
+    bad = run_adc("sim", "serve", "tcp-6drawer", "--modbus-tcp", "nowhere", timeout=60)
+    assert bad.returncode == 2 and "HOST:PORT" in bad.stderr and "Traceback" not in bad.stderr
+    # The profile's serial ports do not exist here: say so, and how to serve on ptys instead.
+    missing = run_adc("sim", "serve", "rs485-2bus", timeout=60)
+    assert missing.returncode == 2, missing.stdout + missing.stderr
+    assert "--pty" in missing.stderr and "Traceback" not in missing.stderr
+
+
+@pytest.mark.skipif(not os.path.exists("/usr/bin/mbpoll"), reason="mbpoll is not installed")
+def test_a_person_reads_the_served_cabinet_with_mbpoll() -> None:
+    with serving("tcp-6drawer", "--modbus-tcp", "127.0.0.1:0") as (proc, where):
+        host, _, port = where["main"].rpartition(":")
+        result = subprocess.run(
+            [
+                "mbpoll",
+                "-m",
+                "tcp",
+                "-p",
+                port,
+                "-a",
+                "1",
+                "-t",
+                "1",
+                "-r",
+                "1",
+                "-c",
+                "6",
+                "-1",
+                host,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=20,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert re.findall(r"\[(\d)\]:\s+1", result.stdout) == ["1", "2", "3", "4", "5", "6"]
+        code, _, _ = stop(proc, signal.SIGTERM)
+    assert code == 0
