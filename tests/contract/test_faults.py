@@ -23,6 +23,7 @@ from tests.contract.helpers import (
     sensed_pockets,
     settle,
     unlock_and_open,
+    weight_tolerance,
 )
 from tests.contract.rigs import Rig
 
@@ -169,7 +170,9 @@ def test_stuck_switch_is_contradicted_by_the_load_cells(rig: Rig) -> None:
     settle(rig)
     assert rig.driver.input_active(switch), "stuck switch should read what it is stuck at"
     after = rig.driver.weight(pocket.sensor.point)  # type: ignore[arg-type]
-    assert before.grams - after.grams > 1.5 * rig.profile.sim.unit_weight_g
+    assert before.grams - after.grams == pytest.approx(
+        2 * rig.profile.sim.unit_weight_g, abs=weight_tolerance(rig.profile)
+    )
     rig.cabinet.sim_clear_fault("switch_stuck", switch)
     assert not rig.driver.input_active(switch)
 

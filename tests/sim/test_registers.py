@@ -121,6 +121,23 @@ def test_discrete_inputs_and_lockboard_bits_follow_polarity(rs485: VirtualCabine
         lb0.unlock(16)
 
 
+def test_active_low_dio_inputs_read_0_when_active(tmp_path: Path) -> None:
+    profile = variant(
+        tmp_path,
+        "tcp-6drawer",
+        {"solenoid = { pulse_ms": 'input_polarity = "active-low"\nsolenoid = { pulse_ms'},
+    )
+    cabinet = VirtualCabinet(profile)
+    dio = _modbus(cabinet, "dio1")
+    assert dio.read_bits("discrete_inputs", 0, 1) == [False]  # D1 closed: active, reads 0
+    assert dio.read_bits("discrete_inputs", 20, 1) == [False]  # D5-P1 holds its unit
+    assert dio.read_bits("discrete_inputs", 26, 1) == [True]  # unwired: inactive, reads 1
+    dio.write_coil(0, True)
+    cabinet.run(0.1)
+    cabinet.sim_open("D1")
+    assert dio.read_bits("discrete_inputs", 0, 1) == [True]
+
+
 def test_lockboard_unlock_all_skips_rearming_locks(rs485: VirtualCabinet) -> None:
     lb0 = _lockboard(rs485, "lb0")
     lb0.unlock(3)
