@@ -23,8 +23,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable
-from dataclasses import dataclass, replace
-from enum import Enum
+from dataclasses import replace
 from typing import TypeVar
 from urllib.parse import parse_qs
 
@@ -41,6 +40,7 @@ from adc.drivers.base import (
     WeightReading,
     WrongPointRole,
 )
+from adc.drivers.cabinet_points import PointInfo, Use, cabinet_points, classify_points
 from adc.errors import BadInput
 from adc.profiles import load_profile, resolve_profile_path
 from adc.profiles.models import (
@@ -61,75 +61,6 @@ T = TypeVar("T")
 _QUALITY = {0: Quality.OK, 1: Quality.UNSTABLE, 2: Quality.OVERLOAD, 3: Quality.FAULT}
 
 
-class Use(Enum):
-    """What a point is used for, by the layout (finer than its role on the device)."""
-
-    LOCK = "a lock"
-    LIGHT = "a light"
-    OUTPUT = "an unassigned output"
-    INPUT = "an input"
-    WEIGHT = "a load-cell channel"
-    ANALOG = "an analog input"
-
-
-@dataclass(frozen=True)
-class PointInfo:
-    ref: PointRef
-    use: Use
-    door_switch: str | None = None  # for a lock: the switch of the door it holds
-    in_layout: bool = False  # the layout names it (these are what a snapshot holds)
-
-    @property
-    def text(self) -> str:
-        return str(self.ref)
-
-
-def classify_points(profile: Profile) -> dict[str, PointInfo]:
-    """Every point of every device, keyed by canonical text, with what the layout uses it for."""
-    outputs: dict[str, tuple[Use, str | None]] = {}
-    used: set[str] = set()
-
-    def canon(point: str | None) -> str | None:
-        return str(PointRef.parse(point)) if point else None
-
-    def mark(point: str | None, use: Use | None = None, switch: str | None = None) -> None:
-        if point:
-            used.add(canon(point))  # type: ignore[arg-type]
-            if use is not None:
-                outputs[canon(point)] = (use, canon(switch))  # type: ignore[index]
-
-    for drawer in profile.layout.drawers:
-        mark(drawer.lock, Use.LOCK, drawer.switch)
-        mark(drawer.light, Use.LIGHT)
-        mark(drawer.switch)
-        for pocket in drawer.pockets:
-            mark(pocket.lock, Use.LOCK, pocket.switch)
-            mark(pocket.lid_lock, Use.LOCK, pocket.lid_switch)
-            mark(pocket.light, Use.LIGHT)
-            for point in (
-                pocket.switch,
-                pocket.lid_switch,
-                pocket.sensor.point,
-                pocket.temperature,
-            ):
-                mark(point)
-    role_use = {"input": Use.INPUT, "weight": Use.WEIGHT, "analog": Use.ANALOG}
-    points: dict[str, PointInfo] = {}
-    for name, device in profile.devices.items():
-        for family, (role, count) in point_families(device).items():
-            for index in range(count):
-                ref = PointRef(name, family, index)
-                text = str(ref)
-                if role.value != "output":
-                    points[text] = PointInfo(ref, role_use[role.value], in_layout=text in used)
-                    continue
-                use, switch = outputs.get(text, (None, None))
-                if use is None:
-                    use = Use.LOCK if isinstance(device, LockboardCU16) else Use.OUTPUT
-                points[text] = PointInfo(ref, use, switch, in_layout=text in used)
-    return points
-
-
 def decode_float32(words: list[int], word_order: str) -> float:
     high, low = (words[0], words[1]) if word_order == "big" else (words[1], words[0])
     return struct.unpack(">f", struct.pack(">HH", high, low))[0]
@@ -146,6 +77,7 @@ class SimDriver:
         self.profile = profile
         self.cabinet = cabinet
         self._points = classify_points(profile)
+        self._layout = cabinet_points(profile)
         _check_served(profile, cabinet)
         self._health = {name: DeviceHealth(device=name) for name in profile.devices}
         self._closed = False
@@ -242,19 +174,13 @@ class SimDriver:
             except (DeviceOffline, DeviceFault):
                 continue
         snap = Snapshot(time=self.now, health=self.health())
-        for text, info in self._points.items():
-            if not info.in_layout:
-                continue
-            if info.use is Use.LOCK:
-                snap.locks_engaged[text] = self._engaged_from(info, values)
-            elif info.use is Use.LIGHT:
-                snap.lights[text] = values.get(text)  # type: ignore[assignment]
-            elif info.use is Use.INPUT:
-                snap.inputs[text] = values.get(text)  # type: ignore[assignment]
-            elif info.use is Use.WEIGHT:
-                snap.weights[text] = values.get(text)  # type: ignore[assignment]
-            elif info.use is Use.ANALOG:
-                snap.temperatures[text] = values.get(text)  # type: ignore[assignment]
+        layout = self._layout
+        for text in layout.locks:
+            snap.locks_engaged[text] = self._engaged_from(self._points[text], values)
+        snap.inputs = {text: values.get(text) for text in layout.inputs}  # type: ignore[misc]
+        snap.weights = {text: values.get(text) for text in layout.weights}  # type: ignore[misc]
+        snap.temperatures = {text: values.get(text) for text in layout.temperatures}  # type: ignore[misc]
+        snap.lights = {text: values.get(text) for text in layout.lights}  # type: ignore[misc]
         return snap
 
     def _engaged_from(self, info: PointInfo, values: dict[str, object]) -> bool | None:
