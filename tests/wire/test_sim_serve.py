@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
+import queue
 import re
-import selectors
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,7 +24,8 @@ BUS_LINE = re.compile(r"bus (\S+) \((\S+)\): (\S+)")
 
 @contextmanager
 def serving(*args: str) -> Iterator[tuple[subprocess.Popen[str], dict[str, str]]]:
-    """Start `adc sim serve ARGS`, wait (bounded) for it to say where it serves, stop it after."""
+    """Start `adc sim serve ARGS`, wait (bounded) for it to say where it serves, stop it after.
+    The process's later stdout lines are kept in `proc.later` (see `stop`)."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "adc", "sim", "serve", *args],
         cwd=ROOT,
@@ -33,16 +35,25 @@ def serving(*args: str) -> Iterator[tuple[subprocess.Popen[str], dict[str, str]]
         env={**os.environ, "COLUMNS": "200"},
     )
     where: dict[str, str] = {}
-    selector = selectors.DefaultSelector()
+    # A reader thread, not select() on the pipe: buffered readline() may hold several lines that
+    # select() would never report again.
+    lines: queue.Queue[str] = queue.Queue()
     assert proc.stdout is not None
-    selector.register(proc.stdout, selectors.EVENT_READ)
+    stdout = proc.stdout
+
+    def read() -> None:
+        for line in stdout:
+            lines.put(line)
+        lines.put("")
+
+    threading.Thread(target=read, daemon=True).start()
     deadline = time.monotonic() + 30
     try:
         while True:
-            assert time.monotonic() < deadline, "adc sim serve did not start"
-            if not selector.select(timeout=max(0.0, deadline - time.monotonic())):
-                continue
-            line = proc.stdout.readline()
+            try:
+                line = lines.get(timeout=max(0.01, deadline - time.monotonic()))
+            except queue.Empty:
+                pytest.fail("adc sim serve did not start within 30 s")
             assert line, (
                 f"adc sim serve exited: {proc.wait(5)} {proc.stderr.read() if proc.stderr else ''}"
             )
@@ -50,6 +61,7 @@ def serving(*args: str) -> Iterator[tuple[subprocess.Popen[str], dict[str, str]]
                 where[match.group(1)] = match.group(3)
             if line.startswith("serving"):
                 break
+        proc.later = lines  # type: ignore[attr-defined]
         yield proc, where
     finally:
         if proc.poll() is None:
@@ -59,8 +71,13 @@ def serving(*args: str) -> Iterator[tuple[subprocess.Popen[str], dict[str, str]]
 
 def stop(proc: subprocess.Popen[str], sig: signal.Signals) -> tuple[int, str, str]:
     proc.send_signal(sig)
-    out, err = proc.communicate(timeout=15)
-    return proc.returncode, out, err
+    code = proc.wait(timeout=15)
+    assert proc.stderr is not None
+    out = []
+    lines: queue.Queue[str] = proc.later  # type: ignore[attr-defined]
+    while line := lines.get(timeout=5):
+        out.append(line)
+    return code, "".join(out), proc.stderr.read()
 
 
 def test_serve_tcp_in_real_time_and_stop_with_sigterm() -> None:
