@@ -15,6 +15,7 @@ from adc.commands import (
     cabinets,
     db,
     demo,
+    diag,
     items,
     pockets,
     profile,
@@ -69,6 +70,7 @@ app.add_typer(shortages.app, name="shortage")
 app.add_typer(settings.app, name="settings")
 app.add_typer(audit.app, name="audit")
 app.add_typer(sim.app, name="sim")
+app.add_typer(diag.app, name="diag")
 
 
 def main() -> None:

@@ -1,0 +1,473 @@
+"""Service work on a cabinet: failed drawers taken out of service, their recovery, and the record of
+every diagnostics run.
+
+State lives in the `maintenance_event` table only, so no schema change was needed:
+- a drawer is **out of service** while it has a failure event (`FAILURE_KINDS`: did not open, did not
+  relock, open during a power loss, a switch that lies, or marked failed by hand) newer than its
+  last `recovered` event. A pocket's failure takes its whole drawer out: the drawer is what a
+  person opens, and recovery works drawer by drawer. Whatever opens a drawer (the restock
+  session) asks `check_in_service` first.
+- **recovery** (`adc diag recover`) clears it: the hardware is cycled and must pass, then every
+  assigned pocket in the drawer gets a blind recount, recorded as a count transaction through the
+  inventory API with session id `recovery:ID`; `complete_recovery` refuses until each one has it.
+- every **diagnostics run** is one `diag-COMMAND` event (who, what, result) plus the failures it
+  found, with their audit entries, in one transaction.
+
+Controlled substances: service work runs under `Action.MAINTENANCE`; when it would expose a pocket
+holding a scheduled item, `permissions.CS_WITNESS` says which role must witness it (a pharmacist),
+and `access_refusals` says which locks may not be pulsed without one.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlmodel import Session
+
+from adc.controller.cabinets import get_cabinet
+from adc.controller.context import Actor, Controller, Tx
+from adc.controller.models import (
+    Drawer,
+    Item,
+    MaintenanceEvent,
+    Pocket,
+    Transaction,
+    TxnKind,
+    User,
+)
+from adc.controller.permissions import CS_WITNESS, Action
+from adc.controller.stock import find_pocket, item_label
+from adc.errors import BadInput, Refused
+
+# The restock session records its own `relock-failed` event, but it reads the lock while the
+# unlock pulse may still be on, so that event also fires for drawers that relock fine: it is kept
+# out of this set (and so does not block) until the session checks after the pulse has ended.
+FAILURE_KINDS = frozenset(
+    {"open-failed", "no-relock", "power-loss-open", "switch-failed", "failed"}
+)
+RECOVERED = "recovered"
+DIAGNOSTIC_PREFIX = "diag-"
+
+
+@dataclass(frozen=True)
+class Failure:
+    """One open failure of a drawer (or of a pocket in it)."""
+
+    id: int
+    drawer: str
+    pocket: str | None
+    kind: str
+    detail: str
+    at: datetime
+    user: str | None
+
+    def describe(self) -> str:
+        where = f"pocket {self.pocket}" if self.pocket else f"drawer {self.drawer}"
+        return f"{where}: {self.kind} at {self.at:%Y-%m-%d %H:%M} UTC" + (
+            f" ({self.detail})" if self.detail else ""
+        )
+
+
+def _drawer(session: Session, cabinet_id: str, code: str) -> Drawer:
+    drawer = session.execute(
+        select(Drawer).where(Drawer.cabinet_id == cabinet_id, Drawer.code == code)
+    ).scalar()
+    if drawer is None:
+        codes = session.execute(
+            select(Drawer.code).where(Drawer.cabinet_id == cabinet_id).order_by(Drawer.position)
+        ).scalars()
+        raise BadInput(f"cabinet {cabinet_id} has no drawer {code!r}; drawers: {', '.join(codes)}")
+    return drawer
+
+
+def open_failures(session: Session, cabinet_id: str, drawer: str | None = None) -> list[Failure]:
+    """Failures not yet cleared by a recovery, oldest first (of one drawer, or of all)."""
+    query = select(MaintenanceEvent).where(
+        MaintenanceEvent.cabinet_id == cabinet_id,
+        MaintenanceEvent.drawer_code.is_not(None),  # type: ignore[union-attr]
+        MaintenanceEvent.kind.in_([*FAILURE_KINDS, RECOVERED]),  # type: ignore[attr-defined]
+    )
+    if drawer is not None:
+        query = query.where(MaintenanceEvent.drawer_code == drawer)
+    events = session.execute(query.order_by(MaintenanceEvent.id)).scalars().all()
+    names = dict(session.execute(select(User.id, User.username)).tuples().all())
+    pending: dict[str, list[Failure]] = {}
+    for event in events:
+        code = event.drawer_code or ""
+        if event.kind == RECOVERED:
+            pending.pop(code, None)
+            continue
+        pending.setdefault(code, []).append(
+            Failure(
+                event.id or 0,
+                code,
+                event.pocket_code,
+                event.kind,
+                event.detail,
+                event.at,
+                names.get(event.user_id) if event.user_id else None,
+            )
+        )
+    return [f for failures in pending.values() for f in failures]
+
+
+def out_of_service(ctl: Controller, cabinet_id: str) -> dict[str, list[Failure]]:
+    """Drawer code → its open failures, for every drawer out of service."""
+    with ctl.read() as session:
+        get_cabinet(session, cabinet_id)
+        out: dict[str, list[Failure]] = {}
+        for failure in open_failures(session, cabinet_id):
+            out.setdefault(failure.drawer, []).append(failure)
+        return out
+
+
+def check_in_service(session: Session, cabinet_id: str, drawer_code: str) -> None:
+    """Refused while the drawer is out of service (for whatever would open it)."""
+    failures = open_failures(session, cabinet_id, drawer_code)
+    if failures:
+        raise Refused(
+            f"drawer {drawer_code} is out of service: {failures[-1].describe()}; "
+            f"recover it first (adc diag recover --drawer {drawer_code})"
+        )
+
+
+def _event(
+    tx: Tx,
+    cabinet_id: str,
+    kind: str,
+    detail: str,
+    *,
+    drawer: str | None = None,
+    pocket: str | None = None,
+) -> MaintenanceEvent:
+    event = MaintenanceEvent(
+        cabinet_id=cabinet_id,
+        drawer_code=drawer,
+        pocket_code=pocket,
+        kind=kind,
+        detail=detail,
+        user_id=tx.user.id if tx.user else None,
+        at=tx.now,
+    )
+    tx.session.add(event)
+    tx.session.flush()
+    return event
+
+
+def _check_kind(kind: str) -> None:
+    if kind not in FAILURE_KINDS:
+        raise BadInput(f"{kind!r} is not a failure; one of {', '.join(sorted(FAILURE_KINDS))}")
+
+
+@dataclass(frozen=True)
+class Found:
+    """A failure a diagnostics run found, to be recorded with it."""
+
+    drawer: str
+    kind: str
+    detail: str
+    pocket: str | None = None
+
+
+def _fail(tx: Tx, cabinet_id: str, found: Found) -> int:
+    _check_kind(found.kind)
+    _drawer(tx.session, cabinet_id, found.drawer)
+    event = _event(
+        tx, cabinet_id, found.kind, found.detail, drawer=found.drawer, pocket=found.pocket
+    )
+    tx.audit(
+        "maintenance.failed",
+        {
+            "cabinet": cabinet_id,
+            "drawer": found.drawer,
+            "pocket": found.pocket,
+            "kind": found.kind,
+            "detail": found.detail,
+            "id": event.id,
+        },
+    )
+    return event.id or 0
+
+
+def mark_failed(
+    ctl: Controller,
+    actor: Actor | None,
+    cabinet_id: str,
+    drawer: str,
+    kind: str,
+    detail: str = "",
+    *,
+    pocket: str | None = None,
+) -> int:
+    """Take a drawer out of service (`actor` None: the system noticed, e.g. after a power loss)."""
+    with ctl.write(actor, Action.MAINTENANCE if actor else None) as tx:
+        get_cabinet(tx.session, cabinet_id)
+        return _fail(tx, cabinet_id, Found(drawer, kind, detail, pocket))
+
+
+# --------------------------------------------------------------------- controlled substances
+def exposed_pockets(session: Session, cabinet_id: str, lock_point: str) -> list[Pocket]:
+    """Pockets a hand can reach once this lock is pulsed: a drawer lock exposes the pockets of the
+    drawer that have no lock of their own; a pocket's lock or lid lock exposes that pocket."""
+    pockets = session.execute(select(Pocket).where(Pocket.cabinet_id == cabinet_id)).scalars()
+    drawers = {
+        d.id: d
+        for d in session.execute(select(Drawer).where(Drawer.cabinet_id == cabinet_id)).scalars()
+    }
+    out = []
+    for pocket in pockets:
+        own = pocket.lid_lock_point or pocket.lock_point
+        drawer = drawers[pocket.drawer_id]
+        if own == lock_point or (own is None and drawer.lock_point == lock_point):
+            out.append(pocket)
+    return out
+
+
+def _controlled(session: Session, pockets: list[Pocket]) -> list[str]:
+    out = []
+    for pocket in pockets:
+        item = session.get(Item, pocket.item_id) if pocket.item_id else None
+        if item is not None and item.schedule is not None:
+            roman = {2: "II", 3: "III", 4: "IV", 5: "V"}.get(item.schedule, str(item.schedule))
+            out.append(f"{pocket.code}: {item_label(item)}, C-{roman}")
+    return out
+
+
+def _witness_user(session: Session, actor: Actor, witness: Actor | None) -> User | None:
+    if witness is None:
+        return None
+    if witness.user_id == actor.user_id:
+        raise Refused(f"{actor.username} cannot witness their own service work")
+    user = session.get(User, witness.user_id)
+    if user is None or not user.active or user.locked:
+        raise Refused(f"witness {witness.username} is not an active user")
+    return user
+
+
+def access_refusals(
+    ctl: Controller,
+    actor: Actor,
+    cabinet_id: str,
+    locks: list[str],
+    witness: Actor | None = None,
+) -> dict[str, str]:
+    """Lock point → why `actor` may not pulse it now; locks not listed may be pulsed.
+
+    The actor must be allowed service work; a lock that exposes a controlled substance also needs
+    a witness of a role `CS_WITNESS` names for it.
+    """
+    ctl.check(actor, Action.MAINTENANCE)
+    roles = CS_WITNESS.get(Action.MAINTENANCE, frozenset())
+    out: dict[str, str] = {}
+    with ctl.read() as session:
+        get_cabinet(session, cabinet_id)
+        user = _witness_user(session, actor, witness)
+        if user is not None and user.role not in roles:
+            allowed = " or ".join(sorted(roles))
+            raise Refused(f"witness {user.username} is a {user.role}, not a {allowed}")
+        for lock in locks:
+            controlled = _controlled(session, exposed_pockets(session, cabinet_id, lock))
+            if controlled and user is None:
+                out[lock] = (
+                    f"needs a {' or '.join(sorted(roles))} witness: it exposes controlled "
+                    f"substances ({', '.join(controlled)}); give --witness"
+                )
+    return out
+
+
+# ------------------------------------------------------------------------ diagnostics runs
+def record_run(
+    ctl: Controller,
+    actor: Actor,
+    cabinet_id: str,
+    *,
+    command: str,
+    result: str,
+    summary: str,
+    details: dict[str, Any] | None = None,
+    found: list[Found] | None = None,
+    witness: Actor | None = None,
+) -> int:
+    """Record one diagnostics run (and the failures it found) in one transaction."""
+    found = found or []
+    with ctl.write(actor, Action.MAINTENANCE) as tx:
+        get_cabinet(tx.session, cabinet_id)
+        witness_user = _witness_user(tx.session, actor, witness)
+        payload = {
+            "cabinet": cabinet_id,
+            "command": command,
+            "result": result,
+            "summary": summary,
+            **(details or {}),
+        }
+        detail = json.dumps(payload, sort_keys=True, default=str)
+        event = _event(tx, cabinet_id, DIAGNOSTIC_PREFIX + command, detail)
+        failed = [_fail(tx, cabinet_id, f) for f in found]
+        tx.audit(
+            "maintenance.diagnostic",
+            {**payload, "id": event.id, "failures_recorded": failed},
+            witness=witness_user,
+        )
+        return event.id or 0
+
+
+def set_unit_weight(
+    ctl: Controller,
+    actor: Actor,
+    cabinet_id: str,
+    pocket_code: str,
+    unit_weight_g: float,
+    *,
+    details: dict[str, Any] | None = None,
+    witness: Actor | None = None,
+) -> tuple[str, float | None]:
+    """A calibration's measured unit weight, written to the pocket's item; recorded. Returns the
+    item's label and its previous unit weight."""
+    if not 0 < unit_weight_g < 10_000:
+        raise BadInput(f"a unit weight of {unit_weight_g} g is not plausible")
+    with ctl.write(actor, Action.MAINTENANCE) as tx:
+        get_cabinet(tx.session, cabinet_id)
+        witness_user = _witness_user(tx.session, actor, witness)
+        pocket = find_pocket(tx.session, cabinet_id, pocket_code)
+        item = tx.session.get(Item, pocket.item_id) if pocket.item_id else None
+        if item is None:
+            raise Refused(f"pocket {pocket_code} has no item assigned: no unit weight to set")
+        before = item.unit_weight_g
+        item.unit_weight_g = round(unit_weight_g, 4)
+        drawer = tx.session.get(Drawer, pocket.drawer_id)
+        payload = {
+            "cabinet": cabinet_id,
+            "pocket": pocket_code,
+            "item_id": item.id,
+            "unit_weight_g": {"before": before, "after": item.unit_weight_g},
+            **(details or {}),
+        }
+        event = _event(
+            tx,
+            cabinet_id,
+            "calibrated",
+            json.dumps(payload, sort_keys=True, default=str),
+            drawer=drawer.code if drawer else None,
+            pocket=pocket_code,
+        )
+        tx.audit("maintenance.calibrated", {**payload, "id": event.id}, witness=witness_user)
+        return item_label(item), before
+
+
+# ----------------------------------------------------------------------------- recovery
+@dataclass(frozen=True)
+class RecountLine:
+    """A pocket to recount: what is in it, never how many the system expects (a blind count)."""
+
+    pocket: str
+    item: str
+    controlled: bool
+
+
+@dataclass
+class RecoveryPlan:
+    cabinet: str
+    drawer: str
+    failures: list[Failure]
+    recount: list[RecountLine] = field(default_factory=list)
+    empty: list[str] = field(default_factory=list)  # pockets with no item: nothing to count
+
+    @property
+    def session_id(self) -> str:
+        return f"recovery:{self.cabinet}:{self.drawer}:{self.failures[-1].id}"
+
+
+def recovery_plan(ctl: Controller, cabinet_id: str, drawer_code: str) -> RecoveryPlan:
+    """What recovering a drawer involves; Refused when the drawer is in service."""
+    with ctl.read() as session:
+        get_cabinet(session, cabinet_id)
+        drawer = _drawer(session, cabinet_id, drawer_code)
+        failures = open_failures(session, cabinet_id, drawer_code)
+        if not failures:
+            raise Refused(f"drawer {drawer_code} is in service: nothing to recover")
+        plan = RecoveryPlan(cabinet_id, drawer_code, failures)
+        pockets = session.execute(
+            select(Pocket).where(Pocket.drawer_id == drawer.id).order_by(Pocket.position)
+        ).scalars()
+        for pocket in pockets:
+            item = session.get(Item, pocket.item_id) if pocket.item_id else None
+            if item is None:
+                plan.empty.append(pocket.code)
+            else:
+                plan.recount.append(
+                    RecountLine(pocket.code, item_label(item), item.schedule is not None)
+                )
+        return plan
+
+
+def recount(
+    ctl: Controller, counter: Actor, plan: RecoveryPlan, pocket: str, counted: int
+) -> int | None:
+    """Record one pocket's blind recount as a count transaction (the inventory API: on-hand follows
+    the count, a difference opens a discrepancy). Returns the discrepancy id, if one was opened."""
+    from adc.controller.inventory import count
+
+    if pocket not in {line.pocket for line in plan.recount}:
+        raise BadInput(f"pocket {pocket} is not one to recount in drawer {plan.drawer}")
+    movement = count(ctl, counter, plan.cabinet, pocket, counted, session_id=plan.session_id)
+    return movement.discrepancy_id
+
+
+def missing_recounts(session: Session, plan: RecoveryPlan) -> list[str]:
+    counted = set(
+        session.execute(
+            select(Pocket.code)
+            .join(Transaction, Transaction.pocket_id == Pocket.id)
+            .where(
+                Transaction.session_id == plan.session_id,
+                Transaction.kind == TxnKind.COUNT.value,
+                Pocket.cabinet_id == plan.cabinet,
+            )
+        ).scalars()
+    )
+    return [line.pocket for line in plan.recount if line.pocket not in counted]
+
+
+def complete_recovery(
+    ctl: Controller,
+    actor: Actor,
+    plan: RecoveryPlan,
+    *,
+    hardware: str,
+    witness: Actor | None = None,
+) -> int:
+    """Return the drawer to service: Refused unless every assigned pocket was recounted in this
+    recovery and no new failure arrived meanwhile. `hardware` says what the check found."""
+    with ctl.write(actor, Action.MAINTENANCE) as tx:
+        get_cabinet(tx.session, plan.cabinet)
+        witness_user = _witness_user(tx.session, actor, witness)
+        current = open_failures(tx.session, plan.cabinet, plan.drawer)
+        if [f.id for f in current] != [f.id for f in plan.failures]:
+            raise Refused(f"drawer {plan.drawer} failed again during the recovery: start over")
+        missing = missing_recounts(tx.session, plan)
+        if missing:
+            raise Refused(
+                f"drawer {plan.drawer} stays out of service: no blind recount of "
+                f"{', '.join(missing)} in this recovery"
+            )
+        payload = {
+            "cabinet": plan.cabinet,
+            "drawer": plan.drawer,
+            "cleared": [f.id for f in plan.failures],
+            "recount_session": plan.session_id,
+            "recounted": [line.pocket for line in plan.recount],
+            "hardware": hardware,
+        }
+        event = _event(
+            tx,
+            plan.cabinet,
+            RECOVERED,
+            json.dumps(payload, sort_keys=True),
+            drawer=plan.drawer,
+        )
+        tx.audit("maintenance.recovered", {**payload, "id": event.id}, witness=witness_user)
+        return event.id or 0

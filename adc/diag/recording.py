@@ -1,0 +1,136 @@
+"""Diagnostics meet the controller: who runs them, on which registered cabinet, and their record.
+
+A `Recorder` holds the controller, the acting service user, the cabinet and an optional witness.
+It answers the controlled-substance rule for the procedures (`refuse`, from the controller's
+`access_refusals`), fills in what the database knows about pockets (item, unit weight, on-hand),
+and records each run as one maintenance event with its audit entry, including the drawers the run
+found failing (which takes them out of service until `adc diag recover`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from adc.diag.results import Report
+from adc.diag.selftest import Refuse
+from adc.errors import Refused
+
+if TYPE_CHECKING:
+    from adc.controller.context import Actor, Controller
+    from adc.controller.maintenance import Found
+    from adc.diag.sensors import Target
+    from adc.profiles.models import Profile
+
+# flag of a failed check → failure kind recorded against its drawer
+FAILURE_OF_FLAG = {"jammed": "open-failed", "no-relock": "no-relock", "stuck": "switch-failed"}
+MARKS_FAILURES = {"selftest", "calibrate", "recover"}
+
+
+@dataclass
+class Recorder:
+    ctl: Controller
+    actor: Actor
+    cabinet: str
+    witness: Actor | None = None
+
+    def profile_path(self) -> str:
+        from adc.controller.cabinets import get_cabinet
+
+        with self.ctl.read() as session:
+            return get_cabinet(session, self.cabinet).profile_path
+
+    def check_profile(self, profile: Profile) -> None:
+        """The backend must drive the cabinet's kind of hardware (as restock checks too)."""
+        from adc.controller.cabinets import get_cabinet
+
+        with self.ctl.read() as session:
+            registered = get_cabinet(session, self.cabinet).profile_name
+        if profile.name != registered:
+            raise Refused(
+                f"the backend drives a {profile.name} cabinet, cabinet {self.cabinet} is a "
+                f"{registered}"
+            )
+
+    def refuse(self, profile: Profile) -> Refuse:
+        """Which locks this user (and witness) may not pulse, asked once for every lock."""
+        from adc.controller.maintenance import access_refusals
+        from adc.drivers.cabinet_points import cabinet_points
+
+        locks = [str(lock) for lock in cabinet_points(profile).locks]
+        refusals = access_refusals(self.ctl, self.actor, self.cabinet, locks, self.witness)
+        return lambda lock: refusals.get(_canonical(lock))
+
+    def fill(self, targets: list[Target]) -> None:
+        """Item, unit weight and on-hand of each target's pocket, from the database."""
+        from sqlalchemy import select
+
+        from adc.controller.models import Item, Pocket
+        from adc.controller.stock import item_label
+
+        with self.ctl.read() as session:
+            rows = session.execute(select(Pocket).where(Pocket.cabinet_id == self.cabinet))
+            pockets = {p.code: p for p in rows.scalars()}
+            for target in targets:
+                pocket = pockets.get(target.pocket)
+                item = session.get(Item, pocket.item_id) if pocket and pocket.item_id else None
+                if pocket is None or item is None:
+                    continue
+                target.item = item_label(item)
+                target.on_hand = pocket.on_hand
+                if target.unit_weight_g is None:
+                    target.unit_weight_g = item.unit_weight_g
+
+    def record(self, report: Report, profile: Profile, *, details: dict | None = None) -> int:
+        from adc.controller.maintenance import record_run
+
+        found = failures_found(report, profile) if report.command in MARKS_FAILURES else []
+        failing = [
+            {"subject": c.subject, "point": c.point, "reason": c.reason, "flags": c.flags}
+            for c in report.failures()
+        ]
+        return record_run(
+            self.ctl,
+            self.actor,
+            self.cabinet,
+            command=report.command,
+            result=report.result,
+            summary=report.summary(),
+            details={"target": report.target, "failing": failing, **(details or {})},
+            found=found,
+            witness=self.witness,
+        )
+
+
+def _canonical(point: str) -> str:
+    from adc.drivers.cabinet_points import canonical
+
+    return canonical(point)
+
+
+def _where(profile: Profile) -> dict[str, tuple[str, str | None]]:
+    """Lock and switch point → (drawer, pocket or None)."""
+    out: dict[str, tuple[str, str | None]] = {}
+    for drawer in profile.layout.drawers:
+        out[_canonical(drawer.lock)] = (drawer.id, None)
+        out[_canonical(drawer.switch)] = (drawer.id, None)
+        for pocket in drawer.pockets:
+            for point in (pocket.lock, pocket.switch, pocket.lid_lock, pocket.lid_switch):
+                if point:
+                    out.setdefault(_canonical(point), (drawer.id, pocket.id))
+    return out
+
+
+def failures_found(report: Report, profile: Profile) -> list[Found]:
+    """The drawers a run found failing: a jammed lock, a lock that does not relock, a stuck switch."""
+    from adc.controller.maintenance import Found
+
+    where = _where(profile)
+    found: list[Found] = []
+    for check in report.failures():
+        kinds = [FAILURE_OF_FLAG[f] for f in check.flags if f in FAILURE_OF_FLAG]
+        if not kinds or check.point is None or _canonical(check.point) not in where:
+            continue
+        drawer, pocket = where[_canonical(check.point)]
+        found.append(Found(drawer, kinds[0], f"{check.subject}: {check.reason}", pocket))
+    return found

@@ -1,0 +1,145 @@
+"""`adc diag watch`: the whole cabinet at a glance, refreshed: drawers, locks, switches, sensors, buses.
+
+`rows(profile, snapshot)` turns one snapshot into plain rows (a drawer, then its pockets) and
+`device_rows` the health counters, so the rendering (rich, in adc/diag/render.py) and the tests
+read the same values. `run` takes snapshots at a fixed interval on the bench's clock and hands
+each to `show`; it stops after `iterations` (None: until interrupted).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from adc.diag.bench import Bench
+from adc.drivers.base import DeviceHealth, Snapshot, WeightReading
+from adc.drivers.cabinet_points import canonical
+from adc.profiles.models import Profile, SensorKind
+
+UNKNOWN = "?"  # the device did not answer
+
+
+@dataclass(frozen=True)
+class Row:
+    where: str  # "D1" for a drawer, "  D1-P1" for a pocket
+    lock: str
+    switch: str
+    sensor: str
+    light: str
+
+
+def _lock(snap: Snapshot, point: str | None) -> str:
+    if point is None:
+        return ""
+    value = snap.locks_engaged.get(canonical(point))
+    return UNKNOWN if value is None else "locked" if value else "released"
+
+
+def _switch(snap: Snapshot, point: str | None) -> str:
+    if point is None:
+        return ""
+    value = snap.inputs.get(canonical(point))
+    return UNKNOWN if value is None else "closed" if value else "open"
+
+
+def _light(snap: Snapshot, point: str | None) -> str:
+    if point is None:
+        return ""
+    value = snap.lights.get(canonical(point))
+    return UNKNOWN if value is None else "on" if value else "off"
+
+
+def _sensor(snap: Snapshot, kind: SensorKind, point: str | None) -> str:
+    if point is None or kind is SensorKind.NONE:
+        return ""
+    if kind is SensorKind.PRESENCE:
+        value = snap.inputs.get(canonical(point))
+        return UNKNOWN if value is None else "present" if value else "empty"
+    reading = snap.weights.get(canonical(point))
+    if not isinstance(reading, WeightReading):
+        return UNKNOWN
+    return f"{reading.grams:.1f} g {reading.quality.value}"
+
+
+def rows(profile: Profile, snap: Snapshot) -> list[Row]:
+    out: list[Row] = []
+    for drawer in profile.layout.drawers:
+        out.append(
+            Row(
+                drawer.id,
+                _lock(snap, drawer.lock),
+                _switch(snap, drawer.switch),
+                "",
+                _light(snap, drawer.light),
+            )
+        )
+        for pocket in drawer.pockets:
+            temperature = ""
+            if pocket.temperature:
+                t = snap.temperatures.get(canonical(pocket.temperature))
+                temperature = UNKNOWN if t is None else f" {t.celsius:.1f} °C"
+            sensor = _sensor(snap, pocket.sensor.kind, pocket.sensor.point) + temperature
+            out.append(
+                Row(
+                    f"  {pocket.id}",
+                    _lock(snap, pocket.lid_lock or pocket.lock),
+                    _switch(snap, pocket.lid_switch or pocket.switch),
+                    sensor.strip(),
+                    _light(snap, pocket.light),
+                )
+            )
+    return out
+
+
+@dataclass(frozen=True)
+class DeviceRow:
+    device: str
+    bus: str
+    address: int
+    online: str
+    requests: int
+    timeouts: int
+    errors: int
+    retries: int
+    last_seen: str
+    last_error: str
+
+
+def device_rows(profile: Profile, health: dict[str, DeviceHealth], now: float) -> list[DeviceRow]:
+    out = []
+    for name, model in profile.devices.items():
+        h = health.get(name, DeviceHealth(name))
+        seen = "never" if h.last_seen is None else f"{max(now - h.last_seen, 0.0):.1f} s ago"
+        out.append(
+            DeviceRow(
+                name,
+                model.bus,
+                model.address,
+                "yes" if h.online and h.last_seen is not None else "no" if h.requests else "-",
+                h.requests,
+                h.timeouts,
+                h.errors,
+                h.retries,
+                seen,
+                h.last_error or "",
+            )
+        )
+    return out
+
+
+def run(
+    bench: Bench,
+    show: Callable[[Snapshot, float], None],
+    *,
+    interval_s: float,
+    iterations: int | None,
+) -> int:
+    """Snapshot, show, wait; `iterations` times (None: forever). Returns how many were shown."""
+    shown = 0
+    while iterations is None or shown < iterations:
+        if shown:
+            bench.waiter.sleep(interval_s)
+        snap = bench.driver.snapshot()
+        show(snap, bench.waiter.now())
+        shown += 1
+    return shown
