@@ -51,6 +51,14 @@ PERMISSIONS: dict[Role, frozenset[Action]] = {
 }
 
 
+# Actions that need a witness of one of these roles when they expose a controlled substance:
+# service work (diagnostics, calibration, recovery) may pulse locks, and a service engineer opening a
+# pocket that holds a scheduled item needs a pharmacist beside them (adc/controller/maintenance.py).
+CS_WITNESS: dict[Action, frozenset[Role]] = {
+    Action.MAINTENANCE: frozenset({Role.PHARMACIST}),
+}
+
+
 def allowed(role: Role | str, action: Action) -> bool:
     try:
         return action in PERMISSIONS[Role(role)]

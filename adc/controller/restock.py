@@ -36,6 +36,7 @@ from adc.controller.context import Actor, Controller
 from adc.controller.formulary import find_item
 from adc.controller.gs1 import Scan, parse_scan
 from adc.controller.inventory import Movement, Sensed, Verdict, check_levels, verify_scan
+from adc.controller.maintenance import check_in_service, out_of_service
 from adc.controller.models import Drawer, Item, Pocket
 from adc.controller.permissions import Action
 from adc.controller.reports import RefillLine, refill_list
@@ -153,8 +154,13 @@ class RestockSession:
 
     def next_line(self) -> Line | None:
         """Select the next refill line not yet done or skipped in this session (None: all done)."""
+        failed = out_of_service(self.ctl, self.cabinet)  # drawers blocked until recovered
         for entry in self.refill_list():
-            if entry.pocket not in self._done and entry.blocked is None:
+            if (
+                entry.pocket not in self._done
+                and entry.blocked is None
+                and entry.drawer not in failed
+            ):
                 return self.select(entry.pocket)
         return None
 
@@ -174,6 +180,7 @@ class RestockSession:
             pocket = find_pocket(session, self.cabinet, pocket_code)
             drawer = session.get(Drawer, pocket.drawer_id)
             assert drawer is not None
+            check_in_service(session, self.cabinet, drawer.code)
             item_row = session.get(Item, pocket.item_id) if pocket.item_id else None
             if kind is LineKind.LOAD:
                 if item is None or levels is None:
