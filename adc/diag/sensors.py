@@ -4,7 +4,7 @@ Two sources of evidence, kept apart in the reasons so an engineer can tell which
 - the device's own quality flag (a weighing module's converter watchdog and motion detection:
   FAULT, UNSTABLE, OVERLOAD; `DeviceOffline` when it does not answer);
 - statistics of the samples: mean, spread (max - min) and standard deviation, and the drift (the
-  least-squares slope, in grams per hour).
+  least-squares slope, in grams per hour, counted only when its t statistic says it is no noise).
 Flags: `offline` (no answer, or a disconnected cell: no value), `stuck` (the module reports a fault
 but still gives a value, or the value does not move at all), `noisy` (σ above the limit), `drifting`
 (a significant slope above the limit, or UNSTABLE throughout while the spread stays small: a slow
@@ -34,6 +34,7 @@ class Limits:
     drift_g_per_h: float = 20.0  # |slope| above which (if significant) it is drifting
     below_zero_g: float = -5.0  # a mean below this is out of range (zero lost)
     between_counts: float = 0.3  # |implied - nearest whole count| above this: weight is suspect
+    drift_t: float = 5.0  # t statistic of the slope above which a trend is not noise
 
 
 @dataclass
@@ -105,12 +106,18 @@ def sample(bench: Bench, chosen: list[Target], n: int, interval_s: float) -> dic
 
 
 def _slope_per_h(times: list[float], values: list[float]) -> tuple[float, float]:
-    """Least-squares slope in grams per hour, and the σ of the residuals."""
-    if len(values) < 3 or max(times) - min(times) <= 0:
+    """Least-squares slope in grams per hour, and its t statistic (0 with fewer than 5 samples:
+    too few to tell a trend from noise)."""
+    n = len(values)
+    if n < 5 or max(times) - min(times) <= 0:
         return 0.0, 0.0
     slope, intercept = statistics.linear_regression(times, values)
-    residuals = [v - (slope * t + intercept) for t, v in zip(times, values, strict=True)]
-    return slope * 3600.0, statistics.pstdev(residuals)
+    mean_t = statistics.fmean(times)
+    sxx = sum((t - mean_t) ** 2 for t in times)
+    rss = sum((v - (slope * t + intercept)) ** 2 for t, v in zip(times, values, strict=True))
+    se = math.sqrt(rss / (n - 2) / sxx)
+    t_stat = math.inf if se == 0 else abs(slope) / se
+    return slope * 3600.0, t_stat if slope else 0.0
 
 
 def judge_weight(target: Target, got: Samples, limits: Limits, capacity_g: float) -> Check:
@@ -144,8 +151,7 @@ def judge_weight(target: Target, got: Samples, limits: Limits, capacity_g: float
     mean = statistics.fmean(grams)
     sigma = statistics.pstdev(grams) if len(grams) > 1 else 0.0
     spread = max(grams) - min(grams)
-    drift, residual = _slope_per_h(times, grams)
-    window_h = (max(times) - min(times)) / 3600.0
+    drift, t_stat = _slope_per_h(times, grams)
     data.update(
         mean_g=round(mean, 3),
         sigma_g=round(sigma, 3),
@@ -162,7 +168,7 @@ def judge_weight(target: Target, got: Samples, limits: Limits, capacity_g: float
     if sigma > limits.noise_g:
         flags.append("noisy")
         reasons.append(f"σ {sigma:.2f} g above the {limits.noise_g:g} g limit")
-    significant = abs(drift) * window_h > 2 * residual + 1e-9
+    significant = t_stat > limits.drift_t
     if abs(drift) > limits.drift_g_per_h and significant:
         flags.append("drifting")
         reasons.append(f"creeps {drift:+.1f} g/h (limit {limits.drift_g_per_h:g} g/h)")
