@@ -72,6 +72,16 @@ TimeoutOption = Annotated[
         "--timeout-ms", min=5, help="Reply timeout per request on wire buses.", show_default=False
     ),
 ]
+PersonTimeoutOption = Annotated[
+    float | None,
+    typer.Option(
+        "--person-timeout",
+        min=0.1,
+        help="Seconds to watch a switch for what the person does (default: 10 for a prompted "
+        "engineer).",
+        show_default=False,
+    ),
+]
 PersonOption = Annotated[
     str,
     typer.Option(
@@ -130,6 +140,7 @@ def _bench(
     profile: str | None,
     timeout_ms: int | None,
     person: str,
+    person_timeout: float | None = None,
 ) -> Bench:
     from adc.diag.bench import PersonMode, open_bench
     from adc.errors import BadInput
@@ -148,6 +159,8 @@ def _bench(
         person=mode,
         ask=_ask,
     )
+    if person_timeout is not None:
+        bench.person.reaction_s = person_timeout
     if recorder is not None:
         try:
             recorder.check_profile(bench.profile)
@@ -192,8 +205,7 @@ def _finish(
         )
     else:
         print_report(console(), report, recorded or None)
-    refused = any("refused" in c.flags for c in report.checks)
-    if not report.ok or refused:
+    if not report.ok or report.refused:
         raise typer.Exit(1)
 
 
@@ -334,6 +346,7 @@ def selftest(
     user: UserOption = None,
     witness: WitnessOption = None,
     person: PersonOption = "auto",
+    person_timeout: PersonTimeoutOption = None,
     timeout_ms: TimeoutOption = None,
     db: DbOption = None,
     as_json: JsonOption = False,
@@ -347,7 +360,7 @@ def selftest(
 
     recorder = _recorder(db, cabinet, user, witness, required=True)
     assert recorder is not None
-    bench = _bench(recorder, backend, profile, timeout_ms, person)
+    bench = _bench(recorder, backend, profile, timeout_ms, person, person_timeout)
     try:
         report = run(bench, drawer, refuse=recorder.refuse(bench.profile))
     finally:
@@ -442,6 +455,7 @@ def calibrate(
     user: UserOption = None,
     witness: WitnessOption = None,
     person: PersonOption = "auto",
+    person_timeout: PersonTimeoutOption = None,
     timeout_ms: TimeoutOption = None,
     db: DbOption = None,
     as_json: JsonOption = False,
@@ -459,7 +473,7 @@ def calibrate(
 
     recorder = _recorder(db, cabinet, user, witness, required=True)
     assert recorder is not None
-    bench = _bench(recorder, backend, profile, timeout_ms, person)
+    bench = _bench(recorder, backend, profile, timeout_ms, person, person_timeout)
     target = Target(pocket, "weight", "")
     recorder.fill([target])
     settings = Settings(command=LoadcellCommand.ZERO if zero else LoadcellCommand.TARE, save=save)
@@ -641,6 +655,7 @@ def recover(
     user: UserOption = None,
     witness: WitnessOption = None,
     person: PersonOption = "auto",
+    person_timeout: PersonTimeoutOption = None,
     timeout_ms: TimeoutOption = None,
     db: DbOption = None,
     as_json: JsonOption = False,
@@ -683,7 +698,7 @@ def recover(
         counting = actor
     if not as_json:
         _print_plan(plan)
-    bench = _bench(recorder, backend, profile, timeout_ms, person)
+    bench = _bench(recorder, backend, profile, timeout_ms, person, person_timeout)
     try:
         outcome = run(
             bench,

@@ -94,7 +94,7 @@ def open_failures(session: Session, cabinet_id: str, drawer: str | None = None) 
     if drawer is not None:
         query = query.where(MaintenanceEvent.drawer_code == drawer)
     events = session.execute(query.order_by(MaintenanceEvent.id)).scalars().all()
-    names = dict(session.execute(select(User.id, User.username)).tuples().all())
+    names = {row[0]: row[1] for row in session.execute(select(User.id, User.username))}
     pending: dict[str, list[Failure]] = {}
     for event in events:
         code = event.drawer_code or ""

@@ -69,8 +69,13 @@ class Report:
         return not any(c.failed for c in self.checks)
 
     @property
+    def refused(self) -> bool:
+        """A rule kept some checks from running (e.g. no witness for a controlled substance)."""
+        return any("refused" in c.flags for c in self.checks)
+
+    @property
     def result(self) -> str:
-        return "pass" if self.ok else "fail"
+        return "fail" if not self.ok else "refused" if self.refused else "pass"
 
     def summary(self) -> str:
         parts = [f"{self.count(Verdict.PASS)} passed", f"{self.count(Verdict.FAIL)} failed"]

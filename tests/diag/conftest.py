@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
 
 import pytest
 
@@ -18,6 +19,8 @@ from adc.diag.person import NoPerson, Person, SimulatedPerson
 from adc.diag.waiting import SteppedTime
 from adc.profiles import load_profile, resolve_profile_path
 from tests.contract.rigs import RIGS, Rig
+from tests.controller.dbs import BACKENDS, PG_SKIP_REASON, fresh_database, pg_base_url
+from tests.controller.site import Site, build_site, fast_pins
 
 SEED = 3
 TIERS = ["sim", "wire-tcp", "wire-rtu"]
@@ -51,3 +54,19 @@ def tier(request: pytest.FixtureRequest) -> Open:
 @pytest.fixture
 def nobody() -> Person:
     return NoPerson()
+
+
+@pytest.fixture(params=BACKENDS)
+def site(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Site]:
+    """The controller tests' site (users of every role, demo formulary, cabinet W1 of tcp-6drawer)
+    on SQLite, and on PostgreSQL when ADC_TEST_DATABASE_URL is set."""
+    if request.param == "postgresql" and not pg_base_url():
+        pytest.skip(PG_SKIP_REASON)
+    fast_pins(monkeypatch)
+    url, drop = fresh_database(request.param, tmp_path)
+    built = build_site(url)
+    yield built
+    built.ctl.db.close()
+    drop()

@@ -144,3 +144,13 @@ def test_prompted_engineer_tells_a_jammed_lock_from_a_stuck_switch(tier: Open) -
     assert any("Hold the handle of drawer D1" in q for q in asked)
     assert by_point(no)["dio1:coil.0"].flags == ["jammed"]
     assert by_point(yes)["dio1:di.0"].flags == ["stuck"]
+
+
+def test_unknown_drawer_is_bad_input(tier: Open) -> None:
+    from adc.errors import BadInput
+
+    with (
+        tier("tcp-6drawer") as rig,
+        pytest.raises(BadInput, match="has no drawer D9; its drawers: D1"),
+    ):
+        selftest(bench(rig), ["D9"])
