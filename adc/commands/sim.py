@@ -10,9 +10,11 @@ from typing import Annotated
 
 import typer
 
-from adc.commands.common import command_group, console
+from adc.commands.common import JsonOption, command_group, console, print_json
 
-app = command_group("Run the virtual cabinet: serve it on the wire for drivers and tools.")
+app = command_group(
+    "Run the virtual cabinet: serve it on the wire, or run scenarios of simulated ward activity."
+)
 
 
 def _host_port(text: str) -> tuple[str, int]:
@@ -95,3 +97,127 @@ def serve(
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     out.print("stopped", highlight=False)
+
+
+@app.command()
+def run(
+    scenario: Annotated[
+        Path, typer.Argument(help="Scenario file (TOML), e.g. scenarios/ward-7day.toml.")
+    ],
+    seed: Annotated[
+        int | None,
+        typer.Option("--seed", help="Seed (default: the scenario's).", show_default=False),
+    ] = None,
+    days: Annotated[
+        float | None,
+        typer.Option(
+            "--days", min=0.01, help="Simulated days (default: the scenario's).", show_default=False
+        ),
+    ] = None,
+    out_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            metavar="DIR",
+            help="Write events.jsonl and kpis.json (and plots) here.",
+            show_default=False,
+        ),
+    ] = None,
+    plot: Annotated[
+        bool, typer.Option("--plot", help="With --out: PNG plots (needs matplotlib).")
+    ] = False,
+    db: Annotated[
+        str | None,
+        typer.Option(
+            "--db",
+            metavar="URL",
+            help="A new database for the run (default: in memory).",
+            show_default=False,
+        ),
+    ] = None,
+    wire: Annotated[
+        bool,
+        typer.Option(
+            "--wire", help="Drive the cabinets through the Modbus/lock-board drivers and emulators."
+        ),
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Run a scenario in simulated time through the real controller; print its KPIs."""
+    from adc.errors import BadInput
+    from adc.sim.scenario import load_scenario, run_scenario
+    from adc.sim.scenario.kpis import kpi_rows, kpis_json
+
+    if plot and out_dir is None:
+        raise BadInput("--plot writes PNG files: give --out DIR too")
+    loaded = load_scenario(scenario)  # exits 2 listing every problem, before anything runs
+    if out_dir is not None:
+        try:
+            out_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise BadInput(f"--out {out_dir}: {err.strerror}") from None
+    total_days = days if days is not None else loaded.scenario.days
+    if as_json:
+        result = run_scenario(loaded, seed=seed, days=days, db_url=db, wire=wire)
+    else:
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        with Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            TextColumn("{task.fields[when]}"),
+            TimeElapsedColumn(),
+            console=console(),
+            transient=True,
+        ) as bar:
+            task = bar.add_task(loaded.scenario.name, total=total_days * 86400, when="go-live")
+
+            def progress(done: float, _total: float) -> None:
+                day, rest = divmod(int(done), 86400)
+                bar.update(task, completed=done, when=f"day {day} {rest // 3600:02d}:00")
+
+            result = run_scenario(
+                loaded, seed=seed, days=days, db_url=db, wire=wire, progress=progress
+            )
+    kpis = result.kpis
+    if out_dir is not None:
+        import json
+
+        (out_dir / "kpis.json").write_text(kpis_json(kpis), encoding="utf-8")
+        with (out_dir / "events.jsonl").open("w", encoding="utf-8") as events:
+            for event in result.world.events:
+                events.write(json.dumps(event, sort_keys=True) + "\n")
+        if plot:
+            from adc.sim.scenario.plots import write_plots
+
+            write_plots(result.world, out_dir)
+    if as_json:
+        print_json(kpis)
+    else:
+        from rich.table import Table
+
+        table = Table(
+            title=f"{loaded.scenario.name}: {total_days:g} day(s), seed {result.world.seed}",
+            title_justify="left",
+        )
+        table.add_column("KPI", style="bold")
+        table.add_column("figure")
+        for what, figure in kpi_rows(kpis):
+            table.add_row(what, figure)
+        out = console()
+        out.print(table)
+        rate = result.transactions / result.wall_s if result.wall_s else 0.0
+        out.print(
+            f"{result.transactions} transactions in {result.wall_s:.1f} s wall time ({rate:,.0f}/s)",
+            highlight=False,
+            style="dim",
+        )
+        if out_dir is not None:
+            out.print(
+                f"wrote {out_dir}/kpis.json, events.jsonl" + (", *.png" if plot else ""),
+                highlight=False,
+            )
+    if not kpis["audit"]["verified"]:
+        from adc.errors import CheckFailed
+
+        raise CheckFailed(f"audit chain of the run does not verify: {kpis['audit']['error']}")

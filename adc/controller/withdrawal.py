@@ -1,0 +1,366 @@
+"""Taking doses out at the cabinet (a nurse's withdrawal) and the cabinet's own hardware watch.
+
+A withdrawal is a state machine driven by calls, like the restock session, so a CLI, a script or a
+SimPy process can drive it and owns the waiting:
+
+    begin_withdrawal(ctl, driver, cabinet, actor, pocket, qty)   rules first: may remove, item
+        assigned, drawer in service, nothing expired or recalled in it, enough on hand
+    unlock()        pulse the drawer lock and the pocket's own lock or lid        → UNLOCKED
+    poll()          UNLOCKED → OPEN (the access switch reads open)
+                    OPEN → CLOSED (access and drawer switches closed; the drawer lock must
+                    read engaged) → watched: a drawer that opens again without an unlock
+                    did not relock; one left open past `open_alarm_s` raises an alarm
+    record(count)   the removal, one transaction with its audit entry; where a blind count-back
+                    is due (controlled substances, or `count_back=True`), the count the person
+                    entered is a second transaction (a difference opens a discrepancy)
+    not_opened()    the person could not open it: the drawer goes out of service (open-failed)
+
+Hardware trouble is recorded through `maintenance.mark_failed` (the drawer leaves service until a
+recovery) or, for what does not block a drawer (a left-open drawer, a sensor, a device), as an
+audited `alarm-*` maintenance event. `CabinetWatch.check()` reads the whole cabinet in one
+snapshot and raises alarms for devices that stop answering, answer garbage, or weigh nonsense.
+Nothing here knows which backend is behind the driver.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import TYPE_CHECKING
+
+from adc.controller import inventory, maintenance
+from adc.controller.cabinets import get_cabinet
+from adc.controller.context import Actor, Controller
+from adc.controller.models import Drawer, Item, MaintenanceEvent
+from adc.controller.permissions import Action
+from adc.controller.restock import Points
+from adc.controller.stock import block_of, find_pocket
+from adc.drivers.base import DriverError, Quality, WeightReading
+from adc.errors import BadInput, Refused
+
+if TYPE_CHECKING:
+    from adc.drivers.base import CabinetDriver
+
+
+class Phase(StrEnum):
+    READY = "ready"
+    UNLOCKED = "unlocked"
+    OPEN = "open"
+    CLOSED = "closed"
+    DONE = "done"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class Alarm:
+    """Something the cabinet noticed about its hardware (recorded, audited)."""
+
+    kind: str  # open-failed, no-relock, switch-failed (drawer out of service); alarm-* otherwise
+    detail: str
+    drawer: str | None = None
+    pocket: str | None = None
+    device: str | None = None
+    point: str | None = None
+    event_id: int = 0
+
+
+def raise_alarm(
+    ctl: Controller,
+    cabinet: str,
+    kind: str,
+    detail: str,
+    *,
+    drawer: str | None = None,
+    pocket: str | None = None,
+    device: str | None = None,
+    point: str | None = None,
+) -> Alarm:
+    """Record what the cabinet noticed: a failure kind takes the drawer out of service, anything
+    else is an `alarm-*` event for the service engineer. Both are audited, by the system."""
+    if kind in maintenance.FAILURE_KINDS:
+        assert drawer is not None
+        event_id = maintenance.mark_failed(ctl, None, cabinet, drawer, kind, detail, pocket=pocket)
+    else:
+        with ctl.write(None, None) as tx:
+            get_cabinet(tx.session, cabinet)
+            event = MaintenanceEvent(
+                cabinet_id=cabinet,
+                drawer_code=drawer,
+                pocket_code=pocket,
+                kind=kind,
+                detail=detail,
+                at=tx.now,
+            )
+            tx.session.add(event)
+            tx.session.flush()
+            event_id = event.id or 0
+            tx.audit(
+                "maintenance.alarm",
+                {
+                    "cabinet": cabinet,
+                    "kind": kind,
+                    "detail": detail,
+                    "drawer": drawer,
+                    "pocket": pocket,
+                    "device": device,
+                    "point": point,
+                    "id": event_id,
+                },
+            )
+    return Alarm(kind, detail, drawer, pocket, device, point, event_id)
+
+
+@dataclass
+class Withdrawal:
+    """One person's removal from one pocket; see the module docstring for the calls."""
+
+    ctl: Controller
+    driver: CabinetDriver
+    cabinet: str
+    actor: Actor
+    pocket: str
+    drawer: str
+    qty: int
+    count_back: bool
+    points: Points
+    open_alarm_s: float = 120.0
+    phase: Phase = Phase.READY
+    unlocked_at: datetime | None = None
+    closed_at: datetime | None = None
+    seen_open: bool = False
+    recorded: list[inventory.Movement] = field(default_factory=list)
+    alarms: list[Alarm] = field(default_factory=list)
+    _left_open_alarm: bool = False
+
+    def unlock(self) -> None:
+        """Release the drawer and the pocket's own lock; light the guide light."""
+        self._expect(Phase.READY)
+        for point in self.points.locks:
+            self.driver.pulse(point)
+        if self.points.light:
+            with contextlib.suppress(DriverError):  # a guide light helps; access goes on without
+                self.driver.set_light(self.points.light, True)
+        self.unlocked_at = self.ctl.now()
+        self.phase = Phase.UNLOCKED
+
+    def poll(self) -> Phase:
+        """Read the switches (and, once closed, the drawer lock) and advance; call repeatedly."""
+        if self.phase is Phase.UNLOCKED and not self.driver.input_active(self.points.access_switch):
+            self.seen_open = True
+            self.phase = Phase.OPEN
+        if self.phase is Phase.OPEN:
+            switches = {self.points.access_switch, self.points.drawer_switch}
+            if all(self.driver.input_active(s) for s in switches):
+                self.closed_at = self.ctl.now()
+                self.phase = Phase.CLOSED
+                if not self.driver.lock_engaged(self.points.drawer_lock):
+                    self._fail("no-relock", f"drawer lock {self.points.drawer_lock} not engaged")
+            elif not self._left_open_alarm and self._open_for() > self.open_alarm_s:
+                self._left_open_alarm = True
+                self.alarms.append(
+                    raise_alarm(
+                        self.ctl,
+                        self.cabinet,
+                        "alarm-left-open",
+                        f"drawer {self.drawer} open for over {self.open_alarm_s:g} s",
+                        drawer=self.drawer,
+                        point=self.points.drawer_switch,
+                    )
+                )
+        elif self.phase is Phase.CLOSED and not self.driver.input_active(self.points.drawer_switch):
+            self._fail("no-relock", f"drawer {self.drawer} opened again without an unlock")
+        return self.phase
+
+    def _open_for(self) -> float:
+        start = self.unlocked_at or self.ctl.now()
+        return (self.ctl.now() - start).total_seconds()
+
+    def record(self, count_back: int | None = None) -> list[inventory.Movement]:
+        """Record the removal (and the blind count-back, where one is due).
+
+        Allowed once the pocket was unlocked; a removal the switch never saw open is still the
+        person's word and is recorded, and the switch is reported failed.
+        """
+        self._expect(Phase.UNLOCKED, Phase.OPEN, Phase.CLOSED)
+        if self.recorded:
+            raise Refused(f"the removal from {self.pocket} is recorded already")
+        if self.count_back and count_back is None:
+            raise BadInput(f"pocket {self.pocket} needs a blind count-back: enter what is left")
+        movement = inventory.remove(self.ctl, self.actor, self.cabinet, self.pocket, self.qty)
+        self.recorded.append(movement)
+        if self.count_back and count_back is not None:
+            self.recorded.append(
+                inventory.count(self.ctl, self.actor, self.cabinet, self.pocket, count_back)
+            )
+        if not self.seen_open:
+            self._fail(
+                "switch-failed",
+                f"removal confirmed but {self.points.access_switch} never read open",
+            )
+        return self.recorded
+
+    def not_opened(self) -> Alarm:
+        """The person pulled and it stayed shut: out of service until recovered."""
+        self._expect(Phase.UNLOCKED)
+        return self._fail(
+            "open-failed", f"unlocked {', '.join(self.points.locks)} but it did not open"
+        )
+
+    def finish(self) -> None:
+        """The person is done; the guide light goes off."""
+        if self.points.light:
+            with contextlib.suppress(DriverError):
+                self.driver.set_light(self.points.light, False)
+        if self.phase is not Phase.FAILED:
+            self.phase = Phase.DONE
+
+    def _fail(self, kind: str, detail: str) -> Alarm:
+        alarm = raise_alarm(
+            self.ctl, self.cabinet, kind, detail, drawer=self.drawer, pocket=self.pocket
+        )
+        self.alarms.append(alarm)
+        self.phase = Phase.FAILED
+        return alarm
+
+    def _expect(self, *phases: Phase) -> None:
+        if self.phase not in phases:
+            wanted = " or ".join(p.value for p in phases)
+            raise Refused(f"the withdrawal is {self.phase.value}, this step needs {wanted}")
+
+
+def begin_withdrawal(
+    ctl: Controller,
+    driver: CabinetDriver,
+    cabinet: str,
+    actor: Actor,
+    pocket_code: str,
+    qty: int,
+    *,
+    count_back: bool | None = None,
+) -> Withdrawal:
+    """Check the rules before anything is unlocked; Refused says why not.
+
+    `count_back` None: a blind count-back for controlled substances only (DEA counts).
+    """
+    if qty <= 0:
+        raise BadInput(f"quantity to remove must be at least 1, got {qty}")
+    ctl.check(actor, Action.REMOVE)
+    with ctl.read() as session:
+        pocket = find_pocket(session, cabinet, pocket_code)
+        if pocket.item_id is None:
+            raise Refused(f"pocket {pocket.code} has no item assigned")
+        drawer = session.get(Drawer, pocket.drawer_id)
+        assert drawer is not None
+        maintenance.check_in_service(session, cabinet, drawer.code)
+        block = block_of(session, pocket, ctl.today())
+        if block is not None:
+            raise Refused(f"{block.reason}: removal blocked until it is pulled")
+        if qty > pocket.on_hand:
+            raise Refused(f"pocket {pocket.code} holds {pocket.on_hand}, cannot remove {qty}")
+        item = session.get(Item, pocket.item_id)
+        controlled = item is not None and item.schedule is not None
+        return Withdrawal(
+            ctl=ctl,
+            driver=driver,
+            cabinet=cabinet,
+            actor=actor,
+            pocket=pocket.code,
+            drawer=drawer.code,
+            qty=qty,
+            count_back=controlled or bool(count_back),
+            points=Points.of(pocket, drawer),
+        )
+
+
+# ------------------------------------------------------------------------------ hardware watch
+@dataclass
+class CabinetWatch:
+    """Checks the cabinet's hardware from one snapshot at a time and raises each alarm once.
+
+    - a device that does not answer: `alarm-device-offline` (until it answers again);
+    - a device whose requests failed or were retried since the last check: `alarm-bus-errors`;
+    - a scale channel reporting FAULT, or UNSTABLE at two checks in a row (a settling scale is
+      unstable for well under a second): `alarm-sensor`;
+    - a drawer reading open at two checks in a row: `alarm-door-open`.
+    """
+
+    ctl: Controller
+    driver: CabinetDriver
+    cabinet: str
+    _active: set[tuple[str, str]] = field(default_factory=set)
+    _unstable: set[str] = field(default_factory=set)
+    _open: set[str] = field(default_factory=set)
+    _bad: dict[str, int] = field(default_factory=dict)
+    _drawers: dict[str, str] | None = None
+
+    def check(self) -> list[Alarm]:
+        snap = self.driver.snapshot()
+        raised: list[Alarm] = []
+        now_active: set[tuple[str, str]] = set()
+        for name, health in snap.health.items():
+            if not health.online and health.requests:
+                now_active.add(("alarm-device-offline", name))
+            bad = health.errors + health.retries + health.timeouts
+            if bad > self._bad.get(name, 0) and health.online:
+                now_active.add(("alarm-bus-errors", name))
+            self._bad[name] = bad
+        unstable_now: set[str] = set()
+        for point, reading in snap.weights.items():
+            if not isinstance(reading, WeightReading):
+                continue
+            if reading.quality is Quality.FAULT or reading.quality is Quality.OVERLOAD:
+                now_active.add(("alarm-sensor", point))
+            elif reading.quality is Quality.UNSTABLE:
+                unstable_now.add(point)
+                if point in self._unstable:
+                    now_active.add(("alarm-sensor", point))
+        self._unstable = unstable_now
+        open_now = {
+            code
+            for code, switch in self._drawer_switches().items()
+            if snap.inputs.get(switch) is False
+        }
+        for code in open_now & self._open:
+            now_active.add(("alarm-door-open", code))
+        self._open = open_now
+        for kind, what in sorted(now_active - self._active):
+            raised.append(self._raise(kind, what))
+        self._active = now_active
+        return raised
+
+    def _drawer_switches(self) -> dict[str, str]:
+        if self._drawers is None:
+            from sqlalchemy import select
+
+            with self.ctl.read() as session:
+                rows = session.execute(
+                    select(Drawer.code, Drawer.switch_point).where(
+                        Drawer.cabinet_id == self.cabinet
+                    )
+                ).all()
+            self._drawers = {code: switch for code, switch in rows}
+        return self._drawers
+
+    def _raise(self, kind: str, what: str) -> Alarm:
+        if kind == "alarm-door-open":
+            return raise_alarm(
+                self.ctl,
+                self.cabinet,
+                kind,
+                f"drawer {what} reads open at two checks in a row",
+                drawer=what,
+                point=self._drawer_switches()[what],
+            )
+        if kind == "alarm-sensor":
+            return raise_alarm(
+                self.ctl,
+                self.cabinet,
+                kind,
+                f"scale {what} reports a fault or does not settle",
+                device=what.partition(":")[0],
+                point=what,
+            )
+        detail = "does not answer" if kind == "alarm-device-offline" else "requests failing"
+        return raise_alarm(self.ctl, self.cabinet, kind, f"device {what} {detail}", device=what)

@@ -1,0 +1,11 @@
+"""Scenarios: days of simulated ward activity through the real controller (the top floor of adc/sim).
+
+`load_scenario(path)` checks a scenario file (every problem with key path and line);
+`run_scenario(loaded, seed=, days=, db_url=, wire=)` runs it in SimPy time and returns the KPIs and
+the events. See docs/test-engineer-guide.md.
+"""
+
+from adc.sim.scenario.loader import LoadedScenario, ScenarioError, load_scenario
+from adc.sim.scenario.runner import RunResult, run_scenario
+
+__all__ = ["LoadedScenario", "RunResult", "ScenarioError", "load_scenario", "run_scenario"]

@@ -1,0 +1,228 @@
+"""Load a scenario file: TOML → pydantic model → cross-checks against profiles and formulary.
+
+Checked like a hardware profile (`adc.profiles.loader`): every problem of the file is collected and
+raised at once, each with file, key path and line, so `adc sim run` exits 2 with the whole list
+before a single simulated second runs. Cross-checks: each cabinet's profile loads; each stocked
+pocket exists in it (and can hold an item); each item is in the formulary; fault targets exist on
+the cabinet they name; recalls name a formulary item; cabinet ids are unique.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from adc.errors import AdcError
+from adc.profiles import ProfileError, ProfileIssue, load_profile, resolve_profile_path
+from adc.profiles.checks import format_path
+from adc.profiles.loader import KeyPath, locate_lines
+from adc.profiles.models import PocketKind, Profile
+from adc.sim.scenario.model import Scenario
+
+DEMO_FORMULARY = Path(__file__).resolve().parents[2] / "data" / "formulary-demo.csv"
+
+
+class ScenarioError(ProfileError):
+    """A scenario that cannot run; `issues` lists every problem (same shape as a profile's)."""
+
+    def __init__(self, issues: list[ProfileIssue]) -> None:
+        super().__init__(issues)
+        files = sorted({str(i.file) for i in issues})
+        self.message = f"{len(issues)} problem(s) in scenario {', '.join(files)}"
+
+
+@dataclass(frozen=True)
+class FormularyItem:
+    """What the runner needs of a formulary row: how to scan it and what one unit weighs."""
+
+    gtin: str
+    ndc: str | None
+    label: str
+    schedule: int | None
+    unit_weight_g: float
+
+
+@dataclass
+class LoadedScenario:
+    """A validated scenario with everything it refers to resolved."""
+
+    scenario: Scenario
+    path: Path
+    formulary_path: Path
+    items: dict[str, FormularyItem]  # by GTIN and by NDC
+    profiles: dict[int, tuple[Path, Profile]] = field(default_factory=dict)  # by cabinet spec
+
+    def item(self, ref: str) -> FormularyItem:
+        return self.items[_ref_key(ref)]
+
+
+def _ref_key(ref: str) -> str:
+    digits = ref.replace("-", "").strip()
+    return digits.zfill(14) if len(digits) in (8, 12, 13, 14) else digits
+
+
+def _read_formulary(path: Path) -> dict[str, FormularyItem]:
+    from adc.controller.csvfile import read_rows
+    from adc.controller.formulary import COLUMNS, parse_row
+
+    items: dict[str, FormularyItem] = {}
+    for line, raw in read_rows(path, COLUMNS):
+        row = parse_row(line, raw)
+        entry = FormularyItem(
+            gtin=row.gtins[0],
+            ndc=row.ndc,
+            label=f"{row.name} {row.strength} {row.form}",
+            schedule=row.schedule,
+            unit_weight_g=row.unit_weight_g or 1.0,
+        )
+        for gtin in row.gtins:
+            items[gtin] = entry
+        if row.ndc:
+            items[row.ndc] = entry
+    return items
+
+
+def _issue(path: Path, lines: dict[KeyPath, int], key: KeyPath, message: str) -> ProfileIssue:
+    for cut in range(len(key), 0, -1):
+        if key[:cut] in lines:
+            return ProfileIssue(path, key, message, lines[key[:cut]])
+    return ProfileIssue(path, key, message, None)
+
+
+def _validation_issues(
+    err: ValidationError, path: Path, lines: dict[KeyPath, int]
+) -> list[ProfileIssue]:
+    issues = []
+    for item in err.errors(include_url=False):
+        key = tuple(part for part in item["loc"] if not str(part).startswith("function-"))
+        message = item["msg"]
+        if item["type"] == "extra_forbidden":
+            message = "unknown key (check its spelling)"
+        elif item["type"] == "missing":
+            message = "required key is missing"
+        message = message.removeprefix("Value error, ")
+        if item["type"] in ("literal_error", "enum") and "input" in item:
+            message = f"{message} (got {item['input']!r})"
+        issues.append(_issue(path, lines, key, message))
+    return issues
+
+
+def load_scenario(path: str | Path) -> LoadedScenario:
+    """Read and check a scenario file; ScenarioError (exit 2) lists every problem."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ScenarioError([ProfileIssue(path, (), "file not found")]) from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ScenarioError([ProfileIssue(path, (), f"cannot read: {err}")]) from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        found = re.search(r"\(at line (\d+), column \d+\)$", str(err))
+        line = int(found.group(1)) if found else None
+        msg = str(err)[: found.start()].strip() if found else str(err)
+        raise ScenarioError([ProfileIssue(path, (), f"not valid TOML: {msg}", line)]) from None
+    lines = locate_lines(text)
+    try:
+        scenario = Scenario.model_validate(data)
+    except ValidationError as err:
+        raise ScenarioError(_validation_issues(err, path, lines)) from None
+    return _cross_check(scenario, path, lines)
+
+
+def _cross_check(scenario: Scenario, path: Path, lines: dict[KeyPath, int]) -> LoadedScenario:
+    issues: list[ProfileIssue] = []
+
+    def problem(key: KeyPath, message: str) -> None:
+        issues.append(_issue(path, lines, key, message))
+
+    formulary_path = (
+        DEMO_FORMULARY if scenario.formulary == "demo" else path.parent / scenario.formulary
+    )
+    items: dict[str, FormularyItem] = {}
+    try:
+        items = _read_formulary(formulary_path)
+    except AdcError as err:
+        problem(("formulary",), f"formulary {formulary_path}: {err.message}")
+    loaded = LoadedScenario(scenario, path, formulary_path, items)
+
+    seen: dict[str, int] = {}
+    for cab_id, index in scenario.cabinet_ids():
+        if cab_id in seen:
+            problem(("cabinets", index, "id"), f"cabinet id {cab_id} is made twice")
+        seen[cab_id] = index
+    for index, spec in enumerate(scenario.cabinets):
+        profile = _profile(spec.profile, path, (("cabinets", index, "profile")), problem)
+        if profile is None:
+            continue
+        loaded.profiles[index] = profile
+        pockets = {p.id: p for _, p in profile[1].pockets()}
+        stocked: set[str] = set()
+        for s_index, stock in enumerate(spec.stock):
+            key: KeyPath = ("cabinets", index, "stock", s_index)
+            pocket = pockets.get(stock.pocket)
+            if pocket is None:
+                problem(
+                    (*key, "pocket"),
+                    f"profile {profile[1].name} has no pocket {stock.pocket!r}",
+                )
+            elif pocket.kind is PocketKind.RETURN_BIN:
+                problem((*key, "pocket"), f"pocket {stock.pocket} is a return bin: no item")
+            elif stock.max > pocket.capacity:
+                problem((*key, "max"), f"max {stock.max} > capacity {pocket.capacity}")
+            if stock.pocket in stocked:
+                problem((*key, "pocket"), f"pocket {stock.pocket} is stocked twice")
+            stocked.add(stock.pocket)
+            if items and _ref_key(stock.item) not in items:
+                problem((*key, "item"), f"no item {stock.item!r} (GTIN or NDC) in the formulary")
+    _check_faults(scenario, loaded, problem)
+    for r_index, recall in enumerate(scenario.recalls):
+        if items and _ref_key(recall.item) not in items:
+            problem(("recalls", r_index, "item"), f"no item {recall.item!r} in the formulary")
+    if issues:
+        raise ScenarioError(issues)
+    return loaded
+
+
+def _profile(
+    name: str, scenario_path: Path, key: KeyPath, problem: Any
+) -> tuple[Path, Profile] | None:
+    local = scenario_path.parent / name
+    target = local if local.suffix == ".toml" and local.exists() else resolve_profile_path(name)
+    try:
+        return target, load_profile(target)
+    except ProfileError as err:
+        first = err.issues[0] if err.issues else None
+        problem(key, f"profile {name!r}: {first.message if first else err.message}")
+        return None
+
+
+def _check_faults(scenario: Scenario, loaded: LoadedScenario, problem: Any) -> None:
+    """Each scripted fault is tried on a fresh virtual cabinet of its profile: the same checks
+    (kind, target, parameters) as when it is injected during the run."""
+    from adc.sim.cabinet import VirtualCabinet
+    from adc.sim.errors import SimInputError
+
+    ids = dict(scenario.cabinet_ids())
+    for f_index, fault in enumerate(scenario.faults.scripted):
+        key: KeyPath = ("faults", "scripted", f_index)
+        spec_index = ids.get(fault.cabinet)
+        if spec_index is None:
+            problem((*key, "cabinet"), f"no cabinet {fault.cabinet!r} in this scenario")
+            continue
+        if spec_index not in loaded.profiles:
+            continue
+        try:
+            probe = VirtualCabinet(loaded.profiles[spec_index][1])
+            probe.sim_inject_fault(fault.kind, fault.target, **fault.params)
+        except SimInputError as err:
+            problem((*key, "target" if "target" in err.message else "params"), err.message)
+
+
+__all__ = ["LoadedScenario", "ScenarioError", "format_path", "load_scenario"]

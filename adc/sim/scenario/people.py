@@ -1,0 +1,585 @@
+"""The simulated people: nurses removing doses, technicians restocking, pharmacists resolving
+discrepancies, a service engineer answering alarms; plus the hardware faults that befall them.
+
+Each is a SimPy process. People act on the virtual cabinet with its `sim_*` inputs (pull a drawer,
+take units, shut it) and on the controller only through its public calls (a withdrawal, a restock
+session, a recall, a recovery), waiting in SimPy time where a person would take time. Whatever the
+controller refuses, a person takes as an answer: it is recorded as an event and they move on.
+
+Human errors are drawn per removal from the scenario's rates, each from its own random stream:
+- miscount: the nurse takes one unit more than she records (where the pocket holds one more);
+- wrong pocket: she takes from a neighbouring pocket her hand reaches in the open drawer;
+- drawer left open: she walks away; someone shuts it `left_open_min` later.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+from collections.abc import Callable, Generator
+from typing import Any
+
+import simpy
+
+from adc.controller import maintenance, recalls, withdrawal
+from adc.controller.models import Discrepancy, DiscrepancyStatus
+from adc.controller.restock import (
+    Line,
+    LineKind,
+    RestockSession,
+    State,
+    begin_restock,
+    pockets_needing_pull,
+)
+from adc.drivers.base import DriverError, RearmRefused
+from adc.errors import AdcError
+from adc.sim.errors import SimInputError
+from adc.sim.scenario.world import InjectedFault, PocketInfo, Station, World
+
+Proc = Generator[simpy.Event, Any, None]
+REACH_S = 0.1  # the hand is on the drawer when it unlocks: pulled inside the solenoid pulse
+SHUT_S = 1.0  # shutting and letting go; the scale settles meanwhile
+GS1_SCAN = "]d201{gtin}17{expiry:%y%m%d}10{lot}"
+
+
+def _open_access(station: Station, info: PocketInfo) -> bool:
+    """Pull the drawer, then the pocket's lid or door if it has one; True if the pocket is open."""
+    if not station.cabinet.sim_open(info.drawer):
+        return False
+    return not info.has_door or station.cabinet.sim_open(info.code)
+
+
+def _unlock(world: World, unlock: Callable[[], None]) -> Proc:
+    """Unlock, waiting out a solenoid that is re-arming (the person simply tries again)."""
+    for _attempt in range(3):
+        try:
+            unlock()
+            return
+        except RearmRefused as err:
+            yield world.env.timeout(err.retry_after_ms / 1000 + 0.1)
+    unlock()
+
+
+def _driver_trouble(world: World, station: Station, err: DriverError, who: str) -> None:
+    """A device error on a person's screen: noticed, and it names the device."""
+    world.emit("driver_error", cabinet=station.id, who=who, device=err.device, error=err.message)
+    on_alarm(world, station, {f"device:{err.device}"}, f"driver error on {err.device}")
+
+
+# ------------------------------------------------------------------------------------- nurses
+def demand_source(world: World, station: Station, demands: Any) -> Proc:
+    """Send a nurse to the cabinet at each demand time."""
+    for demand in demands:
+        if demand.at > world.env.now:
+            yield world.env.timeout(demand.at - world.env.now)
+        world.env.process(nurse_visit(world, station, demand.pocket))
+
+
+def nurse_visit(world: World, station: Station, pocket: str) -> Proc:
+    info = station.pockets[pocket]
+    nurses = world.loaded.scenario.nurses
+    errors = world.loaded.scenario.errors
+    rng = world.rng("nurse", station.id, round(world.env.now, 3), pocket)
+    actor = station.nurses[rng.randrange(len(station.nurses))]
+    world.count("demand")
+    arrived = world.env.now
+    with station.screen.request() as turn:
+        yield turn
+        world.count("nurse_wait_s", world.env.now - arrived)
+        try:
+            w = withdrawal.begin_withdrawal(
+                world.ctl,
+                station.driver,
+                station.id,
+                actor,
+                pocket,
+                info.stock.dose,
+                count_back=nurses.count_back == "all",
+            )
+        except AdcError as err:
+            world.count("removals_refused")
+            world.emit("remove_refused", cabinet=station.id, pocket=pocket, reason=err.message)
+            return
+        try:
+            yield from _unlock(world, w.unlock)
+        except DriverError as err:
+            _driver_trouble(world, station, err, "nurse")
+            return
+        yield world.env.timeout(REACH_S)
+        try:
+            opened = _open_access(station, info)
+            w.poll()
+            if not opened:
+                alarm = w.not_opened()
+                world.emit("remove_failed", cabinet=station.id, pocket=pocket, why="did not open")
+                on_alarm(world, station, _tokens(alarm), alarm.detail)
+                return
+            shelf = station.shelves[pocket]
+            if shelf.units < info.stock.dose:
+                # the system says there is stock, the pocket says otherwise: count what is there
+                yield world.env.timeout(nurses.take_s)
+                from adc.controller import inventory
+
+                movement = inventory.count(world.ctl, actor, station.id, pocket, shelf.units)
+                world.level(station.id, pocket, movement.on_hand)
+                world.emit("found_short", cabinet=station.id, pocket=pocket, held=shelf.units)
+                station.cabinet.sim_close(info.drawer)
+                return
+            source, take = pocket, info.stock.dose
+            miscount = errors.miscount.get(info.kind.value, 0.0)
+            if miscount and rng.random() < miscount and shelf.units > take:
+                take += 1
+                world.count(f"miscounts_injected:{info.kind.value}")
+                world.count("miscounts_injected_blind" if w.count_back else "miscounts_hidden")
+                world.emit("error_miscount", cabinet=station.id, pocket=pocket, blind=w.count_back)
+            elif errors.wrong_pocket and rng.random() < errors.wrong_pocket:
+                reachable = [n for n in info.neighbours if station.shelves[n].units >= take]
+                if reachable:
+                    source = reachable[rng.randrange(len(reachable))]
+                    world.count("wrong_pocket_injected")
+                    world.emit("error_wrong_pocket", cabinet=station.id, pocket=pocket, took=source)
+            station.cabinet.sim_take(source, take)
+            station.shelves[source].take(take)
+            yield world.env.timeout(nurses.take_s)
+            count_back = station.shelves[pocket].units if w.count_back else None
+            for movement in w.record(count_back):
+                world.level(station.id, pocket, movement.on_hand)
+                if movement.discrepancy_id:
+                    world.emit(
+                        "discrepancy_opened",
+                        cabinet=station.id,
+                        pocket=pocket,
+                        id=movement.discrepancy_id,
+                        kind=info.kind.value,
+                    )
+            world.count("removals")
+            world.emit(
+                "removal",
+                cabinet=station.id,
+                pocket=pocket,
+                qty=info.stock.dose,
+                on_hand=w.recorded[-1].on_hand,
+            )
+            reported = _report(world, station, w, 0)
+            if errors.drawer_left_open and rng.random() < errors.drawer_left_open:
+                world.count("left_open_injected")
+                world.emit("error_left_open", cabinet=station.id, drawer=info.drawer)
+                station.cabinet.sim_leave_open(info.drawer)
+                yield from _watch_door(world, station, w, errors.left_open_min * 60)
+                reported = _report(world, station, w, reported)
+                station.cabinet.sim_close(info.drawer)
+            else:
+                station.cabinet.sim_close(info.drawer)
+            yield world.env.timeout(SHUT_S)
+            w.poll()
+            if station.cabinet.sim_open(info.drawer):  # a tug: does it hold?
+                w.poll()
+                station.cabinet.sim_close(info.drawer)
+            _report(world, station, w, reported)
+            w.finish()
+        except DriverError as err:
+            _driver_trouble(world, station, err, "nurse")
+            _shut_all(station, info)
+        except SimInputError as err:
+            world.emit("person_blocked", cabinet=station.id, pocket=pocket, why=err.message)
+            _shut_all(station, info)
+
+
+def _report(world: World, station: Station, w: Any, reported: int) -> int:
+    """Pass the withdrawal's new alarms on; returns how many have been passed on."""
+    for alarm in w.alarms[reported:]:
+        if alarm.kind == "alarm-left-open":
+            world.count("left_open_alarms")
+        on_alarm(world, station, _tokens(alarm), alarm.detail)
+    return len(w.alarms)
+
+
+def _watch_door(world: World, station: Station, w: Any, left_s: float) -> Proc:
+    """The cabinet keeps polling a drawer left open (it alarms once past its limit)."""
+    end = world.env.now + left_s
+    while world.env.now < end:
+        yield world.env.timeout(min(30.0, end - world.env.now))
+        w.poll()
+
+
+def _shut_all(station: Station, info: PocketInfo) -> None:
+    with contextlib.suppress(SimInputError):
+        station.cabinet.sim_close(info.drawer)
+
+
+# --------------------------------------------------------------------------------- technicians
+def technician_shift(world: World, tech_index: int, stations: list[Station]) -> Proc:
+    """Refill rounds at the scenario's times, day by day (with its delays and skipped rounds)."""
+    spec = world.loaded.scenario.technicians
+    delays = {(d.day, d.time): d for d in spec.delays}
+    days = int(world.days) + 1
+    for day in range(days):
+        for hhmm in spec.refill_times:
+            at = world.seconds_at(day, hhmm)
+            delay = delays.get((day, hhmm))
+            if delay is not None and delay.skip:
+                world.emit("refill_skipped", day=day, time=hhmm, technician=tech_index)
+                continue
+            at += delay.minutes * 60 if delay is not None else 0
+            if at >= world.horizon_s:
+                return
+            if at > world.env.now:
+                yield world.env.timeout(at - world.env.now)
+            for station in stations:
+                yield world.env.timeout(spec.travel_s)
+                world.count("technician_s", spec.travel_s)
+                yield from refill_round(world, tech_index, station)
+
+
+def refill_round(world: World, tech_index: int, station: Station) -> Proc:
+    """One technician at one cabinet: pull what is blocked, then fill every line below par."""
+    tech = world.technicians[tech_index]
+    with station.screen.request() as turn:
+        yield turn
+        started = world.env.now
+        session = begin_restock(world.ctl, station.driver, station.id, tech)
+        for code in pockets_needing_pull(world.ctl, station.id):
+            if code not in station.pockets:
+                continue
+            try:
+                line = session.select(code, LineKind.PULL)
+            except AdcError as err:
+                world.emit("line_refused", cabinet=station.id, pocket=code, reason=err.message)
+                continue
+            session = yield from _work_line(world, station, session, line)
+        while True:
+            try:
+                line = session.next_line()
+            except AdcError as err:
+                world.emit("line_refused", cabinet=station.id, reason=err.message)
+                break
+            if line is None:
+                break
+            session = yield from _work_line(world, station, session, line)
+        if session.line is None:
+            session.end()
+        world.count("technician_s", world.env.now - started)
+        world.emit(
+            "refill_round",
+            cabinet=station.id,
+            technician=tech_index,
+            minutes=round((world.env.now - started) / 60, 2),
+        )
+
+
+def _scan_text(world: World, info: PocketInfo, lot: str, expiry: Any) -> str:
+    return GS1_SCAN.format(gtin=info.item.gtin, expiry=expiry, lot=lot)
+
+
+def _work_line(world: World, station: Station, session: RestockSession, line: Line) -> Any:
+    """Do one line with the hands; returns the session to go on with (a new one if this one got
+    stuck on hardware that would not close)."""
+    spec = world.loaded.scenario.technicians
+    info = station.pockets[line.pocket]
+    shelf = station.shelves[line.pocket]
+    rng = world.rng("line", station.id, line.pocket, round(world.env.now, 3))
+    line_s = rng.uniform(*spec.line_s)
+    lot, expiry, n = "", None, 0
+    if line.kind in (LineKind.REFILL, LineKind.LOAD):
+        day = world.day_index()
+        lot = f"L{day:03d}"
+        expiry = world.today() + _days(spec.shelf_life_days)
+        if line.kind is LineKind.LOAD:
+            n = info.stock.initial if info.stock.initial is not None else info.stock.par
+            if info.stock.initial_expiry_days is not None:
+                expiry = world.today() + _days(info.stock.initial_expiry_days)
+        else:
+            n = min(line.need or 0, info.capacity - shelf.units)
+        if n <= 0:
+            session.skip("the pocket is physically full")
+            world.emit("line_skipped", cabinet=station.id, pocket=line.pocket, why="full")
+            return session
+        try:
+            verdict = session.scan(_scan_text(world, info, lot, expiry))
+            if verdict.short_dated:
+                session.confirm_short_dated()
+        except AdcError as err:
+            world.emit("line_refused", cabinet=station.id, pocket=line.pocket, reason=err.message)
+            session.skip(err.message)
+            return session
+    try:
+        yield from _unlock(world, session.unlock)
+    except DriverError as err:
+        _driver_trouble(world, station, err, "technician")
+        session.cancel()
+        return session
+    yield world.env.timeout(REACH_S)
+    try:
+        opened = _open_access(station, info)
+        session.poll()
+        if not opened:
+            alarm = withdrawal.raise_alarm(
+                world.ctl,
+                station.id,
+                "open-failed",
+                f"{line.pocket} did not open for a restock",
+                drawer=info.drawer,
+                pocket=line.pocket,
+            )
+            world.emit("line_failed", cabinet=station.id, pocket=line.pocket, why="did not open")
+            on_alarm(world, station, _tokens(alarm), alarm.detail)
+            yield world.env.timeout(world.ctl.policy.unlock_timeout_s + 1)
+            session.poll()
+            session.cancel()
+            return session
+        if line.kind is LineKind.PULL:
+            today = world.today()
+            n = shelf.take_lots(
+                lambda held: held.expiry < today or (held.gtin, held.lot) in world.recalled
+            )
+            if n:
+                station.cabinet.sim_take(line.pocket, n)
+        else:
+            station.cabinet.sim_add(line.pocket, n, info.item.unit_weight_g)
+            shelf.add(lot, info.item.gtin, expiry, n)
+        yield world.env.timeout(line_s)
+        station.cabinet.sim_close(info.drawer)
+        yield world.env.timeout(SHUT_S)
+        for _ in range(20):
+            if session.poll() is State.CLOSED:
+                break
+            yield world.env.timeout(0.5)
+    except DriverError as err:
+        _driver_trouble(world, station, err, "technician")
+        _shut_all(station, info)
+    if session.state is not State.CLOSED:
+        if session.state in (State.OPEN, State.SETTLING, State.UNLOCKED):
+            alarm = withdrawal.raise_alarm(
+                world.ctl,
+                station.id,
+                "switch-failed",
+                f"{line.pocket} closed by hand but the cabinet did not see it close",
+                drawer=info.drawer,
+                pocket=line.pocket,
+            )
+            on_alarm(world, station, _tokens(alarm), alarm.detail)
+        world.emit("line_abandoned", cabinet=station.id, pocket=line.pocket, n=n)
+        world.count("lines_abandoned")
+        return begin_restock(world.ctl, station.driver, station.id, session.actor)
+    try:
+        try:
+            movement = session.confirm_quantity(n)
+        except AdcError:
+            movement = session.confirm_quantity(n, accept_discrepancy=True)
+    except AdcError as err:
+        world.emit("line_refused", cabinet=station.id, pocket=line.pocket, reason=err.message)
+        session.cancel()
+        return session
+    world.level(station.id, line.pocket, movement.on_hand)
+    world.count(f"lines:{line.kind.value}")
+    world.emit(
+        "restock_line",
+        cabinet=station.id,
+        pocket=line.pocket,
+        kind=line.kind.value,
+        units=n,
+        on_hand=movement.on_hand,
+    )
+    world.count(f"units:{line.kind.value}", n)
+    if line.kind is LineKind.PULL:
+        world.emit("pulled", cabinet=station.id, pocket=line.pocket, units=n)
+    if movement.discrepancy_id:
+        world.emit(
+            "discrepancy_opened",
+            cabinet=station.id,
+            pocket=line.pocket,
+            id=movement.discrepancy_id,
+            kind=info.kind.value,
+        )
+    return session
+
+
+def _days(n: int) -> Any:
+    from datetime import timedelta
+
+    return timedelta(days=n)
+
+
+# --------------------------------------------------------------------------------- pharmacists
+def find_resolver(name: str) -> tuple[Callable[..., Any] | None, str]:
+    """The discrepancy-resolution step: `module:function`, or 'auto' (the controller's own, once
+    it has one: `adc.controller.discrepancies.resolve`), or 'none'."""
+    if name == "none":
+        return None, "none"
+    target = "adc.controller.discrepancies:resolve" if name == "auto" else name
+    module_name, _, attr = target.partition(":")
+    try:
+        function = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError):
+        if name == "auto":
+            return None, "unavailable (no adc.controller.discrepancies.resolve yet)"
+        raise
+    return function, target
+
+
+def pharmacist_rounds(world: World, index: int) -> Proc:
+    """Review open discrepancies at the round times; resolve each with the pluggable step."""
+    spec = world.loaded.scenario.pharmacists
+    actor = world.pharmacists[index]
+    witness = world.pharmacists[(index + 1) % len(world.pharmacists)]
+    for day in range(int(world.days) + 1):
+        for hhmm in spec.rounds:
+            at = world.seconds_at(day, hhmm) + index * 60
+            if at >= world.horizon_s:
+                return
+            if at > world.env.now:
+                yield world.env.timeout(at - world.env.now)
+            with world.ctl.read() as session:
+                open_ids = list(
+                    session.execute(
+                        Discrepancy.__table__.select()
+                        .with_only_columns(Discrepancy.__table__.c.id)
+                        .where(Discrepancy.__table__.c.status == DiscrepancyStatus.OPEN.value)
+                        .order_by(Discrepancy.__table__.c.id)
+                    ).scalars()
+                )
+            mine = [d for d in open_ids if d % max(len(world.pharmacists), 1) == index]
+            for disc_id in mine:
+                yield world.env.timeout(spec.resolve_s)
+                world.count("pharmacist_s", spec.resolve_s)
+                if world.resolver is None:
+                    world.count("resolutions_unavailable")
+                    continue
+                try:
+                    world.resolver(
+                        world.ctl,
+                        actor,
+                        disc_id,
+                        "miscount: reviewed on round",
+                        witness=witness if witness != actor else None,
+                    )
+                except AdcError as err:
+                    world.emit("resolve_refused", id=disc_id, reason=err.message)
+                    continue
+                world.emit("discrepancy_resolved", id=disc_id)
+
+
+# ------------------------------------------------------------------------------ faults & service
+def _tokens(alarm: withdrawal.Alarm) -> set[str]:
+    out = set()
+    if alarm.drawer:
+        out.add(f"drawer:{alarm.drawer}")
+    if alarm.pocket:
+        out.add(f"pocket:{alarm.pocket}")
+    if alarm.device and not alarm.point:
+        out.add(f"device:{alarm.device}")
+    if alarm.point:
+        out.add(f"point:{alarm.point}")
+    return out
+
+
+def on_alarm(world: World, station: Station, tokens: set[str], detail: str) -> None:
+    """The cabinet said something is wrong: faults it points at count as detected, and the
+    service engineer is called (once per cabinet until they have been)."""
+    world.count("alarms")
+    world.emit("alarm", cabinet=station.id, detail=detail, where=sorted(tokens))
+    for fault in world.faults:
+        found = fault.cabinet == station.id and fault.scope & tokens
+        if found and fault.repaired_at is None and fault.detected_at is None:
+            fault.detected_at = world.env.now
+            fault.detected_by = detail
+            world.emit(
+                "fault_detected",
+                id=fault.id,
+                cabinet=station.id,
+                kind=fault.kind,
+                after_s=round(world.env.now - fault.at, 3),
+            )
+    key = f"service_called:{station.id}"
+    if not world.counters.get(key):
+        world.counters[key] = 1
+        world.env.process(service_visit(world, station))
+
+
+def service_visit(world: World, station: Station) -> Proc:
+    """The engineer comes, repairs what is broken there, and recovers failed drawers."""
+    spec = world.loaded.scenario.service
+    yield world.env.timeout(spec.respond_min * 60)
+    world.counters[f"service_called:{station.id}"] = 0
+    with station.screen.request() as turn:
+        yield turn
+        for fault in world.faults:
+            if fault.cabinet == station.id and fault.repaired_at is None and fault.detected_at:
+                station.cabinet.sim_clear_fault(fault.kind, fault.target)
+                fault.repaired_at = world.env.now
+                world.emit("fault_repaired", id=fault.id, cabinet=station.id, kind=fault.kind)
+        yield world.env.timeout(spec.repair_min * 60)
+        world.count("service_s", spec.repair_min * 60)
+        service = world.actors["service"]
+        counter = world.technicians[0] if world.technicians else world.pharmacists[0]
+        for drawer in sorted(maintenance.out_of_service(world.ctl, station.id)):
+            try:
+                plan = maintenance.recovery_plan(world.ctl, station.id, drawer)
+                for line in plan.recount:
+                    counted = (
+                        station.shelves[line.pocket].units if line.pocket in station.shelves else 0
+                    )
+                    disc = maintenance.recount(world.ctl, counter, plan, line.pocket, counted)
+                    if disc:
+                        world.emit(
+                            "discrepancy_opened",
+                            cabinet=station.id,
+                            pocket=line.pocket,
+                            id=disc,
+                            kind=station.pockets[line.pocket].kind.value
+                            if line.pocket in station.pockets
+                            else "unknown",
+                        )
+                maintenance.complete_recovery(
+                    world.ctl,
+                    service,
+                    plan,
+                    hardware="repaired by the service engineer",
+                    witness=world.pharmacists[0] if world.pharmacists else None,
+                )
+                world.count("recoveries")
+                world.emit("drawer_recovered", cabinet=station.id, drawer=drawer)
+            except AdcError as err:
+                world.emit(
+                    "recovery_refused", cabinet=station.id, drawer=drawer, reason=err.message
+                )
+
+
+def inject(
+    world: World,
+    station: Station,
+    kind: str,
+    target: str | None,
+    params: dict[str, Any],
+    scope: frozenset[str],
+) -> None:
+    try:
+        station.cabinet.sim_inject_fault(kind, target, **params)
+    except SimInputError as err:
+        world.emit("fault_refused", cabinet=station.id, kind=kind, target=target, why=err.message)
+        return
+    fault = InjectedFault(len(world.faults) + 1, station.id, kind, target, world.env.now, scope)
+    world.faults.append(fault)
+    world.emit("fault_injected", id=fault.id, cabinet=station.id, kind=kind, target=target)
+
+
+def fault_at(world: World, at: float, action: Callable[[], None]) -> Proc:
+    if at > world.env.now:
+        yield world.env.timeout(at - world.env.now)
+    action()
+
+
+def watch_cabinet(world: World, station: Station) -> Proc:
+    """The cabinet's own periodic hardware check (`CabinetWatch`)."""
+    every = world.loaded.scenario.faults.watch_s
+    while True:
+        yield world.env.timeout(every)
+        for alarm in station.watch.check():
+            on_alarm(world, station, _tokens(alarm), alarm.detail)
+
+
+def recall_arrives(world: World, gtin: str, lot: str, reason: str) -> None:
+    world.recalled.add((gtin, lot))
+    blocked = recalls.add_recall(world.ctl, world.pharmacists[0], gtin, lot, reason)
+    world.count("recall_pockets_blocked", len(blocked))
+    world.emit("recall", gtin=gtin, lot=lot, blocked=blocked)
