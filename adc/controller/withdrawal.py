@@ -133,6 +133,7 @@ class Withdrawal:
     recorded: list[inventory.Movement] = field(default_factory=list)
     alarms: list[Alarm] = field(default_factory=list)
     _left_open_alarm: bool = False
+    _door_shut: bool = False
 
     def unlock(self) -> None:
         """Release the drawer and the pocket's own lock; light the guide light."""
@@ -150,6 +151,14 @@ class Withdrawal:
         if self.phase is Phase.UNLOCKED and not self.driver.input_active(self.points.access_switch):
             self.seen_open = True
             self.phase = Phase.OPEN
+        if self.phase is Phase.OPEN and self.points.access_switch != self.points.drawer_switch:
+            # a lid or door shut inside the open drawer latches at once: open again, it did not
+            if self.driver.input_active(self.points.access_switch):
+                self._door_shut = True
+            elif self._door_shut:
+                lock = self.points.locks[-1]
+                self._fail("no-relock", f"{lock} let {self.pocket} open again")
+                return self.phase
         if self.phase is Phase.OPEN:
             switches = {self.points.access_switch, self.points.drawer_switch}
             if all(self.driver.input_active(s) for s in switches):

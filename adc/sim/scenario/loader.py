@@ -94,6 +94,30 @@ def _issue(path: Path, lines: dict[KeyPath, int], key: KeyPath, message: str) ->
     return ProfileIssue(path, key, message, None)
 
 
+_INLINE_KEY = re.compile(r"""[{,]\s*([A-Za-z0-9_-]+)\s*=""")
+
+
+def _locate_array_rows(text: str, lines: dict[KeyPath, int]) -> dict[KeyPath, int]:
+    """Add the rows of multi-line arrays of inline tables (`stock = [` then `{ ... },` a line),
+    which scenarios use for pocket lists, so an error points at its row, not at `stock =`."""
+    rows = text.splitlines()
+    out = dict(lines)
+    for path, number in lines.items():
+        if not rows[number - 1].split("#")[0].rstrip().endswith("["):
+            continue
+        index = 0
+        for offset, raw in enumerate(rows[number:], start=number + 1):
+            stripped = raw.strip()
+            if stripped.startswith("]"):
+                break
+            if stripped.startswith("{"):
+                out.setdefault((*path, index), offset)
+                for key in _INLINE_KEY.finditer(stripped):
+                    out.setdefault((*path, index, key.group(1)), offset)
+                index += 1
+    return out
+
+
 def _validation_issues(
     err: ValidationError, path: Path, lines: dict[KeyPath, int]
 ) -> list[ProfileIssue]:
@@ -128,7 +152,7 @@ def load_scenario(path: str | Path) -> LoadedScenario:
         line = int(found.group(1)) if found else None
         msg = str(err)[: found.start()].strip() if found else str(err)
         raise ScenarioError([ProfileIssue(path, (), f"not valid TOML: {msg}", line)]) from None
-    lines = locate_lines(text)
+    lines = _locate_array_rows(text, locate_lines(text))
     try:
         scenario = Scenario.model_validate(data)
     except ValidationError as err:

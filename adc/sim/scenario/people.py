@@ -169,6 +169,11 @@ def nurse_visit(world: World, station: Station, pocket: str) -> Proc:
                 reported = _report(world, station, w, reported)
                 station.cabinet.sim_close(info.drawer)
             else:
+                if info.has_door:  # shut the lid or door, and tug it: does it hold?
+                    station.cabinet.sim_close(info.code)
+                    w.poll()
+                    if station.cabinet.sim_open(info.code):
+                        w.poll()
                 station.cabinet.sim_close(info.drawer)
             yield world.env.timeout(SHUT_S)
             w.poll()
