@@ -258,6 +258,15 @@ def _unit(transport: str) -> str:
     return "board" if transport == "lockboard" else "unit"
 
 
+def _addresses(line: Line, addresses: list[int] | None) -> list[int]:
+    """What to probe: the range asked for (or the transport's whole range) and every expected
+    address; never Modbus unit 0 (broadcast: nobody answers) nor 248-255 (reserved)."""
+    wanted = set(addresses or DEFAULT_RANGE[line.transport]) | set(line.expected)
+    if line.transport != "lockboard":
+        wanted = {a for a in wanted if 1 <= a <= 247}
+    return sorted(wanted)
+
+
 def scan_line(
     line: Line, addresses: list[int] | None, timeout_s: float, profile: Profile | None
 ) -> list[Check]:
@@ -275,7 +284,7 @@ def scan_line(
                 ["port"],
             )
         ]
-    wanted = sorted(set(addresses or DEFAULT_RANGE[line.transport]) | set(line.expected))
+    wanted = _addresses(line, addresses)
     prober: Any = (
         _LockboardProber(line, timeout_s, profile)
         if line.transport == "lockboard"
@@ -341,7 +350,7 @@ def scan_lines(
 ) -> Report:
     report = Report("scan", target or ", ".join(line.label for line in lines))
     for line in lines:
-        count = len(set(addresses or DEFAULT_RANGE[line.transport]) | set(line.expected))
+        count = len(_addresses(line, addresses))
         report.notes.append(
             f"{line.label} ({line.transport} {line.endpoint}): {count} addresses, "
             f"{timeout_s * 1000:.0f} ms timeout each"

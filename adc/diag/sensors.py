@@ -34,7 +34,7 @@ class Limits:
     drift_g_per_h: float = 20.0  # |slope| above which (if significant) it is drifting
     below_zero_g: float = -5.0  # a mean below this is out of range (zero lost)
     between_counts: float = 0.3  # |implied - nearest whole count| above this: weight is suspect
-    drift_t: float = 5.0  # t statistic of the slope above which a trend is not noise
+    drift_t: float = 6.0  # t statistic of the slope above which a trend is not noise (p < 0.001)
 
 
 @dataclass
@@ -106,10 +106,10 @@ def sample(bench: Bench, chosen: list[Target], n: int, interval_s: float) -> dic
 
 
 def _slope_per_h(times: list[float], values: list[float]) -> tuple[float, float]:
-    """Least-squares slope in grams per hour, and its t statistic (0 with fewer than 5 samples:
-    too few to tell a trend from noise)."""
+    """Least-squares slope in grams per hour, and its t statistic (0 with fewer than 8 samples:
+    with fewer degrees of freedom noise alone crosses the threshold too often)."""
     n = len(values)
-    if n < 5 or max(times) - min(times) <= 0:
+    if n < 8 or max(times) - min(times) <= 0:
         return 0.0, 0.0
     slope, intercept = statistics.linear_regression(times, values)
     mean_t = statistics.fmean(times)

@@ -6,6 +6,7 @@ import pytest
 
 from adc.diag.results import Verdict
 from adc.diag.sensors import sensors, targets
+from adc.profiles import load_profile, resolve_profile_path
 from tests.diag.conftest import Open, bench
 
 UNIT_G = 2.0  # the shipped profiles' simulated item weight
@@ -91,3 +92,16 @@ def test_unknown_pocket_is_bad_input(tier: Open) -> None:
 
     with tier("tcp-6drawer") as rig, pytest.raises(BadInput, match="no sensed pocket D9"):
         targets(rig.profile, ["D9"])
+
+
+def test_healthy_cells_are_not_called_drifting() -> None:
+    """The drift test must not cry wolf: every healthy cell of a cabinet, in several windows."""
+    from tests.contract.rigs import sim_rig
+
+    with sim_rig(load_profile(resolve_profile_path("rs485-2bus")), 11) as rig:
+        chosen = targets(rig.profile)
+        flagged = []
+        for _ in range(5):
+            flagged += [c.subject for c in sensors(bench(rig), chosen).checks if c.flags]
+            rig.advance(60)
+    assert len(chosen) == 16 and flagged == []
