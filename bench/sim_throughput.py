@@ -1,0 +1,144 @@
+"""Scenario throughput: simulated transactions per wall second with the full controller and audit,
+next to a bare SimPy model stepping the same number of events in the same run.
+
+1. `full`: a shipped scenario (default ward-7day, `--days` of it) through `run_scenario`: the real
+   controller (every rule, one locked transaction plus its audit entry per change), the sim driver,
+   the simulated people. Counted: controller transactions (stock_transaction rows) and SimPy events.
+2. `bare`: one SimPy process yielding that many timeouts: what SimPy alone costs for those events.
+3. `controller`: `inventory.remove` called back to back on one pocket (no SimPy, no hardware): the
+   ceiling the controller's transaction path puts on any scenario.
+4. The top of a cProfile of the full run (cumulative), to show what bounds it.
+
+Run: .venv/bin/python bench/sim_throughput.py [--scenario NAME] [--days D] [--no-profile].
+Prints figures and ratios; not a pass/fail test. Target named in issue 8: 10,000 tx/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import pstats
+import time
+from pathlib import Path
+
+import simpy
+
+from adc.sim.scenario import load_scenario
+from adc.sim.scenario.kpis import compute_kpis
+from adc.sim.scenario.runner import build_world, start_processes
+
+ROOT = Path(__file__).resolve().parents[1]
+TARGET = 10_000
+
+
+def full_run(name: str, days: float) -> tuple[int, int, float, float]:
+    """(transactions, SimPy events, wall seconds of the simulated days, wall seconds of setup)."""
+    loaded = load_scenario(ROOT / "scenarios" / f"{name}.toml")
+    began = time.perf_counter()
+    world = build_world(loaded, days=days)
+    start_processes(world, None)
+    setup = time.perf_counter() - began
+    env, events = world.env, 0
+    began = time.perf_counter()
+    while env.peek() < world.horizon_s:
+        env.step()
+        events += 1
+    wall = time.perf_counter() - began
+    kpis = compute_kpis(world)
+    assert kpis["audit"]["verified"], "the audit chain must verify"
+    return int(kpis["transactions_total"]), events, wall, setup
+
+
+def bare_simpy(events: int) -> float:
+    env = simpy.Environment()
+
+    def ticker(n: int):  # type: ignore[no-untyped-def]
+        for _ in range(n):
+            yield env.timeout(1.0)
+
+    env.process(ticker(events))
+    began = time.perf_counter()
+    env.run()
+    return time.perf_counter() - began
+
+
+def controller_only(n: int) -> float:
+    """Removals per second through `inventory.remove` alone (one pocket, refilled as needed)."""
+    from adc.controller import cabinets, formulary, inventory, users
+    from adc.controller.clock import ManualClock
+    from adc.controller.context import Controller
+    from adc.controller.db import init_database, open_database
+    from adc.controller.gs1 import parse_scan
+
+    clock = ManualClock()
+    db = open_database("sqlite://", create=True)
+    init_database(db, clock.now())
+    ctl = Controller(db, clock)
+    users.SCRYPT_N = 2**8
+    users.add_user(ctl, None, "admin", "admin", "2468")
+    admin = users.authenticate(ctl, "admin", "2468")
+    for name, role in (("ph", "pharmacist"), ("svc", "service"), ("rn", "nurse")):
+        users.add_user(ctl, admin, name, role, "2468")
+    ph, svc, rn = (users.authenticate(ctl, u, "2468") for u in ("ph", "svc", "rn"))
+    formulary.import_items(ctl, ph, ROOT / "adc" / "data" / "formulary-demo.csv")
+    cabinets.add_cabinet(ctl, svc, "B1", "tcp-6drawer")
+    scan = parse_scan("]d20100309046722618172712311000L1")
+    inventory.load(ctl, ph, "B1", "D6-P1", 1, (40, 5, 50), scan, 50)
+    began = time.perf_counter()
+    for i in range(n):
+        if i and i % 49 == 0:
+            inventory.refill(ctl, ph, "B1", "D6-P1", scan, 49)
+        inventory.remove(ctl, rn, "B1", "D6-P1", 1)
+        clock.advance(10)
+    wall = time.perf_counter() - began
+    db.close()
+    return wall
+
+
+def profile_top(name: str, days: float, lines: int = 18) -> str:
+    profiler = cProfile.Profile()
+    profiler.enable()
+    full_run(name, days)
+    profiler.disable()
+    text = io.StringIO()
+    pstats.Stats(profiler, stream=text).sort_stats("cumulative").print_stats(lines)
+    return text.getvalue()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scenario", default="ward-7day")
+    parser.add_argument("--days", type=float, default=2.0)
+    parser.add_argument("--removals", type=int, default=1000)
+    parser.add_argument("--no-profile", action="store_true")
+    args = parser.parse_args()
+
+    tx, events, wall, setup = full_run(args.scenario, args.days)
+    bare = bare_simpy(events)
+    only = controller_only(args.removals)
+    full_rate = tx / wall
+    print(f"scenario {args.scenario}, {args.days:g} simulated day(s); setup {setup:.2f} s")
+    print(
+        f"  full     {tx:>8} transactions, {events:>8} SimPy events in {wall:8.3f} s "
+        f"= {full_rate:10,.0f} tx/s, {events / wall:10,.0f} events/s"
+    )
+    print(
+        f"  bare     {events:>8} SimPy events (timeouts)              in {bare:8.3f} s "
+        f"= {events / bare:10,.0f} events/s"
+    )
+    print(f"  ratio    full/bare wall time: {wall / bare:,.0f}x")
+    print(
+        f"  controller alone: {args.removals} removals in {only:.3f} s = "
+        f"{args.removals / only:,.0f} tx/s (inventory.remove, in-memory SQLite)"
+    )
+    print(
+        f"  target {TARGET:,} tx/s: {'met' if full_rate >= TARGET else 'NOT met'} "
+        f"({full_rate / TARGET:.1%} of it)"
+    )
+    if not args.no_profile:
+        print(profile_top(args.scenario, min(args.days, 1.0)))
+
+
+if __name__ == "__main__":
+    main()
