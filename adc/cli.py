@@ -21,6 +21,7 @@ from adc.commands import (
     profile,
     recalls,
     reports,
+    restock,
     settings,
     shortages,
     sim,
@@ -64,6 +65,7 @@ app.add_typer(users.app, name="user")
 app.add_typer(items.app, name="item")
 app.add_typer(cabinets.app, name="cabinet")
 app.add_typer(pockets.app, name="pocket")
+app.command("restock")(restock.restock)
 app.add_typer(recalls.app, name="recall")
 app.add_typer(reports.app, name="report")
 app.add_typer(shortages.app, name="shortage")

@@ -1,0 +1,551 @@
+"""The restock round as a person (or a script) goes through it, over the controller's state machine.
+
+`Runner` wraps one `RestockSession` (adc/controller/restock.py) and adds what the state machine
+leaves to its caller: waiting (the pocket is unlocked: poll the switches, show the countdown, let
+the hands act), retrying an unlock the lock board refuses while it re-arms, the board of refill
+lines with what became of each, the events every renderer draws from, and the clean-up after an
+interrupt. It decides nothing the controller decides: every refusal comes from the controller.
+
+After an interrupt (Ctrl-C, a lost terminal) no pocket is left unlocked without a record:
+- nothing was unlocked yet (or the unlock timed out and relatched): the line is dropped;
+- unlocked but never opened: wait for the pulse to end and check the latches hold again;
+- the pocket was opened: if it is closed and the scale counted a whole number of packs, that
+  count is recorded (what is known); otherwise the drawer is flagged for a blind recount (it is
+  taken out of service through `maintenance.mark_failed` until `adc diag recover` recounts it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import suppress
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from adc.controller.audit import format_time
+from adc.controller.restock import Line, RestockSession, State
+from adc.drivers.base import DriverError, RearmRefused
+from adc.errors import AdcError, BadInput, Refused
+from adc.session.events import Event, Listener, scanner_text, shown_scan
+from adc.session.hands import Done, Hands
+
+if TYPE_CHECKING:
+    from adc.controller.inventory import Movement
+    from adc.controller.reports import RefillLine
+    from adc.diag.waiting import Waiter
+
+STEP_S = 0.1  # how often the switches are read while a pocket is unlocked or open
+REARM_TRIES = 3  # unlock attempts while a lock re-arms after its last pulse
+PULSE_WAIT_S = 3.0  # after an interrupt: how long to watch a pulsed latch re-engage
+SWITCH_ERRORS_S = 5.0  # switches unreadable this long during an access: give up on the line
+PULL_WINDOW_S = 1.5  # hands holding the handle keep pulling this long after the unlock
+PULL_STEP_S = 0.02
+
+
+@dataclass
+class BoardRow:
+    """One refill line on the screen and what became of it in this session."""
+
+    pocket: str
+    drawer: str
+    item: str
+    on_hand: int
+    par: int
+    need: int
+    critical: bool
+    blocked: str | None
+    status: str = "to do"  # to do · current · done · skipped · left · flagged
+    result: str = ""
+
+    def as_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class AccessStatus:
+    """What the waiting loop knows at one tick: shown as the countdown, given to the hands."""
+
+    state: State
+    line: Line
+    waited_s: float  # since the unlock
+    remaining_s: float | None  # until the unlock times out (while not yet opened)
+    open_s: float | None  # how long it has been open
+
+
+@dataclass(frozen=True)
+class ScanOutcome:
+    status: str  # accepted · confirm (short-dated) · refused
+    message: str
+
+
+class Quit(Exception):
+    """Raised by an access tick when the person asks to stop (handled like an interrupt)."""
+
+
+@dataclass
+class Runner:
+    """See the module docstring. `emit` receives every event; `hands` act where they can."""
+
+    session: RestockSession
+    waiter: Waiter
+    hands: Hands
+    emit: Listener
+    backend: str = ""
+    board: list[BoardRow] = field(default_factory=list)
+    flagged: list[dict[str, Any]] = field(default_factory=list)
+    left: list[tuple[str, str]] = field(default_factory=list)
+    _notes_seen: int = 0
+    _opened_at: float | None = None
+    _unlocked_at: float | None = None
+
+    # ------------------------------------------------------------------------------- the round
+    def start(self) -> None:
+        self.refresh_board()
+        s = self.session
+        self._event(
+            "session",
+            session=s.id,
+            cabinet=s.cabinet,
+            profile=s.driver.profile.name,
+            backend=self.backend,
+            user=s.actor.username,
+            hands=self.hands.name,
+            lines=[row.as_json() for row in self.board],
+        )
+
+    def refresh_board(self) -> None:
+        """Merge the controller's current refill list into the board (new lines are appended)."""
+        rows = {row.pocket: row for row in self.board}
+        for entry in self.session.refill_list():
+            row = rows.get(entry.pocket)
+            if row is None:
+                self.board.append(_row(entry))
+            elif row.status == "to do":
+                row.on_hand, row.need, row.critical, row.blocked = (
+                    entry.on_hand,
+                    entry.need,
+                    entry.critical,
+                    entry.blocked,
+                )
+
+    def progress(self) -> tuple[int, int]:
+        """(lines done or marked out of stock, lines on the board); a flagged line is not done."""
+        finished = sum(row.status in ("done", "skipped") for row in self.board)
+        return finished, len(self.board)
+
+    def next_line(self, pocket: str | None = None) -> Line | None:
+        """Select a pocket, or the next refill line (critical first); None when none is left."""
+        line = self.session.select(pocket) if pocket else self.session.next_line()
+        if line is None:
+            return None
+        row = self._row(line)
+        row.status = "current"
+        self._notes_seen = 0
+        self._event(
+            "line",
+            pocket=line.pocket,
+            drawer=line.drawer,
+            item=line.item,
+            on_hand=line.on_hand,
+            need=line.need,
+            sensor=line.points.sensor_kind,
+        )
+        return line
+
+    def _row(self, line: Line) -> BoardRow:
+        for row in self.board:
+            if row.pocket == line.pocket:
+                return row
+        row = BoardRow(
+            line.pocket,
+            line.drawer,
+            line.item or "",
+            line.on_hand,
+            line.on_hand + (line.need or 0),
+            line.need or 0,
+            False,
+            None,
+        )
+        self.board.append(row)
+        return row
+
+    # ---------------------------------------------------------------------------------- scanning
+    def scan(self, typed: str) -> ScanOutcome:
+        """One scan as the scanner typed it; a refusal is reported and the line stays."""
+        raw = scanner_text(typed)
+        line = self._line()
+        try:
+            verdict = self.session.scan(raw)
+        except (Refused, BadInput) as err:
+            self._event("refused", pocket=line.pocket, reason=err.message, scan=shown_scan(raw))
+            return ScanOutcome("refused", err.message)
+        scan = line.scan
+        assert scan is not None
+        self._event(
+            "scan",
+            pocket=line.pocket,
+            item=verdict.item,
+            gtin=scan.gtin,
+            lot=scan.lot,
+            expiry=scan.expiry.isoformat(),
+            serial=scan.serial,
+            days_left=verdict.days_left,
+            short_dated=verdict.short_dated,
+        )
+        if verdict.short_dated:
+            message = (
+                f"short-dated: lot {scan.lot} expires {scan.expiry.isoformat()} "
+                f"({verdict.days_left} days): stock it only if nothing longer-dated is available"
+            )
+            self._event("warning", pocket=line.pocket, reason=message)
+            return ScanOutcome("confirm", message)
+        return ScanOutcome("accepted", f"lot {scan.lot}, expires {scan.expiry.isoformat()}")
+
+    def accept_short_dated(self) -> None:
+        self.session.confirm_short_dated()
+
+    # -------------------------------------------------------------------------------- the access
+    def unlock(self) -> bool:
+        """Pulse the pocket's locks; a lock still re-arming is waited for. False: hardware error."""
+        line = self._line()
+        for attempt in range(REARM_TRIES):
+            try:
+                self.session.unlock()
+                break
+            except RearmRefused as busy:
+                if attempt == REARM_TRIES - 1:
+                    self._event("error", pocket=line.pocket, reason=busy.message)
+                    return False
+                self.waiter.sleep(busy.remaining_ms / 1000 + 0.05)
+            except DriverError as err:
+                self._event("error", pocket=line.pocket, reason=f"unlock failed: {err.message}")
+                return False
+        self._unlocked_at, self._opened_at = self.waiter.now(), None
+        self._event(
+            "unlocked",
+            pocket=line.pocket,
+            drawer=line.drawer,
+            locks=list(line.points.locks),
+            timeout_s=self.session.ctl.policy.unlock_timeout_s,
+        )
+        return True
+
+    def access(self, tick: Callable[[AccessStatus], None]) -> str:
+        """Wait for the pocket to be opened and closed again: 'closed' or 'timeout'.
+
+        `tick` runs at every step (the screen's countdown, the script's hands); it may raise
+        `Quit`. Waiting is the waiter's: simulated time on a sim backend, wall time otherwise.
+        """
+        line = self._line()
+        timeout = self.session.ctl.policy.unlock_timeout_s
+        failing_since: float | None = None
+        while True:
+            before = self.session.state
+            try:
+                state = self.session.poll()
+                failing_since = None
+            except DriverError as err:
+                now = self.waiter.now()
+                failing_since = failing_since if failing_since is not None else now
+                if now - failing_since > SWITCH_ERRORS_S:
+                    raise
+                self._event("note", pocket=line.pocket, text=f"switches unreadable: {err.message}")
+                state = before
+            self._new_notes(line)
+            now = self.waiter.now()
+            waited = now - self._unlocked_at if self._unlocked_at is not None else 0.0
+            if before is State.UNLOCKED and state is not State.UNLOCKED:
+                if state is State.READY_TO_UNLOCK:
+                    self._event(
+                        "timeout",
+                        pocket=line.pocket,
+                        reason=f"not opened within {timeout} s: the latch holds again",
+                    )
+                    return "timeout"
+                self._opened_at = now
+                self._event("opened", pocket=line.pocket, after_s=round(waited, 1))
+            if state is State.CLOSED:
+                self._closed(line)
+                return "closed"
+            remaining = max(timeout - waited, 0.0) if state is State.UNLOCKED else None
+            open_s = now - self._opened_at if self._opened_at is not None else None
+            tick(AccessStatus(state, line, waited, remaining, open_s))
+            self.waiter.sleep(STEP_S)
+
+    def _closed(self, line: Line) -> None:
+        measured = line.measured
+        if measured is not None:
+            verdict = f"the scale counts {abs(measured)} added"
+        elif line.sensor_detail.get("present") is not None:
+            seen = "a pack" if line.sensor_detail["present"] else "nothing"
+            verdict = f"the presence sensor sees {seen}"
+        else:
+            verdict = "no scale count: enter the quantity"
+        self._event(
+            "closed",
+            pocket=line.pocket,
+            measured=measured,
+            sensor=dict(line.sensor_detail),
+            verdict=verdict,
+        )
+
+    def _new_notes(self, line: Line) -> None:
+        for text in line.notes[self._notes_seen :]:
+            self._event("note", pocket=line.pocket, text=text)
+        self._notes_seen = len(line.notes)
+
+    def hand(self, action: str, units: int = 0) -> Done:
+        """Let the hands do `action` (open, put, take, close) on the current line."""
+        line = self._line()
+        do = {
+            "open": lambda: self.hands.open(line),
+            "put": lambda: self.hands.put(line, units),
+            "take": lambda: self.hands.take(line, units),
+            "close": lambda: self.hands.close(line),
+        }[action]
+        done = do()
+        self._hands_event(action, units, done)
+        return done
+
+    def pull(self, window_s: float = PULL_WINDOW_S) -> Done:
+        """The hands hold the handle and pull while the unlock pulse releases the latch.
+
+        A pulsed latch is released for about half a second, so a person at a real cabinet holds
+        the handle when the lock clicks; simulated hands do the same: they pull at every step of
+        the window until the drawer (and the pocket's own door) opens.
+        """
+        line = self._line()
+        deadline = self.waiter.now() + window_s
+        while True:
+            done = self.hands.open(line)
+            if done.ok or self.waiter.now() >= deadline:
+                self._hands_event("open", 0, done)
+                return done
+            self.waiter.sleep(PULL_STEP_S)
+
+    def _hands_event(self, action: str, units: int, done: Done) -> None:
+        self._event(
+            "hands",
+            pocket=self._line().pocket,
+            action=action,
+            units=units,
+            ok=done.ok,
+            message=done.message,
+        )
+
+    # -------------------------------------------------------------------------------- recording
+    def record(self, qty: int | None, *, accept_discrepancy: bool = False) -> Movement:
+        """Record the closed line; Refused/BadInput (scale disagrees, no count) keep it closed."""
+        line = self._line()
+        scan = line.scan
+        movement = self.session.confirm_quantity(qty, accept_discrepancy=accept_discrepancy)
+        self._new_notes(line)
+        row = self._row(line)
+        row.status, row.on_hand = "done", movement.on_hand
+        row.result = f"+{movement.qty} → {movement.on_hand}"
+        if movement.discrepancy_id:
+            row.result += f" (discrepancy {movement.discrepancy_id})"
+        self._event(
+            "recorded",
+            pocket=movement.pocket,
+            kind=movement.kind,
+            qty=movement.qty,
+            on_hand=movement.on_hand,
+            lot=scan.lot if scan else None,
+            expiry=scan.expiry.isoformat() if scan else None,
+            discrepancy=movement.discrepancy_id,
+            shortages=movement.shortages,
+            audit_seq=movement.audit_seq,
+        )
+        return movement
+
+    def skip(self, reason: str = "out of stock") -> None:
+        """Mark the line out of stock: pharmacists get a shortage notification."""
+        line = self._line()
+        self.session.skip(reason, out_of_stock=True)
+        row = self._row(line)
+        row.status, row.result = "skipped", reason
+        self._event("skipped", pocket=line.pocket, reason=reason, shortage=True)
+
+    def leave(self, reason: str) -> None:
+        """Drop the line without a record (allowed only while nothing was accessed)."""
+        line = self._line()
+        self.session.cancel()
+        row = self._row(line)
+        row.status, row.result = "left", reason
+        self.left.append((line.pocket, reason))
+        self._event("unfinished", pocket=line.pocket, reason=reason)
+
+    # ------------------------------------------------------------------------------- interrupts
+    def interrupt(self, why: str = "interrupted") -> None:
+        """Leave the cabinet safe and the record complete; see the module docstring."""
+        line = self.session.line
+        if line is None:
+            return
+        state = self.session.state
+        if line.unlocked_at is None or state in (
+            State.AWAITING_SCAN,
+            State.NEEDS_CONFIRMATION,
+            State.READY_TO_UNLOCK,
+        ):
+            never = "nothing was unlocked" if line.unlocked_at is None else "it relatched unopened"
+            self.leave(f"{why}: {never}")
+            self._event("interrupted", pocket=line.pocket, state=state.value, action="left")
+            return
+        if state is State.UNLOCKED:
+            state = self._watch_relock(line)
+            if state is State.READY_TO_UNLOCK:  # the controller saw it time out, unopened
+                self.leave(f"{why}: it relatched unopened")
+                self._event("interrupted", pocket=line.pocket, state="unlocked", action="left")
+                return
+            if state is State.UNLOCKED:
+                if self._latched(line):
+                    self.leave(f"{why}: never opened, relocked")
+                    self._event(
+                        "interrupted", pocket=line.pocket, state="unlocked", action="relocked"
+                    )
+                    return
+                self.flag(why, "unlocked, the latch did not re-engage")
+                return
+        if state is State.SETTLING:
+            state = self._settle(line)
+        if state is State.CLOSED and line.measured:
+            try:
+                self.record(None)
+            except AdcError as err:
+                self.flag(why, f"closed; the scale's count could not be recorded: {err.message}")
+                return
+            self._event("interrupted", pocket=line.pocket, state="closed", action="recorded")
+            return
+        what = {
+            State.OPEN: "the pocket was open",
+            State.SETTLING: "closed, the scale still settling",
+            State.CLOSED: "closed without a count",
+        }.get(state, state.value)
+        self.flag(why, what)
+
+    def _watch_relock(self, line: Line) -> State:
+        """Poll while the unlock pulse ends; returns the state (OPEN if someone opened it)."""
+        deadline = self.waiter.now() + PULSE_WAIT_S
+        while self.waiter.now() < deadline:
+            try:
+                state = self.session.poll()
+            except DriverError:
+                state = State.UNLOCKED
+            if state is not State.UNLOCKED:
+                return state
+            if self._latched(line):
+                return state
+            self.waiter.sleep(STEP_S)
+        return self.session.state
+
+    def _settle(self, line: Line) -> State:
+        deadline = self.waiter.now() + self.session.ctl.policy.settle_timeout_s + 1
+        state = self.session.state
+        while state is State.SETTLING and self.waiter.now() < deadline:
+            self.waiter.sleep(STEP_S)
+            try:
+                state = self.session.poll()
+            except DriverError:
+                break
+        return state
+
+    def _latched(self, line: Line) -> bool:
+        driver = self.session.driver
+        try:
+            return all(driver.lock_engaged(p) for p in line.points.locks) and driver.input_active(
+                line.points.access_switch
+            )
+        except DriverError:
+            return False
+
+    def flag(self, why: str, what: str) -> None:
+        """Record the unfinished access and take the drawer out of service for a blind recount."""
+        from adc.controller.maintenance import mark_failed
+
+        line = self._line()
+        driver = self.session.driver
+        latched: bool | None
+        try:
+            latched = all(driver.lock_engaged(p) for p in line.points.locks)
+        except DriverError:
+            latched = None
+        if line.points.light:
+            with suppress(DriverError):
+                driver.set_light(line.points.light, False)
+        scan = f", lot {line.scan.lot} scanned" if line.scan else ""
+        lock_text = {True: "locked", False: "NOT locked", None: "lock state unknown"}[latched]
+        detail = (
+            f"restock {why} ({what}; {lock_text}) by {self.session.actor.username}, "
+            f"session {self.session.id}, pocket {line.pocket}{scan}: contents unknown, "
+            "blind recount required"
+        )
+        event_id = mark_failed(
+            self.session.ctl,
+            None,
+            self.session.cabinet,
+            line.drawer,
+            "failed",
+            detail,
+            pocket=line.pocket,
+        )
+        row = self._row(line)
+        row.status, row.result = "flagged", "recount required"
+        flag = {
+            "pocket": line.pocket,
+            "drawer": line.drawer,
+            "maintenance_event": event_id,
+            "locked": latched,
+            "detail": detail,
+        }
+        self.flagged.append(flag)
+        self._event(
+            "interrupted", state=self.session.state.value, action="flagged-for-recount", **flag
+        )
+
+    # ------------------------------------------------------------------------------------- end
+    def finish(self) -> dict[str, Any]:
+        """End the session (a flagged line stays open in the state machine) and sum it up."""
+        s = self.session
+        if s.line is None:
+            s.end()
+        done, total = self.progress()
+        summary = {
+            "session": s.id,
+            "lines_done": done,
+            "lines_total": total,
+            "recorded": [
+                {"pocket": m.pocket, "qty": m.qty, "on_hand": m.on_hand} for m in s.recorded
+            ],
+            "skipped": [{"pocket": p, "reason": r} for p, r in s.skipped],
+            "left": [{"pocket": p, "reason": r} for p, r in self.left],
+            "flagged": [f["pocket"] for f in self.flagged],
+            "lines": [row.as_json() for row in self.board],
+        }
+        self._event("summary", **summary)
+        return summary
+
+    # --------------------------------------------------------------------------------- helpers
+    def report(self, kind: str, pocket: str | None, reason: str, /, **extra: Any) -> None:
+        """An event the driving code has to tell (a script step that could not be done)."""
+        self._event(kind, pocket=pocket, reason=reason, **extra)
+
+    def _line(self) -> Line:
+        if self.session.line is None:
+            raise Refused("no line selected")
+        return self.session.line
+
+    def _event(self, kind: str, /, **data: Any) -> None:
+        self.emit(Event(kind, {"at": format_time(self.session.ctl.now()), **data}))
+
+
+def _row(entry: RefillLine) -> BoardRow:
+    return BoardRow(
+        entry.pocket,
+        entry.drawer,
+        entry.item,
+        entry.on_hand,
+        entry.par,
+        entry.need,
+        entry.critical,
+        entry.blocked,
+    )

@@ -1,0 +1,435 @@
+"""Scripted restock sessions: a TOML file of scans and quantities, run without a terminal.
+
+    # restock script: one [[line]] per refill line, in the order they are to be done
+    cabinet = "W1"                 # optional: refused if the session is for another cabinet
+
+    [[line]]                       # no pocket: the next line of the refill list (critical first)
+    scans = [
+      "(01)00363323047016(17)271231(10)H1",          # refused: wrong drug — the next scan is tried
+      "]d20100304094755038172706301" + ...,          # (TOML has no +: one string per scan)
+    ]
+    quantity = 10                  # optional where the pocket has a scale: the scale's count
+
+    [[line]]
+    pocket = "D6-P1"               # this pocket (checked: it must exist and hold an item)
+    scan = "(01)00309046722618(17)271231(10)AC1"    # one scan: `scan`; several: `scans`
+    quantity = 30                  # required: D6-P1 has no scale
+    accept_short_dated = true      # stock a short-dated lot (otherwise it is refused)
+    confirm_discrepancy = true     # record `quantity` even where the scale counts differently
+
+    [[line]]
+    skip = "out of stock"          # mark the next line out of stock (pharmacists notified)
+
+Scans are tried in order until one is accepted; the refused ones are reported with the reason
+(that is how a script shows a wrong-drug or expired-lot refusal). The GS separator is written
+`\\u001d` (a TOML escape) or `<GS>`. Where the backend has simulated hands (a `sim:` backend)
+they open the pocket, put `quantity` (else the quantity the line needs) in and close it; on real
+hardware a person does, and the session waits for the switches as it would for anyone.
+
+Everything that can be checked before the first unlock is checked first, and every problem is
+listed with its line number (`parse_script`, then `check_against`): a script with any error
+changes nothing and exits 2.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from adc.errors import AdcError, BadInput
+from adc.session.events import scanner_text
+
+if TYPE_CHECKING:
+    from adc.controller.context import Controller
+    from adc.session.runner import AccessStatus, Runner
+
+LINE_KEYS = {
+    "pocket",
+    "scan",
+    "scans",
+    "quantity",
+    "skip",
+    "accept_short_dated",
+    "confirm_discrepancy",
+}
+TOP_KEYS = {"cabinet", "line"}
+LOADING_S = 4.0  # and take this long to put the packs in and close (a restock line takes 11–21 s)
+
+
+@dataclass(frozen=True)
+class ScriptScan:
+    text: str  # as the scanner sends it (GS as 0x1D)
+    line: int | None  # where it is written
+
+
+@dataclass
+class ScriptLine:
+    """One `[[line]]` block."""
+
+    number: int | None  # line of its `[[line]]` header
+    pocket: str | None = None
+    scans: list[ScriptScan] = field(default_factory=list)
+    quantity: int | None = None
+    skip: str | None = None
+    accept_short_dated: bool = False
+    confirm_discrepancy: bool = False
+
+
+@dataclass
+class Script:
+    path: Path
+    cabinet: str | None
+    lines: list[ScriptLine]
+
+
+@dataclass(frozen=True)
+class Problem:
+    line: int | None
+    message: str
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.message}" if self.line else self.message
+
+
+class ScriptError(BadInput):
+    """Every problem of a script, each with its line; nothing was run."""
+
+    def __init__(self, path: Path, problems: list[Problem]) -> None:
+        ordered = sorted(problems, key=lambda p: (p.line or 0, p.message))
+        super().__init__(
+            f"{len(problems)} problem(s) in restock script {path}: nothing was done",
+            details=[
+                f"{path}:{p.line}: {p.message}" if p.line else f"{path}: {p}" for p in ordered
+            ],
+        )
+        self.problems = ordered
+
+
+# ---------------------------------------------------------------------------------- locating
+_ARRAY_HEADER = re.compile(r"^\s*\[\[\s*line\s*\]\]\s*(#.*)?$")
+_KEY = re.compile(r"^\s*([A-Za-z0-9_-]+|\"[^\"]*\"|'[^']*')\s*=")
+
+
+def _locate(text: str) -> tuple[dict[tuple[Any, ...], int], list[int]]:
+    """Line numbers of keys ((key,) or (block, key)) and of each `[[line]]` header.
+
+    tomllib keeps no positions; the forms a restock script is written in are few (top-level keys,
+    `[[line]]` blocks of plain keys), so following them line by line is enough.
+    """
+    keys: dict[tuple[Any, ...], int] = {}
+    headers: list[int] = []
+    block: int | None = None
+    for number, raw in enumerate(text.splitlines(), start=1):
+        if _ARRAY_HEADER.match(raw):
+            headers.append(number)
+            block = len(headers) - 1
+            continue
+        match = _KEY.match(raw)
+        if match:
+            key = match.group(1).strip("\"'")
+            keys.setdefault((key,) if block is None else (block, key), number)
+    return keys, headers
+
+
+def _element_lines(text: str, start_line: int) -> list[int]:
+    """The line of each string element of the array that starts after `=` on `start_line`."""
+    lines = text.splitlines()
+    found: list[int] = []
+    depth = 0
+    started = False
+    number = start_line
+    while number <= len(lines):
+        raw = lines[number - 1]
+        i = raw.index("=") + 1 if number == start_line and "=" in raw else 0
+        while i < len(raw):
+            ch = raw[i]
+            if ch == "#":
+                break
+            if ch == "[":
+                depth, started = depth + 1, True
+            elif ch == "]":
+                depth -= 1
+                if started and depth == 0:
+                    return found
+            elif ch in "\"'":
+                if depth == 1:
+                    found.append(number)
+                quote = raw[i : i + 3] if raw[i : i + 3] in ('"""', "'''") else ch
+                end = _string_end(raw, i + len(quote), quote)
+                if end is None:  # a multi-line string: skip to the line that closes it
+                    number += 1
+                    while number <= len(lines) and quote not in lines[number - 1]:
+                        number += 1
+                    if number > len(lines):
+                        return found
+                    raw, i = lines[number - 1], lines[number - 1].index(quote) + len(quote)
+                    continue
+                i = end
+                continue
+            i += 1
+        if not started and number > start_line:
+            return found
+        number += 1
+    return found
+
+
+def _string_end(raw: str, i: int, quote: str) -> int | None:
+    while i < len(raw):
+        if quote == '"' and raw[i] == "\\":
+            i += 2
+            continue
+        if raw.startswith(quote, i):
+            return i + len(quote)
+        i += 1
+    return None
+
+
+# ----------------------------------------------------------------------------------- parsing
+def parse_script(path: Path) -> Script:
+    """Read and check a script on its own (syntax, keys, types, every barcode); ScriptError lists
+    every problem with its line."""
+    from adc.controller.gs1 import parse_scan
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise BadInput(f"restock script {path}: file not found") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise BadInput(f"restock script {path}: cannot be read ({err})") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        found = re.search(r"\(at line (\d+), column \d+\)", str(err))
+        message = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(err))
+        raise ScriptError(
+            path, [Problem(int(found.group(1)) if found else None, f"not valid TOML: {message}")]
+        ) from None
+    keys, headers = _locate(text)
+    problems: list[Problem] = []
+
+    def where(*key: Any) -> int | None:
+        return keys.get(key)
+
+    for key in sorted(set(data) - TOP_KEYS):
+        problems.append(
+            Problem(where(key), f"unknown key {key!r} (known: cabinet, [[line]] blocks)")
+        )
+    cabinet = data.get("cabinet")
+    if cabinet is not None and not isinstance(cabinet, str):
+        problems.append(Problem(where("cabinet"), 'cabinet must be a string, e.g. "W1"'))
+        cabinet = None
+    blocks = data.get("line", [])
+    if not isinstance(blocks, list) or not all(isinstance(b, dict) for b in blocks):
+        problems.append(Problem(where("line"), "line must be written as [[line]] blocks"))
+        blocks = []
+    if not blocks and not problems:
+        problems.append(Problem(None, "the script has no [[line]] blocks: nothing to do"))
+    lines: list[ScriptLine] = []
+    for index, block in enumerate(blocks):
+        header = headers[index] if index < len(headers) else None
+        lines.append(_parse_block(text, block, index, header, keys, problems, parse_scan))
+    if problems:
+        raise ScriptError(path, problems)
+    return Script(path, cabinet, lines)
+
+
+def _parse_block(
+    text: str,
+    block: dict[str, Any],
+    index: int,
+    header: int | None,
+    keys: dict[tuple[Any, ...], int],
+    problems: list[Problem],
+    parse_scan: Any,
+) -> ScriptLine:
+    def at(key: str) -> int | None:
+        return keys.get((index, key), header)
+
+    line = ScriptLine(number=header)
+    for key in sorted(set(block) - LINE_KEYS):
+        problems.append(
+            Problem(
+                at(key), f"unknown key {key!r} in [[line]] (known: {', '.join(sorted(LINE_KEYS))})"
+            )
+        )
+    pocket = block.get("pocket")
+    if pocket is not None:
+        if isinstance(pocket, str) and pocket.strip():
+            line.pocket = pocket.strip()
+        else:
+            problems.append(Problem(at("pocket"), 'pocket must be a pocket id, e.g. "D1-P1"'))
+    if "scan" in block and "scans" in block:
+        problems.append(Problem(at("scans"), "give either scan or scans, not both"))
+    raw_scans: list[tuple[Any, int | None]] = []
+    if "scan" in block:
+        raw_scans = [(block["scan"], at("scan"))]
+    elif "scans" in block:
+        values = block["scans"]
+        if not isinstance(values, list) or not values:
+            problems.append(Problem(at("scans"), "scans must be a non-empty list of barcodes"))
+        else:
+            start = at("scans")
+            element_lines = _element_lines(text, start) if start else []
+            raw_scans = [
+                (value, element_lines[i] if i < len(element_lines) else start)
+                for i, value in enumerate(values)
+            ]
+    for value, number in raw_scans:
+        if not isinstance(value, str):
+            problems.append(Problem(number, f"a scan is barcode text, not {value!r}"))
+            continue
+        data = scanner_text(value)
+        try:
+            parse_scan(data)
+        except AdcError as err:
+            problems.append(Problem(number, err.message))
+            continue
+        line.scans.append(ScriptScan(data, number))
+    skip = block.get("skip")
+    if skip is not None:
+        if not isinstance(skip, str) or not skip.strip():
+            problems.append(Problem(at("skip"), 'skip takes the reason, e.g. "out of stock"'))
+        else:
+            line.skip = skip.strip()
+        if raw_scans:
+            problems.append(Problem(at("skip"), "a skipped line has no scans"))
+    elif not raw_scans:
+        problems.append(Problem(header, "a [[line]] needs scan (or scans), or skip"))
+    quantity = block.get("quantity")
+    if quantity is not None:
+        if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 1:
+            problems.append(
+                Problem(at("quantity"), f"quantity must be a whole number ≥ 1, not {quantity!r}")
+            )
+        else:
+            line.quantity = quantity
+    for flag in ("accept_short_dated", "confirm_discrepancy"):
+        value = block.get(flag, False)
+        if not isinstance(value, bool):
+            problems.append(Problem(at(flag), f"{flag} is true or false, not {value!r}"))
+        else:
+            setattr(line, flag, value)
+    return line
+
+
+def check_against(script: Script, ctl: Controller, cabinet: str) -> None:
+    """Check the script against the cabinet's pockets (read only): ScriptError if anything is off."""
+    from adc.controller.reports import pockets
+
+    problems: list[Problem] = []
+    if script.cabinet is not None and script.cabinet != cabinet:
+        problems.append(
+            Problem(None, f"the script is for cabinet {script.cabinet}, the session for {cabinet}")
+        )
+    known = {view.pocket: view for view in pockets(ctl, cabinet)}
+    for line in script.lines:
+        if line.pocket is None:
+            continue
+        view = known.get(line.pocket)
+        if view is None:
+            problems.append(
+                Problem(line.number, f"cabinet {cabinet} has no pocket {line.pocket!r}")
+            )
+        elif view.item is None:
+            problems.append(Problem(line.number, f"pocket {line.pocket} has no item assigned"))
+        elif view.sensor != "weight" and line.quantity is None and line.skip is None:
+            problems.append(
+                Problem(
+                    line.number,
+                    f"pocket {line.pocket} has no scale ({view.sensor} sensor): give the quantity",
+                )
+            )
+    if problems:
+        raise ScriptError(script.path, problems)
+
+
+# ----------------------------------------------------------------------------------- running
+def run_script(runner: Runner, script: Script) -> int:
+    """Run the checked script; returns the exit code (1 if a line was left or flagged)."""
+    runner.start()
+    trouble = False
+    for block in script.lines:
+        trouble |= not _run_line(runner, block)
+    summary = runner.finish()
+    return 1 if trouble or summary["flagged"] else 0
+
+
+def _run_line(runner: Runner, block: ScriptLine) -> bool:
+    from adc.errors import Refused
+
+    try:
+        line = runner.next_line(block.pocket)
+    except (Refused, BadInput) as err:
+        runner.report("error", block.pocket, err.message, script_line=block.number)
+        return False
+    if line is None:
+        runner.report("error", None, "no refill line is left", script_line=block.number)
+        return False
+    if block.skip is not None:
+        runner.skip(block.skip)
+        return True
+    accepted = False
+    for scan in block.scans:
+        if accepted:
+            runner.report(
+                "note", line.pocket, "scan not used: one was accepted", script_line=scan.line
+            )
+            continue
+        outcome = runner.scan(scan.text)
+        if outcome.status == "accepted":
+            accepted = True
+        elif outcome.status == "confirm":
+            if block.accept_short_dated:
+                runner.accept_short_dated()
+                accepted = True
+            else:
+                runner.report(
+                    "refused",
+                    line.pocket,
+                    "short-dated lot not accepted (the script may say accept_short_dated = true)",
+                    script_line=scan.line,
+                )
+    if not accepted:
+        runner.leave("no scan accepted")
+        return False
+    if not runner.unlock():
+        runner.leave("could not unlock")
+        return False
+    outcome = runner.access(_hands_tick(runner, block))
+    if outcome == "timeout":
+        runner.leave("not opened in time")
+        return False
+    try:
+        runner.record(block.quantity, accept_discrepancy=block.confirm_discrepancy)
+    except (Refused, BadInput) as err:
+        runner.report("refused", line.pocket, err.message, script_line=block.number)
+        runner.flag("could not be recorded", err.message)
+        return False
+    return True
+
+
+def _hands_tick(runner: Runner, block: ScriptLine) -> Any:
+    """What the script's simulated hands do while the pocket is unlocked (nothing without hands):
+    pull while the latch is released, put the packs in, close after a while."""
+    from adc.controller.restock import State
+
+    done = {"pulled": False, "put": False}
+
+    def tick(status: AccessStatus) -> None:
+        if not runner.hands.acts:
+            return
+        if status.state is State.UNLOCKED and not done["pulled"]:
+            done["pulled"] = True
+            runner.pull()
+        elif status.state is State.OPEN and not done["put"]:
+            units = block.quantity if block.quantity is not None else (status.line.need or 0)
+            if units > 0:
+                runner.hand("put", units)
+            done["put"] = True
+        elif status.state is State.OPEN and (status.open_s or 0.0) >= LOADING_S:
+            runner.hand("close")
+
+    return tick

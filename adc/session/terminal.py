@@ -1,0 +1,492 @@
+"""The interactive restock screen: a technician at a terminal with a keyboard-wedge scanner.
+
+A scanner types each barcode as one line (the GS1 separator as the control character 0x1D, or
+`<GS>` typed by hand), so the screen is line-based: it redraws one frame — the refill list
+(critical first), the current line, what was just scanned, refusals and warnings, progress — and
+reads a line. While a pocket is unlocked it shows a live countdown and reads keys without
+blocking (the terminal in cbreak mode, restored on every exit), so the operator can type `quit`,
+or drive simulated hands (`open`, `add 10`, `close`) on a `sim:` backend.
+
+Nothing here decides anything: refusals and counts come from the controller through the runner.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import sys
+import termios
+import tty
+from collections import deque
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from rich.console import Console, Group, RenderableType
+from rich.markup import escape
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from adc.controller.restock import State
+from adc.errors import BadInput, Refused
+from adc.session.events import Event
+from adc.session.runner import AccessStatus, BoardRow, Quit, Runner
+from adc.session.text import describe
+
+if TYPE_CHECKING:
+    from adc.controller.restock import Line
+
+HELP = (
+    "scan a pack · skip [reason] = out of stock (pharmacists notified) · quit = end the session · "
+    "Ctrl-C = stop now (an opened pocket is flagged for recount)"
+)
+MESSAGES = 5  # how many recent messages the frame keeps
+
+
+@dataclass
+class Screen:
+    """The frame: built from the runner's board and line, plus the recent messages."""
+
+    runner: Runner
+    console: Console
+    messages: deque[str] = field(default_factory=lambda: deque(maxlen=MESSAGES))
+    outcomes: deque[str] = field(default_factory=lambda: deque(maxlen=1))
+    summary: str = ""
+    clear: bool = True
+
+    def listen(self, event: Event) -> None:
+        """Keep what the person should read: this line's messages, and the last line's result."""
+        if event.kind == "line":
+            self.messages.clear()
+            self.messages.extend(self.outcomes)
+            return
+        if event.kind in ("session", "unlocked", "opened"):
+            return  # shown by the frame itself
+        text = describe(event)
+        if not text:
+            return
+        if event.kind == "summary":
+            self.summary = text
+            return
+        self.messages.append(text.strip())
+        if event.kind in ("recorded", "skipped", "unfinished", "interrupted"):
+            self.outcomes.append(text.strip())
+
+    # ------------------------------------------------------------------------------- drawing
+    def frame(self, hint: str = "", extra: RenderableType | None = None) -> Group:
+        parts: list[RenderableType] = [self._header(), self._board()]
+        line = self.runner.session.line
+        if line is not None:
+            parts.append(self._line_panel(line))
+        if self.messages:
+            parts.append(Text.from_markup("\n".join(self.messages)))
+        if extra is not None:
+            parts.append(extra)
+        if self.summary:
+            parts.append(Text.from_markup(self.summary))
+        if hint:
+            parts.append(Text.from_markup(hint))
+        return Group(*parts)
+
+    def draw(self, hint: str = "") -> None:
+        if self.clear:
+            self.console.clear()
+        self.console.print(self.frame(hint))
+
+    def _header(self) -> Text:
+        s = self.runner.session
+        done, total = self.runner.progress()
+        width = 20
+        filled = round(width * done / total) if total else width
+        bar = "▰" * filled + "▱" * (width - filled)
+        header = Text.from_markup(
+            f"[bold]adc restock[/] · cabinet [bold]{escape(s.cabinet)}[/] "
+            f"({escape(s.driver.profile.name)}) · {escape(s.actor.username)} · "
+            f"{escape(self.runner.backend)}"
+        )
+        header.append(f"\n{bar} {done} of {total} lines done", style="bold green")
+        return header
+
+    def _board(self) -> Table:
+        table = Table(title="refill list — critical first", title_justify="left", expand=False)
+        for name, justify in (
+            ("", "left"),
+            ("pocket", "left"),
+            ("item", "left"),
+            ("on hand", "right"),
+            ("par", "right"),
+            ("need", "right"),
+            ("status", "left"),
+        ):
+            table.add_column(name, justify=justify)  # type: ignore[arg-type]
+        rows, hidden_done, hidden_todo = self._visible_rows()
+        if hidden_done:
+            table.add_row("✓", "", f"[dim]{hidden_done} more finished[/]", "", "", "", "")
+        for row in rows:
+            mark, status, style = _status(row)
+            table.add_row(
+                mark,
+                row.pocket,
+                escape(row.item),
+                str(row.on_hand),
+                str(row.par),
+                str(row.need),
+                status,
+                style=style,
+            )
+        if hidden_todo:
+            table.add_row("", "", f"[dim]… {hidden_todo} more to do[/]", "", "", "", "")
+        return table
+
+    def _visible_rows(self) -> tuple[list[BoardRow], int, int]:
+        """The rows that fit: the current and next lines first, finished ones summed up."""
+        board = self.runner.board
+        budget = max(4, self.console.size.height - 22)
+        if len(board) <= budget:
+            return board, 0, 0
+        finished = [r for r in board if r.status not in ("to do", "current")]
+        open_rows = [r for r in board if r.status in ("to do", "current")]
+        shown_finished = finished[-1:] if finished else []
+        room = budget - len(shown_finished) - 2
+        shown = set(map(id, shown_finished + open_rows[:room]))
+        rows = [r for r in board if id(r) in shown]
+        return rows, len(finished) - len(shown_finished), max(len(open_rows) - room, 0)
+
+    def _line_panel(self, line: Line) -> Panel:
+        need = line.need or 0
+        body = Text()
+        body.append(f"{line.item}\n", style="bold")
+        body.append(f"load {need}", style="bold cyan")
+        body.append(
+            f"   (on hand {line.on_hand}, par {line.on_hand + need}) · sensor: "
+            f"{line.points.sensor_kind}\n"
+        )
+        if line.scan is not None:
+            days = line.verdict.days_left if line.verdict else None
+            body.append("scanned: ", style="dim")
+            body.append(f"lot {line.scan.lot} · expires {line.scan.expiry.isoformat()}")
+            if days is not None:
+                body.append(
+                    f" ({days} days)", style="yellow" if line.verdict.short_dated else "green"
+                )  # type: ignore[union-attr]
+        else:
+            body.append("scan a pack of this item", style="dim")
+        title = f"pocket {line.pocket} · drawer {line.drawer}"
+        return Panel(body, title=title, title_align="left", border_style="cyan", expand=False)
+
+
+def _status(row: BoardRow) -> tuple[str, str, str]:
+    if row.status == "current":
+        return "▶", "[bold]now[/]" + (" · [bold red]CRITICAL[/]" if row.critical else ""), "bold"
+    if row.status == "done":
+        return "✓", f"[green]done {escape(row.result)}[/]", ""
+    if row.status == "skipped":
+        return "⤼", "[yellow]out of stock[/]", "dim"
+    if row.status == "flagged":
+        return "⚑", "[red]recount required[/]", ""
+    if row.status == "left":
+        return "·", f"[yellow]left: {escape(row.result)}[/]", ""
+    if row.blocked:
+        return "!", f"[red]pull {row.blocked} stock first[/]", ""
+    if row.critical:
+        return "", "[bold red]CRITICAL[/]", ""
+    return "", "", ""
+
+
+# ------------------------------------------------------------------------------------ keyboard
+@contextmanager
+def cbreak(fd: int) -> Iterator[None]:
+    """Keys one by one without echo (Ctrl-C still interrupts); the terminal restored after."""
+    saved = termios.tcgetattr(fd)
+    try:
+        tty.setcbreak(fd)
+        new = termios.tcgetattr(fd)
+        new[3] &= ~termios.ECHO
+        termios.tcsetattr(fd, termios.TCSANOW, new)
+        yield
+    finally:
+        termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+
+
+class KeyBuffer:
+    """A line typed during the countdown, read without blocking."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.text = ""
+
+    def poll(self) -> str | None:
+        """A finished line if Enter was pressed, else None (what was typed so far is kept)."""
+        while select.select([self.fd], [], [], 0)[0]:
+            data = os.read(self.fd, 256).decode("utf-8", "replace")
+            if not data:
+                return None
+            for ch in data:
+                if ch in "\r\n":
+                    line, self.text = self.text, ""
+                    return line
+                if ch in "\x7f\x08":
+                    self.text = self.text[:-1]
+                elif ch == "\x15":  # Ctrl-U
+                    self.text = ""
+                elif ch.isprintable() or ch == "\x1d":
+                    self.text += ch
+        return None
+
+
+# ------------------------------------------------------------------------------------- session
+class TerminalSession:
+    """The interactive loop; `read` reads one line (the console's input by default)."""
+
+    def __init__(
+        self,
+        runner: Runner,
+        screen: Screen,
+        read: Callable[[str], str] | None = None,
+        fd: int | None = None,
+    ) -> None:
+        self.runner = runner
+        self.screen = screen
+        self.console = screen.console
+        self.read = read or (lambda prompt: self.console.input(prompt))
+        self.fd = sys.stdin.fileno() if fd is None else fd
+        self.quit = False
+
+    def run(self) -> None:
+        """Go through the refill list until it is done or the person quits."""
+        self.runner.start()
+        while not self.quit:
+            self.runner.refresh_board()
+            line = self.runner.next_line()
+            if line is None:
+                self.screen.messages.append("[bold green]Refill list done.[/]")
+                break
+            self._work(line)
+        self.runner.finish()
+        self.screen.draw()
+
+    def _work(self, line: Line) -> None:
+        if not self._scan_until_accepted():
+            return
+        hands = self.runner.hands
+        while True:
+            if hands.acts and not self._ready_to_pull(line):
+                return
+            if not self.runner.unlock():
+                self.runner.leave("could not unlock")
+                return
+            if hands.acts:
+                self.runner.pull()  # simulated hands hold the handle: they pull as it clicks
+            outcome = self._wait_access()
+            if outcome == "closed":
+                self._confirm_quantity()
+                return
+            if outcome == "quit":
+                self.runner.interrupt("quit")
+                self.quit = True
+                return
+            if hands.acts:
+                continue  # _ready_to_pull asks again
+            answer = self._ask(
+                "[yellow]Not opened in time — the drawer is locked again.[/] "
+                "Enter = unlock again · skip = out of stock · quit",
+            )
+            if not self._after_timeout(answer):
+                return
+
+    def _ready_to_pull(self, line: Line) -> bool:
+        """With simulated hands: unlock when the operator says `open` (the hands then pull)."""
+        while True:
+            answer = self._ask(
+                f"Type [bold]open[/] (or Enter) to unlock drawer {escape(line.drawer)} and pull "
+                "it with the simulated hands · skip = out of stock · quit"
+            )
+            word = answer.strip().lower()
+            if word in ("", "open"):
+                return True
+            if not self._after_timeout(answer):
+                return False
+            self.screen.messages.append(f"[yellow]'{escape(answer.strip())}': type open[/]")
+
+    def _after_timeout(self, answer: str) -> bool:
+        """skip or quit typed instead of unlocking: False when the line was left."""
+        word = answer.strip().lower()
+        if word == "quit":
+            self.runner.leave("quit")
+            self.quit = True
+            return False
+        if word.split(" ", 1)[0] == "skip":
+            self.runner.skip(answer.strip()[4:].strip() or "out of stock")
+            return False
+        return True
+
+    def _scan_until_accepted(self) -> bool:
+        """Read scans and commands until a scan is accepted (True) or the line is left."""
+        while True:
+            state = self.runner.session.state
+            if state is State.NEEDS_CONFIRMATION:
+                hint = "[yellow]Short-dated: stock it anyway?[/] y = yes · or scan another pack"
+            else:
+                hint = "Scan a pack (the scanner types it; type <GS> for the separator)"
+            typed = self._ask(hint)
+            word = typed.strip().lower()
+            if word == "quit":
+                self.runner.leave("quit")
+                self.quit = True
+                return False
+            if word == "help":
+                self.screen.messages.append(HELP)
+                continue
+            if word.split(" ", 1)[0] == "skip":
+                self.runner.skip(typed.strip()[4:].strip() or "out of stock")
+                return False
+            if state is State.NEEDS_CONFIRMATION and word in ("y", "yes"):
+                self.runner.accept_short_dated()
+                return True
+            if state is State.NEEDS_CONFIRMATION and word in ("", "n", "no"):
+                self.screen.messages.append("Not stocked: scan another pack")
+                continue
+            if not word:
+                continue
+            outcome = self.runner.scan(typed)
+            if outcome.status == "accepted":
+                return True
+
+    def _wait_access(self) -> str:
+        """The countdown while the pocket is unlocked or open: 'closed', 'timeout' or 'quit'."""
+        from rich.live import Live
+
+        keys = KeyBuffer(self.fd)
+        hands = self.runner.hands
+        hint = f"[dim]{escape(hands.help)} · quit[/]" if hands.acts else "[dim]quit = stop[/]"
+
+        def tick(status: AccessStatus) -> None:
+            typed = keys.poll()
+            if typed is not None:
+                self._command(typed, status)
+            live.update(self.screen.frame(_access_text(status, keys.text, hint)), refresh=True)
+
+        with (
+            cbreak(self.fd),
+            Live(
+                self.screen.frame(), console=self.console, auto_refresh=False, transient=True
+            ) as live,
+        ):
+            if self.screen.clear:
+                self.console.clear()
+            try:
+                return self.runner.access(tick)
+            except Quit:
+                return "quit"
+
+    def _command(self, typed: str, status: AccessStatus) -> None:
+        words = typed.strip().lower().split()
+        if not words:
+            return
+        verb, args = words[0], words[1:]
+        line = status.line
+        if verb == "quit":
+            if status.state is State.UNLOCKED:
+                raise Quit
+            self.screen.messages.append(
+                "[yellow]Close the drawer first[/] (Ctrl-C abandons it: the drawer is flagged "
+                "for recount)"
+            )
+            return
+        hands = self.runner.hands
+        if verb in ("open", "close", "add", "put", "load", "take") and not hands.acts:
+            self.screen.messages.append(escape(hands.open(line)))
+            return
+        if verb == "open":
+            self.runner.pull()
+        elif verb == "close":
+            self.runner.hand("close")
+        elif verb in ("add", "put", "load", "take"):
+            default = 1 if verb == "take" else (line.need or 0)
+            try:
+                units = int(args[0]) if args else default
+            except ValueError:
+                self.screen.messages.append(f"[red]{escape(verb)} takes a number of packs[/]")
+                return
+            self.runner.hand("take" if verb == "take" else "put", units)
+        elif verb == "help":
+            self.screen.messages.append(escape(hands.help or "open and close the drawer"))
+        else:
+            self.screen.messages.append(
+                f"[yellow]'{escape(typed.strip())}' is not a command now[/] (finish this line first)"
+            )
+
+    def _confirm_quantity(self) -> None:
+        """Ask for the count (the scale's by default) until the line is recorded."""
+        while True:
+            line = self.runner.session.line
+            if line is None:
+                return
+            measured = line.measured
+            need = line.need or 0
+            if measured is not None:
+                hint = (
+                    f"[bold]The scale counts {measured} added.[/] Enter = record {measured}, "
+                    "or type the number you put in"
+                )
+            else:
+                hint = f"[bold]How many did you put in?[/] (the line needs {need})"
+            typed = self._ask(hint).strip()
+            if typed.lower() == "quit":
+                self.screen.messages.append(
+                    "[yellow]Record the quantity first[/] (Ctrl-C flags the drawer for recount)"
+                )
+                continue
+            if not typed and measured is not None:
+                qty: int | None = None
+            else:
+                try:
+                    qty = int(typed)
+                except ValueError:
+                    self.screen.messages.append(f"[red]'{escape(typed)}' is not a number[/]")
+                    continue
+            try:
+                self.runner.record(qty)
+                return
+            except Refused as err:
+                if "scale counts" not in err.message:
+                    self.screen.messages.append(f"[red]✗ refused:[/] {escape(err.message)}")
+                    continue
+                self.screen.messages.append(f"[yellow]⚠ {escape(err.message)}[/]")
+                answer = self._ask(
+                    f"Record {qty} anyway and open a discrepancy for review? y = yes · n = recount"
+                )
+                if answer.strip().lower() in ("y", "yes"):
+                    self.runner.record(qty, accept_discrepancy=True)
+                    return
+            except BadInput as err:
+                self.screen.messages.append(f"[red]✗[/] {escape(err.message)}")
+
+    def _ask(self, hint: str) -> str:
+        self.screen.draw(hint)
+        typed = self.read("[bold]> [/]")
+        sync = getattr(self.runner.waiter, "sync", None)
+        if callable(sync):
+            sync()  # a simulated cabinet catches up with the time the person took
+        return typed
+
+
+def _access_text(status: AccessStatus, typed: str, hint: str) -> str:
+    line = status.line
+    if status.state is State.UNLOCKED:
+        left = status.remaining_s or 0.0
+        bar = "▰" * int(left / 3) if left > 0 else ""
+        where = f"drawer {line.drawer}" + (
+            f" and pocket {line.pocket}" if len(line.points.locks) > 1 else ""
+        )
+        what = f"[bold yellow]⏱ {where} unlocked — open it: {left:4.0f} s left[/] [yellow]{bar}[/]"
+    elif status.state is State.OPEN:
+        what = (
+            f"[bold green]open[/] — put {line.need or 0} into pocket [bold]{line.pocket}[/] "
+            f"and close the drawer (open {status.open_s or 0:.0f} s)"
+        )
+    else:
+        what = "[bold]closed[/] — the scale is settling…"
+    return f"{what}\n{hint}\n[bold]> [/]{escape(typed)}"

@@ -1,0 +1,84 @@
+"""Events as short lines of text (rich markup): a scripted session without `--json`, and the demo.
+
+One line per event a person cares about; the JSON-lines output carries everything.
+"""
+
+from __future__ import annotations
+
+from rich.markup import escape
+
+from adc.session.events import Event
+
+
+def describe(event: Event) -> str | None:
+    """The line shown for an event (None: not worth a line of its own)."""
+    d = event.data
+    pocket = escape(str(d.get("pocket") or ""))
+    reason = escape(str(d.get("reason") or ""))
+    where = f" [dim](script line {d['script_line']})[/]" if d.get("script_line") else ""
+    kind = event.kind
+    if kind == "session":
+        return (
+            f"[bold]restock[/] cabinet {escape(d['cabinet'])} ({escape(d['profile'])}) · "
+            f"{escape(d['user'])} · {escape(d['backend'])} · {len(d['lines'])} refill line(s)"
+        )
+    if kind == "line":
+        need = f"load {d['need']}" if d.get("need") is not None else ""
+        return (
+            f"[bold cyan]▶ {pocket}[/] (drawer {escape(d['drawer'])}): "
+            f"{escape(str(d['item']))} — {need} [dim](on hand {d['on_hand']})[/]"
+        )
+    if kind == "scan":
+        return (
+            f"  [green]✓ scan[/] lot {escape(d['lot'])}, expires {d['expiry']} "
+            f"({d['days_left']} days)"
+        )
+    if kind == "warning":
+        return f"  [yellow]⚠ {reason}[/]"
+    if kind == "refused":
+        return f"  [red]✗ refused:[/] {reason}{where}"
+    if kind == "unlocked":
+        return f"  unlocked drawer {escape(d['drawer'])}: open it within {d['timeout_s']} s"
+    if kind == "hands":
+        return f"  [dim]hands: {escape(d['message'])}[/]"
+    if kind == "opened":
+        return f"  opened after {d['after_s']} s"
+    if kind == "closed":
+        return f"  closed: {escape(d['verdict'])}"
+    if kind == "timeout":
+        return f"  [yellow]⏱ {reason}[/]"
+    if kind == "note":
+        return f"  [yellow]note:[/] {escape(str(d.get('text') or d.get('reason') or ''))}{where}"
+    if kind == "recorded":
+        extra = f", discrepancy {d['discrepancy']} opened" if d.get("discrepancy") else ""
+        return (
+            f"  [green]● {pocket} recorded[/] +{d['qty']} → on hand {d['on_hand']} "
+            f"(lot {escape(str(d['lot']))}, audit #{d['audit_seq']}){extra}"
+        )
+    if kind == "skipped":
+        return f"[yellow]⤼ {pocket} skipped:[/] {reason} — pharmacists notified (shortage)"
+    if kind == "unfinished":
+        return f"  [yellow]left {pocket}:[/] {reason}"
+    if kind == "interrupted":
+        action = d.get("action")
+        if action == "flagged-for-recount":
+            lock = {True: "locked", False: "NOT locked: close it", None: "lock state unknown"}
+            return (
+                f"[red]⚑ {pocket} flagged for recount[/] ({lock[d.get('locked')]}): drawer "
+                f"{escape(d['drawer'])} is out of service until `adc diag recover` recounts it "
+                f"(maintenance event {d['maintenance_event']})"
+            )
+        return f"[yellow]interrupted[/] {pocket}: {escape(str(action))}"
+    if kind == "error":
+        return f"[red]error:[/] {pocket + ': ' if pocket else ''}{reason}{where}"
+    if kind == "summary":
+        parts = [f"{d['lines_done']} of {d['lines_total']} lines done"]
+        parts.append(f"{len(d['recorded'])} recorded")
+        if d["skipped"]:
+            parts.append(f"{len(d['skipped'])} out of stock")
+        if d["left"]:
+            parts.append(f"{len(d['left'])} left")
+        if d["flagged"]:
+            parts.append(f"[red]{len(d['flagged'])} flagged for recount[/]")
+        return "[bold]session ended:[/] " + ", ".join(parts)
+    return None
