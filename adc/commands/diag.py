@@ -227,8 +227,15 @@ def ports(
     if as_json:
         print_json(report.as_json())
     else:
+        found = len(report.data["ports"])
         console().print(ports_table(report.data["ports"]))
-        print_report(console(), report)
+        if report.checks:
+            print_report(console(), report)
+        else:
+            console().print(
+                f"{found} serial port(s) found; --profile PATH checks a profile's buses against them",
+                highlight=False,
+            )
     if not report.ok:
         raise typer.Exit(1)
 

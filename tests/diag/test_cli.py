@@ -317,3 +317,35 @@ def test_calibrate_writes_the_unit_weight(site: Site, env: dict[str, str]) -> No
     )
     (check,) = sensors["checks"]
     assert check["data"]["unit_weight_g"] == weight and check["data"]["on_hand"] == 10
+
+
+def test_watch_is_live_on_a_terminal() -> None:
+    """On a terminal the screen is redrawn in place (rich.live), not printed once per refresh."""
+    import pexpect
+
+    child = pexpect.spawn(
+        sys.executable,
+        [
+            "-m",
+            "adc",
+            "diag",
+            "watch",
+            "--backend",
+            "sim:rs485-2bus",
+            "--iterations",
+            "3",
+            "--rate",
+            "20",
+        ],
+        cwd=str(ROOT),
+        env={**os.environ, "COLUMNS": "120", "LINES": "80", "TERM": "xterm"},
+        encoding="utf-8",
+        timeout=30,
+    )
+    child.expect(pexpect.EOF)
+    child.close()
+    screen = child.before
+    assert child.exitstatus == 0, screen
+    assert "bus health" in screen and "D3-P6" in screen
+    assert "\x1b[1A" in screen and "\x1b[2K" in screen  # cursor up, erase line: redrawn in place
+    assert "not recorded" not in screen  # watch without --cabinet prints no record line
