@@ -147,6 +147,7 @@ def _find(session: Any, row: ItemRow) -> Item | None:
 
 def import_items(ctl: Controller, actor: Actor, path: Path) -> ImportResult:
     """Import a formulary CSV: all rows or, if any row is bad, none (every bad row listed)."""
+    ctl.check(actor, Action.FORMULARY_MANAGE)  # say "not allowed" before judging the file
     rows = _validate(path)
     result = ImportResult()
     with ctl.write(actor, Action.FORMULARY_MANAGE) as tx:

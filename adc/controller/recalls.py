@@ -79,6 +79,7 @@ class RecallImport:
 
 def import_recalls(ctl: Controller, actor: Actor, path: Path) -> RecallImport:
     """CSV with columns gtin, lot (and optional reason): all rows or none; known recalls skipped."""
+    ctl.check(actor, Action.RECALL_MANAGE)  # say "not allowed" before judging the file
     rows: list[tuple[int, str, str, str]] = []
     problems: list[tuple[int, str]] = []
     for line, row in read_rows(path, ["gtin", "lot"], ("reason",)):
