@@ -1,0 +1,240 @@
+"""The session runner in-process: interrupts at every stage of a line, the re-arm wait, and a
+scripted session through the real Modbus TCP driver against the emulator.
+
+Time is the virtual cabinet's, advanced by the runner's waiter; the controller's clock is derived
+from it (`SessionClock`), as in the CLI.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from adc.controller.maintenance import out_of_service
+from adc.controller.restock import State, begin_restock
+from adc.diag.waiting import SteppedTime
+from adc.profiles import load_profile, resolve_profile_path
+from adc.session.events import Event
+from adc.session.hands import NoHands
+from adc.session.runner import PULSE_WAIT_S, Runner
+from adc.session.script import check_against, parse_script, run_script
+from adc.session.simhands import SimHands
+from adc.session.timing import SessionClock
+from tests.contract.rigs import Rig, sim_rig
+from tests.contract.wire_backends import tcp_rig
+from tests.controller.site import fast_pins
+from tests.session.helpers import (
+    ACETAMINOPHEN,
+    HEPARIN,
+    ONDANSETRON_VIAL,
+    SessionSite,
+    build_session_site,
+    datamatrix,
+    good_expiry,
+    hri,
+)
+
+VIAL_G = 4.6
+PROFILE = load_profile(resolve_profile_path("tcp-6drawer"))
+
+
+@dataclass
+class Bench:
+    site: SessionSite
+    rig: Rig
+    runner: Runner
+    events: list[Event] = field(default_factory=list)
+
+    def kinds(self) -> list[str]:
+        return [e.kind for e in self.events]
+
+    def last(self, kind: str) -> dict[str, Any]:
+        return next(e.data for e in reversed(self.events) if e.kind == kind)
+
+    def wait(self, seconds: float) -> None:
+        self.runner.waiter.sleep(seconds)
+
+    def scan_first_line(self, lot: str = "L1") -> None:
+        line = self.runner.next_line()
+        assert line is not None and line.pocket == "D1-P1"
+        assert self.runner.scan(datamatrix(ONDANSETRON_VIAL, good_expiry(), lot)).status == (
+            "accepted"
+        )
+
+
+@contextmanager
+def bench(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rig_factory: Any = sim_rig, hands: str = "sim"
+) -> Iterator[Bench]:
+    fast_pins(monkeypatch)
+    site = build_session_site(tmp_path / "adc.db")
+    with rig_factory(PROFILE, 1) as rig:
+        waiter = SteppedTime(rig.advance, lambda: float(rig.cabinet.env.now))
+        ctl = site.site.ctl
+        ctl.clock = SessionClock(waiter)
+        session = begin_restock(ctl, rig.driver, "W1", site.site.tech)
+        events: list[Event] = []
+        chosen = SimHands(rig.cabinet) if hands == "sim" else NoHands()
+        runner = Runner(session, waiter, chosen, events.append, backend=rig.backend)
+        runner.start()
+        try:
+            yield Bench(site, rig, runner, events)
+        finally:
+            ctl.db.close()
+
+
+# ------------------------------------------------------------------------------- interrupts
+def test_interrupt_before_the_unlock_leaves_the_line_and_records_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with bench(tmp_path, monkeypatch) as b:
+        before = b.site.audit_count()
+        b.scan_first_line()
+        b.runner.interrupt()
+        assert b.last("interrupted")["action"] == "left"
+        assert b.runner.session.line is None
+        assert b.site.audit_count() == before
+
+
+def test_interrupt_after_the_unlock_waits_for_the_latch_and_records_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with bench(tmp_path, monkeypatch, hands="none") as b:
+        before = b.site.audit_count()
+        b.scan_first_line()
+        assert b.runner.unlock()
+        assert not b.rig.driver.lock_engaged("dio1:coil.0")  # the pulse is on
+        started = b.runner.waiter.now()
+        b.runner.interrupt()
+        waited = b.runner.waiter.now() - started
+        assert b.last("interrupted")["action"] == "relocked"
+        assert 0.4 < waited < PULSE_WAIT_S  # it watched the 500 ms pulse end, no longer
+        assert b.rig.driver.lock_engaged("dio1:coil.0") and b.rig.cabinet.lock_holding(
+            "dio1:coil.0"
+        )
+        assert not b.rig.cabinet.sim_open("D1")
+        assert b.site.audit_count() == before
+        assert b.runner.session.line is None
+
+
+def test_interrupt_with_the_pocket_open_flags_the_drawer_out_of_service(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with bench(tmp_path, monkeypatch) as b:
+        b.scan_first_line("OPEN1")
+        assert b.runner.unlock()
+        assert b.runner.pull().ok
+        b.wait(0.2)
+        assert b.runner.session.poll() is State.OPEN
+        b.runner.interrupt()
+        flag = b.last("interrupted")
+        assert flag["action"] == "flagged-for-recount" and flag["drawer"] == "D1"
+        assert flag["locked"] is False  # the drawer is still open
+        failures = out_of_service(b.site.site.ctl, "W1")
+        assert list(failures) == ["D1"] and "lot OPEN1 scanned" in failures["D1"][0].detail
+        assert b.runner.progress() == (0, 4)  # a flagged line is not done
+        summary = b.runner.finish()
+        assert summary["flagged"] == ["D1-P1"]
+        # the next session does not offer the drawer until it is recovered
+        again = begin_restock(b.site.site.ctl, b.rig.driver, "W1", b.site.site.tech)
+        assert again.next_line().pocket == "D2-P1"  # type: ignore[union-attr]
+
+
+def test_interrupt_after_the_scale_counted_records_the_count(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with bench(tmp_path, monkeypatch) as b:
+        b.scan_first_line("KNOWN1")
+        assert b.runner.unlock()
+        assert b.runner.pull().ok
+        b.wait(0.2)
+        assert b.runner.session.poll() is State.OPEN
+        b.rig.cabinet.sim_add("D1-P1", 6, VIAL_G)
+        b.wait(2.0)
+        b.rig.cabinet.sim_close("D1")
+        b.wait(0.2)
+        assert b.runner.session.poll() in (State.SETTLING, State.CLOSED)
+        b.runner.interrupt()  # before the person confirmed the scale's 6
+        assert b.last("interrupted")["action"] == "recorded"
+        assert b.last("recorded")["qty"] == 6
+        assert b.site.on_hand("D1-P1") == 6
+        assert b.site.rows("SELECT count(*) FROM maintenance_event") == [(0,)]
+
+
+def test_interrupt_after_closing_a_pocket_without_scale_flags_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with bench(tmp_path, monkeypatch) as b:
+        line = b.runner.next_line("D6-P1")
+        assert line is not None and line.points.sensor_kind == "none"
+        assert b.runner.scan(hri(ACETAMINOPHEN, good_expiry(), "AC1")).status == "accepted"
+        assert b.runner.unlock()
+        assert b.runner.pull().ok
+        b.wait(1.0)
+        assert b.runner.session.poll() is State.OPEN
+        b.rig.cabinet.sim_close("D6")
+        b.wait(0.2)
+        assert b.runner.session.poll() is State.CLOSED
+        b.runner.interrupt()
+        flag = b.last("interrupted")
+        assert flag["action"] == "flagged-for-recount" and flag["locked"] is True
+        assert "closed without a count" in flag["detail"]
+        assert b.site.on_hand("D6-P1") == 0
+
+
+def test_an_unlock_refused_while_the_lock_rearms_is_waited_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with bench(tmp_path, monkeypatch, hands="none") as b:
+        b.scan_first_line()
+        assert b.runner.unlock()
+        b.runner.interrupt()  # relocked, line left
+        b.scan_first_line()
+        started = b.runner.waiter.now()
+        assert b.runner.unlock()  # the DIO's 2 s re-arm window: refused once, then waited out
+        assert b.runner.waiter.now() - started > 0.5
+        assert b.kinds().count("unlocked") == 2 and "error" not in b.kinds()
+
+
+# ------------------------------------------------------------------------ over the wire (TCP)
+def test_a_scripted_session_through_the_modbus_tcp_driver_and_emulator(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    good = good_expiry()
+    script_path = tmp_path / "wire.toml"
+    script_path.write_text(
+        f"""\
+[[line]]
+scans = ["{hri(HEPARIN, good, "H1")}", "{hri(ONDANSETRON_VIAL, good, "W1")}"]
+
+[[line]]
+scan = "{hri(HEPARIN, good, "W2")}"
+
+[[line]]
+skip = "out of stock"
+
+[[line]]
+scan = "{hri(ACETAMINOPHEN, good, "W3")}"
+quantity = 25
+"""
+    )
+    with bench(tmp_path, monkeypatch, rig_factory=tcp_rig) as b:
+        assert b.rig.backend == "wire-tcp"
+        script = parse_script(script_path)
+        check_against(script, b.site.site.ctl, "W1")
+        b.events.clear()
+        assert run_script(b.runner, script) == 0
+        recorded = [(e.data["pocket"], e.data["qty"]) for e in b.events if e.kind == "recorded"]
+        assert recorded == [("D1-P1", 10), ("D2-P1", 8), ("D6-P1", 25)]
+        closed = [e.data["measured"] for e in b.events if e.kind == "closed"]
+        assert closed == [10, 8, None]  # weighed through Modbus input registers
+        assert "wrong drug" in next(e.data["reason"] for e in b.events if e.kind == "refused")
+        health = b.rig.driver.health()
+        assert health["dio1"].requests > 0 and health["lc1"].requests > 0
+        assert all(h.online for h in health.values())
+    assert [b.site.on_hand(p) for p in ("D1-P1", "D2-P1", "D3-P1", "D6-P1")] == [10, 8, 0, 25]
