@@ -1,10 +1,18 @@
-"""`adc report refill|expiring|shortages|recalls`: what needs doing, as tables or --json."""
+"""`adc report refill|expiring|shortages|recalls`: what needs doing, as tables, --json or --csv.
+
+Every report prints its rows through `emit_rows`: a report command only builds its rich table, and
+gets `--json` (a JSON array, as the controller's rows say it) and `--csv` (one header row from the
+row type's fields, then one row per line, for spreadsheets) from there. A new report (controlled
+substance activity, discrepancies) takes `as_json: JsonOption` and `as_csv: CsvOption` and calls
+`if emit_rows(rows, RowType, as_json=as_json, as_csv=as_csv): return` before drawing its table.
+"""
 
 from __future__ import annotations
 
 import re
-from dataclasses import asdict
-from typing import Annotated
+from collections.abc import Sequence
+from dataclasses import asdict, fields, is_dataclass
+from typing import Annotated, Any
 
 import typer
 
@@ -13,6 +21,60 @@ from adc.commands.common import DbOption, JsonOption, command_group, console, pr
 app = command_group("Refill list, expiring stock, shortages, recalled stock.")
 
 CabinetFilter = Annotated[str | None, typer.Option("--cabinet", "-c", help="Only this cabinet.")]
+CsvOption = Annotated[
+    bool, typer.Option("--csv", help="Print CSV: a header row, then one row per line.")
+]
+
+
+def _row_dict(row: Any) -> dict[str, Any]:
+    if hasattr(row, "as_json"):
+        return dict(row.as_json())
+    if is_dataclass(row) and not isinstance(row, type):
+        return asdict(row)
+    return dict(row)
+
+
+def _csv_cell(value: Any) -> str:
+    """CSV text of one value: empty for None, true/false, JSON for nested data."""
+    import json
+
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict | list | tuple):
+        return json.dumps(value, default=str, sort_keys=True)
+    return str(value)
+
+
+def emit_rows(rows: Sequence[Any], row_type: type, *, as_json: bool, as_csv: bool) -> bool:
+    """Print `rows` as JSON or CSV if asked (True), else leave the table to the caller (False).
+
+    `row_type` is the rows' dataclass: its fields are the CSV columns, so an empty report still
+    prints its header (a spreadsheet or a script reading it sees the columns either way).
+    """
+    import csv
+    import sys
+
+    from adc.errors import BadInput
+
+    if as_json and as_csv:
+        raise BadInput("choose one of --json and --csv")
+    if as_json:
+        print_json([_row_dict(row) for row in rows])
+        return True
+    if not as_csv:
+        return False
+    columns = [f.name for f in fields(row_type)] if is_dataclass(row_type) else []
+    dicts = [_row_dict(row) for row in rows]
+    for extra in (key for d in dicts for key in d if key not in columns):
+        columns.append(extra)
+    writer = csv.writer(sys.stdout, lineterminator="\n")
+    writer.writerow(columns)
+    for d in dicts:
+        writer.writerow([_csv_cell(d.get(column)) for column in columns])
+    sys.stdout.flush()
+    return True
 
 
 def parse_days(text: str) -> int:
@@ -26,16 +88,20 @@ def parse_days(text: str) -> int:
 
 
 @app.command()
-def refill(cabinet: CabinetFilter = None, db: DbOption = None, as_json: JsonOption = False) -> None:
+def refill(
+    cabinet: CabinetFilter = None,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+    as_csv: CsvOption = False,
+) -> None:
     """Pockets below par: critical-low first, then by drawer and pocket."""
     from rich.table import Table
 
     from adc.commands.access import open_controller
-    from adc.controller.reports import refill_list
+    from adc.controller.reports import RefillLine, refill_list
 
     lines = refill_list(open_controller(db), cabinet)
-    if as_json:
-        print_json([line.as_json() for line in lines])
+    if emit_rows(lines, RefillLine, as_json=as_json, as_csv=as_csv):
         return
     table = Table("cabinet", "pocket", "item", "on hand", "par", "need", "", title="refill list")
     for line in lines:
@@ -60,16 +126,17 @@ def expiring(
     cabinet: CabinetFilter = None,
     db: DbOption = None,
     as_json: JsonOption = False,
+    as_csv: CsvOption = False,
 ) -> None:
     """Stock expiring within the window (expired lots included: they block their pocket)."""
     from rich.table import Table
 
     from adc.commands.access import open_controller
+    from adc.controller.reports import ExpiringLot
     from adc.controller.reports import expiring as expiring_lots
 
     lots = expiring_lots(open_controller(db), parse_days(within), cabinet)
-    if as_json:
-        print_json([lot.as_json() for lot in lots])
+    if emit_rows(lots, ExpiringLot, as_json=as_json, as_csv=as_csv):
         return
     table = Table(
         "expiry", "cabinet", "pocket", "item", "lot", "qty", "", title=f"expiring within {within}"
@@ -86,16 +153,16 @@ def shortages(
     cabinet: CabinetFilter = None,
     db: DbOption = None,
     as_json: JsonOption = False,
+    as_csv: CsvOption = False,
 ) -> None:
     """Shortage notifications for pharmacists (open and acknowledged; --all for every one)."""
     from rich.table import Table
 
     from adc.commands.access import open_controller
-    from adc.controller.shortages import list_shortages
+    from adc.controller.shortages import ShortageView, list_shortages
 
     notes = list_shortages(open_controller(db), include_closed=include_closed, cabinet=cabinet)
-    if as_json:
-        print_json([n.as_json() for n in notes])
+    if emit_rows(notes, ShortageView, as_json=as_json, as_csv=as_csv):
         return
     table = Table(
         "id",
@@ -126,17 +193,19 @@ def shortages(
 
 @app.command()
 def recalls(
-    cabinet: CabinetFilter = None, db: DbOption = None, as_json: JsonOption = False
+    cabinet: CabinetFilter = None,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+    as_csv: CsvOption = False,
 ) -> None:
     """Pockets holding recalled lots: blocked for removal until pulled."""
     from rich.table import Table
 
     from adc.commands.access import open_controller
-    from adc.controller.recalls import recalled_stock
+    from adc.controller.recalls import RecalledStock, recalled_stock
 
     rows = recalled_stock(open_controller(db), cabinet)
-    if as_json:
-        print_json([asdict(r) for r in rows])
+    if emit_rows(rows, RecalledStock, as_json=as_json, as_csv=as_csv):
         return
     table = Table(
         "cabinet", "pocket", "item", "GTIN", "lot", "qty", "reason", title="recalled stock"
