@@ -1,13 +1,27 @@
-"""`adc demo`: a virtual cabinet from a shipped profile, driven through the real driver port.
+"""`adc demo`: the main job on embedded defaults, readable in under a minute.
 
-A simulated person takes two items out of a drawer: the drawer is unlocked through the driver,
-opened, emptied by two, closed, and the readings before and after are shown, with proof that the
-drawer relocked. Time is SimPy time, advanced by this command where real code would wait, so the
-whole visit takes a few virtual seconds and no real ones.
+Two parts, both on virtual cabinets from shipped profiles, no hardware and no set-up needed:
+1. the hardware, briefly (`--hardware` shows only this): a simulated person takes two items out
+   of a drawer unlocked through the real driver port; the readings before and after, and proof
+   that the drawer relocked;
+2. the technician's job: a fresh SQLite database (a given `--db` is kept for inspection, else a
+   temporary one is removed afterwards), the demo formulary and users, cabinet W1 registered
+   from tcp-6drawer, a scripted restock of its refill list (the same runner and script format as
+   `adc restock --script`) that refuses a wrong-drug scan and an expired lot on the way, a
+   pharmacist's recall, and the reports.
+
+Time is SimPy time, advanced where real code would wait, so the restock round takes about half a
+minute of simulated time and a second or two of real time. The controller's clock follows it
+(anchored at the real start), so the records carry the times of the simulated round.
+A controlled-substance blind count that opens a discrepancy belongs in part 2 as soon as the
+controlled-substance count API exists in the controller; it is not shown yet.
 """
 
 from __future__ import annotations
 
+import time
+from datetime import date, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -15,29 +29,67 @@ import typer
 from adc.commands.common import console
 
 if TYPE_CHECKING:
+    from adc.controller.context import Actor, Controller
+    from adc.controller.db import Database
+    from adc.diag.waiting import Waiter
     from adc.drivers.sim import SimDriver
     from adc.profiles.models import Drawer, Pocket
 
+DEMO_PIN = "1234"
+CABINET = "W1"
+CABINET_PROFILE = "tcp-6drawer"
+# (pocket, GTIN, par, critical-low, max): what the pharmacy stocks in W1 for the demo
+ASSIGNMENTS = [
+    ("D1-P1", "00304094755038", 10, 2, 20),  # ondansetron 2 mg/mL vial, 4.6 g
+    ("D1-P2", "00304096102045", 6, 2, 12),  # furosemide 10 mg/mL vial
+    ("D2-P1", "00363323047016", 8, 2, 12),  # heparin 5000 units/mL vial (high alert)
+    ("D3-P1", "00304091890015", 5, 1, 10),  # morphine 2 mg/mL cartridge (CII), lidded
+    ("D3-P2", "00304092305174", 5, 1, 10),  # midazolam 1 mg/mL vial (CIV), lidded
+    ("D6-P1", "00309046722618", 30, 5, 50),  # acetaminophen 325 mg tablet, no scale
+]
+HEPARIN, ONDANSETRON = "00363323047016", "00304094755038"
+
 
 def demo(
+    db: Annotated[
+        str | None,
+        typer.Option(
+            "--db",
+            help="Create the demo database here and keep it (a new SQLite file, sqlite:///PATH). "
+            "Default: a temporary database, removed afterwards.",
+            show_default=False,
+        ),
+    ] = None,
+    hardware: Annotated[
+        bool, typer.Option("--hardware", help="Show only the hardware walk-through (part 1).")
+    ] = False,
     profile: Annotated[
-        str, typer.Option(help="Shipped profile name or path of the cabinet to run.")
+        str,
+        typer.Option(help="Part 1: shipped profile name or path of the cabinet to run."),
     ] = "tcp-6drawer",
     drawer: Annotated[
         str | None,
-        typer.Option(help="Drawer to take from (default: the first holding two sensed items)."),
+        typer.Option(
+            help="Part 1: drawer to take from (default: the first holding two sensed items)."
+        ),
     ] = None,
-    seed: Annotated[int, typer.Option(help="Seed of the virtual cabinet's noise.")] = 0,
+    seed: Annotated[int, typer.Option(help="Seed of the virtual cabinets' noise.")] = 0,
     offline: Annotated[
         str | None,
         typer.Option(
-            help="Take this device offline first, to see how a silent device is reported."
+            help="Part 1: take this device offline first, to see how a silent device is reported."
         ),
     ] = None,
 ) -> None:
-    """Unlock a drawer of a virtual cabinet, take two items, close it; show the readings."""
+    """The main job on a virtual cabinet: hardware, restock with refusals, recall, reports."""
     from adc.drivers.registry import open_backend
 
+    started = time.monotonic()
+    out = console()
+    if db and not hardware:
+        _check_new(db)  # before anything runs: a demo never writes into an existing database
+    if not hardware:
+        out.rule("[bold]1 · the hardware: a drawer through the driver port[/]")
     driver: SimDriver = open_backend(f"sim:{profile}", seed=seed)  # type: ignore[assignment]
     try:
         if offline:
@@ -45,6 +97,10 @@ def demo(
         _visit(driver, _choose_drawer(driver, drawer))
     finally:
         driver.close()
+    if hardware:
+        return
+    _main_job(db, seed)
+    out.print(f"[dim]demo finished in {time.monotonic() - started:.1f} s[/]", highlight=False)
 
 
 def _sensed(pocket: Pocket) -> bool:
@@ -173,3 +229,249 @@ def _visit(driver: SimDriver, drawer: Drawer) -> None:
         f"[green]Drawer {drawer.id} relocked:[/] lock {drawer.lock} engaged, switch "
         f"{drawer.switch} closed, and a pull no longer opens it."
     )
+
+
+# ------------------------------------------------------------------------------ part 2: the job
+def _main_job(db: str | None, seed: int) -> None:
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="adc-demo-") as tmp:
+        if db:
+            _job(db, kept=True, workdir=_kept_dir(db) or Path(tmp), seed=seed)
+        else:
+            _job(f"sqlite:///{Path(tmp) / 'adc-demo.db'}", kept=False, workdir=Path(tmp), seed=seed)
+
+
+def _kept_dir(url: str) -> Path | None:
+    """Where to leave the demo's restock script next to a kept SQLite database."""
+    if url.startswith("sqlite:///") and ":memory:" not in url:
+        return Path(url.removeprefix("sqlite:///")).parent
+    return None
+
+
+def _job(url: str, *, kept: bool, workdir: Path, seed: int) -> None:
+    from adc.controller.context import Controller
+    from adc.drivers.registry import open_backend
+    from adc.session.timing import SessionClock, waiter_for
+
+    out = console()
+    out.rule(f"[bold]2 · the job: a technician restocks cabinet {CABINET}[/]")
+    driver: SimDriver = open_backend(f"sim:{CABINET_PROFILE}", seed=seed)  # type: ignore[assignment]
+    waiter = waiter_for(driver)  # simulated time, advanced where a person would take time
+    clock = SessionClock(waiter)
+    database = _fresh_database(url, clock.now())
+    try:
+        ctl = Controller(database, clock)
+        people = _site(ctl, url, kept)
+        _refill_report(url, "before the round")
+        script = _write_script(workdir, ctl.today())
+        _restock(ctl, driver, waiter, people["tech"], script)
+        _recall(ctl, people["pharm"])
+        _reports(url)
+        _closing(ctl, url, kept, script)
+    finally:
+        database.close()
+        driver.close()
+
+
+def _check_new(url: str) -> None:
+    from adc.controller.db import open_database
+    from adc.errors import BadInput
+
+    database = open_database(url, create=True)
+    try:
+        if database.schema_version() is not None:
+            raise BadInput(
+                f"database {url} exists already: the demo builds a fresh one (give a new file)"
+            )
+    finally:
+        database.close()
+
+
+def _fresh_database(url: str, now: datetime) -> Database:
+    from adc.controller.db import init_database, open_database
+    from adc.errors import BadInput
+
+    database = open_database(url, create=True)
+    if database.schema_version() is not None:
+        database.close()
+        raise BadInput(
+            f"database {url} exists already: the demo builds a fresh one (give a new file)"
+        )
+    init_database(database, now)
+    return database
+
+
+def _site(ctl: Controller, url: str, kept: bool) -> dict[str, Actor]:
+    """Users, formulary, cabinet W1 and its pocket assignments, through the controller's API."""
+    from importlib.resources import as_file, files
+
+    from rich.table import Table
+
+    from adc.controller import cabinets, formulary, users
+
+    users.add_user(ctl, None, "admin", "admin", DEMO_PIN, "Site Admin")
+    people = {"admin": users.authenticate(ctl, "admin", DEMO_PIN)}
+    for name, role, full in (
+        ("pharm", "pharmacist", "Pat Pharmacist"),
+        ("tech", "technician", "Terry Technician"),
+        ("svc", "service", "Sam Service"),
+    ):
+        users.add_user(ctl, people["admin"], name, role, DEMO_PIN, full)
+        people[name] = users.authenticate(ctl, name, DEMO_PIN)
+    with as_file(files("adc") / "data" / "formulary-demo.csv") as csv_path:
+        imported = formulary.import_items(ctl, people["pharm"], csv_path)
+    view = cabinets.add_cabinet(ctl, people["svc"], CABINET, CABINET_PROFILE)
+    for pocket, gtin, par, critical_low, max_qty in ASSIGNMENTS:
+        cabinets.assign_pocket(
+            ctl,
+            people["pharm"],
+            CABINET,
+            pocket,
+            gtin,
+            par=par,
+            critical_low=critical_low,
+            max_qty=max_qty,
+        )
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold")
+    grid.add_column()
+    grid.add_row("database", f"{url} ({'kept' if kept else 'temporary'})")
+    grid.add_row(
+        "users", f"admin, pharm (pharmacist), tech (technician), svc (service); PIN {DEMO_PIN}"
+    )
+    grid.add_row("formulary", f"{imported.added} items from the demo formulary")
+    grid.add_row(
+        "cabinet",
+        f"{view.id} from profile {view.profile}: {view.drawers} drawers, {view.pockets} pockets, "
+        f"{len(ASSIGNMENTS)} assigned (all empty)",
+    )
+    console().print(grid)
+    return people
+
+
+def _refill_report(url: str, when: str) -> None:
+    from adc.commands import reports
+
+    console().print(f"\n[bold]refill list {when}[/] (adc report refill):")
+    reports.refill(cabinet=CABINET, db=url)
+
+
+def _scan(gtin: str, expiry: date, lot: str) -> str:
+    """A DataMatrix as the scanner sends it, written for TOML: GS is the \\u001d escape."""
+    return f"]d201{gtin}17{expiry:%y%m%d}10{lot}\\u001d21{lot}0001"
+
+
+def _write_script(workdir: Path, today: date) -> Path:
+    """The round as `adc restock --script` takes it, with expiry dates around today."""
+    good, soon, old = today + timedelta(days=400), today + timedelta(days=20), today - timedelta(7)
+    text = f"""\
+# The demo's restock round (adc demo); run it yourself with
+#   ADC_PIN={DEMO_PIN} adc restock --cabinet {CABINET} --user tech --backend sim: --script FILE
+cabinet = "{CABINET}"
+
+[[line]]                      # ondansetron: two refusals on the way
+pocket = "D1-P1"
+scans = [
+  "(01){HEPARIN}(17){good:%y%m%d}(10)HEP7",   # wrong drug: heparin
+  "{_scan(ONDANSETRON, old, "ON0917")}",       # expired lot
+  "{_scan(ONDANSETRON, good, "ON4471")}",
+]
+
+[[line]]                      # furosemide: none in the pharmacy today
+pocket = "D1-P2"
+skip = "out of stock at the pharmacy"
+
+[[line]]
+pocket = "D2-P1"
+scan = "(01){HEPARIN}(17){good:%y%m%d}(10)HEP7"
+
+[[line]]                      # morphine (CII), lidded pocket
+pocket = "D3-P1"
+scan = "{_scan("00304091890015", good, "MS2201")}"
+
+[[line]]                      # midazolam (CIV): short-dated, stocked on purpose
+pocket = "D3-P2"
+scan = "{_scan("00304092305174", soon, "MZ0330")}"
+accept_short_dated = true
+
+[[line]]                      # acetaminophen: no scale, the quantity is entered
+pocket = "D6-P1"
+scan = "(01)00309046722618(17){good:%y%m%d}(10)AC5521"
+quantity = 30
+"""
+    path = workdir / "demo-restock.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def _restock(ctl: Controller, driver: SimDriver, waiter: Waiter, tech: Actor, path: Path) -> None:
+    from adc.controller.restock import begin_restock
+    from adc.session.events import Event
+    from adc.session.runner import Runner
+    from adc.session.script import check_against, parse_script, run_script
+    from adc.session.simhands import SimHands
+    from adc.session.text import describe
+
+    out = console()
+    out.print(
+        "\n[bold]restock round[/] (adc restock --script, simulated hands at the virtual cabinet):"
+    )
+    script = parse_script(path)
+    check_against(script, ctl, CABINET)
+
+    def show(event: Event) -> None:
+        if event.kind in ("session", "hands", "opened"):
+            return  # the demo keeps to what the technician reads
+        text = describe(event)
+        if text:
+            out.print(text, highlight=False, soft_wrap=True)
+
+    session = begin_restock(ctl, driver, CABINET, tech)
+    runner = Runner(session, waiter, SimHands(driver.cabinet), show, f"sim:{CABINET_PROFILE}")
+    run_script(runner, script)
+
+
+def _recall(ctl: Controller, pharmacist: Actor) -> None:
+    from adc.controller.recalls import add_recall
+
+    blocked = add_recall(ctl, pharmacist, HEPARIN, "HEP7", "particulate matter")
+    console().print(
+        f"\n[bold]recall[/] pharm enters a recall of heparin lot HEP7 (particulate matter): "
+        f"{', '.join(blocked) or 'no pocket'} blocked until the lot is pulled",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+def _reports(url: str) -> None:
+    from adc.commands import reports
+
+    out = console()
+    out.print("\n[bold]reports[/] (adc report ... — each also takes --json and --csv):")
+    reports.refill(cabinet=CABINET, db=url)
+    reports.shortages(db=url)
+    reports.expiring(within="30d", db=url)
+    reports.recalls(db=url)
+
+
+def _closing(ctl: Controller, url: str, kept: bool, script: Path) -> None:
+    from adc.controller.audit import verify_chain
+
+    with ctl.read() as session:
+        chain = verify_chain(session)
+    out = console()
+    out.print(
+        f"\n[bold]audit trail[/] {chain.entries} entries, hash chain verified "
+        f"(head {chain.head_hash[:12]}…)",
+        highlight=False,
+    )
+    if kept:
+        out.print(
+            f"kept for inspection: adc report refill --db {url}\n"
+            f"  the round as a script: {script}\n"
+            f"  restock it yourself:  ADC_PIN={DEMO_PIN} adc restock --cabinet {CABINET} "
+            f"--user tech --backend sim: --db {url}",
+            highlight=False,
+            soft_wrap=True,
+        )
