@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -136,18 +134,6 @@ def _hands_for(driver: CabinetDriver) -> Hands:
     return sim_hands_for(driver) or NoHands()
 
 
-@contextmanager
-def _no_interrupts() -> Iterator[None]:
-    """Keep a second Ctrl-C from cutting the clean-up (relock check, record) short."""
-    import signal
-
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
 def _scripted(
     ctl: Controller,
     driver: CabinetDriver,
@@ -161,6 +147,7 @@ def _scripted(
     from adc.commands.access import login
     from adc.controller.restock import begin_restock
     from adc.session.events import Event
+    from adc.session.interrupts import deferred_sigint, ignored_sigint
     from adc.session.runner import Runner
     from adc.session.script import Script, run_script
     from adc.session.text import describe
@@ -182,11 +169,11 @@ def _scripted(
         if text:
             out.print(text, highlight=False, soft_wrap=True)
 
-    runner = Runner(session, waiter, hands, emit, backend=uri)
+    runner = Runner(session, waiter, hands, emit, backend=uri, critical=deferred_sigint)
     try:
         return run_script(runner, script)
     except KeyboardInterrupt:
-        with _no_interrupts():
+        with ignored_sigint():  # a second Ctrl-C must not cut the clean-up short
             runner.interrupt()
             runner.finish()
         return 130
@@ -196,6 +183,7 @@ def _interactive(
     ctl: Controller, driver: CabinetDriver, uri: str, hands: Hands, cabinet: str, user: str
 ) -> int:
     from adc.controller.restock import begin_restock
+    from adc.session.interrupts import deferred_sigint, ignored_sigint
     from adc.session.runner import Runner
     from adc.session.terminal import Screen, TerminalSession
     from adc.session.timing import SessionClock, interactive_waiter
@@ -205,14 +193,14 @@ def _interactive(
     actor = _terminal_login(ctl, user)
     session = begin_restock(ctl, driver, cabinet, actor)
     out = console()
-    runner = Runner(session, waiter, hands, lambda event: None, uri)
+    runner = Runner(session, waiter, hands, lambda event: None, uri, critical=deferred_sigint)
     screen = Screen(runner, out)
     runner.emit = screen.listen
     terminal = TerminalSession(runner, screen)
     try:
         terminal.run()
     except KeyboardInterrupt:
-        with _no_interrupts():
+        with ignored_sigint():  # a second Ctrl-C must not cut the clean-up short
             out.print("\n[yellow]interrupted:[/] leaving the cabinet safe…")
             runner.interrupt()
             runner.finish()

@@ -17,7 +17,7 @@ After an interrupt (Ctrl-C, a lost terminal) no pocket is left unlocked without 
 from __future__ import annotations
 
 from collections.abc import Callable
-from contextlib import suppress
+from contextlib import AbstractContextManager, nullcontext, suppress
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -90,6 +90,7 @@ class Runner:
     hands: Hands
     emit: Listener
     backend: str = ""
+    critical: Callable[[], AbstractContextManager[Any]] = nullcontext  # holds Ctrl-C (CLI)
     board: list[BoardRow] = field(default_factory=list)
     flagged: list[dict[str, Any]] = field(default_factory=list)
     left: list[tuple[str, str]] = field(default_factory=list)
@@ -230,7 +231,8 @@ class Runner:
         return True
 
     def access(self, tick: Callable[[AccessStatus], None]) -> str:
-        """Wait for the pocket to be opened and closed again: 'closed' or 'timeout'.
+        """Wait for the pocket to be opened and closed again: 'closed', 'timeout' or 'failed'
+        (the switches stopped answering: the line was flagged for recount).
 
         `tick` runs at every step (the screen's countdown, the script's hands); it may raise
         `Quit`. Waiting is the waiter's: simulated time on a sim backend, wall time otherwise.
@@ -247,7 +249,8 @@ class Runner:
                 now = self.waiter.now()
                 failing_since = failing_since if failing_since is not None else now
                 if now - failing_since > SWITCH_ERRORS_S:
-                    raise
+                    self.flag("lost contact with the cabinet", err.message)
+                    return "failed"
                 self._event("note", pocket=line.pocket, text=f"switches unreadable: {err.message}")
                 state = before
             self._new_notes(line)
@@ -337,7 +340,8 @@ class Runner:
         """Record the closed line; Refused/BadInput (scale disagrees, no count) keep it closed."""
         line = self._line()
         scan = line.scan
-        movement = self.session.confirm_quantity(qty, accept_discrepancy=accept_discrepancy)
+        with self.critical():
+            movement = self.session.confirm_quantity(qty, accept_discrepancy=accept_discrepancy)
         self._new_notes(line)
         row = self._row(line)
         row.status, row.on_hand = "done", movement.on_hand
@@ -361,7 +365,8 @@ class Runner:
     def skip(self, reason: str = "out of stock") -> None:
         """Mark the line out of stock: pharmacists get a shortage notification."""
         line = self._line()
-        self.session.skip(reason, out_of_stock=True)
+        with self.critical():
+            self.session.skip(reason, out_of_stock=True)
         row = self._row(line)
         row.status, row.result = "skipped", reason
         self._event("skipped", pocket=line.pocket, reason=reason, shortage=True)
@@ -479,15 +484,16 @@ class Runner:
             f"session {self.session.id}, pocket {line.pocket}{scan}: contents unknown, "
             "blind recount required"
         )
-        event_id = mark_failed(
-            self.session.ctl,
-            None,
-            self.session.cabinet,
-            line.drawer,
-            "failed",
-            detail,
-            pocket=line.pocket,
-        )
+        with self.critical():
+            event_id = mark_failed(
+                self.session.ctl,
+                None,
+                self.session.cabinet,
+                line.drawer,
+                "failed",
+                detail,
+                pocket=line.pocket,
+            )
         row = self._row(line)
         row.status, row.result = "flagged", "recount required"
         flag = {

@@ -402,6 +402,8 @@ def _run_line(runner: Runner, block: ScriptLine) -> bool:
     if outcome == "timeout":
         runner.leave("not opened in time")
         return False
+    if outcome == "failed":
+        return False
     try:
         runner.record(block.quantity, accept_discrepancy=block.confirm_discrepancy)
     except (Refused, BadInput) as err:

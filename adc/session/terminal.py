@@ -283,6 +283,8 @@ class TerminalSession:
             if outcome == "closed":
                 self._confirm_quantity()
                 return
+            if outcome == "failed":
+                return  # flagged for recount; the message says so
             if outcome == "quit":
                 self.runner.interrupt("quit")
                 self.quit = True
@@ -355,7 +357,8 @@ class TerminalSession:
                 return True
 
     def _wait_access(self) -> str:
-        """The countdown while the pocket is unlocked or open: 'closed', 'timeout' or 'quit'."""
+        """The countdown while the pocket is unlocked or open: 'closed', 'timeout', 'failed'
+        (lost contact: flagged) or 'quit'."""
         from rich.live import Live
 
         keys = KeyBuffer(self.fd)

@@ -238,3 +238,43 @@ quantity = 25
         assert health["dio1"].requests > 0 and health["lc1"].requests > 0
         assert all(h.online for h in health.values())
     assert [b.site.on_hand(p) for p in ("D1-P1", "D2-P1", "D3-P1", "D6-P1")] == [10, 8, 0, 25]
+
+
+def test_losing_the_switches_during_an_access_flags_the_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with bench(tmp_path, monkeypatch) as b:
+        b.scan_first_line("LOST1")
+        assert b.runner.unlock()
+        assert b.runner.pull().ok
+        b.rig.cabinet.sim_inject_fault("device_offline", "dio1")
+        assert b.runner.access(lambda status: None) == "failed"
+        flag = b.last("interrupted")
+        assert flag["action"] == "flagged-for-recount" and flag["locked"] is None
+        assert "lost contact with the cabinet" in flag["detail"]
+        assert any(e.kind == "note" and "unreadable" in e.data["text"] for e in b.events)
+        assert list(out_of_service(b.site.site.ctl, "W1")) == ["D1"]
+
+
+# ------------------------------------------------------------------------------- Ctrl-C held
+def test_a_ctrl_c_during_a_record_is_held_until_the_record_is_whole() -> None:
+    import os
+    import signal
+
+    from adc.session.interrupts import deferred_sigint, ignored_sigint
+
+    steps: list[str] = []
+
+    def record() -> None:
+        with deferred_sigint():
+            os.kill(os.getpid(), signal.SIGINT)
+            steps.append("after the signal")  # still runs: the interrupt is held
+
+    with pytest.raises(KeyboardInterrupt):
+        record()
+    assert steps == ["after the signal"]
+    with ignored_sigint(), deferred_sigint():  # inside a clean-up it stays ignored
+        os.kill(os.getpid(), signal.SIGINT)
+        steps.append("clean-up")
+    assert steps[-1] == "clean-up"
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
