@@ -187,7 +187,7 @@ def _status(row: BoardRow) -> tuple[str, str, str]:
     if row.status == "flagged":
         return "⚑", "[red]recount required[/]", ""
     if row.status == "left":
-        return "·", f"[yellow]left: {escape(row.result)}[/]", ""
+        return "·", "[yellow]left, not done[/]", ""
     if row.blocked:
         return "!", f"[red]pull {row.blocked} stock first[/]", ""
     if row.critical:
@@ -400,7 +400,7 @@ class TerminalSession:
             return
         hands = self.runner.hands
         if verb in ("open", "close", "add", "put", "load", "take") and not hands.acts:
-            self.screen.messages.append(escape(hands.open(line)))
+            self.screen.messages.append(escape(hands.open(line).message))
             return
         if verb == "open":
             self.runner.pull()

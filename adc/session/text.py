@@ -68,7 +68,7 @@ def describe(event: Event) -> str | None:
                 f"{escape(d['drawer'])} is out of service until `adc diag recover` recounts it "
                 f"(maintenance event {d['maintenance_event']})"
             )
-        return f"[yellow]interrupted[/] {pocket}: {escape(str(action))}"
+        return None  # left or recorded: the `unfinished` / `recorded` event says it
     if kind == "error":
         return f"[red]error:[/] {pocket + ': ' if pocket else ''}{reason}{where}"
     if kind == "summary":

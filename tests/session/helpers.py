@@ -10,11 +10,16 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from adc.controller.gs1 import GS
+from adc.profiles import load_profile, resolve_profile_path
+from adc.sim.serve import CabinetServer, realtime_cabinet
 from tests.controller.site import (
     ACETAMINOPHEN,
     HEPARIN,
@@ -91,3 +96,21 @@ def build_session_site(path: Path) -> SessionSite:
     for pocket, gtin, par, critical_low, max_qty in POCKETS:
         site.assign(pocket, gtin, par=par, critical_low=critical_low, max_qty=max_qty)
     return SessionSite(site, path)
+
+
+@contextmanager
+def emulator() -> Iterator[tuple[CabinetServer, str]]:
+    """The virtual cabinet tcp-6drawer on a Modbus TCP emulator in real time (as `adc sim
+    serve` runs it), in this process: a test can be the person at it. Yields (server, HOST:PORT)."""
+    cabinet = realtime_cabinet(load_profile(resolve_profile_path("tcp-6drawer")), seed=2)
+    server = CabinetServer(cabinet, tcp=("127.0.0.1", 0))
+    (served,) = server.start()
+    stop = threading.Event()
+    clock = threading.Thread(target=server.run_realtime, args=(stop,), daemon=True)
+    clock.start()
+    try:
+        yield server, served.where
+    finally:
+        stop.set()
+        clock.join(5)
+        server.close()

@@ -22,6 +22,7 @@ from tests.session.helpers import (
     ONDANSETRON_VIAL,
     SessionSite,
     datamatrix,
+    emulator,
     good_expiry,
     hri,
 )
@@ -30,10 +31,12 @@ pytestmark = pytest.mark.timeout(90)
 
 
 @contextmanager
-def terminal(site: SessionSite, user: str = "technician") -> Iterator[pexpect.spawn]:
+def terminal(
+    site: SessionSite, user: str = "technician", backend: str = "sim:"
+) -> Iterator[pexpect.spawn]:
     child = pexpect.spawn(
         sys.executable,
-        ["-m", "adc", "restock", "--cabinet", "W1", "--user", user, "--backend", "sim:"],
+        ["-m", "adc", "restock", "--cabinet", "W1", "--user", user, "--backend", backend],
         env=site.env(),
         cwd=str(ROOT),
         dimensions=(60, 140),
@@ -186,3 +189,31 @@ def test_a_wrong_pin_until_the_account_locks(session_site: SessionSite) -> None:
     ) == [(1, 5)]
     failed = session_site.rows("SELECT count(*) FROM audit_entry WHERE action = 'user.pin_failed'")
     assert failed == [(5,)]
+
+
+def test_over_modbus_tcp_nobody_opens_and_ctrl_c_leaves_it_relocked(
+    session_site: SessionSite,
+) -> None:
+    """The real driver against the emulator: no simulated hands, the countdown runs, Ctrl-C."""
+    before = session_site.audit_count()
+    with (
+        emulator() as (server, where),
+        terminal(session_site, backend=f"modbus-tcp://{where}") as child,
+    ):
+        log_in(child)
+        child.sendline(hri(ONDANSETRON_VIAL, good_expiry(), "W1"))
+        child.expect("drawer D1 unlocked — open it:")
+        child.expect("s left")
+        child.sendline("open")
+        child.expect("no simulated hands here: open and close the drawer yourself")
+        child.sendintr()
+        child.expect("left D1-P1:")
+        child.expect("never opened, relocked")
+        child.expect(pexpect.EOF)
+        child.close()
+        assert child.exitstatus == 130
+        with server.lock:
+            assert server.cabinet.lock_holding("dio1:coil.0")
+            assert not server.cabinet.sim_open("D1")
+    assert session_site.audit_count() == before  # nothing was accessed: nothing to record
+    assert session_site.rows("SELECT count(*) FROM maintenance_event") == [(0,)]

@@ -11,15 +11,12 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
-from adc.profiles import load_profile, resolve_profile_path
-from adc.sim.serve import CabinetServer, realtime_cabinet
+from adc.sim.serve import CabinetServer
 from tests.conftest import run_adc
 from tests.controller.site import PIN
 from tests.session.helpers import (
@@ -27,6 +24,7 @@ from tests.session.helpers import (
     HEPARIN,
     ONDANSETRON_VIAL,
     SessionSite,
+    emulator,
     good_expiry,
     hri,
 )
@@ -70,22 +68,6 @@ class Technician:
             with self.server.lock:
                 cabinet.sim_close(visit.drawer)
             self.done.append(visit.pocket)
-
-
-@contextmanager
-def emulator() -> Iterator[tuple[CabinetServer, str]]:
-    cabinet = realtime_cabinet(load_profile(resolve_profile_path("tcp-6drawer")), seed=2)
-    server = CabinetServer(cabinet, tcp=("127.0.0.1", 0))
-    (served,) = server.start()
-    stop = threading.Event()
-    clock = threading.Thread(target=server.run_realtime, args=(stop,), daemon=True)
-    clock.start()
-    try:
-        yield server, served.where
-    finally:
-        stop.set()
-        clock.join(5)
-        server.close()
 
 
 def test_a_scripted_session_over_modbus_tcp_with_a_person_at_the_cabinet(
