@@ -278,3 +278,39 @@ def test_a_ctrl_c_during_a_record_is_held_until_the_record_is_whole() -> None:
         steps.append("clean-up")
     assert steps[-1] == "clean-up"
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+# ----------------------------------------------------------------------------- script outcomes
+def test_nobody_opening_times_out_and_the_line_is_left(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    script_path = tmp_path / "nobody.toml"
+    script_path.write_text(f'[[line]]\nscan = "{hri(ONDANSETRON_VIAL, good_expiry(), "N1")}"\n')
+    with bench(tmp_path, monkeypatch, hands="none") as b:
+        before = b.site.audit_count()
+        started = b.runner.waiter.now()
+        assert run_script(b.runner, parse_script(script_path)) == 1
+        assert b.runner.waiter.now() - started >= b.site.site.ctl.policy.unlock_timeout_s
+        assert b.last("timeout")["reason"].startswith("not opened within 30 s")
+        assert b.last("unfinished")["reason"] == "not opened in time"
+        assert b.site.audit_count() == before
+        assert b.rig.cabinet.lock_holding("dio1:coil.0")
+
+
+def test_a_recalled_lot_is_refused_with_the_recall_reason(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from adc.controller.recalls import add_recall
+
+    with bench(tmp_path, monkeypatch) as b:
+        site = b.site.site
+        add_recall(site.ctl, site.pharmacist, ONDANSETRON_VIAL, "BAD7", "particulates")
+        line = b.runner.next_line()
+        assert line is not None
+        outcome = b.runner.scan(hri(ONDANSETRON_VIAL, good_expiry(), "BAD7"))
+        assert outcome.status == "refused"
+        assert outcome.message == (
+            f"recalled lot: GTIN {ONDANSETRON_VIAL} lot BAD7 is under recall (particulates)"
+        )
+        assert b.runner.session.state is State.AWAITING_SCAN  # scan another pack
+        assert b.runner.scan(hri(ONDANSETRON_VIAL, good_expiry(), "GOOD7")).status == "accepted"
