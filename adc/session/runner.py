@@ -253,17 +253,18 @@ class Runner:
                     return "failed"
                 self._event("note", pocket=line.pocket, text=f"switches unreadable: {err.message}")
                 state = before
-            self._new_notes(line)
             now = self.waiter.now()
             waited = now - self._unlocked_at if self._unlocked_at is not None else 0.0
+            if before is State.UNLOCKED and state is State.READY_TO_UNLOCK:
+                self._notes_seen = len(line.notes)  # the controller's note says it: not twice
+                self._event(
+                    "timeout",
+                    pocket=line.pocket,
+                    reason=f"not opened within {timeout} s: the latch holds again",
+                )
+                return "timeout"
+            self._new_notes(line)
             if before is State.UNLOCKED and state is not State.UNLOCKED:
-                if state is State.READY_TO_UNLOCK:
-                    self._event(
-                        "timeout",
-                        pocket=line.pocket,
-                        reason=f"not opened within {timeout} s: the latch holds again",
-                    )
-                    return "timeout"
                 self._opened_at = now
                 self._event("opened", pocket=line.pocket, after_s=round(waited, 1))
             if state is State.CLOSED:
