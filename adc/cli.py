@@ -22,6 +22,7 @@ from adc.commands import (
     recalls,
     reports,
     restock,
+    scan,
     settings,
     shortages,
     sim,
@@ -67,6 +68,7 @@ app.add_typer(cabinets.app, name="cabinet")
 app.add_typer(pockets.app, name="pocket")
 app.command("restock")(restock.restock)
 app.add_typer(recalls.app, name="recall")
+app.command("scan")(scan.scan)
 app.add_typer(reports.app, name="report")
 app.add_typer(shortages.app, name="shortage")
 app.add_typer(settings.app, name="settings")
