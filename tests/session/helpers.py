@@ -29,6 +29,8 @@ from tests.controller.site import (
     build_site,
 )
 
+PROFILE = load_profile(resolve_profile_path("tcp-6drawer"))
+
 # (pocket, GTIN, par, critical-low, max): the refill list in its order (all empty: all critical)
 POCKETS = [
     ("D1-P1", ONDANSETRON_VIAL, 10, 2, 20),
@@ -102,7 +104,7 @@ def build_session_site(path: Path) -> SessionSite:
 def emulator() -> Iterator[tuple[CabinetServer, str]]:
     """The virtual cabinet tcp-6drawer on a Modbus TCP emulator in real time (as `adc sim
     serve` runs it), in this process: a test can be the person at it. Yields (server, HOST:PORT)."""
-    cabinet = realtime_cabinet(load_profile(resolve_profile_path("tcp-6drawer")), seed=2)
+    cabinet = realtime_cabinet(PROFILE, seed=2)
     server = CabinetServer(cabinet, tcp=("127.0.0.1", 0))
     (served,) = server.start()
     stop = threading.Event()

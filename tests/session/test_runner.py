@@ -18,7 +18,6 @@ import pytest
 from adc.controller.maintenance import out_of_service
 from adc.controller.restock import State, begin_restock
 from adc.diag.waiting import SteppedTime
-from adc.profiles import load_profile, resolve_profile_path
 from adc.session.events import Event
 from adc.session.hands import NoHands
 from adc.session.runner import PULSE_WAIT_S, Runner
@@ -32,6 +31,7 @@ from tests.session.helpers import (
     ACETAMINOPHEN,
     HEPARIN,
     ONDANSETRON_VIAL,
+    PROFILE,
     SessionSite,
     build_session_site,
     datamatrix,
@@ -40,7 +40,6 @@ from tests.session.helpers import (
 )
 
 VIAL_G = 4.6
-PROFILE = load_profile(resolve_profile_path("tcp-6drawer"))
 
 
 @dataclass
