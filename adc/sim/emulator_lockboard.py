@@ -11,19 +11,11 @@ Garbage and frames meant for the master (another master's answers, an echo) are 
 
 from __future__ import annotations
 
-import threading
 import time
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
 from adc.drivers import lockboard_protocol as lp
-from adc.sim.emulator_line import (
-    Line,
-    LineTiming,
-    PtyLine,
-    SerialUrlLine,
-    serial_settings,
-)
 from adc.sim.emulator_modbus import SerialEmulator
 from adc.sim.errors import DeviceBusy, VirtualHardwareError
 
@@ -35,6 +27,8 @@ if TYPE_CHECKING:
 class LockboardEmulator(SerialEmulator):
     """Serves the lock boards of one bus; `line_timing=True` paces the line at its baud rate."""
 
+    frame_error = lp.LockboardFrameError
+
     def __init__(
         self,
         cabinet: VirtualCabinet,
@@ -44,42 +38,21 @@ class LockboardEmulator(SerialEmulator):
         line_timing: bool = False,
         lock: AbstractContextManager[Any] | None = None,
     ) -> None:
-        serial = serial_settings(cabinet.profile.buses[bus])
-        line: Line = PtyLine() if port is None else SerialUrlLine(port, *serial)
         super().__init__(
-            line,
-            LineTiming.for_bus(*serial) if line_timing else None,
-            f"lockboard-emulator-{bus}",
+            cabinet, bus, port, line_timing=line_timing, lock=lock, name=f"lockboard-emulator-{bus}"
         )
-        self.cabinet = cabinet
-        self.bus = bus
-        self.lock: AbstractContextManager[Any] = lock if lock is not None else threading.RLock()
         self._decoder = lp.StreamDecoder()
-        self.bad_frames = 0
         self.served = 0
-
-    def _pending(self) -> bool:
-        return self._decoder.pending > 0
 
     def _line_silent(self) -> None:
         self._decoder.reset()  # a half frame followed by silence is noise
 
-    def _received(self, data: bytes, first_byte_at: float) -> None:
-        self._decoder.feed(data)
-        while True:
-            try:
-                frame = self._decoder.next_frame()
-            except lp.LockboardFrameError:
-                self.bad_frames += 1
-                continue
-            if frame is None:
-                return
-            start = self._answer_at(first_byte_at, lp.FRAME_LENGTH[frame.cmd])
-            for reply in self._answers(frame):
-                self._send(self._corrupt(lp.encode(reply)), start)
-                self.served += 1
-                start = time.monotonic()
-            first_byte_at = time.monotonic()
+    def _serve_frame(self, frame: lp.Frame, first_byte_at: float) -> None:
+        start = self._answer_at(first_byte_at, lp.FRAME_LENGTH[frame.cmd])
+        for reply in self._answers(frame):
+            self._send(self._corrupt(lp.encode(reply)), start)
+            self.served += 1
+            start = time.monotonic()
 
     def _boards(self) -> list[VirtualLockboard]:
         boards = [
@@ -113,15 +86,3 @@ class LockboardEmulator(SerialEmulator):
             except VirtualHardwareError:
                 return []  # offline (or a fault with no wire form): silence
             return [lp.status_reply(board.board, locks, inputs)]
-
-    def _corrupt(self, frame: bytes) -> bytes:
-        with self.lock:
-            noise = self.cabinet.bus_noise(self.bus)
-            if noise <= 0:
-                return frame
-            rng = self.cabinet.rng_for(self.bus)
-            if rng.random() >= noise:
-                return frame
-            data = bytearray(frame)
-            data[rng.randrange(len(data))] ^= rng.randrange(1, 256)
-            return bytes(data)

@@ -123,18 +123,13 @@ class ModbusService:
     def noise_hits(self) -> bool:
         """Whether the bus's noise spoils the next frame (seeded, so runs repeat)."""
         with self.lock:
-            noise = self.cabinet.bus_noise(self.bus)
-            return noise > 0 and self.cabinet.rng_for(self.bus).random() < noise
+            return noise_hits(self.cabinet, self.bus)
 
-    def corrupt(self, frame: bytes) -> bytes:
-        """Flip one byte of an outgoing frame with the bus's noise probability (a bad CRC)."""
-        if not self.noise_hits():
-            return frame
-        with self.lock:
-            rng = self.cabinet.rng_for(self.bus)
-            data = bytearray(frame)
-            data[rng.randrange(len(data))] ^= rng.randrange(1, 256)
-            return bytes(data)
+
+def noise_hits(cabinet: VirtualCabinet, bus: str) -> bool:
+    """Whether the bus's noise spoils the next frame, drawn from the bus's seeded stream."""
+    noise = cabinet.bus_noise(bus)
+    return noise > 0 and cabinet.rng_for(bus).random() < noise
 
 
 # ------------------------------------------------------------------------------------------- TCP
@@ -266,18 +261,34 @@ class ModbusTcpEmulator:
 
 # ------------------------------------------------------------------------------------------- RTU
 class SerialEmulator:
-    """Base of the serial emulators: a line (pty or URL), a serving thread, optional line timing."""
+    """Base of the serial emulators: one bus of a cabinet on a line (a pty, or a pyserial URL when
+    `port` is given), a serving thread, optional line timing, and the frames decoded as they come.
+
+    Subclasses set `_decoder` (a stream decoder with feed, next_frame and pending), `frame_error`
+    (what it raises for a bad frame) and answer in `_serve_frame` and `_line_silent`.
+    """
 
     poll_s = 0.02
+    frame_error: type[Exception] = Exception
 
     def __init__(
         self,
-        line: Line,
-        timing: LineTiming | None,
+        cabinet: VirtualCabinet,
+        bus: str,
+        port: str | None,
+        *,
+        line_timing: bool,
+        lock: AbstractContextManager[Any] | None,
         name: str,
     ) -> None:
-        self.line = line
-        self.timing = timing
+        serial = serial_settings(cabinet.profile.buses[bus])
+        self.line: Line = PtyLine() if port is None else SerialUrlLine(port, *serial)
+        self.timing = LineTiming.for_bus(*serial) if line_timing else None
+        self.cabinet = cabinet
+        self.bus = bus
+        self.lock: AbstractContextManager[Any] = lock if lock is not None else threading.RLock()
+        self.bad_frames = 0
+        self._decoder: Any = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
 
@@ -329,11 +340,34 @@ class SerialEmulator:
             sleep_until(start)
         paced_write(self.line, frame, self.timing, max(start, time.monotonic()))
 
-    # Subclasses: frame handling.
+    def _corrupt(self, frame: bytes) -> bytes:
+        """Flip one byte of an outgoing frame with the bus's noise probability (a bad checksum)."""
+        with self.lock:
+            if not noise_hits(self.cabinet, self.bus):
+                return frame
+            rng = self.cabinet.rng_for(self.bus)
+            data = bytearray(frame)
+            data[rng.randrange(len(data))] ^= rng.randrange(1, 256)
+            return bytes(data)
+
     def _pending(self) -> bool:
-        raise NotImplementedError
+        return self._decoder.pending > 0
 
     def _received(self, data: bytes, first_byte_at: float) -> None:
+        self._decoder.feed(data)
+        while True:
+            try:
+                frame = self._decoder.next_frame()
+            except self.frame_error:
+                self.bad_frames += 1
+                continue
+            if frame is None:
+                return
+            self._serve_frame(frame, first_byte_at)
+            first_byte_at = time.monotonic()
+
+    # Subclasses: frame handling.
+    def _serve_frame(self, frame: Any, first_byte_at: float) -> None:
         raise NotImplementedError
 
     def _line_silent(self) -> None:
@@ -346,6 +380,8 @@ class ModbusRtuEmulator(SerialEmulator):
     `line_timing=True` paces the line at the bus's baud rate (see `emulator_line`).
     """
 
+    frame_error = mf.ModbusFrameError
+
     def __init__(
         self,
         cabinet: VirtualCabinet,
@@ -355,32 +391,16 @@ class ModbusRtuEmulator(SerialEmulator):
         line_timing: bool = False,
         lock: AbstractContextManager[Any] | None = None,
     ) -> None:
-        serial = serial_settings(cabinet.profile.buses[bus])
-        line: Line = PtyLine() if port is None else SerialUrlLine(port, *serial)
         super().__init__(
-            line,
-            LineTiming.for_bus(*serial) if line_timing else None,
-            f"modbus-rtu-emulator-{bus}",
+            cabinet,
+            bus,
+            port,
+            line_timing=line_timing,
+            lock=lock,
+            name=f"modbus-rtu-emulator-{bus}",
         )
-        self.service = ModbusService(cabinet, bus, lock)
+        self.service = ModbusService(cabinet, bus, self.lock)
         self._decoder = mf.RtuDecoder(requests=True)
-        self.bad_frames = 0
-
-    def _pending(self) -> bool:
-        return self._decoder.pending > 0
-
-    def _received(self, data: bytes, first_byte_at: float) -> None:
-        self._decoder.feed(data)
-        while True:
-            try:
-                frame = self._decoder.next_frame()
-            except mf.ModbusFrameError:
-                self.bad_frames += 1
-                continue
-            if frame is None:
-                return
-            self._serve_frame(frame, first_byte_at)
-            first_byte_at = time.monotonic()
 
     def _line_silent(self) -> None:
         if self._decoder.pending:
@@ -398,5 +418,5 @@ class ModbusRtuEmulator(SerialEmulator):
             return  # another device's address: a real bus stays silent
         if pdu is None:
             return
-        reply = self.service.corrupt(mf.encode_rtu(frame.unit, pdu))
+        reply = self._corrupt(mf.encode_rtu(frame.unit, pdu))
         self._send(reply, self._answer_at(first_byte_at, 2 + len(frame.pdu) + 1))

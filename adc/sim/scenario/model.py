@@ -179,18 +179,6 @@ class ErrorSpec(_Strict):
         return value
 
 
-FAULT_KINDS = (
-    "lock_jammed",
-    "lock_no_reengage",
-    "switch_stuck",
-    "loadcell_stuck",
-    "loadcell_drift",
-    "loadcell_noisy",
-    "loadcell_offline",
-    "device_offline",
-    "bus_noise",
-    "power_loss",
-)
 FaultKindName = Literal[
     "lock_jammed",
     "lock_no_reengage",
