@@ -13,8 +13,9 @@ Two parts, both on virtual cabinets from shipped profiles, no hardware and no se
 Time is SimPy time, advanced where real code would wait, so the restock round takes about half a
 minute of simulated time and a second or two of real time. The controller's clock follows it
 (anchored at the real start), so the records carry the times of the simulated round.
-A controlled-substance blind count that opens a discrepancy belongs in part 2 as soon as the
-controlled-substance count API exists in the controller; it is not shown yet.
+Controlled substances are left out of the round for now: their blind count on access (which
+opens a discrepancy when it differs) belongs in part 2 as soon as the controlled-substance count
+API is in the controller and the restock session has a count step.
 """
 
 from __future__ import annotations
@@ -43,8 +44,8 @@ ASSIGNMENTS = [
     ("D1-P1", "00304094755038", 10, 2, 20),  # ondansetron 2 mg/mL vial, 4.6 g
     ("D1-P2", "00304096102045", 6, 2, 12),  # furosemide 10 mg/mL vial
     ("D2-P1", "00363323047016", 8, 2, 12),  # heparin 5000 units/mL vial (high alert)
-    ("D3-P1", "00304091890015", 5, 1, 10),  # morphine 2 mg/mL cartridge (CII), lidded
-    ("D3-P2", "00304092305174", 5, 1, 10),  # midazolam 1 mg/mL vial (CIV), lidded
+    ("D3-P1", "00300028799598", 5, 1, 10),  # insulin lispro pen (high alert), lidded
+    ("D3-P2", "00300750624403", 5, 1, 10),  # enoxaparin prefilled syringe, lidded
     ("D6-P1", "00309046722618", 30, 5, 50),  # acetaminophen 325 mg tablet, no scale
 ]
 HEPARIN, ONDANSETRON = "00363323047016", "00304094755038"
@@ -386,13 +387,13 @@ skip = "out of stock at the pharmacy"
 pocket = "D2-P1"
 scan = "(01){HEPARIN}(17){good:%y%m%d}(10)HEP7"
 
-[[line]]                      # morphine (CII), lidded pocket
+[[line]]                      # insulin lispro pens, lidded pocket
 pocket = "D3-P1"
-scan = "{_scan("00304091890015", good, "MS2201")}"
+scan = "{_scan("00300028799598", good, "IL2201")}"
 
-[[line]]                      # midazolam (CIV): short-dated, stocked on purpose
+[[line]]                      # enoxaparin: short-dated, stocked on purpose
 pocket = "D3-P2"
-scan = "{_scan("00304092305174", soon, "MZ0330")}"
+scan = "{_scan("00300750624403", soon, "EN0330")}"
 accept_short_dated = true
 
 [[line]]                      # acetaminophen: no scale, the quantity is entered

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from adc.controller.context import Actor, Controller
     from adc.drivers.base import CabinetDriver
     from adc.session.hands import Hands
+    from adc.session.runner import Runner
 
 
 def restock(
@@ -147,7 +148,7 @@ def _scripted(
     from adc.commands.access import login
     from adc.controller.restock import begin_restock
     from adc.session.events import Event
-    from adc.session.interrupts import deferred_sigint, ignored_sigint
+    from adc.session.interrupts import deferred_sigint
     from adc.session.runner import Runner
     from adc.session.script import Script, run_script
     from adc.session.text import describe
@@ -172,18 +173,18 @@ def _scripted(
     runner = Runner(session, waiter, hands, emit, backend=uri, critical=deferred_sigint)
     try:
         return run_script(runner, script)
-    except KeyboardInterrupt:
-        with ignored_sigint():  # a second Ctrl-C must not cut the clean-up short
-            runner.interrupt()
-            runner.finish()
-        return 130
+    except BaseException as stop:
+        _leave_safe(runner, stop)
+        if isinstance(stop, KeyboardInterrupt):
+            return 130
+        raise
 
 
 def _interactive(
     ctl: Controller, driver: CabinetDriver, uri: str, hands: Hands, cabinet: str, user: str
 ) -> int:
     from adc.controller.restock import begin_restock
-    from adc.session.interrupts import deferred_sigint, ignored_sigint
+    from adc.session.interrupts import deferred_sigint
     from adc.session.runner import Runner
     from adc.session.terminal import Screen, TerminalSession
     from adc.session.timing import SessionClock, interactive_waiter
@@ -199,15 +200,34 @@ def _interactive(
     terminal = TerminalSession(runner, screen)
     try:
         terminal.run()
-    except KeyboardInterrupt:
-        with ignored_sigint():  # a second Ctrl-C must not cut the clean-up short
-            out.print("\n[yellow]interrupted:[/] leaving the cabinet safe…")
-            runner.interrupt()
-            runner.finish()
-            screen.clear = False
-            screen.draw()
-        return 130
+    except BaseException as stop:
+        what = "interrupted" if isinstance(stop, KeyboardInterrupt) else "stopped by an error"
+        out.print(f"\n[yellow]{what}:[/] leaving the cabinet safe…")
+        _leave_safe(runner, stop)
+        screen.clear = False
+        screen.draw()
+        if isinstance(stop, KeyboardInterrupt):
+            return 130
+        raise
     return 0
+
+
+def _leave_safe(runner: Runner, stop: BaseException) -> None:
+    """After Ctrl-C or an unexpected error mid-line: relock, record what is known, or flag.
+
+    A second Ctrl-C cannot cut this short; a failure here is reported but does not hide the
+    error that stopped the session.
+    """
+    from adc.errors import AdcError
+    from adc.session.interrupts import ignored_sigint
+
+    why = "interrupted" if isinstance(stop, KeyboardInterrupt) else "stopped by an error"
+    with ignored_sigint():
+        try:
+            runner.interrupt(why)
+            runner.finish()
+        except AdcError as err:
+            console().print(f"[red]clean-up failed:[/] {err.message}", highlight=False)
 
 
 def _terminal_login(ctl: Controller, user: str) -> Actor:

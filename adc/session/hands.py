@@ -6,9 +6,11 @@ That is `NoHands`. At a virtual cabinet nobody pulls the drawer unless told to, 
 (at the terminal: `open`, `add 10`, `close`; in a script: implicitly) needs hands that act on the
 simulation: `adc.session.simhands.SimHands`, chosen by the CLI together with a `sim:` backend.
 
-The session never asks which kind it has: it offers the person's commands to `act` and, in a
-script, calls `open`/`put`/`close` when `acts` is True. Whatever the hands do, the session still
-judges the access by what the driver reports (switches, scale), never by the hands' word.
+The session never asks which kind it has, only whether the hands act (`acts`): then the terminal
+passes the person's `open`/`add N`/`take N`/`close` to them and a script has them do the access.
+A pulsed latch is released for about half a second, so hands that act hold the handle and pull
+while the lock clicks (`Runner.pull`), as a person at a real cabinet does. Whatever the hands do,
+the session judges the access by what the driver reports (switches, scale), never by their word.
 """
 
 from __future__ import annotations

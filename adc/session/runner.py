@@ -128,6 +128,17 @@ class Runner:
                     entry.blocked,
                 )
 
+    def stuck(self) -> str | None:
+        """Why the round cannot go on (a flagged line is still open in the state machine: the
+        controller has no call to drop an access it could not record), else None."""
+        line = self.session.line
+        if line is None:
+            return None
+        return (
+            f"pocket {line.pocket} was flagged for recount and its line cannot be closed: "
+            "the session ends here"
+        )
+
     def progress(self) -> tuple[int, int]:
         """(lines done or marked out of stock, lines on the board); a flagged line is not done."""
         finished = sum(row.status in ("done", "skipped") for row in self.board)

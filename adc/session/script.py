@@ -351,7 +351,12 @@ def run_script(runner: Runner, script: Script) -> int:
     """Run the checked script; returns the exit code (1 if a line was left or flagged)."""
     runner.start()
     trouble = False
-    for block in script.lines:
+    for index, block in enumerate(script.lines):
+        why = runner.stuck()
+        if why is not None:
+            left = len(script.lines) - index
+            runner.report("error", None, f"{why} ({left} [[line]] block(s) not run)")
+            break
         trouble |= not _run_line(runner, block)
     summary = runner.finish()
     return 1 if trouble or summary["flagged"] else 0

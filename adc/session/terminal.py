@@ -264,6 +264,10 @@ class TerminalSession:
                 self.screen.messages.append("[bold green]Refill list done.[/]")
                 break
             self._work(line)
+            why = self.runner.stuck()
+            if why is not None:
+                self.screen.messages.append(f"[red]{escape(why)}[/]")
+                break
         self.runner.finish()
         self.screen.draw()
 
@@ -462,8 +466,11 @@ class TerminalSession:
                     f"Record {qty} anyway and open a discrepancy for review? y = yes · n = recount"
                 )
                 if answer.strip().lower() in ("y", "yes"):
-                    self.runner.record(qty, accept_discrepancy=True)
-                    return
+                    try:
+                        self.runner.record(qty, accept_discrepancy=True)
+                        return
+                    except (Refused, BadInput) as again:
+                        self.screen.messages.append(f"[red]✗ refused:[/] {escape(again.message)}")
             except BadInput as err:
                 self.screen.messages.append(f"[red]✗[/] {escape(err.message)}")
 

@@ -23,7 +23,7 @@ def test_the_demo_restocks_with_refusals_recalls_and_reports(tmp_path: Path) -> 
     assert out.index("a person pulls drawer D1: it opens") < out.index("2 · the job")
     assert "refused: wrong drug: scanned Heparin" in out
     assert re.search(r"refused: expired lot: lot ON0917 expired on \d{4}-\d\d-\d\d", out)
-    assert "short-dated: lot MZ0330" in out
+    assert "short-dated: lot EN0330" in out
     assert "D1-P2 skipped: out of stock at the pharmacy" in out
     assert "session ended: 6 of 6 lines done, 5 recorded, 1 out of stock" in out
     assert "recall of heparin lot HEP7" in out and "W1/D2-P1 blocked" in out

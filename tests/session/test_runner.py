@@ -313,3 +313,31 @@ def test_a_recalled_lot_is_refused_with_the_recall_reason(
         )
         assert b.runner.session.state is State.AWAITING_SCAN  # scan another pack
         assert b.runner.scan(hri(ONDANSETRON_VIAL, good_expiry(), "GOOD7")).status == "accepted"
+
+
+def test_a_count_the_scale_contradicts_is_flagged_and_ends_the_round(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The person loads 8, the script says 10 (no confirm_discrepancy): nothing is recorded as
+    stock, the drawer is flagged for recount, and the rest of the script is not run."""
+
+    class ShortHands(SimHands):
+        def put(self, line, units):  # type: ignore[no-untyped-def]
+            return super().put(line, units - 2)
+
+    script_path = tmp_path / "short.toml"
+    script_path.write_text(
+        f'[[line]]\nscan = "{hri(ONDANSETRON_VIAL, good_expiry(), "S1")}"\nquantity = 10\n\n'
+        f'[[line]]\nscan = "{hri(HEPARIN, good_expiry(), "S2")}"\n'
+    )
+    with bench(tmp_path, monkeypatch) as b:
+        b.runner.hands = ShortHands(b.rig.cabinet)
+        assert run_script(b.runner, parse_script(script_path)) == 1
+        refused = b.last("refused")["reason"]
+        assert refused.startswith("the scale counts 8 units added, you entered 10")
+        assert b.last("interrupted")["action"] == "flagged-for-recount"
+        assert b.last("error")["reason"].endswith(
+            "the session ends here (1 [[line]] block(s) not run)"
+        )
+        assert b.last("summary")["flagged"] == ["D1-P1"]
+    assert b.site.on_hand("D1-P1") == 0 and b.site.on_hand("D2-P1") == 0

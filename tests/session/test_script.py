@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from adc.session.events import KINDS
 from tests.conftest import run_adc
 from tests.controller.site import PIN
 from tests.session.helpers import (
@@ -119,6 +120,7 @@ def test_json_lines_tell_the_whole_session(session_site: SessionSite, tmp_path: 
     events = [json.loads(line) for line in result.stdout.splitlines()]
     kinds = [e["event"] for e in events]
     assert kinds[0] == "session" and kinds[-1] == "summary"
+    assert set(kinds) <= set(KINDS)  # every kind is one the format documents
     assert [line["pocket"] for line in events[0]["lines"]] == ["D1-P1", "D2-P1", "D3-P1", "D6-P1"]
     first = kinds[1 : kinds.index("recorded") + 1]
     assert first == [
