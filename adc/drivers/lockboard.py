@@ -37,10 +37,9 @@ from adc.drivers.base import (
     TemperatureReading,
     WeightReading,
 )
-from adc.drivers.buses import Clock, WireDriver, clock_option
+from adc.drivers.buses import Clock, WireDriver
 from adc.drivers.cabinet_points import PointInfo
 from adc.drivers.modbus_client import SerialEndpoint
-from adc.errors import BadInput
 from adc.profiles.models import LockboardBus, LockboardCU16, Polarity, Profile
 
 
@@ -401,36 +400,19 @@ def lockboard_client(
 def open_backend(target: str, profile: Profile | None = None, **options: object) -> WireDriver:
     """Registry factory for `lockboard://PORT?baudrate=N`: every lock board of the profile on one
     line. Query: baudrate, timeout_ms, retries, profile. Options: clock, timeout_s."""
-    from adc.drivers.modbus import _int, _split_target
+    from adc.drivers.modbus import _int, _open_target, _timeout_s
 
-    base, params = _split_target(target)
-    opts = dict(options)
-    clock = clock_option(opts)
-    timeout_s = opts.pop("timeout_s", None)
-    if opts:
-        raise BadInput(f"the lockboard backend has no option {', '.join(sorted(opts))}")
-    if "profile" in params:
-        from adc.profiles import load_profile, resolve_profile_path
-
-        profile = load_profile(resolve_profile_path(params["profile"]))
-    if profile is None:
-        raise BadInput("lockboard: needs a profile (pass one, or add ?profile=NAME-OR-PATH)")
-    if not base:
-        raise BadInput("lockboard: needs a port: lockboard://PORT")
+    base, params, profile, clock, timeout_s = _open_target(
+        "lockboard", target, profile, options, "a port: lockboard://PORT"
+    )
     buses = {n: b for n, b in profile.buses.items() if isinstance(b, LockboardBus)}
     first = next(iter(buses.values()), None)
     client = LockboardClient(
         f"lockboard://{base}",
         SerialEndpoint(
-            base,
-            _int(params, "baudrate", first.baudrate if first else 19200),
-            8,
-            "N",
-            1,
+            base, _int(params, "baudrate", first.baudrate if first else 19200), 8, "N", 1
         ),
-        timeout_s=float(timeout_s)  # type: ignore[arg-type]
-        if timeout_s is not None
-        else _int(params, "timeout_ms", first.timeout_ms if first else 150) / 1000,
+        timeout_s=_timeout_s(params, timeout_s, first, 150),
         retries=_int(params, "retries", first.retries if first else 2),
         clock=clock,
     )

@@ -42,6 +42,7 @@ from adc.drivers.modbus_client import (
 from adc.drivers.modbus_plan import ReadBlock, Table, plan_reads, point_items
 from adc.errors import BadInput
 from adc.profiles.models import (
+    LockboardBus,
     ModbusDIO,
     ModbusLoadcell,
     ModbusRtuBus,
@@ -287,13 +288,11 @@ def _int(params: dict[str, str], key: str, default: int) -> int:
         raise BadInput(f"{key} must be an integer, not {text!r}") from None
 
 
-def _open(
-    scheme: str,
-    target: str,
-    profile: Profile | None,
-    options: dict[str, object],
-    make_endpoint: Callable[[str, dict[str, str]], TcpEndpoint | SerialEndpoint],
-) -> WireDriver:
+def _open_target(
+    scheme: str, target: str, profile: Profile | None, options: dict[str, object], needs: str
+) -> tuple[str, dict[str, str], Profile, Clock, object]:
+    """(base, query parameters, profile, clock, timeout_s option) of a wire backend's target;
+    `needs` says what an empty base lacks."""
     base, params = _split_target(target)
     opts = dict(options)
     clock = clock_option(opts)
@@ -307,25 +306,45 @@ def _open(
     if profile is None:
         raise BadInput(f"{scheme}: needs a profile (pass one, or add ?profile=NAME-OR-PATH)")
     if not base:
-        raise BadInput(f"{scheme}: needs an address: {scheme}://...")
-    endpoint = make_endpoint(base, params)
-    buses = [b for b in profile.buses.values() if isinstance(b, ModbusRtuBus | ModbusTcpBus)]
-    first = buses[0] if buses else None
-    timeout = (
-        float(timeout_s)  # type: ignore[arg-type]
-        if timeout_s is not None
-        else _int(params, "timeout_ms", first.timeout_ms if first else 200) / 1000
+        raise BadInput(f"{scheme}: needs {needs}")
+    return base, params, profile, clock, timeout_s
+
+
+def _timeout_s(
+    params: dict[str, str],
+    timeout_s: object,
+    first: ModbusRtuBus | ModbusTcpBus | LockboardBus | None,
+    default_ms: int,
+) -> float:
+    """A backend client's reply timeout: the option, else the query, else the profile's first bus
+    of the kind, else the default."""
+    if timeout_s is not None:
+        return float(timeout_s)  # type: ignore[arg-type]
+    return _int(params, "timeout_ms", first.timeout_ms if first else default_ms) / 1000
+
+
+def _open(
+    scheme: str,
+    target: str,
+    profile: Profile | None,
+    options: dict[str, object],
+    make_endpoint: Callable[[str, dict[str, str]], TcpEndpoint | SerialEndpoint],
+) -> WireDriver:
+    base, params, profile, clock, timeout_s = _open_target(
+        scheme, target, profile, options, f"an address: {scheme}://..."
     )
+    endpoint = make_endpoint(base, params)
+    buses = {n: b for n, b in profile.buses.items() if isinstance(b, ModbusRtuBus | ModbusTcpBus)}
+    first = next(iter(buses.values()), None)
     client = ModbusClient(
         f"{scheme}://{base}",
         endpoint,
-        timeout_s=timeout,
+        timeout_s=_timeout_s(params, timeout_s, first, 200),
         retries=_int(params, "retries", first.retries if first else 2),
         clock=clock,
     )
-    modbus_buses = {name for name, b in profile.buses.items() if b in buses}
-    devices = {d for d, m in profile.devices.items() if m.bus in modbus_buses}
-    part = ModbusPart(profile, dict.fromkeys(modbus_buses, client), devices, clock)
+    devices = {d for d, m in profile.devices.items() if m.bus in buses}
+    part = ModbusPart(profile, dict.fromkeys(buses, client), devices, clock)
     return WireDriver(profile, [part], clock)
 
 
