@@ -39,7 +39,7 @@ from adc.drivers.base import (
 )
 from adc.drivers.buses import Clock, WireDriver
 from adc.drivers.cabinet_points import PointInfo
-from adc.drivers.modbus_client import SerialEndpoint
+from adc.drivers.modbus_client import BusHealth, SerialEndpoint
 from adc.profiles.models import LockboardBus, LockboardCU16, Polarity, Profile
 
 
@@ -51,7 +51,7 @@ class Busy(DeviceFault):
         self.attempt = attempt
 
 
-class LockboardClient:
+class LockboardClient(BusHealth):
     """The master on one lock-board line."""
 
     def __init__(
@@ -79,11 +79,6 @@ class LockboardClient:
         self._decoder = lp.StreamDecoder()
         self._backoff = 0.0
         self._next_open = 0.0
-
-    def health_of(self, device: str) -> DeviceHealth:
-        if device not in self.health:
-            self.health[device] = DeviceHealth(device)
-        return self.health[device]
 
     def close(self) -> None:
         with self._lock:
@@ -130,13 +125,7 @@ class LockboardClient:
                 else:
                     health.timeouts += 1
                     last, timed_out = "no answer within the timeout", True
-            health.last_error = last
-            if not timed_out:
-                raise DeviceFault(device, f"{last} in {attempts} attempt(s)", point)
-            health.online = False
-            raise DeviceOffline(
-                device, f"{last} on bus {self.bus} after {attempts} attempt(s)", point
-            )
+            self._give_up(device, point, health, last, timed_out, attempts)
 
     def collect_all(self, boards: dict[int, str]) -> dict[int, lp.Frame]:
         """Query all (0x32): every board answers in turn; wait for the ones in `boards`."""
@@ -192,10 +181,6 @@ class LockboardClient:
         except (serial.SerialException, OSError) as err:
             return frames, errors, f"I/O error on {self.endpoint.url}: {err}"
         return frames, errors, None
-
-    def _seen(self, health: DeviceHealth) -> None:
-        health.online = True
-        health.last_seen = self.clock()
 
     def _open(self, device: str, health: DeviceHealth, point: str | None) -> Any:
         if self._port is not None:

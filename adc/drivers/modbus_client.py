@@ -33,7 +33,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 from adc.drivers.base import DeviceFault, DeviceHealth, DeviceOffline
 from adc.drivers.modbus_plan import Table
@@ -102,7 +102,42 @@ def _quiet_pymodbus() -> None:
         logger.setLevel(logging.CRITICAL)
 
 
-class ModbusClient:
+class BusHealth:
+    """What every bus client (Modbus, lock board) keeps per device: its health counters, marked
+    online by any answer, and the verdict once every attempt of a request has failed."""
+
+    bus: str
+    clock: Callable[[], float]
+    health: dict[str, DeviceHealth]
+
+    def health_of(self, device: str) -> DeviceHealth:
+        if device not in self.health:
+            self.health[device] = DeviceHealth(device)
+        return self.health[device]
+
+    def _seen(self, health: DeviceHealth) -> None:
+        health.online = True
+        health.last_seen = self.clock()
+
+    def _give_up(
+        self,
+        device: str,
+        point: str | None,
+        health: DeviceHealth,
+        last: str,
+        timed_out: bool,
+        attempts: int,
+    ) -> NoReturn:
+        health.last_error = last
+        if not timed_out:
+            # Every attempt got an answer, none of them sound: the device is there, the line is
+            # bad.
+            raise DeviceFault(device, f"{last} in {attempts} attempt(s)", point)
+        health.online = False
+        raise DeviceOffline(device, f"{last} on bus {self.bus} after {attempts} attempt(s)", point)
+
+
+class ModbusClient(BusHealth):
     """A Modbus master on one bus (TCP or RTU), shared by every device on that bus."""
 
     def __init__(
@@ -225,11 +260,6 @@ class ModbusClient:
         return f"<ModbusClient {self.bus} {self.endpoint}>"
 
     # ---------------------------------------------------------------------------------- plumbing
-    def health_of(self, device: str) -> DeviceHealth:
-        if device not in self.health:
-            self.health[device] = DeviceHealth(device)
-        return self.health[device]
-
     @staticmethod
     def _check(reply: Any, function: int, device: str, point: str | None, what: str) -> None:
         if reply.isError():
@@ -301,19 +331,7 @@ class ModbusClient:
                     continue
                 self._seen(health)
                 return result
-            health.last_error = last
-            if not timed_out:
-                # Every attempt got an answer, none of them sound: the device is there, the
-                # line is bad.
-                raise DeviceFault(device, f"{last} in {attempts} attempt(s)", point)
-            health.online = False
-            raise DeviceOffline(
-                device, f"{last} on bus {self.bus} after {attempts} attempt(s)", point
-            )
-
-    def _seen(self, health: DeviceHealth) -> None:
-        health.online = True
-        health.last_seen = self.clock()
+            self._give_up(device, point, health, last, timed_out, attempts)
 
     def _connect(self, device: str, point: str | None) -> None:
         if self._client.connected:
