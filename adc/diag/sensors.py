@@ -120,15 +120,18 @@ def _slope_per_h(times: list[float], values: list[float]) -> tuple[float, float]
     return slope * 3600.0, t_stat if slope else 0.0
 
 
+def _unread(subject: str, point: str, got: Samples, total: int) -> Check:
+    """A sensor that gave no reading at all: offline, or the last error."""
+    flag = "offline" if got.offline else "error"
+    reason = got.errors[-1] if got.errors else "no reading"
+    return Check(subject, point, Verdict.FAIL, f"{reason} ({total} of {total} reads)", flags=[flag])
+
+
 def judge_weight(target: Target, got: Samples, limits: Limits, capacity_g: float) -> Check:
     subject, point = f"sensor of {target.pocket}", target.point
     total = len(got.readings) + len(got.errors)
     if not got.readings:
-        flag = "offline" if got.offline else "error"
-        reason = got.errors[-1] if got.errors else "no reading"
-        return Check(
-            subject, point, Verdict.FAIL, f"{reason} ({total} of {total} reads)", flags=[flag]
-        )
+        return _unread(subject, point, got, total)
     readings = [r for r in got.readings if isinstance(r, WeightReading)]
     qualities = {q.value: sum(1 for r in readings if r.quality is q) for q in Quality}
     finite = [
@@ -213,11 +216,7 @@ def judge_presence(target: Target, got: Samples) -> Check:
     subject, point = f"sensor of {target.pocket}", target.point
     total = len(got.readings) + len(got.errors)
     if not got.readings:
-        flag = "offline" if got.offline else "error"
-        reason = got.errors[-1] if got.errors else "no reading"
-        return Check(
-            subject, point, Verdict.FAIL, f"{reason} ({total} of {total} reads)", flags=[flag]
-        )
+        return _unread(subject, point, got, total)
     present = sum(1 for r in got.readings if r)
     data: dict[str, object] = {"samples": len(got.readings), "present": present}
     flags, reasons = [], []

@@ -8,7 +8,7 @@ each to `show`; it stops after `iterations` (None: until interrupted).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from adc.diag.bench import Bench
@@ -28,33 +28,31 @@ class Row:
     light: str
 
 
-def _lock(snap: Snapshot, point: str | None) -> str:
+def _state(values: Mapping[str, object], point: str | None, yes: str, no: str) -> str:
+    """A point's value in words; UNKNOWN where it did not answer, "" where there is no point."""
     if point is None:
         return ""
-    value = snap.locks_engaged.get(canonical(point))
-    return UNKNOWN if value is None else "locked" if value else "released"
+    value = values.get(canonical(point))
+    return UNKNOWN if value is None else yes if value else no
+
+
+def _lock(snap: Snapshot, point: str | None) -> str:
+    return _state(snap.locks_engaged, point, "locked", "released")
 
 
 def _switch(snap: Snapshot, point: str | None) -> str:
-    if point is None:
-        return ""
-    value = snap.inputs.get(canonical(point))
-    return UNKNOWN if value is None else "closed" if value else "open"
+    return _state(snap.inputs, point, "closed", "open")
 
 
 def _light(snap: Snapshot, point: str | None) -> str:
-    if point is None:
-        return ""
-    value = snap.lights.get(canonical(point))
-    return UNKNOWN if value is None else "on" if value else "off"
+    return _state(snap.lights, point, "on", "off")
 
 
 def _sensor(snap: Snapshot, kind: SensorKind, point: str | None) -> str:
     if point is None or kind is SensorKind.NONE:
         return ""
     if kind is SensorKind.PRESENCE:
-        value = snap.inputs.get(canonical(point))
-        return UNKNOWN if value is None else "present" if value else "empty"
+        return _state(snap.inputs, point, "present", "empty")
     reading = snap.weights.get(canonical(point))
     if not isinstance(reading, WeightReading):
         return UNKNOWN
