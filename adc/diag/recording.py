@@ -10,6 +10,7 @@ found failing (which takes them out of service until `adc diag recover`).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 from adc.diag.results import Report
@@ -34,18 +35,21 @@ class Recorder:
     cabinet: str
     witness: Actor | None = None
 
-    def profile_path(self) -> str:
+    @cached_property
+    def _registered(self) -> tuple[str, str]:
+        """(profile path, profile name) of the cabinet, read once; BadInput if it is unknown."""
         from adc.controller.cabinets import get_cabinet
 
         with self.ctl.read() as session:
-            return get_cabinet(session, self.cabinet).profile_path
+            row = get_cabinet(session, self.cabinet)
+            return row.profile_path, row.profile_name
+
+    def profile_path(self) -> str:
+        return self._registered[0]
 
     def check_profile(self, profile: Profile) -> None:
         """The backend must drive the cabinet's kind of hardware (as restock checks too)."""
-        from adc.controller.cabinets import get_cabinet
-
-        with self.ctl.read() as session:
-            registered = get_cabinet(session, self.cabinet).profile_name
+        registered = self._registered[1]
         if profile.name != registered:
             raise Refused(
                 f"the backend drives a {profile.name} cabinet, cabinet {self.cabinet} is a "
