@@ -64,6 +64,17 @@ def _signed16(value: int) -> int:
     return value - 0x10000 if value & 0x8000 else value
 
 
+def weight_reading(words: list[int], status: int, word_order: str) -> WeightReading:
+    """A load-cell channel's reading from its two float32 words and its status register."""
+    return WeightReading(decode_float32(words, word_order), _QUALITY.get(status, Quality.FAULT))
+
+
+def temperature_reading(raw: int, model: ModbusDIO) -> TemperatureReading:
+    """A DIO module's analog input register (signed where the profile says so), scaled to °C."""
+    counts = _signed16(raw) if model.analog_signed else raw
+    return TemperatureReading(counts * model.analog_scale)
+
+
 class ModbusPart:
     """The Modbus devices of some buses: their I/O for a `WireDriver`."""
 
@@ -160,16 +171,13 @@ class ModbusPart:
         i = info.ref.index
         words = self._read(info, Table.INPUT, model.weight_start + 2 * i, 2)
         status = self._read(info, Table.INPUT, model.status_start + i, 1)
-        return WeightReading(
-            decode_float32(words, model.word_order), _QUALITY.get(status[0], Quality.FAULT)
-        )
+        return weight_reading(words, status[0], model.word_order)
 
     def read_temperature(self, info: PointInfo) -> TemperatureReading:
         model = self._dio(info)
         assert model.analog_inputs is not None
         raw = self._read(info, Table.INPUT, model.analog_inputs.start + info.ref.index, 1)[0]
-        counts = _signed16(raw) if model.analog_signed else raw
-        return TemperatureReading(counts * model.analog_scale)
+        return temperature_reading(raw, model)
 
     def read_all(self, points: set[str]) -> dict[str, object]:
         """Run the block plan; a device that times out is not asked again in this snapshot."""
@@ -208,14 +216,11 @@ class ModbusPart:
                     return None
                 words.append(got[address])
         if isinstance(model, ModbusLoadcell):
-            return WeightReading(
-                decode_float32(words[:2], model.word_order), _QUALITY.get(words[2], Quality.FAULT)
-            )
+            return weight_reading(words[:2], words[2], model.word_order)
         if ref.family == "di":
             return bool(words[0]) != (model.input_polarity is Polarity.ACTIVE_LOW)
         if ref.family == "ai":
-            counts = _signed16(words[0]) if model.analog_signed else words[0]
-            return TemperatureReading(counts * model.analog_scale)
+            return temperature_reading(words[0], model)
         return bool(words[0])
 
     def close(self) -> None:

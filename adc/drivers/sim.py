@@ -21,7 +21,6 @@ says, `lock_engaged` is inferred: released while the coil is on or while the doo
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Callable
 from dataclasses import replace
 from typing import TypeVar
@@ -32,7 +31,6 @@ from adc.drivers.base import (
     DeviceHealth,
     DeviceOffline,
     DriverError,
-    Quality,
     RearmRefused,
     Snapshot,
     TemperatureReading,
@@ -41,6 +39,7 @@ from adc.drivers.base import (
     WrongPointRole,
 )
 from adc.drivers.cabinet_points import PointInfo, Use, cabinet_points, classify_points
+from adc.drivers.modbus import temperature_reading, weight_reading
 from adc.errors import BadInput
 from adc.profiles import load_profile, resolve_profile_path
 from adc.profiles.models import (
@@ -57,17 +56,6 @@ from adc.sim.devices import VirtualDIO, VirtualLoadcell, VirtualLockboard
 from adc.sim.errors import DeviceBusy, VirtualDeviceOffline, VirtualHardwareError
 
 T = TypeVar("T")
-
-_QUALITY = {0: Quality.OK, 1: Quality.UNSTABLE, 2: Quality.OVERLOAD, 3: Quality.FAULT}
-
-
-def decode_float32(words: list[int], word_order: str) -> float:
-    high, low = (words[0], words[1]) if word_order == "big" else (words[1], words[0])
-    return struct.unpack(">f", struct.pack(">HH", high, low))[0]
-
-
-def _signed16(value: int) -> int:
-    return value - 0x10000 if value & 0x8000 else value
 
 
 class SimDriver:
@@ -140,9 +128,7 @@ class SimDriver:
             info, lambda: device.read_registers("input", model.weight_start + 2 * i, 2)
         )
         status = self._call(info, lambda: device.read_registers("input", model.status_start + i, 1))
-        return WeightReading(
-            decode_float32(words, model.word_order), _QUALITY.get(status[0], Quality.FAULT)
-        )
+        return weight_reading(words, status[0], model.word_order)
 
     def temperature(self, point: str) -> TemperatureReading:
         info = self._point(point, Use.ANALOG)
@@ -150,8 +136,7 @@ class SimDriver:
         assert model.analog_inputs is not None
         address = model.analog_inputs.start + info.ref.index
         raw = self._call(info, lambda: self._dio(info).read_registers("input", address, 1))[0]
-        counts = _signed16(raw) if model.analog_signed else raw
-        return TemperatureReading(counts * model.analog_scale)
+        return temperature_reading(raw, model)
 
     def set_light(self, point: str, on: bool) -> None:
         info = self._point(point, Use.LIGHT, Use.OUTPUT)
@@ -231,10 +216,7 @@ class SimDriver:
                 name, block, model.max_read_registers, device.read_registers, "input"
             )
             for address, value in regs.items():
-                counts = _signed16(value) if model.analog_signed else value
-                out[f"{name}:ai.{address - block.start}"] = TemperatureReading(
-                    counts * model.analog_scale
-                )
+                out[f"{name}:ai.{address - block.start}"] = temperature_reading(value, model)
         return out
 
     def _read_loadcell(
@@ -246,9 +228,9 @@ class SimDriver:
         out: dict[str, object] = {}
         for i in range(model.channels):
             first = model.weight_start + 2 * i
-            grams = decode_float32([words[first], words[first + 1]], model.word_order)
-            quality = _QUALITY.get(status[model.status_start + i], Quality.FAULT)
-            out[f"{name}:ch.{i}"] = WeightReading(grams, quality)
+            out[f"{name}:ch.{i}"] = weight_reading(
+                [words[first], words[first + 1]], status[model.status_start + i], model.word_order
+            )
         return out
 
     def _read_block(
