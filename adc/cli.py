@@ -13,9 +13,11 @@ import typer
 from adc.commands import (
     audit,
     cabinets,
+    count,
     db,
     demo,
     diag,
+    discrepancy,
     items,
     pockets,
     profile,
@@ -27,6 +29,7 @@ from adc.commands import (
     shortages,
     sim,
     users,
+    waste,
 )
 from adc.commands.common import FastHelpGroup
 from adc.errors import AdcError
@@ -69,6 +72,10 @@ app.add_typer(pockets.app, name="pocket")
 app.command("restock")(restock.restock)
 app.add_typer(recalls.app, name="recall")
 app.command("scan")(scan.scan)
+app.command("count")(count.count)
+app.add_typer(discrepancy.app, name="discrepancy")
+app.command("waste")(waste.waste)
+app.command("return")(waste.return_)
 app.add_typer(reports.app, name="report")
 app.add_typer(shortages.app, name="shortage")
 app.add_typer(settings.app, name="settings")

@@ -18,7 +18,10 @@ import typer
 
 from adc.commands.common import DbOption, JsonOption, command_group, console, print_json
 
-app = command_group("Refill list, expiring stock, shortages, recalled stock.")
+app = command_group(
+    "Refill list, expiring stock, shortages, recalled stock, discrepancies, controlled-substance"
+    " activity."
+)
 
 CabinetFilter = Annotated[str | None, typer.Option("--cabinet", "-c", help="Only this cabinet.")]
 CsvOption = Annotated[
@@ -212,4 +215,118 @@ def recalls(
     )
     for r in rows:
         table.add_row(r.cabinet, r.pocket, r.item, r.gtin, r.lot, str(r.qty), r.reason)
+    console().print(table)
+
+
+@app.command()
+def discrepancies(
+    open_only: Annotated[bool, typer.Option("--open", help="Only open ones.")] = False,
+    start: Annotated[
+        str | None,
+        typer.Option("--from", help="Opened on or after (YYYY-MM-DD).", show_default=False),
+    ] = None,
+    end: Annotated[
+        str | None,
+        typer.Option("--to", help="Opened on or before (YYYY-MM-DD).", show_default=False),
+    ] = None,
+    cabinet: CabinetFilter = None,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+    as_csv: CsvOption = False,
+) -> None:
+    """Count discrepancies: overdue first (flagged, escalated to pharmacists), then open, closed."""
+    from adc.commands.access import open_controller
+    from adc.commands.discrepancy import discrepancy_table
+    from adc.controller.csreport import parse_day, period
+    from adc.controller.discrepancies import DiscrepancyRow, escalate_overdue, list_discrepancies
+
+    ctl = open_controller(db)
+    since = until = None
+    if start or end:
+        since, until = period(
+            ctl,
+            parse_day(start, "--from") if start else None,
+            parse_day(end, "--to") if end else None,
+        )
+    escalate_overdue(ctl)
+    rows = list_discrepancies(ctl, open_only=open_only, cabinet=cabinet, since=since, until=until)
+    if emit_rows(rows, DiscrepancyRow, as_json=as_json, as_csv=as_csv):
+        return
+    discrepancy_table(rows, "discrepancies")
+
+
+@app.command("cs-activity")
+def cs_activity(
+    start: Annotated[
+        str | None,
+        typer.Option(
+            "--from",
+            help="First day (YYYY-MM-DD); default 30 days before --to.",
+            show_default=False,
+        ),
+    ] = None,
+    end: Annotated[
+        str | None,
+        typer.Option(
+            "--to", help="Last day (YYYY-MM-DD), included; default today.", show_default=False
+        ),
+    ] = None,
+    cabinet: CabinetFilter = None,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+    as_csv: CsvOption = False,
+) -> None:
+    """Every controlled-substance event with the running balance per pocket (DEA-style record)."""
+    from rich.table import Table
+
+    from adc.commands.access import open_controller
+    from adc.controller.csreport import CsEvent, parse_day, period
+    from adc.controller.csreport import cs_activity as activity
+
+    ctl = open_controller(db)
+    since, until = period(
+        ctl,
+        parse_day(start, "--from") if start else None,
+        parse_day(end, "--to") if end else None,
+    )
+    events = activity(ctl, since, until, cabinet)
+    if emit_rows(events, CsEvent, as_json=as_json, as_csv=as_csv):
+        return
+    table = Table(
+        "time (UTC)",
+        "cabinet",
+        "pocket",
+        "item",
+        "C",
+        "event",
+        "lot",
+        "change",
+        "balance",
+        "user",
+        "witness",
+        "note",
+        title="controlled-substance activity",
+    )
+    for e in events:
+        note = e.reason or ""
+        if e.units is not None and e.kind in ("waste", "count"):
+            note = f"{e.units} unit(s) {'wasted' if e.kind == 'waste' else 'counted'}" + (
+                f"; {note}" if note else ""
+            )
+        if e.discrepancy:
+            note += f" [discrepancy {e.discrepancy}]"
+        table.add_row(
+            e.at[:19].replace("T", " "),
+            e.cabinet,
+            e.pocket,
+            e.item,
+            e.schedule,
+            e.kind,
+            e.lot or "",
+            f"{e.change:+d}",
+            str(e.balance),
+            e.user,
+            e.witness or "",
+            note.strip(),
+        )
     console().print(table)

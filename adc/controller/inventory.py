@@ -10,12 +10,13 @@ Quantities are whole units; on-hand never goes negative (checked here and by the
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date
 from typing import Any
 
 from sqlalchemy import select
 
-from adc.controller import shortages
+from adc.controller import counts, shortages
+from adc.controller.cabinet_policy import cabinet_policy
 from adc.controller.context import Actor, Controller, Tx
 from adc.controller.gs1 import Scan
 from adc.controller.models import (
@@ -27,10 +28,12 @@ from adc.controller.models import (
     StockLot,
     Transaction,
     TxnKind,
+    User,
 )
 from adc.controller.permissions import Action
 from adc.controller.policy import Policy
 from adc.controller.stock import block_of, find_pocket, held_lots, item_label, recalled
+from adc.controller.witness import check_witness
 from adc.errors import BadInput, Refused
 
 
@@ -119,7 +122,13 @@ def _txn(
 
 
 def _finish(
-    tx: Tx, pocket: Pocket, kind: TxnKind, txns: list[Transaction], payload: dict[str, Any]
+    tx: Tx,
+    pocket: Pocket,
+    kind: TxnKind,
+    txns: list[Transaction],
+    payload: dict[str, Any],
+    *,
+    witness: User | None = None,
 ) -> Movement:
     """Flush, update notifications, audit, and stamp the audit sequence on the transactions."""
     tx.session.flush()
@@ -143,7 +152,7 @@ def _finish(
     }
     if notes:
         payload["shortages"] = notes
-    movement.audit_seq = tx.audit(f"stock.{kind.value}", payload)
+    movement.audit_seq = tx.audit(f"stock.{kind.value}", payload, witness=witness)
     return movement
 
 
@@ -159,8 +168,8 @@ def _discrepancy(
     assert pocket.id is not None and pocket.item_id is not None and tx.user is not None
     item = tx.session.get(Item, pocket.item_id)
     deadline = None
-    if item is not None and item.schedule is not None:
-        deadline = tx.now + timedelta(hours=ctl.policy.cs_discrepancy_hours)
+    if item is not None and item.schedule is not None:  # the cabinet's policy says by when
+        deadline = cabinet_policy(tx.session, pocket.cabinet_id).deadline(tx.now, ctl.policy)
     disc = Discrepancy(
         cabinet_id=pocket.cabinet_id,
         pocket_id=pocket.id,
@@ -235,11 +244,13 @@ def _receive(
     session_id: str | None,
     sensor: Sensed | None,
     extra_payload: dict[str, Any],
+    witness: Actor | None = None,
 ) -> Movement:
     assert pocket.id is not None and pocket.item_id is not None
     if qty <= 0:
         raise BadInput(f"quantity to {kind.value} must be at least 1, got {qty}")
     verdict = verify_scan(tx.session, pocket, pocket.item_id, scan, ctl.today(), ctl.policy)
+    witness_user = _refill_witness(tx, pocket, witness, kind)
     if verdict.short_dated and not confirm_short_dated:
         raise Refused(
             f"short-dated: lot {scan.lot} expires {scan.expiry.isoformat()} "
@@ -275,7 +286,15 @@ def _receive(
         tx.session.flush()
     lot.qty += qty
     pocket.on_hand += qty
-    txn = _txn(tx, pocket, kind, qty, lot, session_id=session_id)
+    txn = _txn(
+        tx,
+        pocket,
+        kind,
+        qty,
+        lot,
+        session_id=session_id,
+        witness_id=witness_user.id if witness_user else None,
+    )
     tx.session.flush()
     disc = _sensor_discrepancy(tx, ctl, pocket, sensor, qty, txn)
     movement = _finish(
@@ -294,9 +313,21 @@ def _receive(
             "discrepancy": disc.id if disc else None,
             **extra_payload,
         },
+        witness=witness_user,
     )
     movement.discrepancy_id = disc.id if disc else None
     return movement
+
+
+def _refill_witness(tx: Tx, pocket: Pocket, witness: Actor | None, kind: TxnKind) -> User | None:
+    """A controlled item stocked where the cabinet's policy wants a witness: checked (a witness
+    given for anything else is checked and recorded too)."""
+    item = tx.session.get(Item, pocket.item_id)
+    controlled = item is not None and item.schedule is not None
+    required = controlled and cabinet_policy(tx.session, pocket.cabinet_id).cs_refill_witness
+    return check_witness(
+        tx, Action.RESTOCK, witness, required=required, what=f"a controlled {kind.value}"
+    )
 
 
 def refill(
@@ -310,12 +341,18 @@ def refill(
     confirm_short_dated: bool = False,
     session_id: str | None = None,
     sensor: Sensed | None = None,
+    witness: Actor | None = None,
 ) -> Movement:
-    """Add `qty` units of the scanned lot to a pocket that has its item assigned."""
+    """Add `qty` units of the scanned lot to a pocket that has its item assigned.
+
+    A pocket whose count is due on access (controlled substances always) must have been counted
+    by the actor just before (`counts.count_pocket`); see `counts.require_access_count`.
+    """
     with ctl.write(actor, Action.RESTOCK) as tx:
         pocket = find_pocket(tx.session, cabinet, pocket_code)
         if pocket.item_id is None:
             raise Refused(f"pocket {pocket.code} has no item assigned: load it instead")
+        counts.require_access_count(tx, pocket, "refill it")
         return _receive(
             tx,
             ctl,
@@ -327,6 +364,7 @@ def refill(
             session_id=session_id,
             sensor=sensor,
             extra_payload={},
+            witness=witness,
         )
 
 
@@ -343,6 +381,7 @@ def load(
     confirm_short_dated: bool = False,
     session_id: str | None = None,
     sensor: Sensed | None = None,
+    witness: Actor | None = None,
 ) -> Movement:
     """Assign a new item to an empty pocket and stock it, in one transaction.
 
@@ -384,6 +423,7 @@ def load(
                 },
             },
             sensor=sensor,
+            witness=witness,
         )
 
 
@@ -415,13 +455,14 @@ def remove(
     reason: str | None = None,
 ) -> Movement:
     """Take doses out (first expiry first out); refused while the pocket holds expired or
-    recalled stock."""
+    recalled stock, and, where a count is due on access, until the actor has counted it."""
     with ctl.write(actor, Action.REMOVE) as tx:
         pocket = find_pocket(tx.session, cabinet, pocket_code)
         if pocket.item_id is None:
             raise Refused(f"pocket {pocket.code} has no item assigned")
         if qty <= 0:
             raise BadInput(f"quantity to remove must be at least 1, got {qty}")
+        counts.require_access_count(tx, pocket, f"remove {qty}")
         block = block_of(tx.session, pocket, ctl.today())
         if block is not None:
             raise Refused(f"{block.reason}: removal blocked until it is pulled")
@@ -482,6 +523,7 @@ def unload(
         pocket = find_pocket(tx.session, cabinet, pocket_code)
         if pocket.item_id is None:
             raise Refused(f"pocket {pocket.code} has no item assigned: nothing to unload")
+        counts.require_access_count(tx, pocket, "unload it")
         expected = pocket.on_hand
         lots = held_lots(tx.session, pocket.id or 0)
         txns = _write_off(
@@ -592,6 +634,58 @@ def pull(
         return movement
 
 
+def apply_count(
+    tx: Tx,
+    ctl: Controller,
+    pocket: Pocket,
+    counted: int,
+    *,
+    trigger: str = "count",
+    session_id: str | None = None,
+    **extra: Any,
+) -> tuple[int, list[Transaction], Discrepancy | None]:
+    """On-hand follows a count, inside the caller's transaction: (expected, txns, discrepancy).
+
+    Missing units come off the earliest-expiring lots (what FEFO removal would have taken); surplus
+    units go to the earliest-expiring lot the pocket has had, so they are pulled no later than
+    they could expire. A surplus in a pocket with no lot on record is refused: load it by scan.
+    A difference opens a discrepancy (`trigger` says what the count was for).
+    """
+    assert pocket.item_id is not None
+    expected = pocket.on_hand
+    delta = counted - expected
+    fields = {"expected": expected, "counted": counted, "session_id": session_id, **extra}
+    if delta < 0:
+        txns = _take_fefo(tx, pocket, -delta, TxnKind.COUNT, **fields)
+    elif delta > 0:
+        held = held_lots(tx.session, pocket.id or 0)
+        lot = (
+            held[0]
+            if held
+            else tx.session.execute(
+                select(StockLot)
+                .where(StockLot.pocket_id == pocket.id, StockLot.item_id == pocket.item_id)
+                .order_by(StockLot.expiry, StockLot.id)
+                .limit(1)
+            ).scalar()
+        )
+        if lot is None:
+            raise Refused(
+                f"count of {counted} in pocket {pocket.code}, which has no lot on record: "
+                "stock it by scanning so lot and expiry are known"
+            )
+        lot.qty += delta
+        pocket.on_hand += delta
+        txns = [_txn(tx, pocket, TxnKind.COUNT, delta, lot, **fields)]
+    else:
+        txns = [_txn(tx, pocket, TxnKind.COUNT, 0, None, **fields)]
+    tx.session.flush()
+    disc = None
+    if delta:
+        disc = _discrepancy(tx, ctl, pocket, trigger, expected, counted, txns[0])
+    return expected, txns, disc
+
+
 def count(
     ctl: Controller,
     actor: Actor,
@@ -601,49 +695,15 @@ def count(
     *,
     session_id: str | None = None,
 ) -> Movement:
-    """Record a count. On-hand follows the count; a difference opens a discrepancy.
-
-    Missing units come off the earliest-expiring lots (what FEFO removal would have taken); surplus
-    units go to the earliest-expiring lot the pocket has had, so they are pulled no later than
-    they could expire. A surplus in a pocket with no lot on record is refused: load it by scan.
-    """
+    """Record a count. On-hand follows the count; a difference opens a discrepancy (see
+    `apply_count`). The count on access, with its recount, is `counts.count_pocket`."""
     if counted < 0:
         raise BadInput(f"a count cannot be negative, got {counted}")
     with ctl.write(actor, Action.COUNT) as tx:
         pocket = find_pocket(tx.session, cabinet, pocket_code)
         if pocket.item_id is None:
             raise Refused(f"pocket {pocket.code} has no item assigned: nothing to count")
-        expected = pocket.on_hand
-        delta = counted - expected
-        extra = {"expected": expected, "counted": counted, "session_id": session_id}
-        if delta < 0:
-            txns = _take_fefo(tx, pocket, -delta, TxnKind.COUNT, **extra)
-        elif delta > 0:
-            held = held_lots(tx.session, pocket.id or 0)
-            lot = (
-                held[0]
-                if held
-                else tx.session.execute(
-                    select(StockLot)
-                    .where(StockLot.pocket_id == pocket.id, StockLot.item_id == pocket.item_id)
-                    .order_by(StockLot.expiry, StockLot.id)
-                    .limit(1)
-                ).scalar()
-            )
-            if lot is None:
-                raise Refused(
-                    f"count of {counted} in pocket {pocket.code}, which has no lot on record: "
-                    "stock it by scanning so lot and expiry are known"
-                )
-            lot.qty += delta
-            pocket.on_hand += delta
-            txns = [_txn(tx, pocket, TxnKind.COUNT, delta, lot, **extra)]
-        else:
-            txns = [_txn(tx, pocket, TxnKind.COUNT, 0, None, **extra)]
-        tx.session.flush()
-        disc = None
-        if delta:
-            disc = _discrepancy(tx, ctl, pocket, "count", expected, counted, txns[0])
+        expected, txns, disc = apply_count(tx, ctl, pocket, counted, session_id=session_id)
         movement = _finish(
             tx,
             pocket,

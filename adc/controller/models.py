@@ -66,6 +66,7 @@ class TxnKind(StrEnum):
 class DiscrepancyStatus(StrEnum):
     OPEN = "open"
     RESOLVED = "resolved"
+    ESCALATED = "escalated"  # closed at the cabinet as unresolvable: handed on to pharmacy
 
 
 class ShortageKind(StrEnum):

@@ -27,6 +27,10 @@ class Action(StrEnum):
     PULL = "pull"  # take expired or recalled stock out
     RECALL_MANAGE = "recall.manage"  # enter recalls
     SHORTAGE_ACK = "shortage.acknowledge"
+    WASTE = "waste"  # record doses destroyed (partly used, dropped, refused), with a witness
+    RETURN = "return"  # put unused doses into the cabinet's return bin
+    RETURN_BIN_CLEAR = "return-bin.clear"  # empty the return bin and account for what was in it
+    DISCREPANCY_RESOLVE = "discrepancy.resolve"  # close a discrepancy with a reason and a witness
 
 
 PERMISSIONS: dict[Role, frozenset[Action]] = {
@@ -35,7 +39,9 @@ PERMISSIONS: dict[Role, frozenset[Action]] = {
     Role.TECHNICIAN: frozenset(
         {Action.POCKET_ASSIGN, Action.RESTOCK, Action.COUNT, Action.PULL, Action.RECALL_MANAGE}
     ),
-    Role.NURSE: frozenset({Action.REMOVE, Action.COUNT}),
+    Role.NURSE: frozenset(
+        {Action.REMOVE, Action.COUNT, Action.WASTE, Action.RETURN, Action.DISCREPANCY_RESOLVE}
+    ),
     Role.PHARMACIST: frozenset(
         {
             Action.FORMULARY_MANAGE,
@@ -46,6 +52,10 @@ PERMISSIONS: dict[Role, frozenset[Action]] = {
             Action.PULL,
             Action.RECALL_MANAGE,
             Action.SHORTAGE_ACK,
+            Action.WASTE,
+            Action.RETURN,
+            Action.RETURN_BIN_CLEAR,
+            Action.DISCREPANCY_RESOLVE,
         }
     ),
 }
@@ -54,8 +64,17 @@ PERMISSIONS: dict[Role, frozenset[Action]] = {
 # Actions that need a witness of one of these roles when they expose a controlled substance:
 # service work (diagnostics, calibration, recovery) may pulse locks, and a service engineer opening a
 # pocket that holds a scheduled item needs a pharmacist beside them (adc/controller/maintenance.py).
+# Wasting a controlled substance and resolving a discrepancy always need one (a licensed person
+# who saw it: a pharmacist or a nurse); restocking one needs one where the cabinet's policy says
+# so; a return or a return-bin clear-out records one when given (adc/controller/witness.py).
+_LICENSED = frozenset({Role.PHARMACIST, Role.NURSE})
 CS_WITNESS: dict[Action, frozenset[Role]] = {
     Action.MAINTENANCE: frozenset({Role.PHARMACIST}),
+    Action.WASTE: _LICENSED,
+    Action.DISCREPANCY_RESOLVE: _LICENSED,
+    Action.RESTOCK: _LICENSED,
+    Action.RETURN: _LICENSED,
+    Action.RETURN_BIN_CLEAR: frozenset({Role.PHARMACIST, Role.NURSE, Role.TECHNICIAN}),
 }
 
 

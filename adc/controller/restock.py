@@ -6,6 +6,7 @@
                 confirm_short_dated()                      NEEDS_CONFIRMATION → READY_TO_UNLOCK
                 unlock()                                   pulse drawer + pocket lock, light on → UNLOCKED
                 poll()  (repeat; the caller waits)         → OPEN → SETTLING → CLOSED
+                count(n)  where `line.count_due`           the count on access (OPEN to CLOSED)
                 confirm_quantity(n | None)                 recorded in one transaction → IDLE
                 skip(...) / cancel()                       → IDLE
     end()
@@ -18,6 +19,12 @@ selected pocket. Where the pocket has a weight sensor and the item a unit weight
 the units (difference across the access); a person's different count needs `accept_discrepancy`
 and is recorded with a discrepancy. Every refusal leaves the state as it was, so the caller can
 correct and retry.
+
+Refill and unload lines of a pocket whose count is due on access (`line.count_due`: controlled
+substances always, blind; others per the cabinet's count mode) need `count(n)`, what the person
+found in the pocket before adding or taking anything, before `confirm_quantity`: the count is
+recorded at once (counts.py), and a `recount` outcome asks for one more. A controlled refill
+records `witness` (given to `begin_restock`), which the cabinet's policy may require.
 """
 
 from __future__ import annotations
@@ -30,7 +37,8 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
-from adc.controller import inventory
+from adc.controller import counts, inventory
+from adc.controller.cabinet_policy import CountMode
 from adc.controller.cabinets import get_cabinet
 from adc.controller.context import Actor, Controller
 from adc.controller.formulary import find_item
@@ -127,6 +135,8 @@ class Line:
     sensor_detail: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     relock_failed: bool = False
+    count_due: CountMode = CountMode.NONE  # the count on access this line needs (refill, unload)
+    counted: counts.CountResult | None = None
 
 
 @dataclass
@@ -139,8 +149,16 @@ class Summary:
 class RestockSession:
     """One person's restock round at one cabinet; see the module docstring for the calls."""
 
-    def __init__(self, ctl: Controller, driver: CabinetDriver, cabinet: str, actor: Actor) -> None:
+    def __init__(
+        self,
+        ctl: Controller,
+        driver: CabinetDriver,
+        cabinet: str,
+        actor: Actor,
+        witness: Actor | None = None,
+    ) -> None:
         self.ctl, self.driver, self.cabinet, self.actor = ctl, driver, cabinet, actor
+        self.witness = witness
         self.id = uuid.uuid4().hex
         self.state = State.IDLE
         self.line: Line | None = None
@@ -212,6 +230,8 @@ class RestockSession:
                 points=Points.of(pocket, drawer),
                 levels=levels if kind is LineKind.LOAD else None,
             )
+            if kind in (LineKind.REFILL, LineKind.UNLOAD):
+                line.count_due = counts.count_mode_of(session, pocket)
         self.line = line
         self.state = State.AWAITING_SCAN if kind in _SCANNED else State.READY_TO_UNLOCK
         return line
@@ -345,6 +365,26 @@ class RestockSession:
         line.measured = nearest if line.kind in _SCANNED else -nearest
 
     # ------------------------------------------------------------------------------ recording
+    def count(self, counted: int) -> counts.CountResult:
+        """The count on access: what the person found in the pocket before adding or taking
+        anything (blind for a controlled substance). Recorded at once; see counts.py."""
+        self._expect(State.OPEN, State.SETTLING, State.CLOSED)
+        line = self._line()
+        if line.count_due is CountMode.NONE:
+            raise Refused(f"pocket {line.pocket} needs no count on access")
+        if line.counted is not None and line.counted.outcome is not counts.Outcome.RECOUNT:
+            raise Refused(f"pocket {line.pocket} is counted already")
+        line.counted = counts.count_pocket(
+            self.ctl,
+            self.actor,
+            self.cabinet,
+            line.pocket,
+            counted,
+            access=line.kind.value,
+            session_id=self.id,
+        )
+        return line.counted
+
     def confirm_quantity(
         self, qty: int | None = None, *, accept_discrepancy: bool = False
     ) -> Movement:
@@ -356,6 +396,14 @@ class RestockSession:
         """
         self._expect(State.CLOSED)
         line = self._line()
+        if line.count_due is not CountMode.NONE and (
+            line.counted is None or line.counted.outcome is counts.Outcome.RECOUNT
+        ):
+            what = "recount" if line.counted else f"{line.count_due.value} count"
+            raise Refused(
+                f"pocket {line.pocket} needs its {what} on access (what was in it before): "
+                "count it first"
+            )
         sensed = self._sensed(line, qty, accept_discrepancy)
         if qty is None:
             if sensed is None:
@@ -411,6 +459,7 @@ class RestockSession:
                 confirm_short_dated=bool(line.verdict and line.verdict.short_dated),
                 session_id=self.id,
                 sensor=sensed,
+                witness=self.witness,
             )
         if line.kind is LineKind.LOAD:
             assert line.scan is not None and line.levels is not None and line.item_id is not None
@@ -426,6 +475,7 @@ class RestockSession:
                 confirm_short_dated=bool(line.verdict and line.verdict.short_dated),
                 session_id=self.id,
                 sensor=sensed,
+                witness=self.witness,
             )
         if line.kind is LineKind.UNLOAD:
             return inventory.unload(
@@ -529,9 +579,17 @@ class RestockSession:
 
 
 def begin_restock(
-    ctl: Controller, driver: CabinetDriver, cabinet: str, actor: Actor
+    ctl: Controller,
+    driver: CabinetDriver,
+    cabinet: str,
+    actor: Actor,
+    *,
+    witness: Actor | None = None,
 ) -> RestockSession:
-    """Start a session: the actor may restock, and the driver drives the cabinet's profile."""
+    """Start a session: the actor may restock, and the driver drives the cabinet's profile.
+
+    `witness` (authenticated) is recorded on controlled refills and loads, where the cabinet's
+    policy may require one; it is checked at each record."""
     ctl.check(actor, Action.RESTOCK)
     with ctl.read() as session:
         registered = get_cabinet(session, cabinet).profile_name
@@ -539,7 +597,7 @@ def begin_restock(
         raise Refused(
             f"the driver is for a {driver.profile.name} cabinet, cabinet {cabinet} is a {registered}"
         )
-    return RestockSession(ctl, driver, cabinet, actor)
+    return RestockSession(ctl, driver, cabinet, actor, witness)
 
 
 def pockets_needing_pull(ctl: Controller, cabinet: str) -> list[str]:

@@ -6,11 +6,15 @@ SimPy process can drive it and owns the waiting:
     begin_withdrawal(ctl, driver, cabinet, actor, pocket, qty)   rules first: may remove, item
         assigned, drawer in service, nothing expired or recalled in it, enough on hand
     unlock()        pulse the drawer lock and the pocket's own lock or lid        → UNLOCKED
+    count(n)        the count on access, before anything is taken (`count_due`: always blind for
+                    controlled substances, else the cabinet's count mode): recorded at once; a
+                    `recount` outcome asks for one more count (counts.py)
     poll()          UNLOCKED → OPEN (the access switch reads open)
                     OPEN → CLOSED (access and drawer switches closed; the drawer lock must
                     read engaged) → watched: a drawer that opens again without an unlock
                     did not relock; one left open past `open_alarm_s` raises an alarm
-    record(count)   the removal, one transaction with its audit entry; where a blind count-back
+    record(count)   the removal (refused while a count on access is due and not given), one
+                    transaction with its audit entry; where a blind count-back
                     is due (controlled substances, or `count_back=True`), the count the person
                     entered is a second transaction (a difference opens a discrepancy)
     not_opened()    the person could not open it: the drawer goes out of service (open-failed)
@@ -30,7 +34,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
-from adc.controller import inventory, maintenance
+from adc.controller import counts, inventory, maintenance
+from adc.controller.cabinet_policy import CountMode
 from adc.controller.cabinets import get_cabinet
 from adc.controller.context import Actor, Controller
 from adc.controller.models import Drawer, Item, MaintenanceEvent
@@ -126,6 +131,8 @@ class Withdrawal:
     count_back: bool
     points: Points
     open_alarm_s: float = 120.0
+    count_due: CountMode = CountMode.NONE
+    counted: counts.CountResult | None = None
     phase: Phase = Phase.READY
     unlocked_at: datetime | None = None
     closed_at: datetime | None = None
@@ -145,6 +152,19 @@ class Withdrawal:
                 self.driver.set_light(self.points.light, True)
         self.unlocked_at = self.ctl.now()
         self.phase = Phase.UNLOCKED
+
+    def count(self, counted: int) -> counts.CountResult:
+        """The person's count of the pocket as they find it, before taking anything (blind for a
+        controlled substance: nothing here shows the expected number)."""
+        self._expect(Phase.UNLOCKED, Phase.OPEN)
+        if self.count_due is CountMode.NONE:
+            raise Refused(f"pocket {self.pocket} needs no count on access")
+        if self.counted is not None and self.counted.outcome is not counts.Outcome.RECOUNT:
+            raise Refused(f"pocket {self.pocket} is counted already")
+        self.counted = counts.count_pocket(
+            self.ctl, self.actor, self.cabinet, self.pocket, counted, access="remove"
+        )
+        return self.counted
 
     def poll(self) -> Phase:
         """Read the switches (and, once closed, the drawer lock) and advance; call repeatedly."""
@@ -197,6 +217,11 @@ class Withdrawal:
             raise Refused(f"the removal from {self.pocket} is recorded already")
         if self.count_back and count_back is None:
             raise BadInput(f"pocket {self.pocket} needs a blind count-back: enter what is left")
+        if self.count_due is not CountMode.NONE and (
+            self.counted is None or self.counted.outcome is counts.Outcome.RECOUNT
+        ):
+            what = "recount" if self.counted else f"{self.count_due.value} count"
+            raise Refused(f"pocket {self.pocket} needs its {what} on access before the removal")
         movement = inventory.remove(self.ctl, self.actor, self.cabinet, self.pocket, self.qty)
         self.recorded.append(movement)
         if self.count_back and count_back is not None:
@@ -270,6 +295,7 @@ def begin_withdrawal(
             raise Refused(f"pocket {pocket.code} holds {pocket.on_hand}, cannot remove {qty}")
         item = session.get(Item, pocket.item_id)
         controlled = item is not None and item.schedule is not None
+        count_due = counts.count_mode_of(session, pocket)
         return Withdrawal(
             ctl=ctl,
             driver=driver,
@@ -280,6 +306,7 @@ def begin_withdrawal(
             qty=qty,
             count_back=controlled or bool(count_back),
             points=Points.of(pocket, drawer),
+            count_due=count_due,
         )
 
 

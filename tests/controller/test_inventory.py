@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from adc.controller import inventory, recalls, reports, settings, shortages
+from adc.controller import counts, inventory, recalls, reports, settings, shortages
 from adc.controller.clock import ManualClock
 from adc.controller.gs1 import parse_scan
 from adc.controller.models import Discrepancy, StockLot, Transaction
@@ -149,6 +149,7 @@ def test_recall_csv_import_is_all_or_nothing(site: Site, tmp_path: Path) -> None
 
 def test_count_follows_the_person_and_opens_a_discrepancy(site: Site) -> None:
     site.assign("D3-P1", MORPHINE_CART, par=10, critical_low=2, max_qty=10)
+    counts.count_pocket(site.ctl, site.tech, CABINET, "D3-P1", 0, access="refill")  # CS: on access
     refill(site, "D3-P1", MORPHINE_CART, date(2027, 1, 31), "M1", 6)
     same = inventory.count(site.ctl, site.nurse, CABINET, "D3-P1", 6)
     assert (same.qty, same.discrepancy_id) == (0, None)

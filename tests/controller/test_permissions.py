@@ -9,8 +9,20 @@ from pathlib import Path
 
 import pytest
 
-from adc.controller import cabinets, formulary, inventory, recalls, settings, shortages, users
+from adc.controller import (
+    cabinets,
+    discrepancies,
+    formulary,
+    inventory,
+    recalls,
+    returns,
+    settings,
+    shortages,
+    users,
+    waste,
+)
 from adc.controller.clock import ManualClock
+from adc.controller.context import Actor
 from adc.controller.gs1 import gtin_for_ndc, parse_scan
 from adc.controller.models import Role
 from adc.controller.permissions import PERMISSIONS, Action, allowed
@@ -23,7 +35,7 @@ EXPECTED: dict[Role, set[Action]] = {
     Role.ADMIN: {A.USER_MANAGE, A.SETTINGS_MANAGE, A.CABINET_MANAGE},
     Role.SERVICE: {A.CABINET_MANAGE, A.MAINTENANCE},
     Role.TECHNICIAN: {A.POCKET_ASSIGN, A.RESTOCK, A.COUNT, A.PULL, A.RECALL_MANAGE},
-    Role.NURSE: {A.REMOVE, A.COUNT},
+    Role.NURSE: {A.REMOVE, A.COUNT, A.WASTE, A.RETURN, A.DISCREPANCY_RESOLVE},
     Role.PHARMACIST: {
         A.FORMULARY_MANAGE,
         A.POCKET_ASSIGN,
@@ -33,6 +45,10 @@ EXPECTED: dict[Role, set[Action]] = {
         A.PULL,
         A.RECALL_MANAGE,
         A.SHORTAGE_ACK,
+        A.WASTE,
+        A.RETURN,
+        A.RETURN_BIN_CLEAR,
+        A.DISCREPANCY_RESOLVE,
     },
 }
 
@@ -56,6 +72,15 @@ def _prepare(site: Site, clock: ManualClock) -> int:
     inventory.refill(site.ctl, site.pharmacist, CABINET, "D2-P2", good, 3)
     low = inventory.remove(site.ctl, site.pharmacist, CABINET, "D2-P2", 1)  # → critical-low
     clock.advance(days=5)  # lot S1 has expired: D2-P1 needs a pull
+    # controlled-substance work: an open discrepancy, and cabinet CS1's return bin holding 2 units
+    inventory.count(site.ctl, site.pharmacist, CABINET, "D1-P1", 9)
+    cabinets.add_cabinet(site.ctl, site.service, "CS1", "cs-small")
+    cabinets.assign_pocket(
+        site.ctl, site.pharmacist, "CS1", "F-1", ACETAMINOPHEN, par=10, critical_low=2, max_qty=20
+    )
+    inventory.refill(site.ctl, site.pharmacist, "CS1", "F-1", good, 10)
+    taken = inventory.remove(site.ctl, site.pharmacist, "CS1", "F-1", 2)
+    returns.return_units(site.ctl, site.pharmacist, "CS1", taken.txn_ids[0], 2)
     return low.shortages["opened"][0]
 
 
@@ -74,6 +99,18 @@ def _actions(site: Site, tmp_path: Path, shortage_id: int) -> dict[Action, Calla
         return formulary.import_items(ctl, actor, csv)  # type: ignore[arg-type]
 
     scan = parse_scan(datamatrix(ACETAMINOPHEN, date(2027, 1, 31), "G2"))
+    acetaminophen = site.item_id(ACETAMINOPHEN)
+
+    def return_one(actor: Actor) -> object:
+        # the remover returns (or a pharmacist): removed by the actor where they may remove
+        remover = actor if allowed(actor.role, A.REMOVE) else site.pharmacist
+        removal = inventory.remove(ctl, remover, "CS1", "F-1", 1).txn_ids[0]
+        return returns.return_units(ctl, actor, "CS1", removal, 1)
+
+    def resolve(actor: Actor) -> object:
+        witness = site.nurse if actor.user_id != site.nurse.user_id else site.pharmacist
+        return discrepancies.resolve(ctl, actor, 1, "miscount", "recounted", witness=witness)
+
     return {
         A.USER_MANAGE: lambda a: users.add_user(ctl, a, f"probe{next(counter)}", "nurse", "1357"),
         A.SETTINGS_MANAGE: lambda a: settings.set_setting(
@@ -98,6 +135,10 @@ def _actions(site: Site, tmp_path: Path, shortage_id: int) -> dict[Action, Calla
         A.PULL: lambda a: inventory.pull(ctl, a, CABINET, "D2-P1", 4),
         A.RECALL_MANAGE: lambda a: recalls.add_recall(ctl, a, HEPARIN, f"R{next(counter)}"),
         A.SHORTAGE_ACK: lambda a: shortages.acknowledge(ctl, a, shortage_id),
+        A.WASTE: lambda a: waste.waste(ctl, a, CABINET, 1, "dropped", witness=None, pocket="D1-P1"),
+        A.RETURN: return_one,
+        A.RETURN_BIN_CLEAR: lambda a: returns.clear_return_bin(ctl, a, "CS1", {acetaminophen: 2}),
+        A.DISCREPANCY_RESOLVE: resolve,
     }
 
 

@@ -226,6 +226,7 @@ def test_lidded_pocket_opens_drawer_and_only_its_lid(rig) -> None:
     assert person.cabinet.sim_open("D3-P2")
     person.wait(0.1)
     assert session.poll() is State.OPEN
+    assert session.count(0).outcome.value == "match"  # midazolam (C-IV): counted on access
     person.cabinet.sim_add("D3-P2", 4, 4.7)
     assert person.close("D3") is State.CLOSED
     assert session.confirm_quantity().on_hand == 4

@@ -9,7 +9,7 @@ from datetime import date
 import pytest
 from sqlalchemy import func, select
 
-from adc.controller import inventory, maintenance
+from adc.controller import counts, inventory, maintenance
 from adc.controller.audit import verify_chain
 from adc.controller.gs1 import parse_scan
 from adc.controller.models import AuditEntry, Discrepancy, Item, MaintenanceEvent, Transaction
@@ -29,6 +29,8 @@ GOOD = date(2027, 6, 30)
 
 def stock(site: Site, pocket: str, gtin: str, qty: int) -> None:
     site.assign(pocket, gtin, par=qty, critical_low=0, max_qty=qty + 10)
+    # a controlled pocket is counted on access before the refill (adc/controller/counts.py)
+    counts.count_pocket(site.ctl, site.pharmacist, CABINET, pocket, 0, access="refill")
     inventory.refill(
         site.ctl, site.pharmacist, CABINET, pocket, parse_scan(datamatrix(gtin, GOOD, "L1")), qty
     )

@@ -115,6 +115,8 @@ def nurse_visit(world: World, station: Station, pocket: str) -> Proc:
                 on_alarm(world, station, _tokens(alarm), alarm.detail)
                 return
             shelf = station.shelves[pocket]
+            if w.count_due.value != "none":  # the count on access: what she finds, before taking
+                _count_on_access(world, station, pocket, info, w.count, shelf.units)
             if shelf.units < info.stock.dose:
                 # the system says there is stock, the pocket says otherwise: count what is there
                 yield world.env.timeout(nurses.take_s)
@@ -188,6 +190,29 @@ def nurse_visit(world: World, station: Station, pocket: str) -> Proc:
         except SimInputError as err:
             world.emit("person_blocked", cabinet=station.id, pocket=pocket, why=err.message)
             _shut_all(station, info)
+
+
+def _count_on_access(
+    world: World,
+    station: Station,
+    pocket: str,
+    info: PocketInfo,
+    count: Callable[[int], Any],
+    units: int,
+) -> None:
+    """A person counts what is in the pocket (correctly); once more if the cabinet asks."""
+    result = count(units)
+    if result.outcome.value == "recount":
+        world.count("recounts")
+        result = count(units)
+    if result.discrepancy_id:
+        world.emit(
+            "discrepancy_opened",
+            cabinet=station.id,
+            pocket=pocket,
+            id=result.discrepancy_id,
+            kind=info.kind.value,
+        )
 
 
 def _report(world: World, station: Station, w: Any, reported: int) -> int:
@@ -332,6 +357,8 @@ def _work_line(world: World, station: Station, session: RestockSession, line: Li
             session.poll()
             session.cancel()
             return session
+        if line.count_due.value != "none":
+            _count_on_access(world, station, line.pocket, info, session.count, shelf.units)
         if line.kind is LineKind.PULL:
             today = world.today()
             n = shelf.take_lots(

@@ -1,0 +1,143 @@
+"""The controlled-substance activity record: every event on a scheduled item, with the running
+balance of each pocket, as a DEA-style record (21 CFR 1304: complete, with the actual date of
+each event, per registered location, kept at least two years).
+
+Unlike the other reports, which read current state, this one reads the transaction history, the
+record itself: the balance before the period is the sum of the pocket's earlier movements, and
+each event adds its signed change. Because a pocket's on-hand is the replay of its transactions
+(the controller's invariant), the last balance of a period that ends now equals the on-hand.
+Waste of a removal and the resolution of a discrepancy move nothing (change 0): they appear so
+the record shows who accounted for what, with which witness.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import date, datetime, time, timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import aliased
+
+from adc.controller.audit import format_time
+from adc.controller.formulary import SCHEDULE_NAMES
+from adc.controller.models import Discrepancy, Item, Pocket, StockLot, Transaction, User
+from adc.errors import BadInput
+
+if TYPE_CHECKING:
+    from adc.controller.context import Controller
+
+
+def parse_day(text: str, option: str) -> date:
+    try:
+        return date.fromisoformat(text.strip())
+    except ValueError:
+        raise BadInput(f"{option} takes a date like 2026-03-01, got {text!r}") from None
+
+
+def period(ctl: Controller, start: date | None, end: date | None) -> tuple[datetime, datetime]:
+    """[start 00:00, the day after end 00:00) in the site's time zone; default the last 30 days."""
+    zone = ctl.policy.zone()
+    end = end or ctl.today()
+    start = start or end - timedelta(days=30)
+    if start > end:
+        raise BadInput(f"--from {start.isoformat()} is after --to {end.isoformat()}")
+    return (
+        datetime.combine(start, time(), tzinfo=zone),
+        datetime.combine(end + timedelta(days=1), time(), tzinfo=zone),
+    )
+
+
+@dataclass(frozen=True)
+class CsEvent:
+    at: str
+    record: int  # the transaction id
+    cabinet: str
+    pocket: str
+    item: str
+    ndc: str | None
+    schedule: str
+    kind: str
+    lot: str | None
+    expiry: str | None
+    change: int  # signed change of the pocket's on-hand
+    balance: int  # the pocket's balance of this item after the event
+    units: int | None  # waste of a removal: units wasted; counts: units counted
+    expected: int | None
+    user: str
+    witness: str | None
+    reason: str | None
+    related: int | None  # e.g. the removal a waste or return accounts for
+    discrepancy: int | None  # a discrepancy this event opened
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def cs_activity(
+    ctl: Controller, start: datetime, end: datetime, cabinet: str | None = None
+) -> list[CsEvent]:
+    """Every controlled-substance event in [start, end), oldest first, with running balances."""
+    user, witness = aliased(User), aliased(User)
+    scope = [Item.schedule.is_not(None)]  # type: ignore[union-attr]
+    if cabinet:
+        scope.append(Transaction.cabinet_id == cabinet)
+    with ctl.read() as session:
+        opening = {
+            (pocket_id, item_id): int(total)
+            for pocket_id, item_id, total in session.execute(
+                select(Transaction.pocket_id, Transaction.item_id, func.sum(Transaction.qty))
+                .join(Item, Item.id == Transaction.item_id)
+                .where(*scope, Transaction.at < start)
+                .group_by(Transaction.pocket_id, Transaction.item_id)
+            ).all()
+        }
+        rows = session.execute(
+            select(Transaction, Pocket.code, Item, StockLot, user.username, witness.username)
+            .join(Pocket, Pocket.id == Transaction.pocket_id)
+            .join(Item, Item.id == Transaction.item_id)
+            .join(user, user.id == Transaction.user_id)
+            .outerjoin(witness, witness.id == Transaction.witness_id)
+            .outerjoin(StockLot, StockLot.id == Transaction.lot_id)
+            .where(*scope, Transaction.at >= start, Transaction.at < end)
+            .order_by(Transaction.at, Transaction.id)
+        ).all()
+        ids = [txn.id for txn, *_ in rows]
+        opened: dict[int, int] = {}
+        if ids:
+            for disc_id, txn_id, trigger in session.execute(
+                select(Discrepancy.id, Discrepancy.transaction_id, Discrepancy.trigger)
+                .where(Discrepancy.transaction_id.in_(ids))  # type: ignore[union-attr]
+                .order_by(Discrepancy.id)
+            ).all():
+                if txn_id not in opened or trigger != "sensor":
+                    opened.setdefault(txn_id, disc_id)
+    balance = dict(opening)
+    out = []
+    for txn, code, item, lot, username, witnessed in rows:
+        key = (txn.pocket_id, txn.item_id)
+        balance[key] = balance.get(key, 0) + txn.qty
+        out.append(
+            CsEvent(
+                at=format_time(txn.at),
+                record=txn.id or 0,
+                cabinet=txn.cabinet_id,
+                pocket=code,
+                item=f"{item.name} {item.strength} {item.form}",
+                ndc=item.ndc,
+                schedule=SCHEDULE_NAMES.get(item.schedule or 0, str(item.schedule)),
+                kind=txn.kind,
+                lot=lot.lot if lot else None,
+                expiry=lot.expiry.isoformat() if lot else None,
+                change=txn.qty,
+                balance=balance[key],
+                units=txn.counted,
+                expected=txn.expected,
+                user=username,
+                witness=witnessed,
+                reason=txn.reason,
+                related=txn.related_id,
+                discrepancy=opened.get(txn.id or 0),
+            )
+        )
+    return out
