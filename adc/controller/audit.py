@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlmodel import Session
 
 from adc.controller.clock import utc
@@ -56,10 +56,12 @@ def entry_hash(
     return hashlib.sha256(encoded).hexdigest()
 
 
-def head_seq(session: Session) -> int:
-    """The last sequence number written (0 for an empty trail)."""
-    last = session.execute(select(AuditEntry.seq).order_by(AuditEntry.seq.desc()).limit(1)).scalar()
-    return last or 0
+def head(session: Session) -> tuple[int, str]:
+    """The last entry's (sequence, hash); (0, genesis) for an empty trail."""
+    row = session.execute(
+        select(AuditEntry.seq, AuditEntry.hash).order_by(AuditEntry.seq.desc()).limit(1)
+    ).first()
+    return (row[0], row[1]) if row else (0, GENESIS_HASH)
 
 
 def append(
@@ -70,27 +72,27 @@ def append(
     action: str,
     payload: dict[str, Any],
     witness: str | None = None,
+    after: tuple[int, str] | None = None,
 ) -> AuditEntry:
-    """Append one entry. The caller holds the writer lock (see `Database.write`)."""
-    head = session.execute(
-        select(AuditEntry.seq, AuditEntry.hash).order_by(AuditEntry.seq.desc()).limit(1)
-    ).first()
-    seq, prev = (head[0] + 1, head[1]) if head else (1, GENESIS_HASH)
+    """Append one entry. The caller holds the writer lock (see `Database.write`); `after` is the
+    head it already read under that lock, if any (saves a query)."""
+    last, prev = after if after is not None else head(session)
+    seq = last + 1
     at_text = format_time(at)
     payload_text = canonical_json(payload)
-    entry = AuditEntry(
-        seq=seq,
-        at=at_text,
-        actor=actor,
-        witness=witness,
-        action=action,
-        payload=payload_text,
-        prev_hash=prev,
-        hash=entry_hash(seq, at_text, actor, witness, action, payload_text, prev),
-    )
-    session.add(entry)
-    session.flush()
-    return entry
+    values = {
+        "seq": seq,
+        "at": at_text,
+        "actor": actor,
+        "witness": witness,
+        "action": action,
+        "payload": payload_text,
+        "prev_hash": prev,
+        "hash": entry_hash(seq, at_text, actor, witness, action, payload_text, prev),
+    }
+    # A Core insert: the entry is never loaded back or changed, so it needs no unit of work.
+    session.execute(insert(AuditEntry), [values])
+    return AuditEntry(**values)
 
 
 @dataclass(frozen=True)

@@ -48,7 +48,7 @@ class Tx:
     audited: bool = False
     new_shortages: bool = False
     seqs: list[int] = field(default_factory=list)
-    _next_seq: int | None = None
+    _head: tuple[int, str] | None = None
 
     def upcoming_seq(self) -> int:
         """The sequence number the next audit entry of this transaction will get.
@@ -56,9 +56,9 @@ class Tx:
         Safe because the writer lock is held: records written before their audit entry (stock
         transactions) can carry it from the start and are never updated afterwards.
         """
-        if self._next_seq is None:
-            self._next_seq = audit.head_seq(self.session) + 1
-        return self._next_seq
+        if self._head is None:
+            self._head = audit.head(self.session)
+        return self._head[0] + 1
 
     def audit(self, action: str, payload: dict[str, Any], *, witness: User | None = None) -> int:
         entry = audit.append(
@@ -68,27 +68,28 @@ class Tx:
             witness=witness.username if witness else None,
             action=action,
             payload=payload,
+            after=self._head,
         )
-        if self._next_seq is not None and entry.seq != self._next_seq:
-            raise RuntimeError("audit sequence moved inside a locked transaction")
-        self._next_seq = entry.seq + 1
+        self._head = (entry.seq, entry.hash)
         self.audited = True
         self.seqs.append(entry.seq)
         return entry.seq
 
 
-def _track_changes(session: Session) -> None:
-    """Mark the session as changed on any ORM flush or DML statement (to demand an audit entry)."""
+class AdcSession(Session):
+    """A write session that notes whether it changed anything (to demand an audit entry)."""
 
-    @event.listens_for(session, "after_flush")
-    def _flushed(sess: Session, _ctx: Any) -> None:
-        if sess.new or sess.dirty or sess.deleted:
-            sess.info["changed"] = True
 
-    @event.listens_for(session, "do_orm_execute")
-    def _executed(state: Any) -> None:
-        if state.is_insert or state.is_update or state.is_delete:
-            state.session.info["changed"] = True
+@event.listens_for(AdcSession, "after_flush")
+def _flushed(session: Session, _ctx: Any) -> None:
+    if session.new or session.dirty or session.deleted:
+        session.info["changed"] = True
+
+
+@event.listens_for(AdcSession, "do_orm_execute")
+def _executed(state: Any) -> None:
+    if state.is_insert or state.is_update or state.is_delete:
+        state.session.info["changed"] = True
 
 
 def require(user: User | None, username: str, action: Action) -> User:
@@ -138,8 +139,7 @@ class Controller:
     @contextmanager
     def write(self, actor: Actor | None, action: Action | None) -> Iterator[Tx]:
         """A locked transaction for one change by `actor` (None only for system bootstrap steps)."""
-        with self.db.write() as session:
-            _track_changes(session)
+        with self.db.write(AdcSession) as session:
             user = None
             if actor is not None:
                 if action is None:

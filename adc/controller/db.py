@@ -112,11 +112,11 @@ class Database:
         self.url = safe_url(engine.url)
 
     @contextmanager
-    def write(self) -> Iterator[Session]:
+    def write(self, session_class: type[Session] = Session) -> Iterator[Session]:
         """A session holding the writer lock; commits on success, rolls back on any error."""
         with self.engine.connect() as conn:
             conn.execution_options(adc_write=True)
-            with Session(bind=conn, expire_on_commit=False) as session:
+            with session_class(bind=conn, expire_on_commit=False) as session:
                 if self.dialect == "postgresql":
                     session.execute(
                         text("SELECT pg_advisory_xact_lock(:key)"), {"key": WRITER_LOCK_KEY}

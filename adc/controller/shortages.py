@@ -42,12 +42,14 @@ def level_of(pocket: Pocket) -> ShortageKind | None:
     return None
 
 
-def _active(tx: Tx, pocket_id: int) -> list[Shortage]:
-    return list(
-        tx.session.execute(
-            select(Shortage).where(Shortage.pocket_id == pocket_id, Shortage.status.in_(_ACTIVE))
-        ).scalars()
-    )
+def _active(tx: Tx, pocket_id: int) -> list[tuple[int, str]]:
+    """(id, kind) of the pocket's open or acknowledged notifications (usually none)."""
+    rows = tx.session.execute(
+        select(Shortage.id, Shortage.kind).where(
+            Shortage.pocket_id == pocket_id, Shortage.status.in_(_ACTIVE)
+        )
+    ).all()
+    return [(note_id, kind) for note_id, kind in rows]
 
 
 def _open(tx: Tx, pocket: Pocket, kind: ShortageKind) -> Shortage:
@@ -77,19 +79,21 @@ def update_levels(tx: Tx, pocket: Pocket) -> dict[str, list[int]]:
     level = level_of(pocket)
     active = _active(tx, pocket.id)
     opened: list[int] = []
-    resolved: list[Shortage] = []
+    resolved: list[int] = []
     if level is None:
-        resolved = active
+        resolved = [note_id for note_id, _ in active]
     else:
-        worst = max((_SEVERITY.get(ShortageKind(n.kind), 0) for n in active), default=0)
+        worst = max((_SEVERITY.get(ShortageKind(kind), 0) for _, kind in active), default=0)
         if _SEVERITY[level] > worst:
-            resolved = [n for n in active if n.kind in _SEVERITY]
+            resolved = [note_id for note_id, kind in active if kind in _SEVERITY]
             opened.append(_open(tx, pocket, level).id or 0)
-    for note in resolved:
-        note.status, note.resolved_at = ShortageStatus.RESOLVED, tx.now
-    return (
-        {"opened": opened, "resolved": [n.id or 0 for n in resolved]} if opened or resolved else {}
-    )
+    if resolved:
+        tx.session.execute(
+            update(Shortage)
+            .where(Shortage.id.in_(resolved))
+            .values(status=ShortageStatus.RESOLVED, resolved_at=tx.now)
+        )
+    return {"opened": opened, "resolved": resolved} if opened or resolved else {}
 
 
 def open_unfilled(tx: Tx, pocket: Pocket) -> int:

@@ -55,20 +55,27 @@ class Block:
 
 
 def block_of(session: Session, pocket: Pocket, today: date) -> Block | None:
+    """Why removal from the pocket is blocked (expired or recalled lots held), or None."""
     assert pocket.id is not None
-    lots = held_lots(session, pocket.id)
-    expired = [lot for lot in lots if lot.expiry < today]
-    called = [lot for lot in lots if recalled(session, lot)]
+    rows = session.execute(
+        select(StockLot.id, StockLot.lot, StockLot.expiry, Recall.id)
+        .outerjoin(Recall, and_(Recall.gtin == StockLot.gtin, Recall.lot == StockLot.lot))
+        .where(StockLot.pocket_id == pocket.id, StockLot.qty > 0)
+        .order_by(StockLot.expiry, StockLot.id)
+    ).all()
+    expired = [(lot_id, lot, expiry) for lot_id, lot, expiry, _ in rows if expiry < today]
+    called = [(lot_id, lot) for lot_id, lot, _, recall_id in rows if recall_id is not None]
     if not expired and not called:
         return None
     parts = []
     if expired:
         parts.append(
-            "expired lot " + ", ".join(f"{lot.lot} ({lot.expiry.isoformat()})" for lot in expired)
+            "expired lot "
+            + ", ".join(f"{lot} ({expiry.isoformat()})" for _, lot, expiry in expired)
         )
     if called:
-        parts.append("recalled lot " + ", ".join(lot.lot for lot in called))
-    ids = tuple(sorted({lot.id or 0 for lot in expired + called}))
+        parts.append("recalled lot " + ", ".join(lot for _, lot in called))
+    ids = tuple(sorted({lot_id for lot_id, *_ in expired + called}))
     return Block(reason=f"pocket {pocket.code} holds " + " and ".join(parts), lot_ids=ids)
 
 
