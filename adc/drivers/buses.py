@@ -28,10 +28,15 @@ from adc.drivers.base import (
     WeightReading,
     WrongPointRole,
 )
-from adc.drivers.cabinet_points import PointInfo, Use, cabinet_points, classify_points
+from adc.drivers.cabinet_points import (
+    PointInfo,
+    Use,
+    cabinet_points,
+    classify_points,
+    find_point,
+)
 from adc.errors import BadInput
 from adc.profiles.models import LockboardBus, ModbusRtuBus, ModbusTcpBus, Profile
-from adc.profiles.points import PointRef
 
 Clock = Callable[[], float]
 
@@ -178,18 +183,8 @@ class WireDriver:
 
     def _point(self, point: str, *uses: Use) -> tuple[PointInfo, BusPart]:
         self._check_open()
-        try:
-            canonical = str(PointRef.parse(point))
-        except ValueError as err:
-            raise UnknownPoint(point, str(err)) from None
-        info = self._points.get(canonical)
-        device = canonical.partition(":")[0]
-        if info is None:
-            if device not in self.profile.devices:
-                reason = f"no device {device!r} in profile {self.profile.name}"
-            else:
-                reason = f"device {device} ({self.profile.devices[device].kind}) has no such point"
-            raise UnknownPoint(point, reason, device=device)
+        info = find_point(self.profile, self._points, point)
+        device = info.ref.device
         part = self._owner.get(device)
         if part is None:
             bus = self.profile.devices[device].bus

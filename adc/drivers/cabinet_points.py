@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import Enum
 
+from adc.drivers.base import UnknownPoint
 from adc.profiles.models import LockboardCU16, Profile, SensorKind
 from adc.profiles.points import PointRef, PointRole, point_families
 
@@ -108,3 +109,21 @@ def classify_points(profile: Profile) -> dict[str, PointInfo]:
                 else:
                     points[text] = PointInfo(ref, Use.LIGHT if text in lights else Use.OUTPUT)
     return points
+
+
+def find_point(profile: Profile, points: dict[str, PointInfo], point: str) -> PointInfo:
+    """A point of `classify_points(profile)` by any spelling; UnknownPoint, with the reason, if it
+    does not parse or the profile has no such device or no such point on it."""
+    try:
+        text = canonical(point)
+    except ValueError as err:
+        raise UnknownPoint(point, str(err)) from None
+    info = points.get(text)
+    if info is None:
+        device = text.partition(":")[0]
+        if device not in profile.devices:
+            reason = f"no device {device!r} in profile {profile.name}"
+        else:
+            reason = f"device {device} ({profile.devices[device].kind}) has no such point"
+        raise UnknownPoint(point, reason, device=device)
+    return info

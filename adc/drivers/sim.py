@@ -38,7 +38,13 @@ from adc.drivers.base import (
     WeightReading,
     WrongPointRole,
 )
-from adc.drivers.cabinet_points import PointInfo, Use, cabinet_points, classify_points
+from adc.drivers.cabinet_points import (
+    PointInfo,
+    Use,
+    cabinet_points,
+    classify_points,
+    find_point,
+)
 from adc.drivers.modbus import temperature_reading, weight_reading
 from adc.errors import BadInput
 from adc.profiles import load_profile, resolve_profile_path
@@ -50,7 +56,7 @@ from adc.profiles.models import (
     Profile,
     RegisterBlock,
 )
-from adc.profiles.points import PointRef, point_families
+from adc.profiles.points import point_families
 from adc.sim.cabinet import VirtualCabinet
 from adc.sim.devices import VirtualDIO, VirtualLoadcell, VirtualLockboard
 from adc.sim.errors import DeviceBusy, VirtualDeviceOffline, VirtualHardwareError
@@ -260,18 +266,7 @@ class SimDriver:
 
     def _point(self, point: str, *uses: Use) -> PointInfo:
         self._check_open()
-        try:
-            canonical = str(PointRef.parse(point))
-        except ValueError as err:
-            raise UnknownPoint(point, str(err)) from None
-        info = self._points.get(canonical)
-        if info is None:
-            device = canonical.partition(":")[0]
-            if device not in self.profile.devices:
-                reason = f"no device {device!r} in profile {self.profile.name}"
-            else:
-                reason = f"device {device} ({self.profile.devices[device].kind}) has no such point"
-            raise UnknownPoint(point, reason, device=device)
+        info = find_point(self.profile, self._points, point)
         if info.use not in uses:
             raise WrongPointRole(point, " or ".join(u.value for u in uses), info.use.value)
         return info
