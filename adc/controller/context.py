@@ -86,6 +86,13 @@ def _flushed(session: Session, _ctx: Any) -> None:
         session.info["changed"] = True
 
 
+@event.listens_for(AdcSession, "loaded_as_persistent")
+def _keep(session: Session, instance: Any) -> None:
+    """Hold what a write transaction loads for its (short) life: the identity map is weak, and
+    the rule checks of one change ask for the same item or user several times."""
+    session.info.setdefault("loaded", []).append(instance)
+
+
 @event.listens_for(AdcSession, "do_orm_execute")
 def _executed(state: Any) -> None:
     if state.is_insert or state.is_update or state.is_delete:
