@@ -68,8 +68,8 @@ def verify_scan(
     if not expected.active:
         raise Refused(f"{item_label(expected)} is no longer active in the formulary")
     recall = session.execute(
-        select(Recall).where(Recall.gtin == scan.gtin, Recall.lot == scan.lot)
-    ).scalar()
+        select(Recall.reason).where(Recall.gtin == scan.gtin, Recall.lot == scan.lot)
+    ).first()
     if recall is not None:
         why = f" ({recall.reason})" if recall.reason else ""
         raise Refused(f"recalled lot: GTIN {scan.gtin} lot {scan.lot} is under recall{why}")
@@ -279,12 +279,13 @@ def _receive(
             gtin=scan.gtin,
             lot=scan.lot,
             expiry=scan.expiry,
-            qty=0,
+            qty=qty,
             received_at=tx.now,
         )
         tx.session.add(lot)
-        tx.session.flush()
-    lot.qty += qty
+        tx.session.flush()  # its id, for the transaction
+    else:
+        lot.qty += qty
     pocket.on_hand += qty
     txn = _txn(
         tx,
