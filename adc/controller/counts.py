@@ -9,8 +9,10 @@ it), and `CountResult` never carries it, so a screen cannot leak it by accident.
 The rule, enforced by the controller rather than by any screen:
 - `require_access_count` is called inside remove, refill, unload and waste (from the pocket):
   where a count is due (controlled item, or the cabinet's `count-mode` is verify/blind), the
-  pocket's latest record must be a count by the same person, at most `ACCESS_WINDOW` old, that is
-  not waiting for its recount. Anything moved in between (someone else's access) means count again.
+  pocket's latest count or movement must be a count by the same person, at most `ACCESS_WINDOW`
+  old, that is not waiting for its recount. Anything moved in between (someone else's access)
+  means count again; records that move nothing in the pocket (a waste of a dose removed earlier, a
+  resolution) do not.
 - `count_pocket` records one count in one transaction. A count that differs is either a *recount
   request* (the cabinet allows one immediate recount, and this is the person's first try): recorded
   as a count that changes nothing, with reason `recount requested`, and the person must count again;
@@ -32,7 +34,7 @@ from datetime import timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlmodel import Session
 
 from adc.controller import inventory
@@ -146,9 +148,14 @@ class CountResult:
 
 
 def _latest(tx: Tx, pocket: Pocket) -> Transaction | None:
+    """The pocket's latest count or movement. Records that move nothing in it (the waste of a
+    dose already removed, a discrepancy's resolution) do not touch the pocket: skipped."""
     return tx.session.execute(
         select(Transaction)
-        .where(Transaction.pocket_id == pocket.id)
+        .where(
+            Transaction.pocket_id == pocket.id,
+            or_(Transaction.qty != 0, Transaction.kind == TxnKind.COUNT.value),
+        )
         .order_by(Transaction.id.desc())  # type: ignore[union-attr]
         .limit(1)
     ).scalar()

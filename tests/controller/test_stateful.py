@@ -1,11 +1,20 @@
 """Random sequences of load / refill / remove / unload / count / pull, recalls and the passing of
-days on several pockets, checked against a model after every step.
+days on several pockets, checked against a model after every step; and, on a controlled-substance
+pocket (morphine in cabinet CS1's F-1, with its return bin RB), counts on access with recounts,
+removals and refills that need the counter's own fresh count, waste with witnesses, returns to the
+bin, the bin's clear-out and discrepancy resolutions.
 
 Invariants after every step:
-- for every pocket: on-hand = sum of its lots = replay (sum) of its transactions, never negative,
-  and each lot's quantity is the replay of the transactions that name it;
+- for every pocket (the return bin too): on-hand = sum of its lots = replay (sum) of its
+  transactions, never negative, and each lot's quantity is the replay of the transactions that
+  name it;
 - the database agrees with the model (item, on-hand and lot quantities per pocket);
 - a refused action (predicted by the model, and raised by the controller) changed nothing at all;
+- every count that stands and differs from what was expected has exactly one discrepancy of its
+  own; a recount request has none; the open discrepancies are the ones the model expects;
+- no resolution without a valid witness: every closed discrepancy has a witness other than its
+  resolver, of a role that may witness, and exactly one resolution record naming them; every
+  controlled-substance waste names a witness other than the person who wasted;
 - the audit chain verifies.
 """
 
@@ -21,23 +30,43 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, Phase, event, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 from sqlalchemy import func, select
 
-from adc.controller import inventory, recalls, users
+from adc.controller import (
+    cabinets,
+    counts,
+    discrepancies,
+    inventory,
+    recalls,
+    returns,
+    users,
+    waste,
+)
 from adc.controller.audit import verify_trail
 from adc.controller.clock import ManualClock
-from adc.controller.context import Controller
+from adc.controller.context import Actor, Controller
 from adc.controller.db import TABLES, open_database
 from adc.controller.gs1 import parse_scan
-from adc.controller.models import Pocket, StockLot, Transaction
+from adc.controller.models import (
+    Discrepancy,
+    Item,
+    Pocket,
+    Role,
+    StockLot,
+    Transaction,
+    TxnKind,
+    User,
+)
 from adc.errors import AdcError
 from tests.controller.dbs import PG_SKIP_REASON, fresh_database, pg_base_url
 from tests.controller.site import (
     ACETAMINOPHEN,
     CABINET,
     HEPARIN,
+    MORPHINE_CART,
     ONDANSETRON_VIAL,
+    PIN,
     START,
     Site,
     build_site,
@@ -50,6 +79,24 @@ LOTS = ["L1", "L2", "L3"]  # few, so that recalls and refills meet the lots in s
 EXPIRY_DAYS = [3, 20, 45, 400]  # from START: some short-dated, some expire as days pass
 LEVELS = (10, 2, 12)  # par, critical-low, max
 SCANNED = st.sampled_from([None, None, None, *GTINS])  # None: the pocket's own item (mostly right)
+CS_CAB, CS_POCKET, CS_BIN, CS_MAX = "CS1", "F-1", "RB", 20
+CS_LOTS = {"M1": 500, "M2": 900}  # lot → expiry in days from START (never short-dated here)
+WHO = ["nurse", "pharmacist", "technician"]
+# "other": the other licensed role (a valid witness); then every kind of invalid one
+WITNESSES = ["other", "other", "other", None, "self", "technician", "nurse2"]  # nurse2: disabled
+REASONS = ["miscount", "documented-elsewhere", "wrong-pocket", "restock-error", "unresolvable"]
+
+
+def add_cs(site: Site) -> None:
+    """Cabinet CS1 (cs-small: F-1 and the return bin RB) with morphine assigned to F-1, and a
+    disabled nurse who may not witness."""
+    cabinets.add_cabinet(site.ctl, site.service, CS_CAB, "cs-small")
+    cabinets.assign_pocket(
+        site.ctl, site.pharmacist, CS_CAB, CS_POCKET, MORPHINE_CART, par=10, critical_low=1,
+        max_qty=CS_MAX,
+    )  # fmt: skip
+    users.add_user(site.ctl, site.admin, "nurse2", "nurse", PIN)
+    users.disable_user(site.ctl, site.admin, "nurse2")
 
 
 _TEMPLATES: dict[str, Site] = {}
@@ -61,6 +108,7 @@ def _sqlite_template() -> Site:
         _TEMPLATES["sqlite"] = build_site(
             f"sqlite:///{directory / 'template.db'}", ManualClock(START)
         )
+        add_cs(_TEMPLATES["sqlite"])
     return _TEMPLATES["sqlite"]
 
 
@@ -79,6 +127,18 @@ def clone_sqlite_site(template: Site, path: Path, clock: ManualClock) -> Site:
 
 
 @dataclass
+class ModelRemoval:
+    remover: str
+    taken: list[tuple[tuple[str, str, date], int]]  # lots, first-expiry-first
+    wasted: int = 0
+    returned: dict[tuple[str, str, date], int] = field(default_factory=dict)
+
+    @property
+    def unaccounted(self) -> int:
+        return sum(n for _, n in self.taken) - self.wasted - sum(self.returned.values())
+
+
+@dataclass
 class ModelPocket:
     gtin: str | None = None
     max_qty: int = 0
@@ -87,6 +147,17 @@ class ModelPocket:
     @property
     def on_hand(self) -> int:
         return sum(self.lots.values())
+
+    def take(self, qty: int) -> list[tuple[tuple[str, str, date], int]]:
+        """Remove `qty` first-expiry-first; returns (lot, units) taken, in order."""
+        taken = []
+        for key in self.fefo():
+            n = min(qty, self.lots[key])
+            if n:
+                self.lots[key] -= n
+                taken.append((key, n))
+            qty -= n
+        return taken
 
     def fefo(self) -> list[tuple[str, str, date]]:
         order = list(self.lots)
@@ -107,8 +178,27 @@ class InventoryMachine(RuleBasedStateMachine):
         else:
             url, self.drop = fresh_database(self.backend, self.tmp)
             self.site = build_site(url, self.clock)
+            add_cs(self.site)
         self.model = {code: ModelPocket() for code in POCKETS}
         self.recalled: set[tuple[str, str]] = set()
+        # the controlled-substance pocket, its return bin, and what the model expects of them
+        self.cs = ModelPocket(gtin=MORPHINE_CART, max_qty=CS_MAX)
+        self.bin: dict[tuple[str, str, date], int] = {}
+        self.last: tuple[str, str, bool, object] | None = None  # kind, who, recount due, when
+        self.removals: dict[int, ModelRemoval] = {}
+        self.open_discs: set[int] = set()
+        self.closed_discs: set[int] = set()
+        with self.site.ctl.read() as session:
+            nurse2 = session.execute(select(User.id).where(User.username == "nurse2")).scalar_one()
+            self.morphine = session.execute(
+                select(Item.id).where(Item.ndc == "0409189001")
+            ).scalar_one()
+        self.people: dict[str, Actor] = {
+            "nurse": self.site.nurse,
+            "pharmacist": self.site.pharmacist,
+            "technician": self.site.tech,
+            "nurse2": Actor(nurse2, "nurse2", Role.NURSE),
+        }
 
     def teardown(self) -> None:
         self.site.ctl.db.close()
@@ -186,6 +276,9 @@ class InventoryMachine(RuleBasedStateMachine):
             )
             self.refill(code=code, scanned=None, lot="L2", days=20, qty=second, confirm=True)
             assert self.model[code].on_hand == first + second
+        self.cs_count(who="technician", counted=0, same=True)
+        self.cs_refill(lot="M1", qty=first + 4)
+        assert self.cs.on_hand == first + 4
 
     @rule(
         code=st.sampled_from(POCKETS),
@@ -290,6 +383,7 @@ class InventoryMachine(RuleBasedStateMachine):
             pocket.gtin is not None,
             lambda: inventory.unload(self.site.ctl, self.site.tech, CABINET, code, removed),
         )
+        self._opened(done, removed != pocket.on_hand)
         if done is not None:
             for key in pocket.lots:
                 pocket.lots[key] = 0
@@ -307,6 +401,7 @@ class InventoryMachine(RuleBasedStateMachine):
             allowed,
             lambda: inventory.count(self.site.ctl, self.site.pharmacist, CABINET, code, counted),
         )
+        self._opened(done, counted != pocket.on_hand)
         if done is None:
             return
         delta = counted - pocket.on_hand
@@ -326,6 +421,7 @@ class InventoryMachine(RuleBasedStateMachine):
             bool(doomed),
             lambda: inventory.pull(self.site.ctl, self.site.tech, CABINET, code, removed),
         )
+        self._opened(done, removed != sum(pocket.lots[k] for k in doomed))
         if done is not None:
             for key in doomed:
                 pocket.lots[key] = 0
@@ -346,6 +442,248 @@ class InventoryMachine(RuleBasedStateMachine):
     @rule(days=st.integers(1, 30))
     def time_passes(self, days: int) -> None:
         self.clock.advance(days=days)
+
+    @rule(minutes=st.integers(1, 20))
+    def minutes_pass(self, minutes: int) -> None:
+        """Minutes, not days: a count on access stays good for `counts.ACCESS_WINDOW`."""
+        self.clock.advance(minutes * 60)
+
+    # -------------------------------------------------------------- controlled substances
+    def _opened(self, result: object, differs: bool) -> None:
+        """A recorded count that differs opened one discrepancy (recorded for resolutions)."""
+        if result is None:
+            return
+        disc = getattr(result, "discrepancy_id", None)
+        assert bool(disc) == differs, (result, differs)
+        if disc:
+            self.open_discs.add(disc)
+
+    def _fresh(self, who: str) -> tuple[bool, bool]:
+        """(the pocket's latest record is a fresh count by `who`, and it awaits a recount)."""
+        if self.last is None:
+            return False, False
+        kind, by, recount_due, at = self.last
+        fresh = kind == "count" and by == who and self.clock.now() - at <= counts.ACCESS_WINDOW  # type: ignore[operator]
+        return fresh, fresh and recount_due
+
+    def _may_access(self, who: str) -> bool:
+        fresh, recount_due = self._fresh(who)
+        return fresh and not recount_due
+
+    def _witness(self, witness: str | None, actor: str) -> tuple[Actor | None, bool]:
+        """The witness drawn for `actor` and whether it is a valid one (a different, active
+        pharmacist or nurse)."""
+        if witness is None:
+            return None, False
+        name = {"other": "pharmacist" if actor == "nurse" else "nurse", "self": actor}.get(
+            witness, witness
+        )
+        return self.people[name], name in ("nurse", "pharmacist") and name != actor
+
+    @rule(who=st.sampled_from(WHO), counted=st.integers(0, 14), same=st.booleans())
+    def cs_count(self, who: str, counted: int, same: bool) -> None:
+        """A count on access of the morphine pocket (mostly what is there, now and then not)."""
+        counted = self.cs.on_hand if same else counted
+        differs = counted != self.cs.on_hand
+        _, recount_due = self._fresh(who)
+        result = self.attempt(
+            True,
+            lambda: counts.count_pocket(
+                self.site.ctl, self.people[who], CS_CAB, CS_POCKET, counted, access="remove"
+            ),
+        )
+        assert isinstance(result, counts.CountResult)
+        if differs and not recount_due:  # the cabinet allows one immediate recount
+            assert result.outcome is counts.Outcome.RECOUNT and result.discrepancy_id is None
+            self.last = ("count", who, True, self.clock.now())
+            return
+        self._opened(result, differs)
+        delta = counted - self.cs.on_hand
+        if delta < 0:
+            self.cs.take(-delta)
+        elif delta > 0:
+            held = self.cs.fefo()
+            order = list(self.cs.lots)
+            target = held[0] if held else min(order, key=lambda k: (k[2], order.index(k)))
+            self.cs.lots[target] += delta
+        self.last = ("count", who, False, self.clock.now())
+
+    @rule(who=st.sampled_from(WHO[:2]), qty=st.integers(0, 4))
+    def cs_remove(self, who: str, qty: int) -> None:
+        allowed = (
+            qty >= 1
+            and self._may_access(who)
+            and not self.blocked(self.cs)
+            and qty <= self.cs.on_hand
+        )
+        done = self.attempt(
+            allowed,
+            lambda: inventory.remove(self.site.ctl, self.people[who], CS_CAB, CS_POCKET, qty),
+        )
+        if done is not None:
+            assert isinstance(done, inventory.Movement)
+            self.removals[done.txn_ids[0]] = ModelRemoval(who, self.cs.take(qty))
+            self.last = ("move", who, False, self.clock.now())
+
+    @rule(
+        who=st.sampled_from(WHO[:2]),
+        qty=st.integers(1, 3),
+        wasted=st.integers(0, 2),
+        witness=st.sampled_from(WITNESSES),
+    )
+    def cs_withdrawal(self, who: str, qty: int, wasted: int, witness: str | None) -> None:
+        """A nurse's usual access: count what is there, take the dose, waste part of it."""
+        self.cs_count(who=who, counted=0, same=True)
+        before = set(self.removals)
+        self.cs_remove(who=who, qty=qty)
+        (removal,) = set(self.removals) - before or {0}
+        if removal and wasted:
+            self._waste(removal, who, wasted, witness)
+
+    @rule(lot=st.sampled_from(sorted(CS_LOTS)), qty=st.integers(0, 6))
+    def cs_refill(self, lot: str, qty: int) -> None:
+        expiry = START.date() + timedelta(days=CS_LOTS[lot])
+        allowed = (
+            qty >= 1
+            and self._may_access("technician")
+            and expiry >= self.today()
+            and not self.blocked(self.cs)
+            and self.cs.on_hand + qty <= CS_MAX
+        )
+        scan = parse_scan(datamatrix(MORPHINE_CART, expiry, lot))
+        done = self.attempt(
+            allowed,
+            lambda: inventory.refill(
+                self.site.ctl, self.site.tech, CS_CAB, CS_POCKET, scan, qty,
+                confirm_short_dated=True,
+            ),
+        )  # fmt: skip
+        if done is not None:
+            key = (MORPHINE_CART, lot, expiry)
+            self.cs.lots[key] = self.cs.lots.get(key, 0) + qty
+            self.last = ("move", "technician", False, self.clock.now())
+
+    def _removal(self, data: st.DataObject) -> int:
+        """Mostly a removal on record; now and then an id that is none."""
+        return data.draw(st.sampled_from([*sorted(self.removals), 999]), label="removal")
+
+    @precondition(lambda self: bool(self.removals))
+    @rule(
+        data=st.data(),
+        who=st.sampled_from(WHO[:2]),
+        qty=st.integers(0, 3),
+        witness=st.sampled_from(WITNESSES),
+    )
+    def cs_waste(self, data: st.DataObject, who: str, qty: int, witness: str | None) -> None:
+        self._waste(self._removal(data), who, qty, witness)
+
+    def _waste(self, removal: int, who: str, qty: int, witness: str | None) -> None:
+        found = self.removals.get(removal)
+        person, valid = self._witness(witness, who)
+        allowed = (
+            found is not None
+            and qty >= 1
+            and (who == found.remover or who == "pharmacist")
+            and qty <= found.unaccounted
+            and valid
+        )
+        done = self.attempt(
+            allowed,
+            lambda: waste.waste(
+                self.site.ctl,
+                self.people[who],
+                CS_CAB,
+                qty,
+                "partial dose",
+                witness=person,
+                removal_id=removal,
+            ),
+        )
+        if done is not None and found is not None:
+            found.wasted += qty
+
+    @precondition(lambda self: bool(self.removals))
+    @rule(data=st.data(), who=st.sampled_from(WHO[:2]), qty=st.integers(1, 3))
+    def cs_return(self, data: st.DataObject, who: str, qty: int) -> None:
+        removal = self._removal(data)
+        found = self.removals.get(removal)
+        allowed = (
+            found is not None
+            and (who == found.remover or who == "pharmacist")
+            and qty <= found.unaccounted
+        )
+        done = self.attempt(
+            allowed,
+            lambda: returns.return_units(self.site.ctl, self.people[who], CS_CAB, removal, qty),
+        )
+        if done is None or found is None:
+            return
+        left = qty
+        for key, taken in found.taken:
+            n = min(taken - found.returned.get(key, 0), left)
+            if n > 0:
+                found.returned[key] = found.returned.get(key, 0) + n
+                self.bin[key] = self.bin.get(key, 0) + n
+                left -= n
+        assert left == 0
+
+    @rule(counted=st.integers(0, 6), same=st.booleans())
+    def cs_clear_out(self, counted: int, same: bool) -> None:
+        held = sum(self.bin.values())
+        counted = held if same else counted
+        done = self.attempt(
+            held > 0,
+            lambda: returns.clear_return_bin(
+                self.site.ctl, self.site.pharmacist, CS_CAB, {self.morphine: counted}
+            ),
+        )
+        if done is None:
+            return
+        assert isinstance(done, returns.ClearOut)
+        assert len(done.discrepancy_ids) == (counted != held)
+        self.open_discs.update(done.discrepancy_ids)
+        self.bin = {key: 0 for key in self.bin}
+
+    @precondition(lambda self: bool(self.open_discs))
+    @rule(
+        data=st.data(),
+        who=st.sampled_from(["pharmacist", "pharmacist", "nurse", "technician"]),
+        witness=st.sampled_from(WITNESSES),
+        reason=st.sampled_from(REASONS),
+    )
+    def resolve(self, data: st.DataObject, who: str, witness: str | None, reason: str) -> None:
+        known = [*sorted(self.open_discs | self.closed_discs), 999]
+        self._resolve(data.draw(st.sampled_from(known), label="discrepancy"), who, witness, reason)
+
+    @rule(
+        who=st.sampled_from(["pharmacist", "nurse"]),
+        off=st.integers(1, 3),
+        witness=st.sampled_from(WITNESSES),
+        reason=st.sampled_from(REASONS),
+    )
+    def cs_discrepancy_lifecycle(
+        self, who: str, off: int, witness: str | None, reason: str
+    ) -> None:
+        """A count that differs twice (the discrepancy stands), then someone resolves it."""
+        wrong = self.cs.on_hand + off
+        before = set(self.open_discs)
+        self.cs_count(who=who, counted=wrong, same=False)
+        self.cs_count(who=who, counted=wrong, same=False)
+        (opened,) = self.open_discs - before
+        self._resolve(opened, who, witness, reason)
+
+    def _resolve(self, disc: int, who: str, witness: str | None, reason: str) -> None:
+        person, valid = self._witness(witness, who)
+        allowed = who in ("nurse", "pharmacist") and disc in self.open_discs and valid
+        done = self.attempt(
+            allowed,
+            lambda: discrepancies.resolve(
+                self.site.ctl, self.people[who], disc, reason, "reviewed", witness=person
+            ),
+        )
+        if done is not None:
+            self.open_discs.discard(disc)
+            self.closed_discs.add(disc)
 
     # ------------------------------------------------------------------------- invariants
     @invariant()
@@ -391,13 +729,87 @@ class InventoryMachine(RuleBasedStateMachine):
                     assert moved == lot.qty >= 0
 
     @invariant()
+    def controlled_stock_adds_up(self) -> None:
+        """The CS pocket and the return bin: on-hand = lots = replay, and as the model says."""
+        with self.site.ctl.read() as s:
+            for code, lots in ((CS_POCKET, self.cs.lots), (CS_BIN, self.bin)):
+                db = s.execute(
+                    select(Pocket).where(Pocket.cabinet_id == CS_CAB, Pocket.code == code)
+                ).scalar_one()
+                rows = s.execute(select(StockLot).where(StockLot.pocket_id == db.id)).scalars()
+                found = {(lot.gtin, lot.lot, lot.expiry): lot.qty for lot in rows}
+                replay = s.execute(
+                    select(func.coalesce(func.sum(Transaction.qty), 0)).where(
+                        Transaction.pocket_id == db.id
+                    )
+                ).scalar()
+                assert db.on_hand == sum(found.values()) == replay == sum(lots.values()), code
+                assert {k: v for k, v in found.items() if v} == {k: v for k, v in lots.items() if v}
+
+    @invariant()
+    def every_differing_count_has_exactly_one_discrepancy(self) -> None:
+        with self.site.ctl.read() as s:
+            txns = s.execute(
+                select(Transaction).where(Transaction.kind == TxnKind.COUNT.value)
+            ).scalars()
+            groups: dict[int, list[Transaction]] = {}
+            for txn in txns:
+                groups.setdefault(txn.audit_seq, []).append(txn)
+            by_txn: dict[int, list[Discrepancy]] = {}
+            for disc in s.execute(select(Discrepancy)).scalars():
+                if disc.trigger != "sensor" and disc.transaction_id is not None:
+                    by_txn.setdefault(disc.transaction_id, []).append(disc)
+            for group in groups.values():
+                first = group[0]
+                linked = [d for t in group for d in by_txn.get(t.id or 0, [])]
+                if first.reason == counts.RECOUNT_REQUESTED:
+                    assert linked == [] and all(t.qty == 0 for t in group)
+                    continue
+                assert len(linked) == (first.counted != first.expected), (first, linked)
+                if linked:
+                    assert (linked[0].expected, linked[0].counted) == (
+                        first.expected,
+                        first.counted,
+                    )
+            still_open = set(
+                s.execute(select(Discrepancy.id).where(Discrepancy.status == "open")).scalars()
+            )
+            assert still_open == self.open_discs
+
+    @invariant()
+    def no_resolution_or_controlled_waste_without_a_valid_witness(self) -> None:
+        with self.site.ctl.read() as s:
+            roles = dict(s.execute(select(User.id, User.role)).all())
+            for disc in s.execute(
+                select(Discrepancy).where(Discrepancy.status != "open")
+            ).scalars():
+                assert disc.witness_id is not None and disc.witness_id != disc.resolved_by
+                assert roles[disc.witness_id] in ("pharmacist", "nurse")
+                (record,) = s.execute(
+                    select(Transaction).where(Transaction.session_id == f"discrepancy:{disc.id}")
+                ).scalars()
+                assert (record.kind, record.qty, record.witness_id, record.user_id) == (
+                    TxnKind.ADJUST,
+                    0,
+                    disc.witness_id,
+                    disc.resolved_by,
+                )
+            assert {d for d in self.closed_discs} == set(
+                s.execute(select(Discrepancy.id).where(Discrepancy.status != "open")).scalars()
+            )
+            for txn in s.execute(
+                select(Transaction).where(Transaction.kind == TxnKind.WASTE.value)
+            ).scalars():
+                assert txn.witness_id is not None and txn.witness_id != txn.user_id
+
+    @invariant()
     def audit_chain_verifies(self) -> None:
         verify_trail(self.site.ctl)
 
 
 STATEFUL = settings(
     max_examples=25,
-    stateful_step_count=40,
+    stateful_step_count=50,
     deadline=None,
     database=None,
     suppress_health_check=[HealthCheck.too_slow],
@@ -406,7 +818,7 @@ STATEFUL = settings(
 )
 
 TestInventorySQLite = InventoryMachine.TestCase
-TestInventorySQLite.settings = STATEFUL
+TestInventorySQLite.settings = settings(STATEFUL, max_examples=40)
 
 
 class PostgresInventoryMachine(InventoryMachine):
