@@ -13,14 +13,17 @@ Two parts, both on virtual cabinets from shipped profiles, no hardware and no se
 Time is SimPy time, advanced where real code would wait, so the restock round takes about half a
 minute of simulated time and a second or two of real time. The controller's clock follows it
 (anchored at the real start), so the records carry the times of the simulated round.
-Controlled substances are left out of the round for now: their blind count on access (which
-opens a discrepancy when it differs) belongs in part 2 as soon as the controlled-substance count
-API is in the controller and the restock session has a count step.
+Controlled substances are left out of the scripted round (the script format has no count step
+yet); after the recall, a short controlled-substance part drives the controller directly on the
+same virtual cabinet: a morphine pocket refilled with a witness after the technician's blind count
+on access, a nurse's removal whose blind count finds one cartridge fewer than recorded (a recount,
+then the discrepancy stands), and the pharmacist's resolution with the nurse as witness.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -268,6 +271,7 @@ def _job(url: str, *, kept: bool, workdir: Path, seed: int) -> None:
         script = _write_script(workdir, ctl.today())
         _restock(ctl, driver, waiter, people["tech"], script)
         _recall(ctl, people["pharm"])
+        _controlled(ctl, driver, people)
         _reports(url)
         _closing(ctl, url, kept, script)
     finally:
@@ -443,6 +447,123 @@ def _recall(ctl: Controller, pharmacist: Actor) -> None:
         highlight=False,
         soft_wrap=True,
     )
+
+
+CS_POCKET, MORPHINE, MORPHINE_G = "D4-P1", "00304091890015", 6.3  # lidded, weighed
+
+
+def _shut(driver: SimDriver, drawer: str, poll: Callable[[], object]) -> None:
+    """Close the drawer and poll while the scale settles (simulated seconds)."""
+    driver.cabinet.sim_close(drawer)
+    for _ in range(30):
+        driver.advance(0.1)
+        if poll() in ("closed", "done", "failed"):
+            return
+
+
+def _controlled(ctl: Controller, driver: SimDriver, people: dict[str, Actor]) -> None:
+    """Count on access, witness, a discrepancy opened by a blind count, and its resolution."""
+    from adc.controller import cabinets, discrepancies, users, withdrawal
+    from adc.controller.cabinet_policy import set_cabinet_setting
+    from adc.controller.restock import LineKind, begin_restock
+
+    out = console()
+    say = lambda text: out.print(f"  {text}", highlight=False, soft_wrap=True)  # noqa: E731
+    out.print(
+        f"\n[bold]controlled substances[/] (morphine 2 mg/mL cartridge, C-II, in {CS_POCKET}):"
+    )
+    cab = driver.cabinet
+    drawer = CS_POCKET.split("-")[0]
+    spec_drawer, spec_pocket = driver.profile.pocket(CS_POCKET)
+    for point in (spec_drawer.lock, spec_pocket.lid_lock):  # the scene: the pocket starts empty
+        if point:
+            driver.pulse(point)
+    driver.advance(0.05)
+    (
+        cab.sim_open(drawer),
+        cab.sim_open(CS_POCKET),
+        cab.sim_take(CS_POCKET, len(cab.units(CS_POCKET))),
+    )
+    cab.sim_close(drawer)
+    driver.advance(3.0)  # the solenoids re-arm
+    cabinets.assign_pocket(
+        ctl, people["pharm"], CABINET, CS_POCKET, MORPHINE, par=5, critical_low=1, max_qty=10
+    )
+    set_cabinet_setting(ctl, people["admin"], CABINET, "cs-refill-witness", "true")
+    users.add_user(ctl, people["admin"], "nina", "nurse", DEMO_PIN, "Nina Nurse")
+    nina = users.authenticate(ctl, "nina", DEMO_PIN)
+    say("pharm assigns it; admin: controlled refills in W1 need a witness (cs-refill-witness)")
+
+    session = begin_restock(ctl, driver, CABINET, people["tech"], witness=people["pharm"])
+    session.select(CS_POCKET, LineKind.REFILL)
+    session.scan(f"]d201{MORPHINE}17{ctl.today() + timedelta(days=400):%y%m%d}10MS2201")
+    session.unlock()
+    driver.advance(0.05)
+    cab.sim_open(drawer), cab.sim_open(CS_POCKET)
+    driver.advance(0.1)
+    session.poll()
+    found = session.count(0)
+    say(f"tech opens {CS_POCKET}; blind count on access, expected not shown: 0 → {found.outcome}")
+    cab.sim_add(CS_POCKET, 4, MORPHINE_G)
+    _shut(driver, drawer, lambda: session.poll().value)
+    line = session.line
+    assert line is not None
+    movement = session.confirm_quantity(5, accept_discrepancy=True)
+    session.end()
+    say(
+        f"tech loads 4 but confirms the 5 on the order against the scale's {line.measured}: "
+        f"recorded with witness pharm, restock discrepancy {movement.discrepancy_id} opened"
+    )
+
+    driver.advance(3.0)  # later: the solenoids have re-armed
+    w = withdrawal.begin_withdrawal(ctl, driver, CABINET, nina, CS_POCKET, 1)
+    w.unlock()
+    driver.advance(0.05)
+    cab.sim_open(drawer), cab.sim_open(CS_POCKET)
+    driver.advance(0.1)
+    w.poll()
+    there = len(cab.units(CS_POCKET))
+    first = w.count(there)
+    again = w.count(there) if first.outcome == "recount" else first
+    say(
+        f"nina opens it to take 1; her blind count: {there} → {first.outcome} → {there} again → "
+        f"{again.outcome} {again.discrepancy_id} (on record 5, counted {there}): it stands"
+    )
+    cab.sim_take(CS_POCKET, 1)
+    w.record(count_back=len(cab.units(CS_POCKET)))
+    _shut(driver, drawer, lambda: w.poll().value)
+    w.finish()
+    say(f"she takes 1 and counts back {len(cab.units(CS_POCKET))}: matches")
+    out.print("  open discrepancies (adc discrepancy list):")
+    for row in discrepancies.list_discrepancies(ctl, open_only=True):
+        what = (
+            f"the scale counted {row.expected}, {row.opened_by} entered {row.counted}"
+            if row.trigger == "sensor"
+            else f"on record {row.expected}, {row.opened_by} counted {row.counted}"
+        )
+        due = (row.deadline or "")[:16].replace("T", " ")
+        say(f"  {row.id}  {row.pocket} {row.trigger:7} {what}; resolve by {due} UTC")
+    for disc_id in (again.discrepancy_id, movement.discrepancy_id):
+        assert disc_id is not None
+        discrepancies.resolve(
+            ctl,
+            people["pharm"],
+            disc_id,
+            "restock-error",
+            "4 cartridges were loaded, 5 recorded",
+            witness=nina,
+        )
+    say(
+        f"pharm resolves {again.discrepancy_id} and {movement.discrepancy_id} as restock-error, "
+        "witness nina (who typed her PIN); nothing recorded is changed, the resolutions are added"
+    )
+    from adc.controller.csreport import cs_activity, period
+
+    out.print("  the DEA-style record, running balance per pocket (adc report cs-activity):")
+    for e in cs_activity(ctl, *period(ctl, ctl.today(), ctl.today()), CABINET):
+        witness = f", witness {e.witness}" if e.witness else ""
+        note = f" ({e.reason})" if e.reason else ""
+        say(f"  {e.at[11:19]} {e.kind:7} {e.change:+d} → {e.balance}  {e.user}{witness}{note}")
 
 
 def _reports(url: str) -> None:

@@ -30,6 +30,9 @@ def test_the_demo_restocks_with_refusals_recalls_and_reports(tmp_path: Path) -> 
     for title in ("refill list", "shortages", "expiring within 30d", "recalled stock"):
         assert title in out
     assert "hash chain verified" in out
+    # the controlled-substance part: a blind count on access that opens a discrepancy
+    assert "her blind count: 4 → recount → 4 again → discrepancy 2" in out
+    assert "pharm resolves 2 and 1 as restock-error, witness nina" in out
     with sqlite3.connect(db) as conn:
         on_hand = dict(conn.execute("SELECT code, on_hand FROM pocket WHERE item_id IS NOT NULL"))
         refused = conn.execute("SELECT count(*) FROM stock_lot WHERE lot = 'ON0917'").fetchone()
@@ -40,6 +43,7 @@ def test_the_demo_restocks_with_refusals_recalls_and_reports(tmp_path: Path) -> 
         "D3-P1": 5,
         "D3-P2": 5,
         "D6-P1": 30,
+        "D4-P1": 3,  # morphine: refilled 4 (recorded 5), counted on access 4, 1 removed
     }
     assert refused == (0,)  # the expired lot never entered the cabinet
     script = tmp_path / "demo-restock.toml"
