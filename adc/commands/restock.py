@@ -9,6 +9,11 @@ This module only wires things together; the session logic lives in `adc/session/
 - the waiter too: simulated time runs instantly in a script, keeps pace with the wall clock for a
   person at the terminal, and is the wall clock itself for anything on a wire.
 
+Controlled pockets: the session asks for the count on access (blind) once the pocket is open;
+where the cabinet's policy (`cs-refill-witness`) wants a witness for controlled refills, the
+witness is named with `--witness USER` and types their PIN (commands/witnessing.py); without one
+the session is refused before anything is unlocked (exit 1).
+
 Bad input (unknown cabinet or user, a script with errors, `--json` without a script) is reported
 before anything is unlocked or recorded, with exit code 2.
 """
@@ -24,6 +29,7 @@ import typer
 
 from adc.commands.access import PIN_ENV, UserOption
 from adc.commands.common import DbOption, JsonOption, console
+from adc.commands.witnessing import WitnessOption, WitnessPinStdinOption
 
 if TYPE_CHECKING:
     from adc.controller.context import Actor, Controller
@@ -53,6 +59,8 @@ def restock(
             show_default=False,
         ),
     ] = None,
+    witness: WitnessOption = None,
+    witness_pin_stdin: WitnessPinStdinOption = False,
     as_json: JsonOption = False,
     db: DbOption = None,
 ) -> None:
@@ -64,6 +72,10 @@ def restock(
 
     With --script FILE the same session runs from a TOML file, printed as text or, with --json,
     as JSON lines. The PIN comes from ADC_PIN if set, else a hidden prompt.
+
+    Controlled pockets are counted blind when opened (a script gives `count = N`); where the
+    cabinet wants a witness for controlled refills, --witness USER (PIN from ADC_WITNESS_PIN,
+    --witness-pin-stdin, else a hidden prompt).
     """
     from adc.commands.access import open_controller
     from adc.errors import BadInput
@@ -84,13 +96,17 @@ def restock(
         from adc.session.script import check_against
 
         check_against(parsed, ctl, cabinet)
+    if not witness:
+        _check_witness_needed(ctl, cabinet, parsed)
     driver, uri = _open_driver(backend, profile_ref)
     try:
         hands = _hands_for(driver)
         if parsed is not None:
-            code = _scripted(ctl, driver, uri, hands, cabinet, user, parsed, as_json)
+            code = _scripted(
+                ctl, driver, uri, hands, cabinet, user, parsed, as_json, witness, witness_pin_stdin
+            )
         else:
-            code = _interactive(ctl, driver, uri, hands, cabinet, user)
+            code = _interactive(ctl, driver, uri, hands, cabinet, user, witness, witness_pin_stdin)
     finally:
         driver.close()
     if code:
@@ -114,6 +130,27 @@ def _check_cabinet_and_user(ctl: Controller, cabinet: str, user: str | None) -> 
     if user.strip().lower() not in {v.username for v in list_users(ctl)}:
         raise BadInput(f"unknown user {user!r}")
     return profile_ref
+
+
+def _check_witness_needed(ctl: Controller, cabinet: str, script: object) -> None:
+    """Refused (exit 1) where the cabinet's policy wants a witness for controlled refills and the
+    session may reach a controlled pocket (a script naming only other pockets does not)."""
+    from adc.controller.cabinet_policy import read_cabinet_policy
+    from adc.controller.reports import refill_list
+    from adc.errors import Refused
+    from adc.session.script import Script
+
+    if not read_cabinet_policy(ctl, cabinet).cs_refill_witness:
+        return
+    controlled = [line.pocket for line in refill_list(ctl, cabinet) if line.schedule]
+    if isinstance(script, Script) and all(line.pocket for line in script.lines):
+        named = {line.pocket for line in script.lines if line.skip is None}
+        controlled = [p for p in controlled if p in named]
+    if controlled:
+        raise Refused(
+            f"cabinet {cabinet} needs a witness to refill controlled substances "
+            f"({', '.join(controlled)}): give --witness USER (a pharmacist or nurse)"
+        )
 
 
 def _open_driver(backend: str | None, profile_ref: str) -> tuple[CabinetDriver, str]:
@@ -144,8 +181,11 @@ def _scripted(
     user: str,
     script: object,
     as_json: bool,
+    witness: str | None = None,
+    witness_pin_stdin: bool = False,
 ) -> int:
     from adc.commands.access import login
+    from adc.commands.witnessing import login_witness
     from adc.controller.restock import begin_restock
     from adc.session.events import Event
     from adc.session.interrupts import deferred_sigint
@@ -158,7 +198,8 @@ def _scripted(
     waiter = waiter_for(driver)
     ctl.clock = SessionClock(waiter)
     actor = login(ctl, user)
-    session = begin_restock(ctl, driver, cabinet, actor)
+    witness_actor = login_witness(ctl, witness, witness_pin_stdin)
+    session = begin_restock(ctl, driver, cabinet, actor, witness=witness_actor)
     out = console()
 
     def emit(event: Event) -> None:
@@ -181,8 +222,16 @@ def _scripted(
 
 
 def _interactive(
-    ctl: Controller, driver: CabinetDriver, uri: str, hands: Hands, cabinet: str, user: str
+    ctl: Controller,
+    driver: CabinetDriver,
+    uri: str,
+    hands: Hands,
+    cabinet: str,
+    user: str,
+    witness: str | None = None,
+    witness_pin_stdin: bool = False,
 ) -> int:
+    from adc.commands.witnessing import login_witness
     from adc.controller.restock import begin_restock
     from adc.session.interrupts import deferred_sigint
     from adc.session.runner import Runner
@@ -192,7 +241,8 @@ def _interactive(
     waiter = interactive_waiter(driver)
     ctl.clock = SessionClock(waiter)
     actor = _terminal_login(ctl, user)
-    session = begin_restock(ctl, driver, cabinet, actor)
+    witness_actor = login_witness(ctl, witness, witness_pin_stdin)
+    session = begin_restock(ctl, driver, cabinet, actor, witness=witness_actor)
     out = console()
     runner = Runner(session, waiter, hands, lambda event: None, uri, critical=deferred_sigint)
     screen = Screen(runner, out)

@@ -24,6 +24,7 @@ KINDS = (
     "unlocked",  # the drawer (and pocket lock) was pulsed; the countdown starts
     "hands",  # simulated hands did something (sim backends only)
     "opened",  # the access switch shows the pocket open
+    "count",  # the count on access: match, recount (asked once), or discrepancy (with its id)
     "closed",  # closed again, the scale settled: what the sensor measured
     "timeout",  # not opened within the unlock timeout: relatched
     "note",  # something the controller noted on the line (scale unreadable, relock failed)

@@ -6,6 +6,12 @@ the hands act), retrying an unlock the lock board refuses while it re-arms, the 
 lines with what became of each, the events every renderer draws from, and the clean-up after an
 interrupt. It decides nothing the controller decides: every refusal comes from the controller.
 
+The count on access: where `line.count_due` is not NONE (controlled items always, blind) the person
+counts what is in the pocket once it is open, before adding anything (`count(n)`); the outcome is
+an event (`count`: match, recount, discrepancy with its id). While a blind count is pending, the
+board and the `line` event carry no on-hand and no need (par − need would give the on-hand away):
+`BoardRow.hidden`.
+
 After an interrupt (Ctrl-C, a lost terminal) no pocket is left unlocked without a record:
 - nothing was unlocked yet (or the unlock timed out and relatched): the line is dropped;
 - unlocked but never opened: wait for the pulse to end and check the latches hold again;
@@ -55,9 +61,19 @@ class BoardRow:
     blocked: str | None
     status: str = "to do"  # to do · current · done · skipped · left · flagged
     result: str = ""
+    count: str = "none"  # the count on access due: none · verify · blind
+    counted: bool = False  # counted in this session (a blind row may show numbers again)
+
+    @property
+    def hidden(self) -> bool:
+        """A blind count is still to be made: on-hand and need must not be shown."""
+        return self.count == "blind" and not self.counted and self.status != "done"
 
     def as_json(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        out = dict(self.__dict__)
+        if self.hidden:
+            out["on_hand"] = out["need"] = None
+        return out
 
 
 @dataclass(frozen=True)
@@ -119,7 +135,9 @@ class Runner:
         for entry in self.session.refill_list():
             row = rows.get(entry.pocket)
             if row is None:
-                self.board.append(_row(entry))
+                row = _row(entry)
+                row.count = self._count_mode(entry.pocket)
+                self.board.append(row)
             elif row.status == "to do":
                 row.on_hand, row.need, row.critical, row.blocked = (
                     entry.on_hand,
@@ -151,17 +169,72 @@ class Runner:
             return None
         row = self._row(line)
         row.status = "current"
+        row.count, row.counted = line.count_due.value, False
         self._notes_seen = 0
+        blind = row.hidden
         self._event(
             "line",
             pocket=line.pocket,
             drawer=line.drawer,
             item=line.item,
-            on_hand=line.on_hand,
-            need=line.need,
+            on_hand=None if blind else line.on_hand,
+            need=None if blind else line.need,
             sensor=line.points.sensor_kind,
+            count=line.count_due.value,
         )
         return line
+
+    def _count_mode(self, pocket: str) -> str:
+        from adc.controller.counts import count_prompt
+
+        return count_prompt(self.session.ctl, self.session.cabinet, pocket).mode.value
+
+    # ------------------------------------------------------------------------ count on access
+    def count_pending(self) -> bool:
+        """The current line needs its count on access (or its recount) before it is recorded."""
+        from adc.controller.cabinet_policy import CountMode
+        from adc.controller.counts import Outcome
+
+        line = self.session.line
+        if line is None or line.count_due is CountMode.NONE:
+            return False
+        return line.counted is None or line.counted.outcome is Outcome.RECOUNT
+
+    def count_prompt(self) -> Any:
+        """What the screen may show before the count (`expected` only for a verify count)."""
+        from adc.controller.counts import count_prompt
+
+        line = self._line()
+        return count_prompt(self.session.ctl, self.session.cabinet, line.pocket)
+
+    def count(self, counted: int) -> Any:
+        """The count on access of the open (or closed) pocket; an event says how it came out.
+        Refused/BadInput (not open, negative) keep the line as it was."""
+        from adc.controller.counts import Outcome
+
+        line = self._line()
+        recount = line.counted is not None
+        with self.critical():
+            result = self.session.count(counted)
+        row = self._row(line)
+        if result.outcome is not Outcome.RECOUNT:
+            # on-hand follows the count that stands; what the line needs follows it
+            row.counted = True
+            line.on_hand = row.on_hand = counted
+            if line.need is not None:
+                line.need = row.need = max(row.par - counted, 0)
+        self._event(
+            "count",
+            pocket=line.pocket,
+            mode=line.count_due.value,
+            counted=counted,
+            outcome=result.outcome.value,
+            recount=recount,
+            discrepancy=result.discrepancy_id,
+            txn=result.txn_id,
+            audit_seq=result.audit_seq,
+        )
+        return result
 
     def _row(self, line: Line) -> BoardRow:
         for row in self.board:

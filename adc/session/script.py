@@ -18,7 +18,20 @@
     confirm_discrepancy = true     # record `quantity` even where the scale counts differently
 
     [[line]]
+    pocket = "D3-P1"               # a controlled substance: its count on access is due
+    scan = "(01)00309040911103(17)271231(10)MO1"
+    count = 0                      # what is in the pocket when it opens, before adding (blind)
+    recount = 0                    # optional: the one recount, where the first count differed
+    quantity = 5
+
+    [[line]]
     skip = "out of stock"          # mark the next line out of stock (pharmacists notified)
+
+Where a pocket's count on access is due (controlled substances always; others per the cabinet's
+count mode) the line gives `count`, entered once the pocket is open and before the packs go in;
+where it differs and the cabinet allows one recount, `recount` is entered (without one the line
+fails). A line naming such a pocket without `count` is a problem of the script; a line that reaches
+one through the refill list fails before anything is unlocked, naming the script line.
 
 Scans are tried in order until one is accepted; the refused ones are reported with the reason
 (that is how a script shows a wrong-drug or expired-lot refusal). The GS separator is written
@@ -54,6 +67,8 @@ LINE_KEYS = {
     "skip",
     "accept_short_dated",
     "confirm_discrepancy",
+    "count",
+    "recount",
 }
 TOP_KEYS = {"cabinet", "line"}
 LOADING_S = 4.0  # and take this long to put the packs in and close (a restock line takes 11–21 s)
@@ -76,6 +91,8 @@ class ScriptLine:
     skip: str | None = None
     accept_short_dated: bool = False
     confirm_discrepancy: bool = False
+    count: int | None = None  # the count on access, where one is due
+    recount: int | None = None  # the one recount, where the count differed
 
 
 @dataclass
@@ -306,6 +323,18 @@ def _parse_block(
             )
         else:
             line.quantity = quantity
+    for key in ("count", "recount"):
+        value = block.get(key)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            problems.append(Problem(at(key), f"{key} must be a whole number ≥ 0, not {value!r}"))
+        else:
+            setattr(line, key, value)
+    if "recount" in block and "count" not in block:
+        problems.append(Problem(at("recount"), "recount needs count (the first count)"))
+    if skip is not None and ("count" in block or "recount" in block):
+        problems.append(Problem(at("count"), "a skipped line opens nothing: no count"))
     for flag in ("accept_short_dated", "confirm_discrepancy"):
         value = block.get(flag, False)
         if not isinstance(value, bool):
@@ -317,6 +346,7 @@ def _parse_block(
 
 def check_against(script: Script, ctl: Controller, cabinet: str) -> None:
     """Check the script against the cabinet's pockets (read only): ScriptError if anything is off."""
+    from adc.controller.counts import count_prompt
     from adc.controller.reports import pockets
 
     problems: list[Problem] = []
@@ -335,15 +365,29 @@ def check_against(script: Script, ctl: Controller, cabinet: str) -> None:
             )
         elif view.item is None:
             problems.append(Problem(line.number, f"pocket {line.pocket} has no item assigned"))
-        elif view.sensor != "weight" and line.quantity is None and line.skip is None:
-            problems.append(
-                Problem(
-                    line.number,
-                    f"pocket {line.pocket} has no scale ({view.sensor} sensor): give the quantity",
+        else:
+            if view.sensor != "weight" and line.quantity is None and line.skip is None:
+                problems.append(
+                    Problem(
+                        line.number,
+                        f"pocket {line.pocket} has no scale ({view.sensor} sensor): "
+                        "give the quantity",
+                    )
                 )
-            )
+            if line.skip is None and line.count is None:
+                prompt = count_prompt(ctl, cabinet, line.pocket)
+                if prompt.mode.value != "none":
+                    problems.append(Problem(line.number, _count_missing(line.pocket, prompt)))
     if problems:
         raise ScriptError(script.path, problems)
+
+
+def _count_missing(pocket: str, prompt: Any) -> str:
+    why = "holds a controlled substance" if prompt.controlled else "is counted on access"
+    return (
+        f"pocket {pocket} {why}: its {prompt.mode.value} count on access is due; "
+        "give count = N (what is in the pocket when it opens)"
+    )
 
 
 # ----------------------------------------------------------------------------------- running
@@ -376,6 +420,15 @@ def _run_line(runner: Runner, block: ScriptLine) -> bool:
     if block.skip is not None:
         runner.skip(block.skip)
         return True
+    if runner.count_pending() and block.count is None:
+        runner.report(
+            "error",
+            line.pocket,
+            _count_missing(line.pocket, runner.count_prompt()),
+            script_line=block.number,
+        )
+        runner.leave("no count in the script")
+        return False
     accepted = False
     for scan in block.scans:
         if accepted:
@@ -403,11 +456,24 @@ def _run_line(runner: Runner, block: ScriptLine) -> bool:
     if not runner.unlock():
         runner.leave("could not unlock")
         return False
-    outcome = runner.access(_hands_tick(runner, block))
+    counting = _Counting(runner, block)
+    outcome = runner.access(_hands_tick(runner, block, counting))
     if outcome == "timeout":
         runner.leave("not opened in time")
         return False
     if outcome == "failed":
+        return False
+    if block.count is not None and not counting.tried and not runner.count_pending():
+        runner.report(
+            "note",
+            line.pocket,
+            "count not used: no count on access is due",
+            script_line=block.number,
+        )
+    if runner.count_pending() and not counting.tried:
+        counting.run()  # closed before the count was made (no tick while open): count now
+    if runner.count_pending():
+        runner.flag("could not be recorded", "the count on access was not completed")
         return False
     try:
         runner.record(block.quantity, accept_discrepancy=block.confirm_discrepancy)
@@ -418,14 +484,50 @@ def _run_line(runner: Runner, block: ScriptLine) -> bool:
     return True
 
 
-def _hands_tick(runner: Runner, block: ScriptLine) -> Any:
+class _Counting:
+    """The script's count on access (and its recount), made once the pocket is open."""
+
+    def __init__(self, runner: Runner, block: ScriptLine) -> None:
+        self.runner, self.block, self.tried = runner, block, False
+
+    def run(self) -> None:
+        from adc.controller.counts import Outcome
+        from adc.errors import Refused
+
+        self.tried = True
+        runner, block = self.runner, self.block
+        pocket = runner.session.line.pocket if runner.session.line else None
+        try:
+            assert block.count is not None
+            result = runner.count(block.count)
+            if result.outcome is not Outcome.RECOUNT:
+                return
+            if block.recount is None:
+                runner.report(
+                    "refused",
+                    pocket,
+                    "the count differed and a recount is asked: the script gives no recount",
+                    script_line=block.number,
+                )
+                return
+            runner.count(block.recount)
+        except (Refused, BadInput) as err:
+            runner.report("refused", pocket, err.message, script_line=block.number)
+
+
+def _hands_tick(runner: Runner, block: ScriptLine, counting: _Counting | None = None) -> Any:
     """What the script's simulated hands do while the pocket is unlocked (nothing without hands):
-    pull while the latch is released, put the packs in, close after a while."""
+    pull while the latch is released, count what is there where a count is due, put the packs
+    in, close after a while."""
     from adc.controller.restock import State
 
     done = {"pulled": False, "put": False}
 
     def tick(status: AccessStatus) -> None:
+        pending = counting is not None and not counting.tried and runner.count_pending()
+        if status.state is State.OPEN and pending:
+            assert counting is not None
+            counting.run()
         if not runner.hands.acts:
             return
         if status.state is State.UNLOCKED and not done["pulled"]:

@@ -7,6 +7,11 @@ reads a line. While a pocket is unlocked it shows a live countdown and reads key
 blocking (the terminal in cbreak mode, restored on every exit), so the operator can type `quit`,
 or drive simulated hands (`open`, `add 10`, `close`) on a `sim:` backend.
 
+The count on access (controlled items always, blind): once the pocket is open the screen asks to
+"count what is in the pocket now" and a number typed is the count (`add` waits for it). While a
+blind count is pending neither the refill list nor the line panel shows that pocket's on-hand or
+need (par − need would give it away); a verify count shows the record and asks to confirm it.
+
 Nothing here decides anything: refusals and counts come from the controller through the runner.
 """
 
@@ -29,6 +34,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from adc.controller.cabinet_policy import CountMode
 from adc.controller.restock import State
 from adc.errors import BadInput, Refused
 from adc.session.events import Event
@@ -126,13 +132,14 @@ class Screen:
             table.add_row("✓", "", f"[dim]{hidden_done} more finished[/]", "", "", "", "")
         for row in rows:
             mark, status, style = _status(row)
+            hidden = row.hidden  # a blind count is due: no on-hand, no need (par − need)
             table.add_row(
                 mark,
                 row.pocket,
                 escape(row.item),
-                str(row.on_hand),
+                "[dim]blind[/]" if hidden else str(row.on_hand),
                 str(row.par),
-                str(row.need),
+                "[dim]—[/]" if hidden else str(row.need),
                 status,
                 style=style,
             )
@@ -158,11 +165,24 @@ class Screen:
         need = line.need or 0
         body = Text()
         body.append(f"{line.item}\n", style="bold")
-        body.append(f"load {need}", style="bold cyan")
-        body.append(
-            f"   (on hand {line.on_hand}, par {line.on_hand + need}) · sensor: "
-            f"{line.points.sensor_kind}\n"
-        )
+        pending = self.runner.count_pending()
+        if pending and line.count_due is CountMode.BLIND:
+            body.append("blind count on access", style="bold yellow")
+            body.append(
+                " — count what is in the pocket when it opens (no number is shown) · sensor: "
+                f"{line.points.sensor_kind}\n"
+            )
+        else:
+            body.append(f"load {need}", style="bold cyan")
+            body.append(
+                f"   (on hand {line.on_hand}, par {line.on_hand + need}) · sensor: "
+                f"{line.points.sensor_kind}\n"
+            )
+            if pending:
+                body.append(
+                    f"verify count on access: check the pocket holds {line.on_hand}\n",
+                    style="yellow",
+                )
         if line.scan is not None:
             days = line.verdict.days_left if line.verdict else None
             body.append("scanned: ", style="dim")
@@ -373,7 +393,8 @@ class TerminalSession:
             typed = keys.poll()
             if typed is not None:
                 self._command(typed, status)
-            live.update(self.screen.frame(_access_text(status, keys.text, hint)), refresh=True)
+            text = _access_text(status, keys.text, hint, self._count_hint(status))
+            live.update(self.screen.frame(text), refresh=True)
 
         with (
             cbreak(self.fd),
@@ -402,7 +423,20 @@ class TerminalSession:
                 "for recount)"
             )
             return
+        if (
+            status.state is State.OPEN
+            and self.runner.count_pending()
+            and verb.isdigit()
+            and not args
+        ):
+            self._count(int(verb))
+            return
         hands = self.runner.hands
+        if verb in ("add", "put", "load", "take") and self.runner.count_pending():
+            self.screen.messages.append(
+                "[yellow]Count what is in the pocket first[/] (type the number), then add"
+            )
+            return
         if verb in ("open", "close", "add", "put", "load", "take") and not hands.acts:
             self.screen.messages.append(escape(hands.open(line).message))
             return
@@ -425,8 +459,51 @@ class TerminalSession:
                 f"[yellow]'{escape(typed.strip())}' is not a command now[/] (finish this line first)"
             )
 
+    def _count_hint(self, status: AccessStatus) -> str:
+        """The count prompt while the pocket is open and its count on access is pending."""
+        if status.state is not State.OPEN or not self.runner.count_pending():
+            return ""
+        line = status.line
+        again = "recount" if line.counted is not None else "count"
+        if line.count_due is CountMode.VERIFY:
+            return (
+                f"[bold yellow]{again} what is in the pocket now[/] — the record says "
+                f"{line.on_hand}: type the number you find, then Enter"
+            )
+        return (
+            f"[bold yellow]{again} what is in the pocket now[/] (blind: before you put anything "
+            "in) — type the number, then Enter"
+        )
+
+    def _count(self, counted: int) -> None:
+        try:
+            self.runner.count(counted)
+        except (Refused, BadInput) as err:
+            self.screen.messages.append(f"[red]✗ refused:[/] {escape(err.message)}")
+
+    def _count_after_close(self) -> None:
+        """Closed before the count on access was made: ask for it before the quantity."""
+        while self.runner.count_pending():
+            line = self.runner.session.line
+            assert line is not None
+            shown = (
+                f" (the record says {line.on_hand})" if line.count_due is CountMode.VERIFY else ""
+            )
+            again = "recount" if line.counted is not None else "count"
+            typed = self._ask(
+                f"[bold yellow]{again} what is in the pocket now[/]: how many were in it before "
+                f"you put any in?{shown}"
+            ).strip()
+            try:
+                counted = int(typed)
+            except ValueError:
+                self.screen.messages.append(f"[red]'{escape(typed)}' is not a number[/]")
+                continue
+            self._count(counted)
+
     def _confirm_quantity(self) -> None:
         """Ask for the count (the scale's by default) until the line is recorded."""
+        self._count_after_close()
         while True:
             line = self.runner.session.line
             if line is None:
@@ -483,7 +560,7 @@ class TerminalSession:
         return typed
 
 
-def _access_text(status: AccessStatus, typed: str, hint: str) -> str:
+def _access_text(status: AccessStatus, typed: str, hint: str, count: str = "") -> str:
     line = status.line
     if status.state is State.UNLOCKED:
         left = status.remaining_s or 0.0
@@ -492,6 +569,8 @@ def _access_text(status: AccessStatus, typed: str, hint: str) -> str:
             f" and pocket {line.pocket}" if len(line.points.locks) > 1 else ""
         )
         what = f"[bold yellow]⏱ {where} unlocked — open it: {left:4.0f} s left[/] [yellow]{bar}[/]"
+    elif status.state is State.OPEN and count:
+        what = f"[bold green]open[/] — {count}"
     elif status.state is State.OPEN:
         what = (
             f"[bold green]open[/] — put {line.need or 0} into pocket [bold]{line.pocket}[/] "

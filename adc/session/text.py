@@ -24,9 +24,29 @@ def describe(event: Event) -> str | None:
         )
     if kind == "line":
         need = f"load {d['need']}" if d.get("need") is not None else ""
+        if d.get("on_hand") is None:  # a blind count is due: no number is shown
+            known = "count it on access, blind"
+        else:
+            due = f", {d['count']} count on access" if d.get("count") not in (None, "none") else ""
+            known = f"on hand {d['on_hand']}{due}"
         return (
             f"[bold cyan]▶ {pocket}[/] (drawer {escape(d['drawer'])}): "
-            f"{escape(str(d['item']))} — {need} [dim](on hand {d['on_hand']})[/]"
+            f"{escape(str(d['item']))} — {need} [dim]({known})[/]"
+        )
+    if kind == "count":
+        again = "recount" if d.get("recount") else "count"
+        if d["outcome"] == "match":
+            return (
+                f"  [green]✓ {again} {d['counted']} matches the record[/] (audit #{d['audit_seq']})"
+            )
+        if d["outcome"] == "recount":
+            return (
+                f"  [yellow]⚠ count {d['counted']} differs from the record: count again "
+                "(one recount allowed)[/]"
+            )
+        return (
+            f"  [red]✗ {again} {d['counted']} differs: discrepancy {d['discrepancy']} opened[/] "
+            f"(on hand is now {d['counted']}; resolve it with a witness: adc discrepancy resolve)"
         )
     if kind == "scan":
         return (
