@@ -13,9 +13,9 @@ Two parts, both on virtual cabinets from shipped profiles, no hardware and no se
 Time is SimPy time, advanced where real code would wait, so the restock round takes about half a
 minute of simulated time and a second or two of real time. The controller's clock follows it
 (anchored at the real start), so the records carry the times of the simulated round.
-Controlled substances are left out of the scripted round (the script format has no count step
-yet); after the recall, a short controlled-substance part drives the controller directly on the
-same virtual cabinet: a morphine pocket refilled with a witness after the technician's blind count
+Controlled substances are kept out of the scripted round (it shows the refusals); after the
+recall, a short controlled-substance part drives the controller's state machines directly on the
+same virtual cabinet, so each step can be told: a morphine pocket refilled with a witness after the technician's blind count
 on access, a nurse's removal whose blind count finds one cartridge fewer than recorded (a recount,
 then the discrepancy stands), and the pharmacist's resolution with the nurse as witness.
 """
