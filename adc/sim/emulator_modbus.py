@@ -29,6 +29,7 @@ import socket
 import socketserver
 import threading
 import time
+from abc import ABC, abstractmethod
 from contextlib import AbstractContextManager, suppress
 from typing import TYPE_CHECKING, Any
 
@@ -260,7 +261,7 @@ class ModbusTcpEmulator:
 
 
 # ------------------------------------------------------------------------------------------- RTU
-class SerialEmulator:
+class SerialEmulator(ABC):
     """Base of the serial emulators: one bus of a cabinet on a line (a pty, or a pyserial URL when
     `port` is given), a serving thread, optional line timing, and the frames decoded as they come.
 
@@ -367,11 +368,13 @@ class SerialEmulator:
             first_byte_at = time.monotonic()
 
     # Subclasses: frame handling.
+    @abstractmethod
     def _serve_frame(self, frame: Any, first_byte_at: float) -> None:
-        raise NotImplementedError
+        """Answer one decoded frame (or stay silent, as a real device would)."""
 
+    @abstractmethod
     def _line_silent(self) -> None:
-        raise NotImplementedError
+        """The line went quiet: flush a partial frame the decoder holds."""
 
 
 class ModbusRtuEmulator(SerialEmulator):
