@@ -62,15 +62,27 @@ CMD_ZERO, CMD_TARE, CMD_SAVE = 1, 2, 3
 
 @dataclass(frozen=True)
 class _Block:
-    """A run of addresses of one table: read (and maybe write) by offset inside the block."""
+    """A run of addresses of one table, read as a run: `read(offset, count)` gives `count` values
+    from `offset` inside the block in one call, so a multi-register read looks its block up once
+    and a load-cell channel is weighed once for both of its words. `write(offset, value)` writes
+    one address."""
 
     start: int
     count: int
-    read: Callable[[int], int]
+    read: Callable[[int, int], list[int]]
     write: Callable[[int, int], None] | None = None
+
+    @property
+    def end(self) -> int:
+        return self.start + self.count
 
     def holds(self, address: int) -> bool:
         return self.start <= address < self.start + self.count
+
+
+def _each(read_one: Callable[[int], int]) -> Callable[[int, int], list[int]]:
+    """A run reader from a one-address reader, for blocks with nothing to share between addresses."""
+    return lambda offset, count: [read_one(i) for i in range(offset, offset + count)]
 
 
 class VirtualDevice:
@@ -150,13 +162,31 @@ class VirtualModbusDevice(VirtualDevice):
     def _read(
         self, blocks: Sequence[_Block], table: str, start: int, count: int, limit: int
     ) -> list[int]:
+        """The values at `start .. start+count-1`, in address order: each address from the first
+        block (in table order) that maps it, a run of addresses in one block read in one call."""
         if not 1 <= count <= limit:
             raise IllegalValue(self.name, f"reads 1 to {limit} {table} at a time, not {count}")
-        out = []
-        for address in range(start, start + count):
+        out: list[int] = []
+        address, end = start, start + count
+        while address < end:
             block = self._find(blocks, table, address)
-            out.append(block.read(address - block.start))
+            stop = self._run_end(blocks, block, address, end)
+            out.extend(block.read(address - block.start, stop - address))
+            address = stop
         return out
+
+    @staticmethod
+    def _run_end(blocks: Sequence[_Block], block: _Block, address: int, end: int) -> int:
+        """Where the run of addresses from `address` that `block` answers ends: at the block's
+        end, the read's end, or where a block listed before it starts (profiles refuse
+        overlapping blocks; this keeps "the first block that maps an address" exact anyway)."""
+        stop = min(end, block.end)
+        for other in blocks:
+            if other is block:
+                break
+            if address < other.start < stop:
+                stop = other.start
+        return stop
 
 
 class VirtualDIO(VirtualModbusDevice):
@@ -179,18 +209,20 @@ class VirtualDIO(VirtualModbusDevice):
         self._scale = model.analog_scale
         self._signed = model.analog_signed
         self._bits["coils"] = [
-            _Block(model.coils.start, model.coils.count, self._read_coil, self._write_coil)
+            _Block(model.coils.start, model.coils.count, self._read_coils, self._write_coil)
         ]
         self._bits["discrete_inputs"] = [
-            _Block(model.discrete_inputs.start, model.discrete_inputs.count, self._read_input)
+            _Block(model.discrete_inputs.start, model.discrete_inputs.count, self._read_inputs)
         ]
         if model.analog_inputs is not None:
             ai = model.analog_inputs
-            self._registers["input"] = [_Block(ai.start, ai.count, self._read_analog)]
+            self._registers["input"] = [_Block(ai.start, ai.count, _each(self._read_analog))]
 
-    def _read_coil(self, offset: int) -> int:
-        coil = self._coils[offset]
-        return int(coil.energised if isinstance(coil, Solenoid) else coil.value)
+    def _read_coils(self, offset: int, count: int) -> list[int]:
+        return [
+            int(coil.energised if isinstance(coil, Solenoid) else coil.value)
+            for coil in self._coils[offset : offset + count]
+        ]
 
     def _write_coil(self, offset: int, value: int) -> None:
         coil = self._coils[offset]
@@ -207,8 +239,9 @@ class VirtualDIO(VirtualModbusDevice):
                 retry_after_s=remaining,
             )
 
-    def _read_input(self, offset: int) -> int:
-        return int(self._inputs[offset].active() != self._active_low)
+    def _read_inputs(self, offset: int, count: int) -> list[int]:
+        low = self._active_low
+        return [int(slot.active() != low) for slot in self._inputs[offset : offset + count]]
 
     def _read_analog(self, offset: int) -> int:
         source = self._analogs[offset]
@@ -224,9 +257,13 @@ class VirtualDIO(VirtualModbusDevice):
         return list(self._coils)
 
 
+_FLOAT32 = struct.Struct(">f")
+_TWO_WORDS = struct.Struct(">HH")
+
+
 def float32_words(value: float, word_order: Literal["big", "little"]) -> tuple[int, int]:
     """A float as two 16-bit registers, in the device's word order (big: high word first)."""
-    high, low = struct.unpack(">HH", struct.pack(">f", value))
+    high, low = _TWO_WORDS.unpack(_FLOAT32.pack(value))
     return (high, low) if word_order == "big" else (low, high)
 
 
@@ -245,22 +282,27 @@ class VirtualLoadcell(VirtualModbusDevice):
             model.command_block(),
         )
         self._registers["input"] = [
-            _Block(weights.start, weights.count, self._read_weight_word),
-            _Block(status.start, status.count, self._read_status),
+            _Block(weights.start, weights.count, self._read_weight_words),
+            _Block(status.start, status.count, self._read_statuses),
         ]
         self._registers["holding"] = [
-            _Block(commands.start, commands.count, self._read_command, self._write_command)
+            _Block(commands.start, commands.count, self._read_commands, self._write_command)
         ]
 
-    def _read_weight_word(self, offset: int) -> int:
-        grams, _ = self.channels[offset // 2].reading()
-        return float32_words(grams, self._word_order)[offset % 2]
+    def _read_weight_words(self, offset: int, count: int) -> list[int]:
+        """Words `offset ..` of the weight block: each channel weighed once for both its words."""
+        first, last = offset // 2, (offset + count - 1) // 2
+        words: list[int] = []
+        for channel in self.channels[first : last + 1]:
+            words.extend(float32_words(channel.reading()[0], self._word_order))
+        skip = offset % 2  # the read may start on a channel's second word
+        return words[skip : skip + count]
 
-    def _read_status(self, offset: int) -> int:
-        return self.channels[offset].reading()[1]
+    def _read_statuses(self, offset: int, count: int) -> list[int]:
+        return [channel.status() for channel in self.channels[offset : offset + count]]
 
-    def _read_command(self, offset: int) -> int:
-        return self.channels[offset].last_command
+    def _read_commands(self, offset: int, count: int) -> list[int]:
+        return [channel.last_command for channel in self.channels[offset : offset + count]]
 
     def _write_command(self, offset: int, value: int) -> None:
         channel = self.channels[offset]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Generator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import simpy
@@ -215,6 +215,12 @@ class LoadCellChannel:
     drift_since: float = 0.0
     last_command: int = 0
 
+    # The last conversion's noise: (sample number, standard normal draw). Reads inside one
+    # conversion period then cost no new draw; the value is the same one `gaussian` would give.
+    _conversion: tuple[int, float] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
+
     def gross_g(self) -> float:
         """What the cell carries, before the module's zero and tare: pan tare + items (+ drift)."""
         load = self.tare_g + self.pocket.load_g if self.pocket is not None else 0.0
@@ -222,10 +228,19 @@ class LoadCellChannel:
             load += self.drift_g_per_h * (self.env.now - self.drift_since) / 3600.0
         return load
 
-    def _measured_g(self) -> float:
-        sigma = self.noise_g if self.noisy_sigma_g is None else self.noisy_sigma_g
+    def _noise(self) -> float:
+        """The standard normal draw of the current conversion: a pure function of (key, sample)."""
         sample = math.floor(self.env.now * LOADCELL_SAMPLE_HZ)
-        return self.gross_g() + sigma * gaussian(self.key, sample)
+        conversion = self._conversion
+        if conversion is None or conversion[0] != sample:
+            conversion = self._conversion = (sample, gaussian(self.key, sample))
+        return conversion[1]
+
+    def _measured_g(self, gross_g: float | None = None) -> float:
+        """Gross weight plus this conversion's noise (`gross_g` when the caller already has it)."""
+        sigma = self.noise_g if self.noisy_sigma_g is None else self.noisy_sigma_g
+        gross = self.gross_g() if gross_g is None else gross_g
+        return gross + sigma * self._noise()
 
     def reading(self) -> tuple[float, int]:
         """(grams the module reports, status word) at `env.now`."""
@@ -233,13 +248,24 @@ class LoadCellChannel:
             return math.nan, STATUS_FAULT
         if self.stuck_value is not None:
             return self.stuck_value, STATUS_FAULT
-        grams = self._measured_g() - self.zero_offset_g - self.tare_offset_g
-        if self.gross_g() > self.capacity_g:
-            return grams, STATUS_OVERLOAD
+        gross = self.gross_g()
+        grams = self._measured_g(gross) - self.zero_offset_g - self.tare_offset_g
+        return grams, self._status_of(gross)
+
+    def status(self) -> int:
+        """The status word alone, which no noise enters: what a status register read needs."""
+        if self.disconnected or self.stuck_value is not None:
+            return STATUS_FAULT
+        return self._status_of(self.gross_g())
+
+    def _status_of(self, gross_g: float) -> int:
+        """The status of a working converter carrying `gross_g` grams, at `env.now`."""
+        if gross_g > self.capacity_g:
+            return STATUS_OVERLOAD
         settling = self.pocket is not None and self.env.now - self.pocket.changed_at < self.settle_s
         if self.noisy_sigma_g is not None or self.drift_g_per_h or settling:
-            return grams, STATUS_UNSTABLE
-        return grams, STATUS_OK
+            return STATUS_UNSTABLE
+        return STATUS_OK
 
     def usable(self) -> bool:
         """Whether the module can carry out a zero or tare now."""

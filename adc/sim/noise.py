@@ -13,6 +13,8 @@ import hashlib
 import math
 
 _MASK = (1 << 64) - 1
+_UNIT = float(1 << 53)  # 53 random bits → a float in [0, 1): the same constant every call
+_TWO_PI = 2.0 * math.pi
 
 
 def stable_key(*parts: str | int | float) -> int:
@@ -33,6 +35,6 @@ def gaussian(key: int, sample: int) -> float:
     """A standard normal variate for (key, sample), by Box–Muller over two SplitMix64 draws."""
     a = splitmix64(key ^ splitmix64(sample & _MASK))
     b = splitmix64(a)
-    u1 = ((a >> 11) + 1) / float(1 << 53)  # (0, 1]: log stays finite
-    u2 = (b >> 11) / float(1 << 53)
-    return math.sqrt(-2.0 * math.log(u1)) * math.cos(2.0 * math.pi * u2)
+    u1 = ((a >> 11) + 1) / _UNIT  # (0, 1]: log stays finite
+    u2 = (b >> 11) / _UNIT
+    return math.sqrt(-2.0 * math.log(u1)) * math.cos(_TWO_PI * u2)
