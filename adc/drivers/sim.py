@@ -22,7 +22,7 @@ says, `lock_engaged` is inferred: released while the coil is on or while the doo
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import TypeVar
 from urllib.parse import parse_qs
 
@@ -75,6 +75,29 @@ class SimDriver:
         _check_served(profile, cabinet)
         self._health = {name: DeviceHealth(device=name) for name in profile.devices}
         self._closed = False
+        # Decoded once, since the profile does not change while the driver is open: the
+        # snapshot's point names per device and family, each device's bus and attempts per
+        # request, each snapshot lock with how to read it, each load cell's register blocks,
+        # and every point a caller has named (by the spelling it used).
+        self._names = {name: _point_names(name, model) for name, model in profile.devices.items()}
+        self._routes = {
+            name: (model.bus, profile.buses[model.bus].retries + 1)
+            for name, model in profile.devices.items()
+        }
+        self._snapshot_locks = [
+            _SnapshotLock(
+                text,
+                isinstance(profile.devices[self._points[text].ref.device], LockboardCU16),
+                self._points[text].door_switch,
+            )
+            for text in self._layout.locks
+        ]
+        self._loadcell_blocks = {
+            name: (model.weight_block(), model.status_block())
+            for name, model in profile.devices.items()
+            if isinstance(model, ModbusLoadcell)
+        }
+        self._found: dict[str, PointInfo] = {}
 
     # ------------------------------------------------------------------------------------- time
     @property
@@ -166,22 +189,13 @@ class SimDriver:
                 continue
         snap = Snapshot(time=self.now, health=self.health())
         layout = self._layout
-        for text in layout.locks:
-            snap.locks_engaged[text] = self._engaged_from(self._points[text], values)
+        for lock in self._snapshot_locks:
+            snap.locks_engaged[lock.text] = lock.engaged(values)
         snap.inputs = {text: values.get(text) for text in layout.inputs}  # type: ignore[misc]
         snap.weights = {text: values.get(text) for text in layout.weights}  # type: ignore[misc]
         snap.temperatures = {text: values.get(text) for text in layout.temperatures}  # type: ignore[misc]
         snap.lights = {text: values.get(text) for text in layout.lights}  # type: ignore[misc]
         return snap
-
-    def _engaged_from(self, info: PointInfo, values: dict[str, object]) -> bool | None:
-        if isinstance(self.profile.devices[info.ref.device], LockboardCU16):
-            return values.get(info.text)  # type: ignore[return-value]
-        coil_on = values.get(info.text)
-        switch = values.get(info.door_switch) if info.door_switch else True
-        if coil_on is None or switch is None:
-            return None
-        return bool(switch) and not coil_on
 
     def _read_device(
         self, name: str, model: LockboardCU16 | ModbusDIO | ModbusLoadcell
@@ -191,12 +205,13 @@ class SimDriver:
         if isinstance(model, LockboardCU16):
             assert isinstance(device, VirtualLockboard)
             locks, inputs = self._call(name, device.status)
+            names = self._names[name]
             lock_low = model.lock_polarity is Polarity.ACTIVE_LOW
             input_low = model.input_polarity is Polarity.ACTIVE_LOW
             out: dict[str, object] = {}
-            for i in range(16):
-                out[f"{name}:lock.{i}"] = bool(locks >> i & 1) != lock_low
-                out[f"{name}:input.{i}"] = bool(inputs >> i & 1) != input_low
+            for i, (lock, switch) in enumerate(zip(names["lock"], names["input"], strict=True)):
+                out[lock] = bool(locks >> i & 1) != lock_low
+                out[switch] = bool(inputs >> i & 1) != input_low
             return out
         if isinstance(model, ModbusDIO):
             assert isinstance(device, VirtualDIO)
@@ -205,39 +220,33 @@ class SimDriver:
         return self._read_loadcell(name, model, device)
 
     def _read_dio(self, name: str, model: ModbusDIO, device: VirtualDIO) -> dict[str, object]:
-        out: dict[str, object] = {}
-        coils = self._read_block(name, model.coils, model.max_read_bits, device.read_bits, "coils")
-        for address, value in coils.items():
-            out[f"{name}:coil.{address - model.coils.start}"] = bool(value)
+        names = self._names[name]
+        bits_limit = model.max_read_bits
+        coils = self._read_block(name, model.coils, bits_limit, device.read_bits, "coils")
+        out: dict[str, object] = dict(zip(names["coil"], map(bool, coils), strict=True))
         low = model.input_polarity is Polarity.ACTIVE_LOW
-        block = model.discrete_inputs
         bits = self._read_block(
-            name, block, model.max_read_bits, device.read_bits, "discrete_inputs"
+            name, model.discrete_inputs, bits_limit, device.read_bits, "discrete_inputs"
         )
-        for address, value in bits.items():
-            out[f"{name}:di.{address - block.start}"] = bool(value) != low
+        out.update(zip(names["di"], [bool(v) != low for v in bits], strict=True))
         if model.analog_inputs is not None:
-            block = model.analog_inputs
             regs = self._read_block(
-                name, block, model.max_read_registers, device.read_registers, "input"
+                name, model.analog_inputs, model.max_read_registers, device.read_registers, "input"
             )
-            for address, value in regs.items():
-                out[f"{name}:ai.{address - block.start}"] = temperature_reading(value, model)
+            out.update(zip(names["ai"], [temperature_reading(v, model) for v in regs], strict=True))
         return out
 
     def _read_loadcell(
         self, name: str, model: ModbusLoadcell, device: VirtualLoadcell
     ) -> dict[str, object]:
-        limit = model.max_read_registers
-        words = self._read_block(name, model.weight_block(), limit, device.read_registers, "input")
-        status = self._read_block(name, model.status_block(), limit, device.read_registers, "input")
-        out: dict[str, object] = {}
-        for i in range(model.channels):
-            first = model.weight_start + 2 * i
-            out[f"{name}:ch.{i}"] = weight_reading(
-                [words[first], words[first + 1]], status[model.status_start + i], model.word_order
-            )
-        return out
+        weights, statuses = self._loadcell_blocks[name]
+        limit, read = model.max_read_registers, device.read_registers
+        words = self._read_block(name, weights, limit, read, "input")
+        status = self._read_block(name, statuses, limit, read, "input")
+        return {
+            point: weight_reading(words[2 * i : 2 * i + 2], status[i], model.word_order)
+            for i, point in enumerate(self._names[name]["ch"])
+        }
 
     def _read_block(
         self,
@@ -246,13 +255,13 @@ class SimDriver:
         limit: int,
         read: Callable[[str, int, int], list],
         table: str,
-    ) -> dict[int, int]:
-        """A whole register block in as few requests as the device's read limit allows."""
-        out: dict[int, int] = {}
+    ) -> list[int]:
+        """A whole register block in as few requests as the device's read limit allows: its
+        values in address order (a list, not a dict by address: the callers index by offset)."""
+        out: list[int] = []
         for start in range(block.start, block.end, limit):
             count = min(limit, block.end - start)
-            chunk = self._call(name, lambda s=start, c=count: read(table, s, c))
-            out.update(zip(range(start, start + count), (int(v) for v in chunk), strict=True))
+            out.extend(self._call(name, lambda s=start, c=count: read(table, s, c)))
         return out
 
     def close(self) -> None:
@@ -266,7 +275,9 @@ class SimDriver:
 
     def _point(self, point: str, *uses: Use) -> PointInfo:
         self._check_open()
-        info = find_point(self.profile, self._points, point)
+        info = self._found.get(point)
+        if info is None:
+            info = self._found[point] = find_point(self.profile, self._points, point)
         if info.use not in uses:
             raise WrongPointRole(point, " or ".join(u.value for u in uses), info.use.value)
         return info
@@ -291,8 +302,7 @@ class SimDriver:
         device = info if isinstance(info, str) else info.ref.device
         point = None if isinstance(info, str) else info.text
         health = self._health[device]
-        bus = self.profile.devices[device].bus
-        attempts = self.profile.buses[bus].retries + 1
+        bus, attempts = self._routes[device]
         health.requests += 1
         timed_out = False
         for attempt in range(attempts):
@@ -331,6 +341,36 @@ class SimDriver:
     def _answered(self, health: DeviceHealth) -> None:
         health.online = True
         health.last_seen = self.cabinet.env.now
+
+
+@dataclass(frozen=True)
+class _SnapshotLock:
+    """A lock a snapshot reports, and how its state is read from the snapshot's values: a
+    lock-board lock from its feedback bit; a DIO lock (no feedback) is engaged while its coil
+    is off and the door it holds (`door_switch`, if the layout pairs one) reads shut."""
+
+    text: str
+    has_feedback: bool
+    door_switch: str | None
+
+    def engaged(self, values: dict[str, object]) -> bool | None:
+        if self.has_feedback:
+            return values.get(self.text)  # type: ignore[return-value]
+        coil_on = values.get(self.text)
+        switch = values.get(self.door_switch) if self.door_switch else True
+        if coil_on is None or switch is None:
+            return None
+        return bool(switch) and not coil_on
+
+
+def _point_names(
+    name: str, model: LockboardCU16 | ModbusDIO | ModbusLoadcell
+) -> dict[str, list[str]]:
+    """A device's point texts by family, in index order (`{"coil": ["dio1:coil.0", ...], ...}`)."""
+    return {
+        family: [f"{name}:{family}.{i}" for i in range(count)]
+        for family, (_, count) in point_families(model).items()
+    }
 
 
 class _Busy(Exception):
