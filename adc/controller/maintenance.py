@@ -3,10 +3,11 @@ every diagnostics run.
 
 State lives in the `maintenance_event` table only, so no schema change was needed:
 - a drawer is **out of service** while it has a failure event (`FAILURE_KINDS`: did not open, did not
-  relock, open during a power loss, a switch that lies, or marked failed by hand) newer than its
-  last `recovered` event. A pocket's failure takes its whole drawer out: the drawer is what a
-  person opens, and recovery works drawer by drawer. Whatever opens a drawer (the restock
-  session) asks `check_in_service` first.
+  relock (a withdrawal's `no-relock`, a restock's `relock-failed`), open during a power loss, a
+  switch that lies, or marked failed by hand, e.g. a restock line abandoned after its pocket was
+  opened) newer than its last `recovered` event. A pocket's failure takes its whole drawer out: the
+  drawer is what a person opens, and recovery works drawer by drawer. Whatever opens a drawer
+  (the restock session) asks `check_in_service` first.
 - **recovery** (`adc diag recover`) clears it: the hardware is cycled and must pass, then every
   assigned pocket in the drawer gets a blind recount, recorded as a count transaction through the
   inventory API with session id `recovery:ID`; `complete_recovery` refuses until each one has it.
@@ -43,11 +44,11 @@ from adc.controller.permissions import CS_WITNESS, Action
 from adc.controller.stock import find_pocket, item_label
 from adc.errors import BadInput, Refused
 
-# The restock session records its own `relock-failed` event, but it reads the lock while the
-# unlock pulse may still be on, so that event also fires for drawers that relock fine: it is kept
-# out of this set (and so does not block) until the session checks after the pulse has ended.
+# `relock-failed` is the restock session's own relock check: it judges the lock only after the
+# unlock pulse has ended (a pulsing lock reads released by design), so a drawer it reports did
+# not lock again, and fails closed like `no-relock`.
 FAILURE_KINDS = frozenset(
-    {"open-failed", "no-relock", "power-loss-open", "switch-failed", "failed"}
+    {"open-failed", "no-relock", "relock-failed", "power-loss-open", "switch-failed", "failed"}
 )
 RECOVERED = "recovered"
 DIAGNOSTIC_PREFIX = "diag-"

@@ -8,7 +8,8 @@
                 poll()  (repeat; the caller waits)         → OPEN → SETTLING → CLOSED
                 count(n)  where `line.count_due`           the count on access (OPEN to CLOSED)
                 confirm_quantity(n | None)                 recorded in one transaction → IDLE
-                skip(...) / cancel()                       → IDLE
+                skip(...) / cancel()                       → IDLE (nothing was opened)
+                abandon(reason)                            → IDLE (opened: flagged for a count)
     end()
 
 Unload, pull (expired or recalled stock) and count lines skip the scan: select → READY_TO_UNLOCK.
@@ -25,13 +26,28 @@ substances always, blind; others per the cabinet's count mode) need `count(n)`, 
 found in the pocket before adding or taking anything, before `confirm_quantity`: the count is
 recorded at once (counts.py), and a `recount` outcome asks for one more. A controlled refill
 records `witness` (given to `begin_restock`), which the cabinet's policy may require.
+
+Relock: a pulsed lock reads released for the whole pulse (a lock board's feedback bit, or a DIO
+coil that is on), so closing fast would read "not locked" although nothing is wrong. SETTLING
+therefore judges the relock only once the unlock pulse is over (`Line.pulse_s`, the longest
+solenoid pulse of the pocket's locks in the driver's profile, counted from the unlock) and gives
+the latch `RELOCK_GRACE_S` more after the pulse ended or the door shut, whichever is later. A lock
+still not engaged (or unreadable) then is a `relock-failed` maintenance event, recorded at once:
+the drawer leaves service until `adc diag recover` (maintenance.FAILURE_KINDS).
+
+A line whose pocket was opened but cannot be finished (the sensor disagrees and the person cannot
+recount, the count on access cannot be completed, the drawer will not close) is left with
+`abandon(reason)`: no stock is moved (what is in the pocket is unknown), and the drawer is
+flagged for a blind recount, a `failed` maintenance event (the drawer is out of service until
+`adc diag recover` recounts every pocket in it) with its audit entry, in one transaction. The
+session is IDLE afterwards and goes on with the next line.
 """
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
@@ -45,7 +61,7 @@ from adc.controller.formulary import find_item
 from adc.controller.gs1 import Scan, parse_scan
 from adc.controller.inventory import Movement, Sensed, Verdict, check_levels, verify_scan
 from adc.controller.maintenance import check_in_service, out_of_service
-from adc.controller.models import Drawer, Item, Pocket
+from adc.controller.models import Drawer, Item, MaintenanceEvent, Pocket
 from adc.controller.permissions import Action
 from adc.controller.reports import RefillLine, refill_list
 from adc.controller.stock import block_of, find_pocket, held_lots, item_label
@@ -54,6 +70,12 @@ from adc.errors import BadInput, Refused
 
 if TYPE_CHECKING:
     from adc.drivers.base import CabinetDriver
+    from adc.profiles.models import Profile
+
+RELOCK_GRACE_S = 1.0  # after the pulse ended (or the door shut, if later): time to re-engage
+DEFAULT_PULSE_S = 0.5  # a lock whose device the profile does not describe (profiles default 500 ms)
+RELOCK_FAILED = "relock-failed"  # maintenance event kind (a failure: the drawer leaves service)
+ABANDONED = "failed"  # the maintenance failure an abandoned line leaves (blind recount required)
 
 
 class State(StrEnum):
@@ -134,9 +156,27 @@ class Line:
     measured: int | None = None  # units the sensor counted in (refill) or out (unload, pull)
     sensor_detail: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
-    relock_failed: bool = False
+    relock_failed: bool = False  # sticky for the line: once a close found a lock loose
+    relock_event: int | None = None  # the relock-failed maintenance event, once recorded
+    relock_checked: bool = False  # this close's relock was judged (after the pulse)
+    pulse_s: float = DEFAULT_PULSE_S  # the longest unlock pulse among `points.locks`
+    opened: bool = False  # the access switch read open at least once
     count_due: CountMode = CountMode.NONE  # the count on access this line needs (refill, unload)
     counted: counts.CountResult | None = None
+
+
+@dataclass(frozen=True)
+class Abandoned:
+    """A line left after its pocket was opened: nothing recorded as stock, the drawer flagged."""
+
+    pocket: str
+    drawer: str
+    reason: str
+    state: str  # where the line was when it was abandoned
+    locked: bool | None  # the pocket's locks all engaged (None: unreadable or still pulsing)
+    maintenance_event: int
+    audit_seq: int
+    detail: str
 
 
 @dataclass
@@ -144,6 +184,7 @@ class Summary:
     session: str
     recorded: list[Movement]
     skipped: list[tuple[str, str]]
+    abandoned: list[Abandoned] = field(default_factory=list)
 
 
 class RestockSession:
@@ -164,6 +205,7 @@ class RestockSession:
         self.line: Line | None = None
         self.recorded: list[Movement] = []
         self.skipped: list[tuple[str, str]] = []
+        self.abandoned: list[Abandoned] = []
         self._done: set[str] = set()
 
     # ------------------------------------------------------------------------------ choosing
@@ -230,6 +272,7 @@ class RestockSession:
                 points=Points.of(pocket, drawer),
                 levels=levels if kind is LineKind.LOAD else None,
             )
+            line.pulse_s = pulse_length_s(self.driver.profile, line.points.locks)
             if kind in (LineKind.REFILL, LineKind.UNLOAD):
                 line.count_due = counts.count_mode_of(session, pocket)
         self.line = line
@@ -278,6 +321,7 @@ class RestockSession:
             self.driver.set_light(points.light, True)
         line.unlocked_at = self.ctl.now()
         line.closed_at = None
+        line.relock_checked = False
         self.state = State.UNLOCKED
 
     def poll(self) -> State:
@@ -288,6 +332,7 @@ class RestockSession:
         policy, now = self.ctl.policy, self.ctl.now()
         if self.state is State.UNLOCKED:
             if not self.driver.input_active(line.points.access_switch):
+                line.opened = True
                 self.state = State.OPEN
             elif (
                 line.unlocked_at
@@ -318,6 +363,8 @@ class RestockSession:
             return None
 
     def _settle(self, line: Line, now: datetime) -> None:
+        if not self._relock_judged(line, now):
+            return  # the unlock pulse is still on, or the latch is still within its grace
         points = line.points
         if points.sensor_kind == "weight" and line.baseline is not None:
             reading = self._weigh(line)
@@ -340,13 +387,53 @@ class RestockSession:
                 line.sensor_detail = {"present": present}
             except DriverError as err:
                 line.notes.append(f"presence sensor unreadable: {err.message}")
-        try:
-            line.relock_failed = not self.driver.lock_engaged(points.drawer_lock)
-        except DriverError as err:
-            line.notes.append(f"lock state unreadable: {err.message}")
-        if line.relock_failed:
-            line.notes.append(f"drawer {line.drawer} did not lock again: call service")
         self.state = State.CLOSED
+
+    def _relock_judged(self, line: Line, now: datetime) -> bool:
+        """Judge this close's relock once the unlock pulse is over; False: poll again.
+
+        While the pulse is on every lock reads released by design, so nothing is read then.
+        After it, each lock must read engaged within `RELOCK_GRACE_S` of the later of the pulse's
+        end and the close; one still loose (or unreadable) then is recorded as `relock-failed`.
+        """
+        if line.relock_checked:
+            return True
+        unlocked = line.unlocked_at or now
+        pulse_end = unlocked + timedelta(seconds=line.pulse_s)
+        if now < pulse_end:
+            return False
+        loose: list[str] = []
+        error: DriverError | None = None
+        for point in line.points.locks:
+            try:
+                if not self.driver.lock_engaged(point):
+                    loose.append(point)
+            except DriverError as err:
+                error = err
+        if not loose and error is None:
+            line.relock_checked = True
+            return True
+        deadline = max(pulse_end, line.closed_at or now) + timedelta(seconds=RELOCK_GRACE_S)
+        if now < deadline:
+            return False  # a latch may take a moment after the pulse; a read may fail once
+        line.relock_checked = True
+        if loose:
+            what = f"lock {', '.join(loose)} not engaged after the close and the {line.pulse_s:g} s pulse"
+        else:
+            assert error is not None
+            what = f"lock state unreadable after close ({error.message})"
+        detail = (
+            f"{what}: drawer {line.drawer}, pocket {line.pocket}, restock session {self.id} "
+            f"by {self.actor.username}"
+        )
+        line.relock_failed = True
+        if line.relock_event is None:
+            line.relock_event = self._maintenance(line, detail)
+        line.notes.append(
+            f"drawer {line.drawer} did not lock again ({what}): it is out of service until "
+            f"recovered (adc diag recover --drawer {line.drawer}); call service"
+        )
+        return True
 
     def _count_by_weight(self, line: Line, after: WeightReading) -> None:
         assert line.baseline is not None and line.unit_weight_g
@@ -445,8 +532,6 @@ class RestockSession:
 
     def _record(self, line: Line, qty: int, sensed: Sensed | None) -> Movement:
         ctl, actor, cab = self.ctl, self.actor, self.cabinet
-        if line.relock_failed:
-            self._maintenance(line)
         if line.kind is LineKind.REFILL:
             assert line.scan is not None
             return inventory.refill(
@@ -487,16 +572,15 @@ class RestockSession:
             )
         return inventory.count(ctl, actor, cab, line.pocket, qty, session_id=self.id)
 
-    def _maintenance(self, line: Line) -> None:
-        from adc.controller.models import MaintenanceEvent
-
+    def _maintenance(self, line: Line, detail: str) -> int:
+        """Record the relock failure (a maintenance failure: the drawer leaves service)."""
         with self.ctl.write(self.actor, _ACTION[line.kind]) as tx:
             event = MaintenanceEvent(
                 cabinet_id=self.cabinet,
                 drawer_code=line.drawer,
                 pocket_code=line.pocket,
-                kind="relock-failed",
-                detail=f"drawer lock {line.points.drawer_lock} not engaged after close",
+                kind=RELOCK_FAILED,
+                detail=detail,
                 user_id=self.actor.user_id,
                 at=tx.now,
             )
@@ -508,10 +592,13 @@ class RestockSession:
                     "cabinet": self.cabinet,
                     "drawer": line.drawer,
                     "pocket": line.pocket,
+                    "session": self.id,
+                    "locks": list(line.points.locks),
+                    "detail": detail,
                     "id": event.id,
                 },
             )
-        line.relock_failed = False
+            return event.id or 0
 
     # ------------------------------------------------------------------------- leaving a line
     def skip(self, reason: str = "", *, out_of_stock: bool = False) -> None:
@@ -550,11 +637,110 @@ class RestockSession:
             raise Refused(f"the scale saw {abs(line.measured)} units move: record the quantity")
         self._finish_line()
 
+    def abandon(self, reason: str) -> Abandoned:
+        """Leave a line whose pocket was unlocked or opened, without recording stock.
+
+        For a line that cannot be finished: the sensor disagrees with the person's count and
+        they cannot recount, the count on access cannot be completed, the drawer will not close
+        or the switches stopped answering. Something may have been put in or taken out, so the
+        pocket's contents are unknown: the drawer is flagged for a blind recount (a `failed`
+        maintenance event naming who, the session, the pocket, the lot, the state and the lock
+        state; out of service until `adc diag recover`), with its audit entry, in one
+        transaction. The guide light goes off and the session is IDLE, ready for the next line.
+        Refused for a line nothing was unlocked for (skip or cancel it); BadInput without a reason.
+        """
+        line = self._line()
+        why = " ".join(reason.split()) if isinstance(reason, str) else ""
+        if not why:
+            raise BadInput(
+                f"say why line {line.pocket} is abandoned (a reason is recorded with the flag)"
+            )
+        state = self.state
+        accessed = state in (State.UNLOCKED, State.OPEN, State.SETTLING, State.CLOSED)
+        if not (accessed or line.opened):
+            raise Refused(
+                f"pocket {line.pocket} was not unlocked in this line: nothing to abandon; "
+                "skip it (out of stock) or cancel it"
+            )
+        locked = self._locked(line)
+        lock_text = {True: "locked", False: "NOT locked", None: "lock state unknown"}[locked]
+        lot = f", lot {line.scan.lot} scanned" if line.scan else ""
+        measured = (
+            f", the scale counted {abs(line.measured)} "
+            f"{'added' if line.kind in _SCANNED else 'removed'}"
+            if line.measured is not None
+            else ""
+        )
+        detail = (
+            f"restock line abandoned: {why} ({state.value}; {lock_text}) by "
+            f"{self.actor.username}, session {self.id}, pocket {line.pocket}{lot}{measured}: "
+            "contents unknown, blind recount required"
+        )
+        with self.ctl.write(self.actor, _ACTION[line.kind]) as tx:
+            find_pocket(tx.session, self.cabinet, line.pocket)
+            event = MaintenanceEvent(
+                cabinet_id=self.cabinet,
+                drawer_code=line.drawer,
+                pocket_code=line.pocket,
+                kind=ABANDONED,
+                detail=detail,
+                user_id=self.actor.user_id,
+                at=tx.now,
+            )
+            tx.session.add(event)
+            tx.session.flush()
+            seq = tx.audit(
+                "restock.abandoned",
+                {
+                    "cabinet": self.cabinet,
+                    "drawer": line.drawer,
+                    "pocket": line.pocket,
+                    "session": self.id,
+                    "kind": line.kind.value,
+                    "reason": why,
+                    "state": state.value,
+                    "locked": locked,
+                    "lot": line.scan.lot if line.scan else None,
+                    "measured": line.measured,
+                    "maintenance_event": event.id,
+                    "maintenance_kind": ABANDONED,
+                },
+            )
+            event_id = event.id or 0
+        result = Abandoned(
+            pocket=line.pocket,
+            drawer=line.drawer,
+            reason=why,
+            state=state.value,
+            locked=locked,
+            maintenance_event=event_id,
+            audit_seq=seq,
+            detail=detail,
+        )
+        self.abandoned.append(result)
+        self._done.add(line.pocket)
+        self._finish_line()
+        return result
+
+    def _locked(self, line: Line) -> bool | None:
+        """Whether every lock of the line reads engaged; None while the unlock pulse is still on
+        (a pulsing lock reads released by design) or when a lock cannot be read."""
+        if line.unlocked_at is not None and self.ctl.now() < line.unlocked_at + timedelta(
+            seconds=line.pulse_s
+        ):
+            return None
+        try:
+            return all(self.driver.lock_engaged(p) for p in line.points.locks)
+        except DriverError:
+            return None
+
     def end(self) -> Summary:
         if self.line is not None:
-            raise Refused(f"line {self.line.pocket} is not finished: record, skip or cancel it")
+            raise Refused(
+                f"line {self.line.pocket} is not finished: record, skip, cancel or abandon it"
+            )
         self.state = State.ENDED
-        return Summary(self.id, list(self.recorded), list(self.skipped))
+        return Summary(self.id, list(self.recorded), list(self.skipped), list(self.abandoned))
 
     # ---------------------------------------------------------------------------------- helpers
     def _finish_line(self) -> None:
@@ -576,6 +762,18 @@ class RestockSession:
         if self.state not in states:
             wanted = " or ".join(s.value for s in states)
             raise Refused(f"the session is {self.state.value}, this step needs {wanted}")
+
+
+def pulse_length_s(profile: Profile, locks: tuple[str, ...]) -> float:
+    """The longest unlock pulse among `locks`, from their devices' solenoid settings in the
+    profile (`DEFAULT_PULSE_S` for a lock whose device the profile does not describe)."""
+    longest = 0.0
+    for point in locks:
+        device = profile.devices.get(point.partition(":")[0])
+        solenoid = getattr(device, "solenoid", None)
+        pulse_ms = getattr(solenoid, "pulse_ms", None)
+        longest = max(longest, pulse_ms / 1000 if pulse_ms else DEFAULT_PULSE_S)
+    return longest or DEFAULT_PULSE_S
 
 
 def begin_restock(

@@ -9,10 +9,16 @@ import pytest
 import simpy
 from sqlalchemy import select
 
-from adc.controller import inventory, recalls, reports
+from adc.controller import cabinets, inventory, maintenance, recalls, reports
 from adc.controller.gs1 import gtin_for_ndc
 from adc.controller.models import Discrepancy, MaintenanceEvent, StockLot, Transaction
-from adc.controller.restock import LineKind, RestockSession, State, begin_restock
+from adc.controller.restock import (
+    LineKind,
+    RestockSession,
+    State,
+    begin_restock,
+    pulse_length_s,
+)
 from adc.errors import BadInput, Refused
 from tests.controller.rig import Person, SimClock, sim_driver
 from tests.controller.site import (
@@ -294,17 +300,111 @@ def test_expired_pull_line_records_what_was_removed(rig) -> None:
     assert inventory.remove(site.ctl, site.nurse, CABINET, "D1-P1", 1).on_hand == 4
 
 
-def test_drawer_that_does_not_relock_is_recorded_for_service(rig) -> None:
-    site, session, person = rig
-    person.cabinet.sim_inject_fault("lock_no_reengage", "dio1:coil.1")
-    session.select("D2-P1")
-    session.scan(datamatrix(HEPARIN, GOOD, "HL1"))
-    person.restock("D2", "D2-P1", 2, HEPARIN_G)
-    assert session.line.relock_failed
-    session.confirm_quantity()
+def _events(site: Site) -> list[MaintenanceEvent]:
     with site.ctl.read() as s:
-        event = s.execute(select(MaintenanceEvent)).scalar_one()
-    assert (event.kind, event.drawer_code) == ("relock-failed", "D2")
+        return list(s.execute(select(MaintenanceEvent).order_by(MaintenanceEvent.id)).scalars())
+
+
+def _fast_close(person: Person, drawer: str, add: tuple[str, int, float] | None = None) -> State:
+    """Open as the latch clicks and shut again at once, well inside the 500 ms unlock pulse."""
+    person.wait(0.05)
+    assert person.cabinet.sim_open(drawer)
+    person.wait(0.05)
+    assert person.session.poll() is State.OPEN
+    if add:
+        person.cabinet.sim_add(*add)
+    person.cabinet.sim_close(drawer)
+    person.wait(0.05)
+    return person.session.poll()
+
+
+def test_a_fast_close_is_judged_only_after_the_unlock_pulse(rig) -> None:
+    """Closed 0.15 s after the unlock: the DIO coil is still on, so the lock reads released. The
+    session keeps SETTLING until the pulse is over and then finds it locked: no false alarm."""
+    site, session, person = rig
+    session.select("D6-P1")  # no sensor: nothing else to wait for
+    session.scan(datamatrix(ACETAMINOPHEN, GOOD, "F1"))
+    session.unlock()
+    assert session.line.pulse_s == 0.5  # tcp-6drawer: dio1's solenoid pulse_ms = 500
+    assert _fast_close(person, "D6") is State.SETTLING
+    assert not session.driver.lock_engaged("dio1:coil.5")  # the pulse is on: released by design
+    person.wait(0.2)
+    assert session.poll() is State.SETTLING  # still inside the pulse
+    person.wait(0.3)
+    assert session.poll() is State.CLOSED
+    assert not session.line.relock_failed and not any("lock" in n for n in session.line.notes)
+    assert session.confirm_quantity(30).on_hand == 30
+    assert _events(site) == []
+    assert maintenance.out_of_service(site.ctl, CABINET) == {}
+
+
+@pytest.fixture
+def lockboard(db_url: str) -> Iterator[tuple[Site, RestockSession, Person]]:
+    """Cabinet W1 of rs485-2bus: drawer locks on a CU16 lock board, which reports each latch
+    (feedback), so a bolt that stays retracted reads released after the pulse."""
+    driver = sim_driver("rs485-2bus")
+    site = build_site(db_url, SimClock(driver), with_cabinet=False)
+    cabinets.add_cabinet(site.ctl, site.service, CABINET, "rs485-2bus")
+    site.assign("D1-P1", ONDANSETRON_VIAL, par=10, critical_low=2, max_qty=20)
+    site.assign("D1-P2", HEPARIN, par=8, critical_low=2, max_qty=20)
+    session = begin_restock(site.ctl, driver, CABINET, site.tech)
+    yield site, session, Person(session)
+    site.ctl.db.close()
+
+
+def test_a_fast_close_on_a_lock_board_is_no_relock_failure(lockboard) -> None:
+    site, session, person = lockboard
+    session.select("D1-P1")
+    session.scan(datamatrix(ONDANSETRON_VIAL, GOOD, "LB1"))
+    session.unlock()
+    assert _fast_close(person, "D1") is State.SETTLING
+    assert not session.driver.lock_engaged("lb0:lock.0")  # feedback: retracted while pulsing
+    for _ in range(30):
+        if session.poll() is not State.SETTLING:
+            break
+        person.wait(0.1)
+    assert session.state is State.CLOSED and not session.line.relock_failed
+    assert session.driver.lock_engaged("lb0:lock.0")
+    assert _events(site) == []
+
+
+def test_a_drawer_that_does_not_relock_leaves_service(lockboard) -> None:
+    """The bolt stays retracted after the pulse: relock-failed, recorded at once, and the drawer
+    is out of service (fail closed) until recovered; the line itself can still be recorded."""
+    site, session, person = lockboard
+    person.cabinet.sim_inject_fault("lock_no_reengage", "lb0:lock.0")
+    session.select("D1-P1")
+    session.scan(datamatrix(ONDANSETRON_VIAL, GOOD, "HL1"))
+    session.unlock()
+    assert _fast_close(person, "D1", ("D1-P1", 3, VIAL_G)) is State.SETTLING
+    person.wait(0.6)  # the pulse is over, the bolt is still out of its keeper
+    assert session.poll() is State.SETTLING  # a latch gets RELOCK_GRACE_S to re-engage
+    assert _events(site) == []
+    person.wait(1.0)
+    for _ in range(30):
+        if session.poll() is not State.SETTLING:
+            break
+        person.wait(0.1)
+    assert session.state is State.CLOSED  # bounded: pulse + grace, then judged
+    assert session.line.relock_failed
+    assert any("did not lock again" in n and "out of service" in n for n in session.line.notes)
+    (event,) = _events(site)
+    assert (event.kind, event.drawer_code, event.pocket_code) == ("relock-failed", "D1", "D1-P1")
+    assert "lb0:lock.0 not engaged" in event.detail and session.id in event.detail
+    failures = maintenance.out_of_service(site.ctl, CABINET)
+    assert [f.kind for f in failures["D1"]] == ["relock-failed"]
+    assert session.confirm_quantity().on_hand == 3  # the access itself is still recorded
+    assert len(_events(site)) == 1  # once, not again at the record
+    with pytest.raises(Refused, match="drawer D1 is out of service: pocket D1-P1: relock-failed"):
+        session.select("D1-P2")
+    assert session.next_line() is None  # D1 is the only drawer with lines: none offered
+
+
+def test_pulse_length_comes_from_the_profile(lockboard) -> None:
+    _site, session, _person = lockboard
+    profile = session.driver.profile
+    assert pulse_length_s(profile, ("lb0:lock.0",)) == 0.5
+    assert pulse_length_s(profile, ("nodevice:lock.0",)) == 0.5  # not described: the default
 
 
 def test_offline_scale_falls_back_to_the_persons_count(rig) -> None:
@@ -379,3 +479,147 @@ def test_a_simpy_process_drives_the_session(rig) -> None:
     assert done == [10, 8, 30]
     assert reports.refill_list(site.ctl, CABINET) == []
     assert session.end().recorded[-1].pocket == "D6-P1"
+
+
+# ------------------------------------------------------------------------------------ abandon
+def _audit(site: Site, action: str) -> list[dict]:
+    import json
+
+    from adc.controller.models import AuditEntry
+
+    with site.ctl.read() as s:
+        rows = s.execute(select(AuditEntry).where(AuditEntry.action == action)).scalars()
+        return [json.loads(r.payload) for r in rows]
+
+
+def test_abandon_a_line_the_scale_contradicts(rig) -> None:
+    """The person loaded 8 of 10, the scale says 8, they insist on 10 and cannot recount: the line
+    is abandoned. Nothing is recorded as stock; the drawer is flagged for a blind recount (a
+    `failed` maintenance event with the reason, audited) and the session goes on."""
+    site, session, person = rig
+    session.select("D1-P1")
+    session.scan(datamatrix(ONDANSETRON_VIAL, GOOD, "AB1"))
+    person.restock("D1", "D1-P1", 8, VIAL_G)
+    with pytest.raises(Refused, match="the scale counts 8 units added, you entered 10"):
+        session.confirm_quantity(10)
+    with pytest.raises(BadInput, match="say why line D1-P1 is abandoned"):
+        session.abandon("  ")
+    assert session.state is State.CLOSED  # a refusal keeps the line
+    done = session.abandon("scale disagrees,\n cannot recount")
+    assert session.state is State.IDLE and session.line is None
+    assert (done.pocket, done.drawer, done.state, done.locked) == ("D1-P1", "D1", "closed", True)
+    assert done.reason == "scale disagrees, cannot recount"
+    assert _on_hand(site, "D1-P1") == 0  # no stock movement
+    with site.ctl.read() as s:
+        assert s.execute(select(Transaction)).scalars().all() == []
+    (event,) = _events(site)
+    assert (event.kind, event.drawer_code, event.pocket_code) == ("failed", "D1", "D1-P1")
+    assert event.id == done.maintenance_event and event.user_id == site.tech.user_id
+    for part in (
+        "restock line abandoned: scale disagrees, cannot recount (closed; locked) by technician",
+        f"session {session.id}",
+        "lot AB1 scanned, the scale counted 8 added",
+        "contents unknown, blind recount required",
+    ):
+        assert part in event.detail
+    (payload,) = _audit(site, "restock.abandoned")
+    assert payload["maintenance_event"] == event.id and payload["measured"] == 8
+    assert (payload["reason"], payload["state"], payload["lot"]) == (
+        "scale disagrees, cannot recount",
+        "closed",
+        "AB1",
+    )
+    assert list(maintenance.out_of_service(site.ctl, CABINET)) == ["D1"]
+    assert session.driver.snapshot().lights["dio1:coil.26"] is False  # guide light off
+    # the session is usable: the next line is offered (D1 is out of service), and recorded
+    line = session.next_line()
+    assert line is not None and line.pocket == "D2-P1"
+    session.scan(datamatrix(HEPARIN, GOOD, "AB2"))
+    person.restock("D2", "D2-P1", 8, HEPARIN_G)
+    assert session.confirm_quantity().on_hand == 8
+    with pytest.raises(Refused, match="drawer D1 is out of service"):
+        session.select("D1-P1")
+    summary = session.end()
+    assert [a.pocket for a in summary.abandoned] == ["D1-P1"] and len(summary.recorded) == 1
+
+
+def test_abandon_is_refused_before_anything_was_unlocked(rig) -> None:
+    site, session, _person = rig
+    session.select("D1-P1")
+    with pytest.raises(Refused, match="was not unlocked in this line: nothing to abandon"):
+        session.abandon("changed my mind")
+    session.scan(datamatrix(ONDANSETRON_VIAL, GOOD, "AB3"))
+    with pytest.raises(Refused, match="skip it \\(out of stock\\) or cancel it"):
+        session.abandon("changed my mind")
+    assert session.state is State.READY_TO_UNLOCK and _events(site) == []
+    with pytest.raises(Refused, match="no line selected"):
+        RestockSession(site.ctl, session.driver, CABINET, site.tech).abandon("x")
+
+
+def test_abandon_a_drawer_that_will_not_close(rig) -> None:
+    """Open, and it stays open: abandoned while OPEN, recorded as NOT locked."""
+    site, session, person = rig
+    session.select("D2-P1")
+    session.scan(datamatrix(HEPARIN, GOOD, "AB4"))
+    session.unlock()
+    assert person.open("D2") is State.OPEN
+    person.cabinet.sim_add("D2-P1", 2, HEPARIN_G)
+    person.wait(1.0)  # past the pulse: the lock state is read, not guessed
+    done = session.abandon("drawer will not close")
+    assert (done.state, done.locked) == ("open", False)
+    (event,) = _events(site)
+    assert "(open; NOT locked)" in event.detail
+    assert session.end().abandoned == [done]
+
+
+def test_abandon_inside_the_pulse_does_not_guess_the_lock(rig) -> None:
+    site, session, person = rig
+    session.select("D6-P1")
+    session.scan(datamatrix(ACETAMINOPHEN, GOOD, "AB5"))
+    session.unlock()
+    assert _fast_close(person, "D6") is State.SETTLING
+    done = session.abandon("wrong pocket opened")
+    assert (done.state, done.locked) == ("settling", None)
+    assert "(settling; lock state unknown)" in _events(site)[0].detail
+
+
+def test_abandon_after_a_reopen_that_timed_out(rig) -> None:
+    """Opened, closed, unlocked again to correct it, then not opened in time: READY_TO_UNLOCK,
+    but the pocket was opened in this line, so it can (and must) be abandoned, not just cancelled
+    out of the record."""
+    site, session, person = rig
+    session.select("D6-P1")
+    session.scan(datamatrix(ACETAMINOPHEN, GOOD, "AB6"))
+    person.restock("D6", "D6-P1", 5, 0.55)
+    person.wait(2.5)  # the lock re-arms
+    session.unlock()
+    person.wait(site.ctl.policy.unlock_timeout_s + 1)
+    assert session.poll() is State.READY_TO_UNLOCK and session.line.opened
+    done = session.abandon("gave up correcting the count")
+    assert done.state == "ready-to-unlock" and len(_events(site)) == 1
+
+
+def test_an_abandoned_drawer_returns_to_service_after_its_blind_recount(rig) -> None:
+    site, session, person = rig
+    session.select("D1-P1")
+    session.scan(datamatrix(ONDANSETRON_VIAL, GOOD, "AB7"))
+    person.restock("D1", "D1-P1", 2, VIAL_G)
+    session.confirm_quantity()
+    person.wait(2.5)
+    session.select("D1-P1")
+    session.scan(datamatrix(ONDANSETRON_VIAL, GOOD, "AB7"))
+    person.restock("D1", "D1-P1", 2, VIAL_G)
+    session.abandon("called away")
+    plan = maintenance.recovery_plan(site.ctl, CABINET, "D1")
+    assert [f.kind for f in plan.failures] == ["failed"]
+    assert [r.pocket for r in plan.recount] == ["D1-P1"]
+    with pytest.raises(Refused, match="no blind recount of D1-P1"):
+        maintenance.complete_recovery(site.ctl, site.service, plan, hardware="cycled: pass")
+    assert _on_hand(site, "D1-P1") == 2  # the abandoned line moved nothing on record
+    # what is really there: a difference opens a discrepancy for review
+    assert maintenance.recount(site.ctl, site.tech, plan, "D1-P1", 4) is not None
+    maintenance.complete_recovery(site.ctl, site.service, plan, hardware="cycled: pass")
+    assert maintenance.out_of_service(site.ctl, CABINET) == {}
+    assert _on_hand(site, "D1-P1") == 4
+    person.wait(3)
+    assert session.select("D1-P1").on_hand == 4  # back in service
