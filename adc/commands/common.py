@@ -88,12 +88,22 @@ def err_console() -> Console:
     return Console(stderr=True)
 
 
+def error_label(err: AdcError) -> str:
+    """What kind of failure it is: "check failed" (a verification found a problem, e.g. a broken
+    audit chain), "refused" (a rule said no, nothing changed), else "error" (bad input)."""
+    from adc.errors import CheckFailed
+
+    if isinstance(err, CheckFailed):
+        return "check failed"
+    return "refused" if err.exit_code == 1 else "error"
+
+
 def print_error(err: AdcError) -> None:
     """One line naming what is wrong (and where), then any details, on stderr."""
     from rich.markup import escape
 
     con = err_console()
-    label = "refused" if err.exit_code == 1 else "error"
+    label = error_label(err)
     con.print(f"[bold red]{label}:[/] {escape(err.message)}", highlight=False, soft_wrap=True)
     for line in err.details:
         con.print(f"  {escape(line)}", highlight=False, soft_wrap=True)
