@@ -723,14 +723,20 @@ class RestockSession:
         return result
 
     def _locked(self, line: Line) -> bool | None:
-        """Whether every lock of the line reads engaged; None while the unlock pulse is still on
-        (a pulsing lock reads released by design) or when a lock cannot be read."""
-        if line.unlocked_at is not None and self.ctl.now() < line.unlocked_at + timedelta(
-            seconds=line.pulse_s
-        ):
-            return None
+        """Whether the pocket is locked: False while a door of it reads open; else whether every
+        lock reads engaged, None while the unlock pulse is still on (a pulsing lock reads
+        released by design) or when a switch or lock cannot be read."""
+        points = line.points
         try:
-            return all(self.driver.lock_engaged(p) for p in line.points.locks)
+            switches = {points.access_switch, points.drawer_switch}
+            if not all(self.driver.input_active(s) for s in switches):
+                return False
+            pulsing = line.unlocked_at is not None and self.ctl.now() < (
+                line.unlocked_at + timedelta(seconds=line.pulse_s)
+            )
+            if pulsing:
+                return None
+            return all(self.driver.lock_engaged(p) for p in points.locks)
         except DriverError:
             return None
 

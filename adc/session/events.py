@@ -31,9 +31,10 @@ KINDS = (
     "recorded",  # the line was recorded in one transaction
     "skipped",  # marked out of stock: pharmacists are notified
     "unfinished",  # left without a record (nothing was accessed)
+    "abandoned",  # given up after the pocket was opened: drawer flagged for a blind recount
     "interrupted",  # Ctrl-C: what was done to leave the cabinet safe and the record complete
     "error",  # hardware or input problem that ended a line
-    "summary",  # the end: what was recorded, skipped, left, flagged
+    "summary",  # the end: what was recorded, skipped, left, flagged (abandoned)
 )
 
 

@@ -16,8 +16,14 @@ After an interrupt (Ctrl-C, a lost terminal) no pocket is left unlocked without 
 - nothing was unlocked yet (or the unlock timed out and relatched): the line is dropped;
 - unlocked but never opened: wait for the pulse to end and check the latches hold again;
 - the pocket was opened: if it is closed and the scale counted a whole number of packs, that
-  count is recorded (what is known); otherwise the drawer is flagged for a blind recount (it is
-  taken out of service through `maintenance.mark_failed` until `adc diag recover` recounts it).
+  count is recorded (what is known); otherwise the line is abandoned (`RestockSession.abandon`):
+  the drawer is flagged for a blind recount and out of service until `adc diag recover` recounts it.
+
+A line the person (or the script) gives up after the pocket was opened — the scale disagrees and
+they cannot recount, the drawer will not close — is abandoned the same way with their reason
+(`abandon`); a line that could not be recorded or lost its switches is too (`flag`). Either way
+the session is IDLE afterwards and the round goes on with the next line (the flagged drawer's
+lines are no longer offered).
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from adc.controller.audit import format_time
-from adc.controller.restock import Line, RestockSession, State
+from adc.controller.restock import RELOCK_GRACE_S, Line, RestockSession, State
 from adc.drivers.base import DriverError, RearmRefused
 from adc.errors import AdcError, BadInput, Refused
 from adc.session.events import Event, Listener, scanner_text, shown_scan
@@ -97,6 +103,14 @@ class Quit(Exception):
     """Raised by an access tick when the person asks to stop (handled like an interrupt)."""
 
 
+class Abandon(Exception):
+    """Raised by an access tick when the person gives the line up (once it was opened)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 @dataclass
 class Runner:
     """See the module docstring. `emit` receives every event; `hands` act where they can."""
@@ -145,17 +159,6 @@ class Runner:
                     entry.critical,
                     entry.blocked,
                 )
-
-    def stuck(self) -> str | None:
-        """Why the round cannot go on (a flagged line is still open in the state machine: the
-        controller has no call to drop an access it could not record), else None."""
-        line = self.session.line
-        if line is None:
-            return None
-        return (
-            f"pocket {line.pocket} was flagged for recount and its line cannot be closed: "
-            "the session ends here"
-        )
 
     def progress(self) -> tuple[int, int]:
         """(lines done or marked out of stock, lines on the board); a flagged line is not done."""
@@ -529,7 +532,9 @@ class Runner:
         return self.session.state
 
     def _settle(self, line: Line) -> State:
-        deadline = self.waiter.now() + self.session.ctl.policy.settle_timeout_s + 1
+        # the scale's settle time, and the relock judged only after the unlock pulse
+        bound = self.session.ctl.policy.settle_timeout_s + line.pulse_s + RELOCK_GRACE_S
+        deadline = self.waiter.now() + bound + 1
         state = self.session.state
         while state is State.SETTLING and self.waiter.now() < deadline:
             self.waiter.sleep(STEP_S)
@@ -549,53 +554,45 @@ class Runner:
             return False
 
     def flag(self, why: str, what: str) -> None:
-        """Record the unfinished access and take the drawer out of service for a blind recount."""
-        from adc.controller.maintenance import mark_failed
+        """An access that cannot be finished (interrupted, not recordable, switches lost): the
+        line is abandoned, the drawer flagged for a blind recount and out of service."""
+        state = self.session.state.value
+        flag = self._abandon(f"{why}: {what}")
+        self._event("interrupted", state=state, action="flagged-for-recount", **flag)
 
+    def abandon(self, reason: str) -> dict[str, Any]:
+        """The person gives up a line whose pocket was unlocked or opened (their reason is
+        recorded): nothing is recorded as stock, the drawer is flagged for a blind recount and
+        the round goes on. Refused for a line nothing was unlocked for (skip it instead),
+        BadInput without a reason; either way the line stays."""
+        flag = self._abandon(reason)
+        self._event("abandoned", **flag)
+        return flag
+
+    def _abandon(self, reason: str) -> dict[str, Any]:
         line = self._line()
-        driver = self.session.driver
-        latched: bool | None
-        try:
-            latched = all(driver.lock_engaged(p) for p in line.points.locks)
-        except DriverError:
-            latched = None
         if line.points.light:
             with suppress(DriverError):
-                driver.set_light(line.points.light, False)
-        scan = f", lot {line.scan.lot} scanned" if line.scan else ""
-        lock_text = {True: "locked", False: "NOT locked", None: "lock state unknown"}[latched]
-        detail = (
-            f"restock {why} ({what}; {lock_text}) by {self.session.actor.username}, "
-            f"session {self.session.id}, pocket {line.pocket}{scan}: contents unknown, "
-            "blind recount required"
-        )
+                self.session.driver.set_light(line.points.light, False)
         with self.critical():
-            event_id = mark_failed(
-                self.session.ctl,
-                None,
-                self.session.cabinet,
-                line.drawer,
-                "failed",
-                detail,
-                pocket=line.pocket,
-            )
+            done = self.session.abandon(reason)
         row = self._row(line)
         row.status, row.result = "flagged", "recount required"
         flag = {
-            "pocket": line.pocket,
-            "drawer": line.drawer,
-            "maintenance_event": event_id,
-            "locked": latched,
-            "detail": detail,
+            "pocket": done.pocket,
+            "drawer": done.drawer,
+            "reason": done.reason,
+            "maintenance_event": done.maintenance_event,
+            "locked": done.locked,
+            "detail": done.detail,
+            "audit_seq": done.audit_seq,
         }
         self.flagged.append(flag)
-        self._event(
-            "interrupted", state=self.session.state.value, action="flagged-for-recount", **flag
-        )
+        return flag
 
     # ------------------------------------------------------------------------------------- end
     def finish(self) -> dict[str, Any]:
-        """End the session (a flagged line stays open in the state machine) and sum it up."""
+        """End the session and sum it up (a line still open is left to the caller's clean-up)."""
         s = self.session
         if s.line is None:
             s.end()

@@ -27,11 +27,24 @@
     [[line]]
     skip = "out of stock"          # mark the next line out of stock (pharmacists notified)
 
+    [[line]]
+    pocket = "D2-P1"
+    scan = "(01)00363323047016(17)271231(10)H2"
+    abandon = "scale disagrees, cannot recount"   # opened, loaded, closed, then given up:
+                                   # nothing recorded, the drawer flagged for a blind recount
+
 Where a pocket's count on access is due (controlled substances always; others per the cabinet's
 count mode) the line gives `count`, entered once the pocket is open and before the packs go in;
 where it differs and the cabinet allows one recount, `recount` is entered (without one the line
 fails). A line naming such a pocket without `count` is a problem of the script; a line that reaches
 one through the refill list fails before anything is unlocked, naming the script line.
+
+`abandon` gives the line up once the pocket was opened and closed again, instead of recording it
+(what a person does when the scale disagrees and they cannot recount): nothing is recorded as
+stock, the drawer is flagged for a blind recount (out of service until `adc diag recover`), the
+script goes on with its next line, and the exit code is 1 (a drawer needs service). A line that
+cannot be recorded (the scale contradicts `quantity`, the count on access was not completed) is
+abandoned the same way, with the reason it could not be recorded.
 
 Scans are tried in order until one is accepted; the refused ones are reported with the reason
 (that is how a script shows a wrong-drug or expired-lot refusal). The GS separator is written
@@ -69,6 +82,7 @@ LINE_KEYS = {
     "confirm_discrepancy",
     "count",
     "recount",
+    "abandon",
 }
 TOP_KEYS = {"cabinet", "line"}
 LOADING_S = 4.0  # and take this long to put the packs in and close (a restock line takes 11–21 s)
@@ -93,6 +107,7 @@ class ScriptLine:
     confirm_discrepancy: bool = False
     count: int | None = None  # the count on access, where one is due
     recount: int | None = None  # the one recount, where the count differed
+    abandon: str | None = None  # give the line up after the access, with this reason
 
 
 @dataclass
@@ -315,6 +330,28 @@ def _parse_block(
             problems.append(Problem(at("skip"), "a skipped line has no scans"))
     elif not raw_scans:
         problems.append(Problem(header, "a [[line]] needs scan (or scans), or skip"))
+    abandon = block.get("abandon")
+    if abandon is not None:
+        if not isinstance(abandon, str) or not abandon.strip():
+            problems.append(
+                Problem(
+                    at("abandon"),
+                    'abandon takes the reason, e.g. "scale disagrees, cannot recount"',
+                )
+            )
+        else:
+            line.abandon = " ".join(abandon.split())
+        if skip is not None:
+            problems.append(
+                Problem(at("abandon"), "a skipped line opens nothing: there is nothing to abandon")
+            )
+        if block.get("confirm_discrepancy") is True:
+            problems.append(
+                Problem(
+                    at("confirm_discrepancy"),
+                    "an abandoned line records nothing: confirm_discrepancy has no effect",
+                )
+            )
     quantity = block.get("quantity")
     if quantity is not None:
         if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 1:
@@ -366,7 +403,8 @@ def check_against(script: Script, ctl: Controller, cabinet: str) -> None:
         elif view.item is None:
             problems.append(Problem(line.number, f"pocket {line.pocket} has no item assigned"))
         else:
-            if view.sensor != "weight" and line.quantity is None and line.skip is None:
+            unrecorded = line.skip is not None or line.abandon is not None
+            if view.sensor != "weight" and line.quantity is None and not unrecorded:
                 problems.append(
                     Problem(
                         line.number,
@@ -392,15 +430,11 @@ def _count_missing(pocket: str, prompt: Any) -> str:
 
 # ----------------------------------------------------------------------------------- running
 def run_script(runner: Runner, script: Script) -> int:
-    """Run the checked script; returns the exit code (1 if a line was left or flagged)."""
+    """Run the checked script; returns the exit code (1 if a line was left, flagged or
+    abandoned: a drawer then needs a blind recount before it is used again)."""
     runner.start()
     trouble = False
-    for index, block in enumerate(script.lines):
-        why = runner.stuck()
-        if why is not None:
-            left = len(script.lines) - index
-            runner.report("error", None, f"{why} ({left} [[line]] block(s) not run)")
-            break
+    for block in script.lines:
         trouble |= not _run_line(runner, block)
     summary = runner.finish()
     return 1 if trouble or summary["flagged"] else 0
@@ -472,6 +506,9 @@ def _run_line(runner: Runner, block: ScriptLine) -> bool:
         )
     if runner.count_pending() and not counting.tried:
         counting.run()  # closed before the count was made (no tick while open): count now
+    if block.abandon is not None:
+        runner.abandon(block.abandon)  # flagged: the exit code says so (summary["flagged"])
+        return True
     if runner.count_pending():
         runner.flag("could not be recorded", "the count on access was not completed")
         return False

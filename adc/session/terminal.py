@@ -12,6 +12,12 @@ The count on access (controlled items always, blind): once the pocket is open th
 blind count is pending neither the refill list nor the line panel shows that pocket's on-hand or
 need (par − need would give it away); a verify count shows the record and asks to confirm it.
 
+A line that cannot be finished once its pocket was opened (the scale disagrees and the person
+cannot recount, the drawer will not close) is given up with `abandon REASON`, typed while the
+pocket is open or closed, at the count or the quantity prompt: nothing is recorded as stock, the
+drawer is flagged for a blind recount (out of service until `adc diag recover`), and the next line
+comes up. Before anything was opened there is nothing to abandon: `skip` marks it out of stock.
+
 Nothing here decides anything: refusals and counts come from the controller through the runner.
 """
 
@@ -38,7 +44,7 @@ from adc.controller.cabinet_policy import CountMode
 from adc.controller.restock import State
 from adc.errors import BadInput, Refused
 from adc.session.events import Event
-from adc.session.runner import AccessStatus, BoardRow, Quit, Runner
+from adc.session.runner import Abandon, AccessStatus, BoardRow, Quit, Runner
 from adc.session.text import describe
 
 if TYPE_CHECKING:
@@ -46,8 +52,10 @@ if TYPE_CHECKING:
 
 HELP = (
     "scan a pack · skip [reason] = out of stock (pharmacists notified) · quit = end the session · "
+    "abandon REASON = give up a line once its pocket was opened (flagged for recount) · "
     "Ctrl-C = stop now (an opened pocket is flagged for recount)"
 )
+ABANDON_HINT = "abandon REASON = give the line up (the drawer is flagged for recount)"
 MESSAGES = 5  # how many recent messages the frame keeps
 
 
@@ -77,7 +85,7 @@ class Screen:
             self.summary = text
             return
         self.messages.append(text.strip())
-        if event.kind in ("recorded", "skipped", "unfinished", "interrupted"):
+        if event.kind in ("recorded", "skipped", "unfinished", "interrupted", "abandoned"):
             self.outcomes.append(text.strip())
 
     # ------------------------------------------------------------------------------- drawing
@@ -284,10 +292,6 @@ class TerminalSession:
                 self.screen.messages.append("[bold green]Refill list done.[/]")
                 break
             self._work(line)
-            why = self.runner.stuck()
-            if why is not None:
-                self.screen.messages.append(f"[red]{escape(why)}[/]")
-                break
         self.runner.finish()
         self.screen.draw()
 
@@ -307,8 +311,8 @@ class TerminalSession:
             if outcome == "closed":
                 self._confirm_quantity()
                 return
-            if outcome == "failed":
-                return  # flagged for recount; the message says so
+            if outcome in ("failed", "abandoned"):
+                return  # flagged for recount; the message says so; the next line comes up
             if outcome == "quit":
                 self.runner.interrupt("quit")
                 self.quit = True
@@ -334,6 +338,9 @@ class TerminalSession:
                 return True
             if not self._after_timeout(answer):
                 return False
+            if _abandon_reason(answer) is not None:
+                self._nothing_to_abandon()
+                continue
             self.screen.messages.append(f"[yellow]'{escape(answer.strip())}': type open[/]")
 
     def _after_timeout(self, answer: str) -> bool:
@@ -368,6 +375,9 @@ class TerminalSession:
             if word.split(" ", 1)[0] == "skip":
                 self.runner.skip(typed.strip()[4:].strip() or "out of stock")
                 return False
+            if _abandon_reason(typed) is not None:
+                self._nothing_to_abandon()
+                continue
             if state is State.NEEDS_CONFIRMATION and word in ("y", "yes"):
                 self.runner.accept_short_dated()
                 return True
@@ -387,7 +397,11 @@ class TerminalSession:
 
         keys = KeyBuffer(self.fd)
         hands = self.runner.hands
-        hint = f"[dim]{escape(hands.help)} · quit[/]" if hands.acts else "[dim]quit = stop[/]"
+        hint = (
+            f"[dim]{escape(hands.help)} · quit · abandon REASON[/]"
+            if hands.acts
+            else "[dim]quit = stop · abandon REASON = give the line up once opened[/]"
+        )
 
         def tick(status: AccessStatus) -> None:
             typed = keys.poll()
@@ -404,10 +418,35 @@ class TerminalSession:
         ):
             if self.screen.clear:
                 self.console.clear()
-            try:
-                return self.runner.access(tick)
-            except Quit:
-                return "quit"
+            while True:
+                try:
+                    return self.runner.access(tick)
+                except Quit:
+                    return "quit"
+                except Abandon as stop:
+                    if self._abandon(stop.reason):
+                        return "abandoned"
+                    # refused: the line stays as it was; go on waiting for the pocket
+
+    def _abandon(self, reason: str | None) -> bool:
+        """Give the line up with the person's reason; False (and why) when that is refused."""
+        if not reason:
+            self.screen.messages.append(
+                "[yellow]Say why:[/] abandon REASON (e.g. abandon scale disagrees, cannot recount)"
+            )
+            return False
+        try:
+            self.runner.abandon(reason)
+        except (Refused, BadInput) as err:
+            self.screen.messages.append(f"[red]✗ refused:[/] {escape(err.message)}")
+            return False
+        return True
+
+    def _nothing_to_abandon(self) -> None:
+        self.screen.messages.append(
+            "[yellow]Nothing was opened on this line:[/] skip [reason] marks it out of stock, "
+            "quit ends the session"
+        )
 
     def _command(self, typed: str, status: AccessStatus) -> None:
         words = typed.strip().lower().split()
@@ -415,12 +454,23 @@ class TerminalSession:
             return
         verb, args = words[0], words[1:]
         line = status.line
+        if verb == "abandon":
+            if status.state is State.UNLOCKED:
+                self.screen.messages.append(
+                    "[yellow]Not opened yet:[/] quit relocks the drawer and stops; or open it"
+                )
+                return
+            reason = _abandon_reason(typed)
+            if not reason:
+                self._abandon(reason)  # says a reason is needed
+                return
+            raise Abandon(reason)
         if verb == "quit":
             if status.state is State.UNLOCKED:
                 raise Quit
             self.screen.messages.append(
-                "[yellow]Close the drawer first[/] (Ctrl-C abandons it: the drawer is flagged "
-                "for recount)"
+                "[yellow]Close the drawer first[/] (abandon REASON gives the line up: the "
+                "drawer is flagged for recount)"
             )
             return
         if (
@@ -481,8 +531,9 @@ class TerminalSession:
         except (Refused, BadInput) as err:
             self.screen.messages.append(f"[red]✗ refused:[/] {escape(err.message)}")
 
-    def _count_after_close(self) -> None:
-        """Closed before the count on access was made: ask for it before the quantity."""
+    def _count_after_close(self) -> bool:
+        """Closed before the count on access was made: ask for it before the quantity.
+        False when the person abandoned the line instead."""
         while self.runner.count_pending():
             line = self.runner.session.line
             assert line is not None
@@ -492,18 +543,24 @@ class TerminalSession:
             again = "recount" if line.counted is not None else "count"
             typed = self._ask(
                 f"[bold yellow]{again} what is in the pocket now[/]: how many were in it before "
-                f"you put any in?{shown}"
+                f"you put any in?{shown} · {ABANDON_HINT}"
             ).strip()
+            if _abandon_reason(typed) is not None:
+                if self._abandon(_abandon_reason(typed)):
+                    return False
+                continue
             try:
                 counted = int(typed)
             except ValueError:
                 self.screen.messages.append(f"[red]'{escape(typed)}' is not a number[/]")
                 continue
             self._count(counted)
+        return True
 
     def _confirm_quantity(self) -> None:
-        """Ask for the count (the scale's by default) until the line is recorded."""
-        self._count_after_close()
+        """Ask for the count (the scale's by default) until the line is recorded or abandoned."""
+        if not self._count_after_close():
+            return
         while True:
             line = self.runner.session.line
             if line is None:
@@ -517,7 +574,11 @@ class TerminalSession:
                 )
             else:
                 hint = f"[bold]How many did you put in?[/] (the line needs {need})"
-            typed = self._ask(hint).strip()
+            typed = self._ask(f"{hint}\n[dim]{ABANDON_HINT}[/]").strip()
+            if _abandon_reason(typed) is not None:
+                if self._abandon(_abandon_reason(typed)):
+                    return
+                continue
             if typed.lower() == "quit":
                 self.screen.messages.append(
                     "[yellow]Record the quantity first[/] (Ctrl-C flags the drawer for recount)"
@@ -540,8 +601,13 @@ class TerminalSession:
                     continue
                 self.screen.messages.append(f"[yellow]⚠ {escape(err.message)}[/]")
                 answer = self._ask(
-                    f"Record {qty} anyway and open a discrepancy for review? y = yes · n = recount"
+                    f"Record {qty} anyway and open a discrepancy for review? y = yes · "
+                    f"n = recount · {ABANDON_HINT}"
                 )
+                if _abandon_reason(answer) is not None:
+                    if self._abandon(_abandon_reason(answer)):
+                        return
+                    continue
                 if answer.strip().lower() in ("y", "yes"):
                     try:
                         self.runner.record(qty, accept_discrepancy=True)
@@ -558,6 +624,15 @@ class TerminalSession:
         if callable(sync):
             sync()  # a simulated cabinet catches up with the time the person took
         return typed
+
+
+def _abandon_reason(typed: str) -> str | None:
+    """The reason of an `abandon REASON` command ("" without one); None for anything else."""
+    text = typed.strip()
+    word, _, rest = text.partition(" ")
+    if word.lower() != "abandon":
+        return None
+    return rest.strip()
 
 
 def _access_text(status: AccessStatus, typed: str, hint: str, count: str = "") -> str:

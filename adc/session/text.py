@@ -79,15 +79,15 @@ def describe(event: Event) -> str | None:
         return f"[yellow]⤼ {pocket} skipped:[/] {reason} — pharmacists notified (shortage)"
     if kind == "unfinished":
         return f"  [yellow]left {pocket}:[/] {reason}"
+    if kind == "abandoned" or (kind == "interrupted" and d.get("action") == "flagged-for-recount"):
+        lock = {True: "locked", False: "NOT locked: close it", None: "lock state unknown"}
+        what = f"abandoned ({reason}), " if kind == "abandoned" else ""
+        return (
+            f"[red]⚑ {pocket} {what}flagged for recount[/] ({lock[d.get('locked')]}): drawer "
+            f"{escape(d['drawer'])} is out of service until `adc diag recover` recounts it "
+            f"(maintenance event {d['maintenance_event']})"
+        )
     if kind == "interrupted":
-        action = d.get("action")
-        if action == "flagged-for-recount":
-            lock = {True: "locked", False: "NOT locked: close it", None: "lock state unknown"}
-            return (
-                f"[red]⚑ {pocket} flagged for recount[/] ({lock[d.get('locked')]}): drawer "
-                f"{escape(d['drawer'])} is out of service until `adc diag recover` recounts it "
-                f"(maintenance event {d['maintenance_event']})"
-            )
         return None  # left or recorded: the `unfinished` / `recorded` event says it
     if kind == "error":
         return f"[red]error:[/] {pocket + ': ' if pocket else ''}{reason}{where}"

@@ -315,11 +315,12 @@ def test_a_recalled_lot_is_refused_with_the_recall_reason(
         assert b.runner.scan(hri(ONDANSETRON_VIAL, good_expiry(), "GOOD7")).status == "accepted"
 
 
-def test_a_count_the_scale_contradicts_is_flagged_and_ends_the_round(
+def test_a_count_the_scale_contradicts_is_flagged_and_the_round_goes_on(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The person loads 8, the script says 10 (no confirm_discrepancy): nothing is recorded as
-    stock, the drawer is flagged for recount, and the rest of the script is not run."""
+    stock, the line is abandoned (the drawer flagged for recount), and the script goes on with
+    its next line."""
 
     class ShortHands(SimHands):
         def put(self, line, units):  # type: ignore[no-untyped-def]
@@ -335,9 +336,14 @@ def test_a_count_the_scale_contradicts_is_flagged_and_ends_the_round(
         assert run_script(b.runner, parse_script(script_path)) == 1
         refused = b.last("refused")["reason"]
         assert refused.startswith("the scale counts 8 units added, you entered 10")
-        assert b.last("interrupted")["action"] == "flagged-for-recount"
-        assert b.last("error")["reason"].endswith(
-            "the session ends here (1 [[line]] block(s) not run)"
-        )
-        assert b.last("summary")["flagged"] == ["D1-P1"]
-    assert b.site.on_hand("D1-P1") == 0 and b.site.on_hand("D2-P1") == 0
+        flag = b.last("interrupted")
+        assert flag["action"] == "flagged-for-recount" and flag["state"] == "closed"
+        assert flag["reason"].startswith("could not be recorded: the scale counts 8 units")
+        assert "error" not in b.kinds()
+        summary = b.last("summary")
+        assert summary["flagged"] == ["D1-P1"]
+        assert [r["pocket"] for r in summary["recorded"]] == ["D2-P1"]
+        assert b.runner.session.line is None  # nothing left open in the state machine
+    assert b.site.on_hand("D1-P1") == 0
+    assert b.site.on_hand("D2-P1") == 6  # the short hands put 6 of 8; the scale counted them
+    assert b.site.rows("SELECT kind, drawer_code FROM maintenance_event") == [("failed", "D1")]

@@ -151,10 +151,13 @@ def test_ctrl_c_with_the_drawer_open_flags_it_for_recount(session_site: SessionS
     assert len(events) == 1
     drawer, pocket, kind, detail = events[0]
     assert (drawer, pocket, kind) == ("D1", "D1-P1", "failed")
-    assert "restock interrupted (the pocket was open; NOT locked) by technician" in detail
+    assert (
+        "restock line abandoned: interrupted: the pocket was open (open; NOT locked) by technician"
+        in detail
+    )
     assert "lot ON1 scanned" in detail and "blind recount required" in detail
     new = session_site.rows(f"SELECT action FROM audit_entry WHERE seq > {before}")
-    assert new == [("maintenance.failed",)]
+    assert new == [("restock.abandoned",)]
     assert session_site.on_hand("D1-P1") == 0  # nothing recorded as stock: it is unknown
 
 
