@@ -10,6 +10,8 @@ pocket without a witness); 2 bad input (unknown bus, drawer or pocket, malformed
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -170,6 +172,23 @@ def _bench(
     return bench
 
 
+@contextmanager
+def _opened(
+    recorder: Recorder | None,
+    backend: str | None,
+    profile: str | None,
+    timeout_ms: int | None,
+    person: str = "none",
+    person_timeout: float | None = None,
+) -> Iterator[Bench]:
+    """The bench of `_bench`, closed when the block ends, however it ends."""
+    bench = _bench(recorder, backend, profile, timeout_ms, person, person_timeout)
+    try:
+        yield bench
+    finally:
+        bench.close()
+
+
 def _finish(
     report: Report,
     recorder: Recorder | None,
@@ -320,8 +339,7 @@ def scan(
         report = sc.scan_lines(lines, addresses=wanted, timeout_s=timeout_s, profile=loaded)
         _finish(report, recorder, loaded, as_json)
         return
-    bench = _bench(recorder, backend, profile, None, "none")
-    try:
+    with _opened(recorder, backend, profile, None) as bench:
         lines = sc.lines_from_driver(bench.driver)
         if lines is None:
             report = sc.scan_driver(bench)
@@ -334,8 +352,6 @@ def scan(
                 profile=bench.profile,
                 target=bench.target,
             )
-    finally:
-        bench.close()
     _finish(report, recorder, bench.profile, as_json)
 
 
@@ -367,11 +383,8 @@ def selftest(
 
     recorder = _recorder(db, cabinet, user, witness, required=True)
     assert recorder is not None
-    bench = _bench(recorder, backend, profile, timeout_ms, person, person_timeout)
-    try:
+    with _opened(recorder, backend, profile, timeout_ms, person, person_timeout) as bench:
         report = run(bench, drawer, refuse=recorder.refuse(bench.profile))
-    finally:
-        bench.close()
     _finish(report, recorder, bench.profile, as_json)
 
 
@@ -420,8 +433,7 @@ def sensors(
     from adc.diag.sensors import sensors as run
 
     recorder = _recorder(db, cabinet, user, None, required=False)
-    bench = _bench(recorder, backend, profile, timeout_ms, "none")
-    try:
+    with _opened(recorder, backend, profile, timeout_ms) as bench:
         chosen = targets(bench.profile, pocket)
         if recorder is not None:
             recorder.fill(chosen)
@@ -430,8 +442,6 @@ def sensors(
                 target.unit_weight_g = unit_weight
         limits = Limits(noise_g=noise_limit, drift_g_per_h=drift_limit)
         report = run(bench, chosen, samples=samples, interval_s=interval, limits=limits)
-    finally:
-        bench.close()
     _finish(report, recorder, bench.profile, as_json)
 
 
@@ -480,11 +490,10 @@ def calibrate(
 
     recorder = _recorder(db, cabinet, user, witness, required=True)
     assert recorder is not None
-    bench = _bench(recorder, backend, profile, timeout_ms, person, person_timeout)
-    target = Target(pocket, "weight", "")
-    recorder.fill([target])
     settings = Settings(command=LoadcellCommand.ZERO if zero else LoadcellCommand.TARE, save=save)
-    try:
+    with _opened(recorder, backend, profile, timeout_ms, person, person_timeout) as bench:
+        target = Target(pocket, "weight", "")
+        recorder.fill([target])
         report = run(
             bench,
             pocket,
@@ -493,8 +502,6 @@ def calibrate(
             settings=settings,
             refuse=recorder.refuse(bench.profile),
         )
-    finally:
-        bench.close()
     extra: dict[str, Any] = {}
     unit = report.data.get("unit_weight_g")
     if report.ok and unit is not None and target.item is not None:
@@ -604,11 +611,8 @@ def stats(
     from adc.diag.stats import stats as run
 
     recorder = _recorder(db, cabinet, user, None, required=False)
-    bench = _bench(recorder, backend, profile, timeout_ms, "none")
-    try:
+    with _opened(recorder, backend, profile, timeout_ms) as bench:
         report = run(bench, polls=polls, interval_s=interval)
-    finally:
-        bench.close()
     _finish(report, recorder, bench.profile, as_json)
 
 
@@ -705,8 +709,7 @@ def recover(
         counting = actor
     if not as_json:
         _print_plan(plan)
-    bench = _bench(recorder, backend, profile, timeout_ms, person, person_timeout)
-    try:
+    with _opened(recorder, backend, profile, timeout_ms, person, person_timeout) as bench:
         outcome = run(
             bench,
             ctl,
@@ -717,8 +720,6 @@ def recover(
             refuse=recorder.refuse(bench.profile),
             witness=recorder.witness,
         )
-    finally:
-        bench.close()
     report = outcome.report
     extra = {"returned_to_service": outcome.returned, "discrepancies": outcome.discrepancies}
     if outcome.returned:

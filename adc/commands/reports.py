@@ -1,16 +1,17 @@
 """`adc report refill|expiring|shortages|recalls`: what needs doing, as tables, --json or --csv.
 
-Every report prints its rows through `emit_rows`: a report command only builds its rich table, and
-gets `--json` (a JSON array, as the controller's rows say it) and `--csv` (one header row from the
-row type's fields, then one row per line, for spreadsheets) from there. A new report (controlled
-substance activity, discrepancies) takes `as_json: JsonOption` and `as_csv: CsvOption` and calls
-`if emit_rows(rows, RowType, as_json=as_json, as_csv=as_csv): return` before drawing its table.
+Every report prints its rows through `show_rows`: a report command only fetches its rows and says
+how a row reads in the table (its columns, title and cells), and gets `--json` (a JSON array, as the
+controller's rows say it) and `--csv` (one header row from the row type's fields, then one row per
+line, for spreadsheets) from `emit_rows`. A new report takes `as_json: JsonOption` and
+`as_csv: CsvOption` and ends with `show_rows(rows, RowType, ...)`; one with a table of its own (the
+discrepancies) calls `if emit_rows(rows, RowType, as_json=as_json, as_csv=as_csv): return` first.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, fields, is_dataclass
 from typing import Annotated, Any
 
@@ -80,6 +81,38 @@ def emit_rows(rows: Sequence[Any], row_type: type, *, as_json: bool, as_csv: boo
     return True
 
 
+def show_rows(
+    rows: Sequence[Any],
+    row_type: type,
+    *,
+    as_json: bool,
+    as_csv: bool,
+    title: str,
+    columns: Sequence[str],
+    cells: Callable[[Any], Sequence[str]],
+) -> None:
+    """`rows` as JSON or CSV if asked, else as a rich table: `columns`, then `cells(row)` a row."""
+    if emit_rows(rows, row_type, as_json=as_json, as_csv=as_csv):
+        return
+    from rich.table import Table
+
+    table = Table(*columns, title=title)
+    for row in rows:
+        table.add_row(*cells(row))
+    console().print(table)
+
+
+def _period(ctl: Any, start: str | None, end: str | None) -> tuple[Any, Any]:
+    """The controller's (since, until) of --from/--to days (either may be missing)."""
+    from adc.controller.csreport import parse_day, period
+
+    return period(
+        ctl,
+        parse_day(start, "--from") if start else None,
+        parse_day(end, "--to") if end else None,
+    )
+
+
 def parse_days(text: str) -> int:
     """`30d`, `2w` or `30` → days."""
     from adc.errors import BadInput
@@ -98,29 +131,25 @@ def refill(
     as_csv: CsvOption = False,
 ) -> None:
     """Pockets below par: critical-low first, then by drawer and pocket."""
-    from rich.table import Table
-
     from adc.commands.access import open_controller
     from adc.controller.reports import RefillLine, refill_list
 
-    lines = refill_list(open_controller(db), cabinet)
-    if emit_rows(lines, RefillLine, as_json=as_json, as_csv=as_csv):
-        return
-    table = Table("cabinet", "pocket", "item", "on hand", "par", "need", "", title="refill list")
-    for line in lines:
+    def cells(line: RefillLine) -> list[str]:
         flag = "CRITICAL" if line.critical else ""
         if line.blocked:
             flag = f"{flag} pull {line.blocked} first".strip()
-        table.add_row(
-            line.cabinet,
-            line.pocket,
-            line.item,
-            str(line.on_hand),
-            str(line.par),
-            str(line.need),
-            flag,
-        )
-    console().print(table)
+        on_hand, par, need = str(line.on_hand), str(line.par), str(line.need)
+        return [line.cabinet, line.pocket, line.item, on_hand, par, need, flag]
+
+    show_rows(
+        refill_list(open_controller(db), cabinet),
+        RefillLine,
+        as_json=as_json,
+        as_csv=as_csv,
+        title="refill list",
+        columns=("cabinet", "pocket", "item", "on hand", "par", "need", ""),
+        cells=cells,
+    )
 
 
 @app.command()
@@ -132,22 +161,23 @@ def expiring(
     as_csv: CsvOption = False,
 ) -> None:
     """Stock expiring within the window (expired lots included: they block their pocket)."""
-    from rich.table import Table
-
     from adc.commands.access import open_controller
     from adc.controller.reports import ExpiringLot
     from adc.controller.reports import expiring as expiring_lots
 
-    lots = expiring_lots(open_controller(db), parse_days(within), cabinet)
-    if emit_rows(lots, ExpiringLot, as_json=as_json, as_csv=as_csv):
-        return
-    table = Table(
-        "expiry", "cabinet", "pocket", "item", "lot", "qty", "", title=f"expiring within {within}"
-    )
-    for lot in lots:
+    def cells(lot: ExpiringLot) -> list[str]:
         note = "EXPIRED: pull" if lot.expired else f"{lot.days_left} d"
-        table.add_row(lot.expiry, lot.cabinet, lot.pocket, lot.item, lot.lot, str(lot.qty), note)
-    console().print(table)
+        return [lot.expiry, lot.cabinet, lot.pocket, lot.item, lot.lot, str(lot.qty), note]
+
+    show_rows(
+        expiring_lots(open_controller(db), parse_days(within), cabinet),
+        ExpiringLot,
+        as_json=as_json,
+        as_csv=as_csv,
+        title=f"expiring within {within}",
+        columns=("expiry", "cabinet", "pocket", "item", "lot", "qty", ""),
+        cells=cells,
+    )
 
 
 @app.command()
@@ -159,39 +189,21 @@ def shortages(
     as_csv: CsvOption = False,
 ) -> None:
     """Shortage notifications for pharmacists (open and acknowledged; --all for every one)."""
-    from rich.table import Table
-
     from adc.commands.access import open_controller
     from adc.controller.shortages import ShortageView, list_shortages
 
-    notes = list_shortages(open_controller(db), include_closed=include_closed, cabinet=cabinet)
-    if emit_rows(notes, ShortageView, as_json=as_json, as_csv=as_csv):
-        return
-    table = Table(
-        "id",
-        "since",
-        "kind",
-        "status",
-        "cabinet",
-        "pocket",
-        "item",
-        "on hand",
-        "par",
+    show_rows(
+        list_shortages(open_controller(db), include_closed=include_closed, cabinet=cabinet),
+        ShortageView,
+        as_json=as_json,
+        as_csv=as_csv,
         title="shortages",
+        columns=("id", "since", "kind", "status", "cabinet", "pocket", "item", "on hand", "par"),
+        cells=lambda n: [
+            *(str(n.id), n.created_at, n.kind, n.status, n.cabinet, n.pocket, n.item),
+            *(str(n.on_hand), str(n.par)),
+        ],
     )
-    for n in notes:
-        table.add_row(
-            str(n.id),
-            n.created_at,
-            n.kind,
-            n.status,
-            n.cabinet,
-            n.pocket,
-            n.item,
-            str(n.on_hand),
-            str(n.par),
-        )
-    console().print(table)
 
 
 @app.command()
@@ -202,20 +214,18 @@ def recalls(
     as_csv: CsvOption = False,
 ) -> None:
     """Pockets holding recalled lots: blocked for removal until pulled."""
-    from rich.table import Table
-
     from adc.commands.access import open_controller
     from adc.controller.recalls import RecalledStock, recalled_stock
 
-    rows = recalled_stock(open_controller(db), cabinet)
-    if emit_rows(rows, RecalledStock, as_json=as_json, as_csv=as_csv):
-        return
-    table = Table(
-        "cabinet", "pocket", "item", "GTIN", "lot", "qty", "reason", title="recalled stock"
+    show_rows(
+        recalled_stock(open_controller(db), cabinet),
+        RecalledStock,
+        as_json=as_json,
+        as_csv=as_csv,
+        title="recalled stock",
+        columns=("cabinet", "pocket", "item", "GTIN", "lot", "qty", "reason"),
+        cells=lambda r: [r.cabinet, r.pocket, r.item, r.gtin, r.lot, str(r.qty), r.reason],
     )
-    for r in rows:
-        table.add_row(r.cabinet, r.pocket, r.item, r.gtin, r.lot, str(r.qty), r.reason)
-    console().print(table)
 
 
 @app.command()
@@ -237,17 +247,10 @@ def discrepancies(
     """Count discrepancies: overdue first (flagged, escalated to pharmacists), then open, closed."""
     from adc.commands.access import open_controller
     from adc.commands.discrepancy import discrepancy_table
-    from adc.controller.csreport import parse_day, period
     from adc.controller.discrepancies import DiscrepancyRow, escalate_overdue, list_discrepancies
 
     ctl = open_controller(db)
-    since = until = None
-    if start or end:
-        since, until = period(
-            ctl,
-            parse_day(start, "--from") if start else None,
-            parse_day(end, "--to") if end else None,
-        )
+    since, until = _period(ctl, start, end) if start or end else (None, None)
     escalate_overdue(ctl)
     rows = list_discrepancies(ctl, open_only=open_only, cabinet=cabinet, since=since, until=until)
     if emit_rows(rows, DiscrepancyRow, as_json=as_json, as_csv=as_csv):
@@ -277,37 +280,11 @@ def cs_activity(
     as_csv: CsvOption = False,
 ) -> None:
     """Every controlled-substance event with the running balance per pocket (DEA-style record)."""
-    from rich.table import Table
-
     from adc.commands.access import open_controller
-    from adc.controller.csreport import CsEvent, parse_day, period
+    from adc.controller.csreport import CsEvent
     from adc.controller.csreport import cs_activity as activity
 
-    ctl = open_controller(db)
-    since, until = period(
-        ctl,
-        parse_day(start, "--from") if start else None,
-        parse_day(end, "--to") if end else None,
-    )
-    events = activity(ctl, since, until, cabinet)
-    if emit_rows(events, CsEvent, as_json=as_json, as_csv=as_csv):
-        return
-    table = Table(
-        "time (UTC)",
-        "cabinet",
-        "pocket",
-        "item",
-        "C",
-        "event",
-        "lot",
-        "change",
-        "balance",
-        "user",
-        "witness",
-        "note",
-        title="controlled-substance activity",
-    )
-    for e in events:
+    def cells(e: CsEvent) -> list[str]:
         note = e.reason or ""
         if e.units is not None and e.kind in ("waste", "count"):
             note = f"{e.units} unit(s) {'wasted' if e.kind == 'waste' else 'counted'}" + (
@@ -315,18 +292,23 @@ def cs_activity(
             )
         if e.discrepancy:
             note += f" [discrepancy {e.discrepancy}]"
-        table.add_row(
-            e.at[:19].replace("T", " "),
-            e.cabinet,
-            e.pocket,
-            e.item,
-            e.schedule,
-            e.kind,
-            e.lot or "",
-            f"{e.change:+d}",
-            str(e.balance),
-            e.user,
-            e.witness or "",
-            note.strip(),
-        )
-    console().print(table)
+        when = e.at[:19].replace("T", " ")
+        return [
+            *(when, e.cabinet, e.pocket, e.item, e.schedule, e.kind, e.lot or ""),
+            *(f"{e.change:+d}", str(e.balance), e.user, e.witness or "", note.strip()),
+        ]
+
+    ctl = open_controller(db)
+    since, until = _period(ctl, start, end)
+    show_rows(
+        activity(ctl, since, until, cabinet),
+        CsEvent,
+        as_json=as_json,
+        as_csv=as_csv,
+        title="controlled-substance activity",
+        columns=(
+            *("time (UTC)", "cabinet", "pocket", "item", "C", "event", "lot", "change"),
+            *("balance", "user", "witness", "note"),
+        ),
+        cells=cells,
+    )
