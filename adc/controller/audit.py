@@ -64,6 +64,32 @@ def head(session: Session) -> tuple[int, str]:
     return (row[0], row[1]) if row else (0, GENESIS_HASH)
 
 
+def entry_values(
+    head: tuple[int, str],
+    *,
+    at: datetime,
+    actor: str,
+    action: str,
+    payload: dict[str, Any],
+    witness: str | None = None,
+) -> dict[str, Any]:
+    """The columns of the entry that follows `head` (its sequence and hash), hash computed."""
+    last, prev = head
+    seq = last + 1
+    at_text = format_time(at)
+    payload_text = canonical_json(payload)
+    return {
+        "seq": seq,
+        "at": at_text,
+        "actor": actor,
+        "witness": witness,
+        "action": action,
+        "payload": payload_text,
+        "prev_hash": prev,
+        "hash": entry_hash(seq, at_text, actor, witness, action, payload_text, prev),
+    }
+
+
 def append(
     session: Session,
     *,
@@ -76,20 +102,14 @@ def append(
 ) -> AuditEntry:
     """Append one entry. The caller holds the writer lock (see `Database.write`); `after` is the
     head it already read under that lock, if any (saves a query)."""
-    last, prev = after if after is not None else head(session)
-    seq = last + 1
-    at_text = format_time(at)
-    payload_text = canonical_json(payload)
-    values = {
-        "seq": seq,
-        "at": at_text,
-        "actor": actor,
-        "witness": witness,
-        "action": action,
-        "payload": payload_text,
-        "prev_hash": prev,
-        "hash": entry_hash(seq, at_text, actor, witness, action, payload_text, prev),
-    }
+    values = entry_values(
+        after if after is not None else head(session),
+        at=at,
+        actor=actor,
+        action=action,
+        payload=payload,
+        witness=witness,
+    )
     # A Core insert: the entry is never loaded back or changed, so it needs no unit of work.
     session.execute(insert(AuditEntry), [values])
     return AuditEntry(**values)

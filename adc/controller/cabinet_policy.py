@@ -135,6 +135,16 @@ def cabinet_policy(session: Session, cabinet_id: str) -> CabinetPolicy:
     rows = session.execute(
         select(Setting.key, Setting.value).where(Setting.key.startswith(_prefix(cabinet_id)))
     ).all()
+    return policy_from_rows(cabinet_id, [(key, raw) for key, raw in rows])
+
+
+def settings_prefix(cabinet_id: str) -> str:
+    """The setting keys of one cabinet's policy start with this."""
+    return _prefix(cabinet_id)
+
+
+def policy_from_rows(cabinet_id: str, rows: list[tuple[str, str]]) -> CabinetPolicy:
+    """The cabinet's policy from its (key, value) setting rows, however they were read."""
     values = {}
     for key, raw in rows:
         name, value = parse_cabinet_setting(key.removeprefix(_prefix(cabinet_id)), raw)

@@ -14,15 +14,16 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import event, select
+from sqlalchemy import event, insert, select
 from sqlmodel import Session
 
-from adc.controller import audit
+from adc.controller import audit, rows
 from adc.controller.clock import Clock, utc
 from adc.controller.db import Database
-from adc.controller.models import Role, Setting, User
+from adc.controller.models import AuditEntry, Role, Setting, User
 from adc.controller.permissions import Action, allowed
 from adc.controller.policy import Policy, policy_from_settings
+from adc.controller.store import Store
 from adc.errors import Refused
 
 
@@ -38,8 +39,52 @@ class Actor:
 SYSTEM = "system"
 
 
+class _Audited:
+    """The audit appender both kinds of write transaction share (fields set by the subclass)."""
+
+    now: datetime
+    user: Any
+    audited: bool
+    seqs: list[int]
+    _head: tuple[int, str] | None
+
+    def _read_head(self) -> tuple[int, str]:
+        raise NotImplementedError
+
+    def _insert(self, values: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    def upcoming_seq(self) -> int:
+        """The sequence number the next audit entry of this transaction will get.
+
+        Safe because the writer lock is held: records written before their audit entry (stock
+        transactions) can carry it from the start and are never updated afterwards.
+        """
+        if self._head is None:
+            self._head = self._read_head()
+        return self._head[0] + 1
+
+    def audit(self, action: str, payload: dict[str, Any], *, witness: Any = None) -> int:
+        """Append the audit entry of this change (`witness`: anything with a `username`)."""
+        if self._head is None:
+            self._head = self._read_head()
+        values = audit.entry_values(
+            self._head,
+            at=self.now,
+            actor=self.user.username if self.user else SYSTEM,
+            witness=witness.username if witness else None,
+            action=action,
+            payload=payload,
+        )
+        self._insert(values)
+        self._head = (values["seq"], values["hash"])
+        self.audited = True
+        self.seqs.append(values["seq"])
+        return int(values["seq"])
+
+
 @dataclass
-class Tx:
+class Tx(_Audited):
     """A locked write transaction: the session, the acting user row, and the audit appender."""
 
     session: Session
@@ -50,30 +95,40 @@ class Tx:
     seqs: list[int] = field(default_factory=list)
     _head: tuple[int, str] | None = None
 
-    def upcoming_seq(self) -> int:
-        """The sequence number the next audit entry of this transaction will get.
+    def _read_head(self) -> tuple[int, str]:
+        return audit.head(self.session)
 
-        Safe because the writer lock is held: records written before their audit entry (stock
-        transactions) can carry it from the start and are never updated afterwards.
-        """
-        if self._head is None:
-            self._head = audit.head(self.session)
-        return self._head[0] + 1
+    def load_user(self, user_id: int) -> User | None:
+        return self.session.get(User, user_id)
 
-    def audit(self, action: str, payload: dict[str, Any], *, witness: User | None = None) -> int:
-        entry = audit.append(
-            self.session,
-            at=self.now,
-            actor=self.user.username if self.user else SYSTEM,
-            witness=witness.username if witness else None,
-            action=action,
-            payload=payload,
-            after=self._head,
-        )
-        self._head = (entry.seq, entry.hash)
-        self.audited = True
-        self.seqs.append(entry.seq)
-        return entry.seq
+    def _insert(self, values: dict[str, Any]) -> None:
+        # A Core insert: the entry is never loaded back or changed, so it needs no unit of work.
+        self.session.execute(insert(AuditEntry), [values])
+
+
+@dataclass
+class FastTx(_Audited):
+    """A locked write transaction on the raw cursor (store.py): the hot path's `Tx`.
+
+    Same lock, same rules for the acting user, same audit chain; rows instead of ORM objects.
+    """
+
+    store: Store
+    now: datetime
+    user: rows.UserRow | None
+    audited: bool = False
+    new_shortages: bool = False
+    seqs: list[int] = field(default_factory=list)
+    _head: tuple[int, str] | None = None
+
+    def _read_head(self) -> tuple[int, str]:
+        return rows.audit_head(self.store) or (0, audit.GENESIS_HASH)
+
+    def load_user(self, user_id: int) -> rows.UserRow | None:
+        return rows.user(self.store, user_id)
+
+    def _insert(self, values: dict[str, Any]) -> None:
+        rows.insert_audit(self.store, values)
 
 
 class AdcSession(Session):
@@ -99,7 +154,7 @@ def _executed(state: Any) -> None:
         state.session.info["changed"] = True
 
 
-def require(user: User | None, username: str, action: Action) -> User:
+def require(user: Any, username: str, action: Action) -> Any:
     """The acting user as the database knows it now, or Refused saying why not."""
     if user is None:
         raise Refused(f"user {username!r} no longer exists")
@@ -135,8 +190,8 @@ class Controller:
 
     def check(self, actor: Actor, action: Action) -> None:
         """Refused now if `actor` may not do `action` (the write re-checks under the lock)."""
-        with self.db.read() as session:
-            require(session.get(User, actor.user_id), actor.username, action)
+        with self.read_fast() as store:
+            require(rows.user(store, actor.user_id), actor.username, action)
 
     @contextmanager
     def read(self) -> Iterator[Session]:
@@ -157,7 +212,38 @@ class Controller:
             session.flush()
             if session.info.get("changed") and not tx.audited:
                 raise RuntimeError("a change without an audit entry may not be committed")
-        if tx.new_shortages and self.policy.shortage_sink:
+        self._after_commit(tx.new_shortages)
+
+    @contextmanager
+    def write_fast(self, actor: Actor, action: Action) -> Iterator[FastTx]:
+        """`write` for the hot path: the same lock and checks, on the raw cursor (store.py).
+
+        Every change made in it must append its audit entry: one that did not is rolled back.
+        """
+        with self.db.raw_write() as raw:
+            store = Store(raw, self.db.engine.dialect)
+            try:
+                user = require(rows.user(store, actor.user_id), actor.username, action)
+                tx = FastTx(store=store, now=self.now(), user=user)
+                yield tx
+                if not tx.audited:
+                    raise RuntimeError("a change without an audit entry may not be committed")
+            finally:
+                store.close()
+        self._after_commit(tx.new_shortages)
+
+    @contextmanager
+    def read_fast(self) -> Iterator[Store]:
+        """A consistent read (one transaction) on the raw cursor, for the checks before access."""
+        with self.db.raw_read() as raw:
+            store = Store(raw, self.db.engine.dialect)
+            try:
+                yield store
+            finally:
+                store.close()
+
+    def _after_commit(self, new_shortages: bool) -> None:
+        if new_shortages and self.policy.shortage_sink:
             from adc.controller.shortages import deliver_pending
 
             deliver_pending(self)

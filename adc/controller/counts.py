@@ -30,22 +30,27 @@ expected has exactly one discrepancy of its own; recount requests have none.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import or_, select
 from sqlmodel import Session
 
-from adc.controller import inventory
-from adc.controller.cabinet_policy import CountMode, cabinet_policy
+from adc.controller import inventory, rows
+from adc.controller.cabinet_policy import (
+    CountMode,
+    cabinet_policy,
+    policy_from_rows,
+    settings_prefix,
+)
 from adc.controller.models import Item, Pocket, Transaction, TxnKind
 from adc.controller.permissions import Action
 from adc.controller.stock import find_pocket, item_label
 from adc.errors import BadInput, Refused
 
 if TYPE_CHECKING:
-    from adc.controller.context import Actor, Controller, Tx
+    from adc.controller.context import Actor, Controller, FastTx, Tx
 
 ACCESS_WINDOW = timedelta(minutes=15)  # a count opens the pocket for its counter this long
 RECOUNT_REQUESTED = "recount requested"
@@ -161,13 +166,18 @@ def _latest(tx: Tx, pocket: Pocket) -> Transaction | None:
     ).scalar()
 
 
-def _fresh_own_count(tx: Tx, last: Transaction | None) -> bool:
+def _fresh_own_count(tx: Any, last: Any) -> bool:
     assert tx.user is not None
+    return fresh_own_count(tx.user.id, tx.now, last)
+
+
+def fresh_own_count(user_id: int | None, now: datetime, last: Any) -> bool:
+    """Is `last` (the pocket's latest count or movement) a count by this user, fresh enough?"""
     return (
         last is not None
         and last.kind == TxnKind.COUNT
-        and last.user_id == tx.user.id
-        and timedelta(0) <= tx.now - last.at <= ACCESS_WINDOW
+        and last.user_id == user_id
+        and timedelta(0) <= now - last.at <= ACCESS_WINDOW
     )
 
 
@@ -191,8 +201,8 @@ def count_pocket(
         raise BadInput(f"a count is a whole number, got {counted!r}")
     if counted < 0:
         raise BadInput(f"a count cannot be negative, got {counted}")
-    with ctl.write(actor, Action.COUNT) as tx:
-        pocket = find_pocket(tx.session, cabinet, pocket_code)
+    with ctl.write_fast(actor, Action.COUNT) as tx:
+        pocket = rows.pocket(tx.store, cabinet, pocket_code)
         if pocket.kind == "return-bin":
             raise Refused(
                 f"pocket {pocket.code} is the return bin: it is counted item by item when a "
@@ -200,9 +210,12 @@ def count_pocket(
             )
         if pocket.item_id is None:
             raise Refused(f"pocket {pocket.code} has no item assigned: nothing to count")
-        last = _latest(tx, pocket)
-        pending = last if _fresh_own_count(tx, last) and last.reason == RECOUNT_REQUESTED else None  # type: ignore[union-attr]
-        allow_recount = cabinet_policy(tx.session, cabinet).recount
+        assert tx.user is not None
+        last = rows.latest_touch(tx.store, pocket.id)
+        fresh = fresh_own_count(tx.user.id, tx.now, last)
+        pending = last if fresh and last.reason == RECOUNT_REQUESTED else None  # type: ignore[union-attr]
+        settings = rows.cabinet_settings(tx.store, settings_prefix(cabinet))
+        allow_recount = policy_from_rows(cabinet, settings).recount
         trigger = access or "count"
         extra: dict[str, Any] = {}
         if pending is not None:
@@ -214,22 +227,27 @@ def count_pocket(
         }
         if counted != pocket.on_hand and pending is None and allow_recount:
             expected = pocket.on_hand
-            txn = inventory._txn(
-                tx,
-                pocket,
-                TxnKind.COUNT,
-                0,
-                None,
+            txn_id = rows.insert_txn(
+                tx.store,
+                at=tx.now,
+                kind=TxnKind.COUNT.value,
+                cabinet_id=pocket.cabinet_id,
+                pocket_id=pocket.id,
+                item_id=pocket.item_id,
+                lot_id=None,
+                qty=0,
+                user_id=tx.user.id,
                 session_id=session_id,
                 expected=expected,
                 counted=counted,
                 reason=RECOUNT_REQUESTED,
+                audit_seq=tx.upcoming_seq(),
             )
-            movement = inventory._finish(
+            movement = inventory.finish_fast(
                 tx,
                 pocket,
                 TxnKind.COUNT,
-                [txn],
+                [(txn_id, None, 0)],
                 {**payload, "expected": expected, "counted": counted, "outcome": "recount"},
             )
             return CountResult(
@@ -237,32 +255,34 @@ def count_pocket(
                 pocket.code,
                 Outcome.RECOUNT,
                 counted,
-                txn.id or 0,
+                txn_id,
                 sensor=sensor,
                 audit_seq=movement.audit_seq,
                 txn_ids=movement.txn_ids,
             )
-        expected, txns, disc = inventory.apply_count(
+        done = inventory.apply_count(
             tx, ctl, pocket, counted, trigger=trigger, session_id=session_id, **extra
         )
+        first_txn = done.moved[0][0]
         sensor_disc = None
         if sensor is not None and sensor.count is not None and sensor.count != counted:
-            sensor_disc = inventory._discrepancy(
-                tx, ctl, pocket, "sensor", sensor.count, counted, txns[0]
+            sensor_disc = inventory.open_discrepancy(
+                tx, ctl, done.pocket, "sensor", sensor.count, counted, first_txn
             )
+        disc = done.discrepancy_id
         outcome = Outcome.DISCREPANCY if disc else Outcome.MATCH
-        movement = inventory._finish(
+        movement = inventory.finish_fast(
             tx,
-            pocket,
+            done.pocket,
             TxnKind.COUNT,
-            txns,
+            done.moved,
             {
                 **payload,
-                "expected": expected,
+                "expected": done.expected,
                 "counted": counted,
                 "outcome": outcome.value,
-                "discrepancy": disc.id if disc else None,
-                "sensor_discrepancy": sensor_disc.id if sensor_disc else None,
+                "discrepancy": disc,
+                "sensor_discrepancy": sensor_disc,
             },
         )
         return CountResult(
@@ -270,11 +290,11 @@ def count_pocket(
             pocket.code,
             outcome,
             counted,
-            txns[0].id or 0,
-            discrepancy_id=disc.id if disc else None,
+            first_txn,
+            discrepancy_id=disc,
             recount_of=pending.id if pending else None,
             sensor=sensor,
-            sensor_discrepancy_id=sensor_disc.id if sensor_disc else None,
+            sensor_discrepancy_id=sensor_disc,
             audit_seq=movement.audit_seq,
             txn_ids=movement.txn_ids,
         )
@@ -289,21 +309,60 @@ def require_access_count(tx: Tx, pocket: Pocket, what: str) -> Transaction | Non
     mode = count_mode_of(tx.session, pocket)
     if mode is CountMode.NONE:
         return None
-    last = _latest(tx, pocket)
-    if _fresh_own_count(tx, last):
-        assert last is not None
-        if last.reason == RECOUNT_REQUESTED:
-            raise Refused(
-                f"your count of pocket {pocket.code} differed: recount it before you {what}"
-            )
-        return last
     item = tx.session.get(Item, pocket.item_id)
+    assert tx.user is not None
+    last = _latest(tx, pocket)
+    check_access_count(mode, last, tx.user.id, tx.now, pocket.code, item, what)
+    return last
+
+
+def require_access_count_fast(tx: FastTx, pocket: rows.PocketRow, what: str) -> Any:
+    """`require_access_count` on the hot path (store.py): the same rule over the same rows."""
+    if pocket.item_id is None:
+        return None
+    item = rows.item(tx.store, pocket.item_id)
+    schedule = item.schedule if item is not None else None
+    if schedule is not None:
+        mode = CountMode.BLIND
+    else:
+        settings = rows.cabinet_settings(tx.store, settings_prefix(pocket.cabinet_id))
+        mode = count_mode_from(None, policy_from_rows(pocket.cabinet_id, settings).count_mode)
+    if mode is CountMode.NONE:
+        return None
+    assert tx.user is not None
+    last = rows.latest_touch(tx.store, pocket.id)
+    check_access_count(mode, last, tx.user.id, tx.now, pocket.code, item, what)
+    return last
+
+
+def check_access_count(
+    mode: CountMode,
+    last: Any,
+    user_id: int | None,
+    now: datetime,
+    code: str,
+    item: Any,
+    what: str,
+) -> None:
+    """The rule of `require_access_count`, over what it read (`last`: the pocket's latest count
+    or movement; `item`: the pocket's item), however it was read."""
+    if mode is CountMode.NONE:
+        return
+    if fresh_own_count(user_id, now, last):
+        if last.reason == RECOUNT_REQUESTED:
+            raise Refused(f"your count of pocket {code} differed: recount it before you {what}")
+        return
     label = item_label(item) if item else "its item"
     why = "a controlled substance" if item is not None and item.schedule else f"{mode.value} count"
     raise Refused(
-        f"pocket {pocket.code} holds {label} ({why}): count it first "
+        f"pocket {code} holds {label} ({why}): count it first "
         f"(a {mode.value} count, on access) before you {what}"
     )
+
+
+def count_mode_from(schedule: int | None, cabinet_mode: CountMode) -> CountMode:
+    """Blind for a controlled item, else the cabinet's mode (see `count_mode_of`)."""
+    return CountMode.BLIND if schedule is not None else cabinet_mode
 
 
 # ---------------------------------------------------------------------------------- cycle counts

@@ -11,6 +11,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -69,6 +71,15 @@ def _create_v1(conn: Connection) -> None:
         conn.exec_driver_sql(statement)
 
 
+def _index_maintenance_by_drawer(conn: Connection) -> None:
+    """Every access checks its drawer's open failures: without this index that check reads the
+    whole maintenance history of every cabinet, which only grows."""
+    conn.exec_driver_sql(
+        "CREATE INDEX IF NOT EXISTS ix_maintenance_drawer "
+        "ON maintenance_event (cabinet_id, drawer_code, id)"
+    )
+
+
 @dataclass(frozen=True)
 class Migration:
     version: int
@@ -82,6 +93,11 @@ MIGRATIONS: list[Migration] = [
         1,
         "initial schema: inventory, users, records, audit chain with append-only triggers",
         _create_v1,
+    ),
+    Migration(
+        2,
+        "index maintenance events by cabinet and drawer (the out-of-service check)",
+        _index_maintenance_by_drawer,
     ),
 ]
 
@@ -110,6 +126,8 @@ class Database:
         self.engine = engine
         self.dialect = engine.dialect.name
         self.url = safe_url(engine.url)
+        self._local = threading.local()
+        self._held: list[Any] = []
 
     @contextmanager
     def write(self, session_class: type[Session] = Session) -> Iterator[Session]:
@@ -131,6 +149,60 @@ class Database:
                     raise
 
     @contextmanager
+    def raw_write(self) -> Iterator[Any]:
+        """`write` on the DB-API connection itself: the same writer lock, commit and rollback,
+        none of the ORM's or the pool's per-call work (see store.py). Yields the connection."""
+        raw = self._raw()
+        try:
+            if self.dialect == "postgresql":
+                raw.execute("SELECT pg_advisory_xact_lock(%s)", (WRITER_LOCK_KEY,))
+            else:
+                raw.execute("BEGIN IMMEDIATE")
+            yield raw
+            raw.commit()
+        except BaseException as err:
+            self._raw_failed(raw, err)
+            raise
+
+    @contextmanager
+    def raw_read(self) -> Iterator[Any]:
+        """A read transaction on the DB-API connection: one consistent snapshot."""
+        raw = self._raw()
+        try:
+            if self.dialect != "postgresql":
+                raw.execute("BEGIN")
+            yield raw
+            raw.rollback()
+        except BaseException as err:
+            self._raw_failed(raw, err)
+            raise
+
+    def _raw(self) -> Any:
+        """This thread's DB-API connection for the raw path, kept for the database's life."""
+        held = getattr(self._local, "raw", None)
+        if held is None:
+            held = self.engine.raw_connection()
+            self._local.raw = held
+            self._held.append(held)
+        return held.driver_connection
+
+    def _raw_failed(self, raw: Any, err: BaseException) -> None:
+        try:
+            raw.rollback()
+        except Exception:  # the connection itself is gone: the next call opens a new one
+            self._drop_raw()
+            return
+        if isinstance(err, OSError) or type(err).__name__ in ("OperationalError", "InterfaceError"):
+            self._drop_raw()
+
+    def _drop_raw(self) -> None:
+        held = getattr(self._local, "raw", None)
+        self._local.raw = None
+        if held is not None:
+            with contextlib.suppress(Exception):
+                held.invalidate()
+
+    @contextmanager
     def read(self) -> Iterator[Session]:
         with Session(self.engine, expire_on_commit=False) as session:
             yield session
@@ -145,6 +217,11 @@ class Database:
             ).scalar()
 
     def close(self) -> None:
+        for held in self._held:
+            with contextlib.suppress(Exception):
+                held.close()
+        self._held.clear()
+        self._local = threading.local()
         self.engine.dispose()
 
 

@@ -9,18 +9,25 @@ Quantities are whole units; on-hand never goes negative (checked here and by the
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
 from sqlalchemy import select
 
-from adc.controller import counts, shortages
-from adc.controller.cabinet_policy import cabinet_policy
-from adc.controller.context import Actor, Controller, Tx
+from adc.controller import counts, rows, shortages
+from adc.controller.cabinet_policy import (
+    CabinetPolicy,
+    cabinet_policy,
+    policy_from_rows,
+    settings_prefix,
+)
+from adc.controller.context import Actor, Controller, FastTx, Tx
 from adc.controller.gs1 import Scan
 from adc.controller.models import (
     Discrepancy,
+    DiscrepancyStatus,
     Item,
     ItemGtin,
     Pocket,
@@ -32,7 +39,13 @@ from adc.controller.models import (
 )
 from adc.controller.permissions import Action
 from adc.controller.policy import Policy
-from adc.controller.stock import block_of, find_pocket, held_lots, item_label, recalled
+from adc.controller.stock import (
+    block_from_rows,
+    find_pocket,
+    held_lots,
+    item_label,
+    recalled,
+)
 from adc.controller.witness import check_witness
 from adc.errors import BadInput, Refused
 
@@ -51,27 +64,59 @@ def verify_scan(
     session: Any, pocket: Pocket, item_id: int, scan: Scan, today: date, policy: Policy
 ) -> Verdict:
     """Wrong drug, recalled lot, expired lot: Refused with the reason; short-dated: flagged."""
-    expected = session.get(Item, item_id)
+
+    def gtin_item(gtin: str) -> int | None:
+        mapped = session.get(ItemGtin, gtin)
+        return None if mapped is None else mapped.item_id
+
+    def recall_of(gtin: str, lot: str) -> tuple[str] | None:
+        found = session.execute(
+            select(Recall.reason).where(Recall.gtin == gtin, Recall.lot == lot)
+        ).first()
+        return None if found is None else (found[0],)
+
+    return judge_scan(
+        pocket.code,
+        item_id,
+        scan,
+        today,
+        policy,
+        item_of=lambda wanted: session.get(Item, wanted),
+        gtin_item=gtin_item,
+        recall_of=recall_of,
+    )
+
+
+def judge_scan(
+    code: str,
+    item_id: int,
+    scan: Scan,
+    today: date,
+    policy: Policy,
+    *,
+    item_of: Callable[[int], Any],
+    gtin_item: Callable[[str], int | None],
+    recall_of: Callable[[str, str], tuple[str] | None],
+) -> Verdict:
+    """The rule of `verify_scan`, reading through the lookups it is given (ORM or rows.py)."""
+    expected = item_of(item_id)
     assert expected is not None
-    mapped = session.get(ItemGtin, scan.gtin)
+    mapped = gtin_item(scan.gtin)
     if mapped is None:
         raise Refused(
             f"wrong drug: GTIN {scan.gtin} is not in the formulary; "
-            f"pocket {pocket.code} holds {item_label(expected)}"
+            f"pocket {code} holds {item_label(expected)}"
         )
-    if mapped.item_id != item_id:
-        other = session.get(Item, mapped.item_id)
+    if mapped != item_id:
+        other = item_of(mapped)
         raise Refused(
-            f"wrong drug: scanned {item_label(other)}, pocket {pocket.code} holds "
-            f"{item_label(expected)}"
+            f"wrong drug: scanned {item_label(other)}, pocket {code} holds {item_label(expected)}"
         )
     if not expected.active:
         raise Refused(f"{item_label(expected)} is no longer active in the formulary")
-    recall = session.execute(
-        select(Recall.reason).where(Recall.gtin == scan.gtin, Recall.lot == scan.lot)
-    ).first()
+    recall = recall_of(scan.gtin, scan.lot)
     if recall is not None:
-        why = f" ({recall.reason})" if recall.reason else ""
+        why = f" ({recall[0]})" if recall[0] else ""
         raise Refused(f"recalled lot: GTIN {scan.gtin} lot {scan.lot} is under recall{why}")
     if scan.expiry < today:
         raise Refused(f"expired lot: lot {scan.lot} expired on {scan.expiry.isoformat()}")
@@ -133,12 +178,38 @@ def _finish(
     """Flush, update notifications, audit, and stamp the audit sequence on the transactions."""
     tx.session.flush()
     notes = shortages.update_levels(tx, pocket)
+    moved = [(t.id or 0, t.lot_id, t.qty) for t in txns]
+    return _audited(tx, pocket, kind, moved, notes, payload, witness)
+
+
+def finish_fast(
+    tx: FastTx,
+    pocket: rows.PocketRow,
+    kind: TxnKind,
+    moved: list[tuple[int, int | None, int]],
+    payload: dict[str, Any],
+) -> Movement:
+    """`_finish` on the raw cursor: notifications, audit entry, the movement."""
+    notes = shortages.update_levels_fast(tx, pocket)
+    return _audited(tx, pocket, kind, moved, notes, payload)
+
+
+def _audited(
+    tx: Tx | FastTx,
+    pocket: Any,
+    kind: TxnKind,
+    moved: list[tuple[int, int | None, int]],
+    notes: dict[str, list[int]],
+    payload: dict[str, Any],
+    witness: Any = None,
+) -> Movement:
+    """The movement a change made, and its audit entry: (id, lot id, qty) per transaction."""
     movement = Movement(
         pocket=pocket.code,
         kind=kind,
-        qty=sum(t.qty for t in txns),
+        qty=sum(qty for _, _, qty in moved),
         on_hand=pocket.on_hand,
-        txn_ids=[t.id or 0 for t in txns],
+        txn_ids=[txn_id for txn_id, _, _ in moved],
         shortages=notes,
     )
     payload = {
@@ -147,7 +218,7 @@ def _finish(
         "item_id": pocket.item_id,
         "kind": kind.value,
         "on_hand": pocket.on_hand,
-        "txns": [{"id": t.id, "lot_id": t.lot_id, "qty": t.qty} for t in txns],
+        "txns": [{"id": txn_id, "lot_id": lot_id, "qty": qty} for txn_id, lot_id, qty in moved],
         **payload,
     }
     if notes:
@@ -207,7 +278,15 @@ class Sensed:
 def _sensor_discrepancy(
     tx: Tx, ctl: Controller, pocket: Pocket, sensor: Sensed | None, qty: int, txn: Transaction
 ) -> Discrepancy | None:
-    """A person's count that the sensor disagreed with (they confirmed it): opened for review.
+    """A person's count that the sensor disagreed with (they confirmed it): opened for review."""
+    found = sensor_disagreement(sensor, qty, pocket.on_hand)
+    if found is None:
+        return None
+    return _discrepancy(tx, ctl, pocket, "sensor", found[0], found[1], txn)
+
+
+def sensor_disagreement(sensor: Sensed | None, qty: int, on_hand: int) -> tuple[int, int] | None:
+    """(sensor's number, person's number) where they disagree, else None.
 
     For a scale the numbers are units moved; for a presence sensor they are on-hand after the
     access, the sensor's side being 1 (something there) or 0 (nothing).
@@ -215,9 +294,9 @@ def _sensor_discrepancy(
     if sensor is None:
         return None
     if sensor.count is not None and sensor.count != qty:
-        return _discrepancy(tx, ctl, pocket, "sensor", sensor.count, qty, txn)
-    if sensor.present is not None and sensor.present != (pocket.on_hand > 0):
-        return _discrepancy(tx, ctl, pocket, "sensor", int(sensor.present), pocket.on_hand, txn)
+        return sensor.count, qty
+    if sensor.present is not None and sensor.present != (on_hand > 0):
+        return int(sensor.present), on_hand
     return None
 
 
@@ -233,9 +312,9 @@ def check_levels(par: int, critical_low: int, max_qty: int, capacity: int) -> No
 
 # ------------------------------------------------------------------------------------ receiving
 def _receive(
-    tx: Tx,
+    tx: FastTx,
     ctl: Controller,
-    pocket: Pocket,
+    pocket: rows.PocketRow,
     scan: Scan,
     qty: int,
     kind: TxnKind,
@@ -246,17 +325,41 @@ def _receive(
     extra_payload: dict[str, Any],
     witness: Actor | None = None,
 ) -> Movement:
-    assert pocket.id is not None and pocket.item_id is not None
+    """Stock `qty` units of the scanned lot into a pocket whose item is assigned (refill, load).
+
+    A restock line's record: on the raw cursor (`Controller.write_fast`, rows.py).
+    """
+    assert pocket.item_id is not None and tx.user is not None
+    store = tx.store
     if qty <= 0:
         raise BadInput(f"quantity to {kind.value} must be at least 1, got {qty}")
-    verdict = verify_scan(tx.session, pocket, pocket.item_id, scan, ctl.today(), ctl.policy)
-    witness_user = _refill_witness(tx, pocket, witness, kind)
+    today = ctl.today()
+    verdict = judge_scan(
+        pocket.code,
+        pocket.item_id,
+        scan,
+        today,
+        ctl.policy,
+        item_of=lambda wanted: rows.item(store, wanted),
+        gtin_item=lambda gtin: rows.gtin_item(store, gtin),
+        recall_of=lambda gtin, lot: rows.recall_of(store, gtin, lot),
+    )
+    item = rows.item(store, pocket.item_id)
+    controlled = item is not None and item.schedule is not None
+    policy = _cabinet_policy(tx, pocket.cabinet_id) if controlled else None
+    witness_user = check_witness(
+        tx,
+        Action.RESTOCK,
+        witness,
+        required=bool(policy and policy.cs_refill_witness),
+        what=f"a controlled {kind.value}",
+    )
     if verdict.short_dated and not confirm_short_dated:
         raise Refused(
             f"short-dated: lot {scan.lot} expires {scan.expiry.isoformat()} "
             f"({verdict.days_left} days): confirm to stock it"
         )
-    block = block_of(tx.session, pocket, ctl.today())
+    block = block_from_rows(pocket.code, rows.held_lots(store, pocket.id), today)
     if block is not None:
         raise Refused(f"{block.reason}: pull it before restocking")
     if pocket.on_hand + qty > pocket.max_qty:
@@ -264,16 +367,10 @@ def _receive(
             f"pocket {pocket.code} holds {pocket.on_hand} of max {pocket.max_qty}: "
             f"at most {pocket.max_qty - pocket.on_hand} more, not {qty}"
         )
-    lot = tx.session.execute(
-        select(StockLot).where(
-            StockLot.pocket_id == pocket.id,
-            StockLot.gtin == scan.gtin,
-            StockLot.lot == scan.lot,
-            StockLot.expiry == scan.expiry,
-        )
-    ).scalar()
-    if lot is None:
-        lot = StockLot(
+    lot_id = rows.find_lot(store, pocket.id, scan.gtin, scan.lot, scan.expiry)
+    if lot_id is None:
+        lot_id = rows.insert_lot(
+            store,
             pocket_id=pocket.id,
             item_id=pocket.item_id,
             gtin=scan.gtin,
@@ -282,27 +379,32 @@ def _receive(
             qty=qty,
             received_at=tx.now,
         )
-        tx.session.add(lot)
-        tx.session.flush()  # its id, for the transaction
     else:
-        lot.qty += qty
-    pocket.on_hand += qty
-    txn = _txn(
-        tx,
-        pocket,
-        kind,
-        qty,
-        lot,
-        session_id=session_id,
+        rows.add_to_lot(store, lot_id, qty)
+    pocket = pocket._replace(on_hand=pocket.on_hand + qty)
+    rows.set_on_hand(store, pocket.id, pocket.on_hand)
+    txn_id = rows.insert_txn(
+        store,
+        at=tx.now,
+        kind=kind.value,
+        cabinet_id=pocket.cabinet_id,
+        pocket_id=pocket.id,
+        item_id=pocket.item_id,
+        lot_id=lot_id,
+        qty=qty,
+        user_id=tx.user.id,
         witness_id=witness_user.id if witness_user else None,
+        session_id=session_id,
+        audit_seq=tx.upcoming_seq(),
     )
-    tx.session.flush()
-    disc = _sensor_discrepancy(tx, ctl, pocket, sensor, qty, txn)
-    movement = _finish(
+    disc_id = _sensor_discrepancy_fast(tx, ctl, pocket, sensor, qty, txn_id)
+    notes = shortages.update_levels_fast(tx, pocket)
+    movement = _audited(
         tx,
         pocket,
         kind,
-        [txn],
+        [(txn_id, lot_id, qty)],
+        notes,
         {
             "gtin": scan.gtin,
             "lot": scan.lot,
@@ -311,24 +413,33 @@ def _receive(
             "short_dated_confirmed": verdict.short_dated,
             "session": session_id,
             "sensor": sensor.as_json() if sensor else None,
-            "discrepancy": disc.id if disc else None,
+            "discrepancy": disc_id,
             **extra_payload,
         },
         witness=witness_user,
     )
-    movement.discrepancy_id = disc.id if disc else None
+    movement.discrepancy_id = disc_id
     return movement
 
 
-def _refill_witness(tx: Tx, pocket: Pocket, witness: Actor | None, kind: TxnKind) -> User | None:
-    """A controlled item stocked where the cabinet's policy wants a witness: checked (a witness
-    given for anything else is checked and recorded too)."""
-    item = tx.session.get(Item, pocket.item_id)
-    controlled = item is not None and item.schedule is not None
-    required = controlled and cabinet_policy(tx.session, pocket.cabinet_id).cs_refill_witness
-    return check_witness(
-        tx, Action.RESTOCK, witness, required=required, what=f"a controlled {kind.value}"
-    )
+def _cabinet_policy(tx: FastTx, cabinet_id: str) -> CabinetPolicy:
+    settings = rows.cabinet_settings(tx.store, settings_prefix(cabinet_id))
+    return policy_from_rows(cabinet_id, settings)
+
+
+def _sensor_discrepancy_fast(
+    tx: FastTx,
+    ctl: Controller,
+    pocket: rows.PocketRow,
+    sensor: Sensed | None,
+    qty: int,
+    txn_id: int,
+) -> int | None:
+    """`_sensor_discrepancy` on the raw cursor: the same rule, the same row."""
+    found = sensor_disagreement(sensor, qty, pocket.on_hand)
+    if found is None:
+        return None
+    return open_discrepancy(tx, ctl, pocket, "sensor", found[0], found[1], txn_id)
 
 
 def refill(
@@ -349,11 +460,11 @@ def refill(
     A pocket whose count is due on access (controlled substances always) must have been counted
     by the actor just before (`counts.count_pocket`); see `counts.require_access_count`.
     """
-    with ctl.write(actor, Action.RESTOCK) as tx:
-        pocket = find_pocket(tx.session, cabinet, pocket_code)
+    with ctl.write_fast(actor, Action.RESTOCK) as tx:
+        pocket = rows.pocket(tx.store, cabinet, pocket_code)
         if pocket.item_id is None:
             raise Refused(f"pocket {pocket.code} has no item assigned: load it instead")
-        counts.require_access_count(tx, pocket, "refill it")
+        counts.require_access_count_fast(tx, pocket, "refill it")
         return _receive(
             tx,
             ctl,
@@ -389,22 +500,20 @@ def load(
     `levels` is (par, critical_low, max).
     """
     par, critical_low, max_qty = levels
-    with ctl.write(actor, Action.RESTOCK) as tx:
-        pocket = find_pocket(tx.session, cabinet, pocket_code)
+    with ctl.write_fast(actor, Action.RESTOCK) as tx:
+        pocket = rows.pocket(tx.store, cabinet, pocket_code)
         if pocket.kind == "return-bin":
             raise Refused(f"pocket {pocket.code} is a return bin: it holds no assigned item")
-        if pocket.on_hand or held_lots(tx.session, pocket.id or 0):
+        if pocket.on_hand or rows.held_lots(tx.store, pocket.id):
             raise Refused(f"pocket {pocket.code} is not empty: unload it first")
-        if tx.session.get(Item, item_id) is None:
+        if rows.item(tx.store, item_id) is None:
             raise BadInput(f"no item with id {item_id}")
         check_levels(par, critical_low, max_qty, pocket.capacity)
         before = pocket.item_id
-        pocket.item_id, pocket.par, pocket.critical_low, pocket.max_qty = (
-            item_id,
-            par,
-            critical_low,
-            max_qty,
+        pocket = pocket._replace(
+            item_id=item_id, par=par, critical_low=critical_low, max_qty=max_qty
         )
+        rows.assign_pocket(tx.store, pocket.id, item_id, par, critical_low, max_qty)
         return _receive(
             tx,
             ctl,
@@ -432,18 +541,26 @@ def load(
 def _take_fefo(tx: Tx, pocket: Pocket, qty: int, kind: TxnKind, **extra: Any) -> list[Transaction]:
     """Take `qty` units from the pocket's lots, earliest expiry first."""
     txns: list[Transaction] = []
+    for lot, take in fefo(held_lots(tx.session, pocket.id or 0), qty):
+        lot.qty -= take
+        pocket.on_hand -= take
+        txns.append(_txn(tx, pocket, kind, -take, lot, **extra))
+    return txns
+
+
+def fefo(lots: list[Any], qty: int) -> list[tuple[Any, int]]:
+    """(lot, units taken) for `qty` units from lots held in FEFO order (see `stock.held_lots`)."""
+    taken: list[tuple[Any, int]] = []
     remaining = qty
-    for lot in held_lots(tx.session, pocket.id or 0):
+    for lot in lots:
         if remaining == 0:
             break
         take = min(lot.qty, remaining)
-        lot.qty -= take
-        pocket.on_hand -= take
+        taken.append((lot, take))
         remaining -= take
-        txns.append(_txn(tx, pocket, kind, -take, lot, **extra))
     if remaining:
-        raise RuntimeError(f"pocket {pocket.code}: lots hold less than on-hand")  # invariant broken
-    return txns
+        raise RuntimeError("the pocket's lots hold less than its on-hand")  # invariant broken
+    return taken
 
 
 def remove(
@@ -456,21 +573,47 @@ def remove(
     reason: str | None = None,
 ) -> Movement:
     """Take doses out (first expiry first out); refused while the pocket holds expired or
-    recalled stock, and, where a count is due on access, until the actor has counted it."""
-    with ctl.write(actor, Action.REMOVE) as tx:
-        pocket = find_pocket(tx.session, cabinet, pocket_code)
+    recalled stock, and, where a count is due on access, until the actor has counted it.
+
+    The busiest change of all (every dose a nurse takes): it runs on the raw cursor
+    (`Controller.write_fast`, rows.py), with the same rules as the other operations.
+    """
+    with ctl.write_fast(actor, Action.REMOVE) as tx:
+        store = tx.store
+        pocket = rows.pocket(store, cabinet, pocket_code)
         if pocket.item_id is None:
             raise Refused(f"pocket {pocket.code} has no item assigned")
         if qty <= 0:
             raise BadInput(f"quantity to remove must be at least 1, got {qty}")
-        counts.require_access_count(tx, pocket, f"remove {qty}")
-        block = block_of(tx.session, pocket, ctl.today())
+        counts.require_access_count_fast(tx, pocket, f"remove {qty}")
+        lots = rows.held_lots(store, pocket.id)
+        block = block_from_rows(pocket.code, lots, ctl.today())
         if block is not None:
             raise Refused(f"{block.reason}: removal blocked until it is pulled")
         if qty > pocket.on_hand:
             raise Refused(f"pocket {pocket.code} holds {pocket.on_hand}, cannot remove {qty}")
-        txns = _take_fefo(tx, pocket, qty, TxnKind.REMOVE, reason=reason)
-        return _finish(tx, pocket, TxnKind.REMOVE, txns, {"reason": reason})
+        assert tx.user is not None
+        seq = tx.upcoming_seq()
+        moved = []
+        for lot, take in fefo(lots, qty):
+            rows.take_from_lot(store, lot.id, take)
+            txn_id = rows.insert_txn(
+                store,
+                at=tx.now,
+                kind=TxnKind.REMOVE.value,
+                cabinet_id=pocket.cabinet_id,
+                pocket_id=pocket.id,
+                item_id=pocket.item_id,
+                lot_id=lot.id,
+                qty=-take,
+                user_id=tx.user.id,
+                reason=reason,
+                audit_seq=seq,
+            )
+            moved.append((txn_id, lot.id, -take))
+        pocket = pocket._replace(on_hand=pocket.on_hand - qty)
+        rows.set_on_hand(store, pocket.id, pocket.on_hand)
+        return finish_fast(tx, pocket, TxnKind.REMOVE, moved, {"reason": reason})
 
 
 def _write_off(
@@ -635,56 +778,106 @@ def pull(
         return movement
 
 
+@dataclass
+class Counted:
+    """What `apply_count` did: the expected number, the transactions, the discrepancy opened."""
+
+    expected: int
+    moved: list[tuple[int, int | None, int]]  # (transaction id, lot id, qty)
+    discrepancy_id: int | None
+    pocket: rows.PocketRow  # as it is after the count
+
+
 def apply_count(
-    tx: Tx,
+    tx: FastTx,
     ctl: Controller,
-    pocket: Pocket,
+    pocket: rows.PocketRow,
     counted: int,
     *,
     trigger: str = "count",
     session_id: str | None = None,
     **extra: Any,
-) -> tuple[int, list[Transaction], Discrepancy | None]:
-    """On-hand follows a count, inside the caller's transaction: (expected, txns, discrepancy).
+) -> Counted:
+    """On-hand follows a count, inside the caller's transaction.
 
     Missing units come off the earliest-expiring lots (what FEFO removal would have taken); surplus
     units go to the earliest-expiring lot the pocket has had, so they are pulled no later than
     they could expire. A surplus in a pocket with no lot on record is refused: load it by scan.
     A difference opens a discrepancy (`trigger` says what the count was for).
     """
-    assert pocket.item_id is not None
+    assert pocket.item_id is not None and tx.user is not None
+    store = tx.store
     expected = pocket.on_hand
     delta = counted - expected
-    fields = {"expected": expected, "counted": counted, "session_id": session_id, **extra}
+    fields = {
+        "at": tx.now,
+        "kind": TxnKind.COUNT.value,
+        "cabinet_id": pocket.cabinet_id,
+        "pocket_id": pocket.id,
+        "item_id": pocket.item_id,
+        "user_id": tx.user.id,
+        "audit_seq": tx.upcoming_seq(),
+        "expected": expected,
+        "counted": counted,
+        "session_id": session_id,
+        **extra,
+    }
+    moved: list[tuple[int, int | None, int]] = []
     if delta < 0:
-        txns = _take_fefo(tx, pocket, -delta, TxnKind.COUNT, **fields)
+        for lot, take in fefo(rows.held_lots(store, pocket.id), -delta):
+            rows.take_from_lot(store, lot.id, take)
+            txn_id = rows.insert_txn(store, lot_id=lot.id, qty=-take, **fields)
+            moved.append((txn_id, lot.id, -take))
     elif delta > 0:
-        held = held_lots(tx.session, pocket.id or 0)
-        lot = (
-            held[0]
-            if held
-            else tx.session.execute(
-                select(StockLot)
-                .where(StockLot.pocket_id == pocket.id, StockLot.item_id == pocket.item_id)
-                .order_by(StockLot.expiry, StockLot.id)
-                .limit(1)
-            ).scalar()
-        )
-        if lot is None:
+        held = rows.held_lots(store, pocket.id)
+        lot_id = held[0].id if held else rows.earliest_lot(store, pocket.id, pocket.item_id)
+        if lot_id is None:
             raise Refused(
                 f"count of {counted} in pocket {pocket.code}, which has no lot on record: "
                 "stock it by scanning so lot and expiry are known"
             )
-        lot.qty += delta
-        pocket.on_hand += delta
-        txns = [_txn(tx, pocket, TxnKind.COUNT, delta, lot, **fields)]
+        rows.add_to_lot(store, lot_id, delta)
+        moved.append((rows.insert_txn(store, lot_id=lot_id, qty=delta, **fields), lot_id, delta))
     else:
-        txns = [_txn(tx, pocket, TxnKind.COUNT, 0, None, **fields)]
-    tx.session.flush()
-    disc = None
+        moved.append((rows.insert_txn(store, lot_id=None, qty=0, **fields), None, 0))
+    pocket = pocket._replace(on_hand=counted)
     if delta:
-        disc = _discrepancy(tx, ctl, pocket, trigger, expected, counted, txns[0])
-    return expected, txns, disc
+        rows.set_on_hand(store, pocket.id, counted)
+    disc_id = None
+    if delta:
+        disc_id = open_discrepancy(tx, ctl, pocket, trigger, expected, counted, moved[0][0])
+    return Counted(expected, moved, disc_id, pocket)
+
+
+def open_discrepancy(
+    tx: FastTx,
+    ctl: Controller,
+    pocket: rows.PocketRow,
+    trigger: str,
+    expected: int,
+    counted: int,
+    txn_id: int | None,
+) -> int:
+    """`_discrepancy` on the raw cursor: the same row, the same deadline rule."""
+    assert tx.user is not None and pocket.item_id is not None
+    item = rows.item(tx.store, pocket.item_id)
+    deadline = None
+    if item is not None and item.schedule is not None:  # the cabinet's policy says by when
+        deadline = _cabinet_policy(tx, pocket.cabinet_id).deadline(tx.now, ctl.policy)
+    return rows.insert_discrepancy(
+        tx.store,
+        cabinet_id=pocket.cabinet_id,
+        pocket_id=pocket.id,
+        item_id=pocket.item_id,
+        transaction_id=txn_id,
+        trigger=trigger,
+        expected=expected,
+        counted=counted,
+        status=DiscrepancyStatus.OPEN.value,
+        opened_by=tx.user.id,
+        opened_at=tx.now,
+        deadline=deadline,
+    )
 
 
 def count(
@@ -700,22 +893,22 @@ def count(
     `apply_count`). The count on access, with its recount, is `counts.count_pocket`."""
     if counted < 0:
         raise BadInput(f"a count cannot be negative, got {counted}")
-    with ctl.write(actor, Action.COUNT) as tx:
-        pocket = find_pocket(tx.session, cabinet, pocket_code)
+    with ctl.write_fast(actor, Action.COUNT) as tx:
+        pocket = rows.pocket(tx.store, cabinet, pocket_code)
         if pocket.item_id is None:
             raise Refused(f"pocket {pocket.code} has no item assigned: nothing to count")
-        expected, txns, disc = apply_count(tx, ctl, pocket, counted, session_id=session_id)
-        movement = _finish(
+        done = apply_count(tx, ctl, pocket, counted, session_id=session_id)
+        movement = finish_fast(
             tx,
-            pocket,
+            done.pocket,
             TxnKind.COUNT,
-            txns,
+            done.moved,
             {
-                "expected": expected,
+                "expected": done.expected,
                 "counted": counted,
                 "session": session_id,
-                "discrepancy": disc.id if disc else None,
+                "discrepancy": done.discrepancy_id,
             },
         )
-        movement.discrepancy_id = disc.id if disc else None
+        movement.discrepancy_id = done.discrepancy_id
         return movement

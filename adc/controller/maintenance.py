@@ -95,22 +95,40 @@ def open_failures(session: Session, cabinet_id: str, drawer: str | None = None) 
     if drawer is not None:
         query = query.where(MaintenanceEvent.drawer_code == drawer)
     events = session.execute(query.order_by(MaintenanceEvent.id)).scalars().all()
-    names = {row[0]: row[1] for row in session.execute(select(User.id, User.username))}
+
+    def name_of(user_id: int) -> str | None:
+        user = session.get(User, user_id)
+        return user.username if user else None
+
+    return fold_failures(
+        [
+            (e.id or 0, e.drawer_code, e.pocket_code, e.kind, e.detail, e.at, e.user_id)
+            for e in events
+        ],
+        name_of,
+    )
+
+
+def fold_failures(events: list[tuple[Any, ...]], name_of: Any) -> list[Failure]:
+    """The rule of `open_failures` over (id, drawer, pocket, kind, detail, at, user id) events in
+    order, however they were read: a drawer's failures since its last recovery."""
     pending: dict[str, list[Failure]] = {}
-    for event in events:
-        code = event.drawer_code or ""
-        if event.kind == RECOVERED:
+    for event_id, drawer_code, pocket_code, kind, detail, at, user_id in events:
+        code = drawer_code or ""
+        if kind == RECOVERED:
             pending.pop(code, None)
+            continue
+        if kind not in FAILURE_KINDS:
             continue
         pending.setdefault(code, []).append(
             Failure(
-                event.id or 0,
+                event_id,
                 code,
-                event.pocket_code,
-                event.kind,
-                event.detail,
-                event.at,
-                names.get(event.user_id) if event.user_id else None,
+                pocket_code,
+                kind,
+                detail,
+                at,
+                name_of(user_id) if user_id else None,
             )
         )
     return [f for failures in pending.values() for f in failures]
@@ -128,7 +146,11 @@ def out_of_service(ctl: Controller, cabinet_id: str) -> dict[str, list[Failure]]
 
 def check_in_service(session: Session, cabinet_id: str, drawer_code: str) -> None:
     """Refused while the drawer is out of service (for whatever would open it)."""
-    failures = open_failures(session, cabinet_id, drawer_code)
+    refuse_if_failed(drawer_code, open_failures(session, cabinet_id, drawer_code))
+
+
+def refuse_if_failed(drawer_code: str, failures: list[Failure]) -> None:
+    """Refused, naming the latest failure, while the drawer has failures not yet recovered."""
     if failures:
         raise Refused(
             f"drawer {drawer_code} is out of service: {failures[-1].describe()}; "

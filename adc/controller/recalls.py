@@ -17,7 +17,7 @@ from adc.controller.csvfile import bad_rows, read_rows
 from adc.controller.gs1 import MAX_LOT, normalize_gtin
 from adc.controller.models import Drawer, Item, Pocket, Recall, StockLot
 from adc.controller.permissions import Action
-from adc.controller.stock import item_label
+from adc.controller.stock import is_held, item_label
 from adc.errors import AdcError, BadInput, Refused
 
 
@@ -35,7 +35,7 @@ def _held(tx: Tx, gtin: str, lot: str) -> list[str]:
     rows = tx.session.execute(
         select(Pocket.cabinet_id, Pocket.code)
         .join(StockLot, StockLot.pocket_id == Pocket.id)
-        .where(StockLot.gtin == gtin, StockLot.lot == lot, StockLot.qty > 0)
+        .where(StockLot.gtin == gtin, StockLot.lot == lot, is_held())
     ).all()
     return [f"{cab}/{code}" for cab, code in rows]
 
@@ -133,7 +133,7 @@ def recalled_stock(ctl: Controller, cabinet: str | None = None) -> list[Recalled
         .join(Recall, (Recall.gtin == StockLot.gtin) & (Recall.lot == StockLot.lot))
         .join(Drawer, Drawer.id == Pocket.drawer_id)
         .join(Item, Item.id == StockLot.item_id)
-        .where(StockLot.qty > 0)
+        .where(is_held())
         .order_by(Pocket.cabinet_id, Pocket.position)
     )
     if cabinet:

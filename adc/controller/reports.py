@@ -13,7 +13,7 @@ from sqlalchemy import case, func, select
 from adc.controller.context import Controller
 from adc.controller.formulary import SCHEDULE_NAMES
 from adc.controller.models import Drawer, Item, Pocket, StockLot
-from adc.controller.stock import expired_held_clause, recalled_held_clause
+from adc.controller.stock import expired_held_clause, is_held, recalled_held_clause
 
 
 def _label(name: str, strength: str, form: str) -> str:
@@ -136,7 +136,7 @@ def expiring(ctl: Controller, within_days: int, cabinet: str | None = None) -> l
         .join(Pocket, Pocket.id == StockLot.pocket_id)
         .join(Drawer, Drawer.id == Pocket.drawer_id)
         .join(Item, Item.id == StockLot.item_id)
-        .where(StockLot.qty > 0, StockLot.expiry <= limit)
+        .where(is_held(), StockLot.expiry <= limit)
         .order_by(StockLot.expiry, Pocket.cabinet_id, Pocket.position)
     )
     if cabinet:
@@ -183,7 +183,7 @@ def pockets(ctl: Controller, cabinet: str) -> list[PocketView]:
     """Every pocket of a cabinet with its item, levels, earliest expiry and block."""
     earliest = (
         select(func.min(StockLot.expiry))
-        .where(StockLot.pocket_id == Pocket.id, StockLot.qty > 0)
+        .where(StockLot.pocket_id == Pocket.id, is_held())
         .scalar_subquery()
     )
     query = (

@@ -418,7 +418,10 @@ class RestockSession:
             return False  # a latch may take a moment after the pulse; a read may fail once
         line.relock_checked = True
         if loose:
-            what = f"lock {', '.join(loose)} not engaged after the close and the {line.pulse_s:g} s pulse"
+            what = (
+                f"lock {', '.join(loose)} not engaged after the close and the "
+                f"{line.pulse_s:g} s pulse"
+            )
         else:
             assert error is not None
             what = f"lock state unreadable after close ({error.message})"

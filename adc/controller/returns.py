@@ -28,7 +28,7 @@ from adc.controller.cabinet_policy import cabinet_policy
 from adc.controller.cabinets import get_cabinet
 from adc.controller.models import Discrepancy, Item, Pocket, StockLot, Transaction, TxnKind
 from adc.controller.permissions import Action
-from adc.controller.stock import item_label
+from adc.controller.stock import is_held, item_label
 from adc.controller.waste import check_owner, removal
 from adc.controller.witness import check_witness
 from adc.errors import BadInput, Refused
@@ -199,7 +199,7 @@ class BinItem:
 def _held(session: Session, bin_: Pocket) -> dict[int, list[StockLot]]:
     lots = session.execute(
         select(StockLot)
-        .where(StockLot.pocket_id == bin_.id, StockLot.qty > 0)
+        .where(StockLot.pocket_id == bin_.id, is_held())
         .order_by(StockLot.item_id, StockLot.expiry, StockLot.id)
     ).scalars()
     out: dict[int, list[StockLot]] = {}

@@ -20,19 +20,20 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select, update
 
+from adc.controller import rows
 from adc.controller.audit import format_time
 from adc.controller.models import Item, Pocket, Shortage, ShortageKind, ShortageStatus
 from adc.controller.permissions import Action
 from adc.errors import BadInput, Refused
 
 if TYPE_CHECKING:
-    from adc.controller.context import Actor, Controller, Tx
+    from adc.controller.context import Actor, Controller, FastTx, Tx
 
 _SEVERITY = {ShortageKind.CRITICAL_LOW: 1, ShortageKind.STOCK_OUT: 2}
 _ACTIVE = (ShortageStatus.OPEN, ShortageStatus.ACKNOWLEDGED)
 
 
-def level_of(pocket: Pocket) -> ShortageKind | None:
+def level_of(pocket: Any) -> ShortageKind | None:
     if pocket.item_id is None:
         return None
     if pocket.on_hand == 0:
@@ -76,17 +77,8 @@ def update_levels(tx: Tx, pocket: Pocket) -> dict[str, list[int]]:
     Returns the ids opened and resolved, for the audit payload of the change that caused them.
     """
     assert pocket.id is not None
-    level = level_of(pocket)
-    active = _active(tx, pocket.id)
-    opened: list[int] = []
-    resolved: list[int] = []
-    if level is None:
-        resolved = [note_id for note_id, _ in active]
-    else:
-        worst = max((_SEVERITY.get(ShortageKind(kind), 0) for _, kind in active), default=0)
-        if _SEVERITY[level] > worst:
-            resolved = [note_id for note_id, kind in active if kind in _SEVERITY]
-            opened.append(_open(tx, pocket, level).id or 0)
+    opening, resolved = plan_levels(level_of(pocket), _active(tx, pocket.id))
+    opened = [_open(tx, pocket, opening).id or 0] if opening is not None else []
     if resolved:
         tx.session.execute(
             update(Shortage)
@@ -94,6 +86,46 @@ def update_levels(tx: Tx, pocket: Pocket) -> dict[str, list[int]]:
             .values(status=ShortageStatus.RESOLVED, resolved_at=tx.now)
         )
     return {"opened": opened, "resolved": resolved} if opened or resolved else {}
+
+
+def update_levels_fast(tx: FastTx, pocket: rows.PocketRow) -> dict[str, list[int]]:
+    """`update_levels` on the hot path (store.py): the same rule, the same rows written."""
+    active = rows.active_shortages(tx.store, pocket.id)
+    opening, resolved = plan_levels(level_of(pocket), active)
+    opened = []
+    if opening is not None:
+        assert pocket.item_id is not None
+        opened.append(
+            rows.insert_shortage(
+                tx.store,
+                cabinet_id=pocket.cabinet_id,
+                pocket_id=pocket.id,
+                item_id=pocket.item_id,
+                kind=opening.value,
+                on_hand=pocket.on_hand,
+                par=pocket.par,
+                critical_low=pocket.critical_low,
+                status=ShortageStatus.OPEN.value,
+                created_at=tx.now,
+            )
+        )
+        tx.new_shortages = True
+    for note_id in resolved:
+        rows.resolve_shortage(tx.store, note_id, tx.now)
+    return {"opened": opened, "resolved": resolved} if opened or resolved else {}
+
+
+def plan_levels(
+    level: ShortageKind | None, active: list[tuple[int, str]]
+) -> tuple[ShortageKind | None, list[int]]:
+    """The rule of `update_levels`: (the kind to open, if any; the ids to resolve), given the
+    pocket's level now and its (id, kind) notifications still open or acknowledged."""
+    if level is None:
+        return None, [note_id for note_id, _ in active]
+    worst = max((_SEVERITY.get(ShortageKind(kind), 0) for _, kind in active), default=0)
+    if _SEVERITY[level] > worst:
+        return level, [note_id for note_id, kind in active if kind in _SEVERITY]
+    return None, []
 
 
 def open_unfilled(tx: Tx, pocket: Pocket) -> int:

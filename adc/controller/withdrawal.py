@@ -34,14 +34,14 @@ from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
-from adc.controller import counts, inventory, maintenance
-from adc.controller.cabinet_policy import CountMode
+from adc.controller import counts, inventory, maintenance, rows
+from adc.controller.cabinet_policy import CountMode, policy_from_rows, settings_prefix
 from adc.controller.cabinets import get_cabinet
-from adc.controller.context import Actor, Controller
-from adc.controller.models import Drawer, Item, MaintenanceEvent
+from adc.controller.context import Actor, Controller, require
+from adc.controller.models import Drawer, MaintenanceEvent
 from adc.controller.permissions import Action
 from adc.controller.restock import Points
-from adc.controller.stock import block_of, find_pocket
+from adc.controller.stock import block_from_rows
 from adc.drivers.base import DriverError, Quality, WeightReading
 from adc.errors import BadInput, Refused
 
@@ -180,7 +180,8 @@ class Withdrawal:
                 self._fail("no-relock", f"{lock} let {self.pocket} open again")
                 return self.phase
         if self.phase is Phase.OPEN:
-            switches = {self.points.access_switch, self.points.drawer_switch}
+            # in a fixed order (a set's order follows the hash seed): the same reads every run
+            switches = dict.fromkeys((self.points.access_switch, self.points.drawer_switch))
             if all(self.driver.input_active(s) for s in switches):
                 self.closed_at = self.ctl.now()
                 self.phase = Phase.CLOSED
@@ -280,22 +281,28 @@ def begin_withdrawal(
     """
     if qty <= 0:
         raise BadInput(f"quantity to remove must be at least 1, got {qty}")
-    ctl.check(actor, Action.REMOVE)
-    with ctl.read() as session:
-        pocket = find_pocket(session, cabinet, pocket_code)
+    # Every nurse's visit starts here: read on the raw cursor (store.py), one snapshot.
+    with ctl.read_fast() as store:
+        require(rows.user(store, actor.user_id), actor.username, Action.REMOVE)
+        pocket = rows.pocket(store, cabinet, pocket_code)
         if pocket.item_id is None:
             raise Refused(f"pocket {pocket.code} has no item assigned")
-        drawer = session.get(Drawer, pocket.drawer_id)
-        assert drawer is not None
-        maintenance.check_in_service(session, cabinet, drawer.code)
-        block = block_of(session, pocket, ctl.today())
+        drawer = rows.drawer(store, pocket.drawer_id)
+        events = rows.drawer_events(store, cabinet, drawer.code)
+        failures = maintenance.fold_failures(events, lambda uid: rows.username(store, uid))
+        maintenance.refuse_if_failed(drawer.code, failures)
+        block = block_from_rows(pocket.code, rows.held_lots(store, pocket.id), ctl.today())
         if block is not None:
             raise Refused(f"{block.reason}: removal blocked until it is pulled")
         if qty > pocket.on_hand:
             raise Refused(f"pocket {pocket.code} holds {pocket.on_hand}, cannot remove {qty}")
-        item = session.get(Item, pocket.item_id)
-        controlled = item is not None and item.schedule is not None
-        count_due = counts.count_mode_of(session, pocket)
+        item = rows.item(store, pocket.item_id)
+        schedule = item.schedule if item is not None else None
+        if schedule is None:
+            settings = rows.cabinet_settings(store, settings_prefix(cabinet))
+            cabinet_mode = policy_from_rows(cabinet, settings).count_mode
+        else:
+            cabinet_mode = CountMode.NONE
         return Withdrawal(
             ctl=ctl,
             driver=driver,
@@ -304,9 +311,9 @@ def begin_withdrawal(
             pocket=pocket.code,
             drawer=drawer.code,
             qty=qty,
-            count_back=controlled or bool(count_back),
-            points=Points.of(pocket, drawer),
-            count_due=count_due,
+            count_back=schedule is not None or bool(count_back),
+            points=Points.of(pocket, drawer),  # type: ignore[arg-type]
+            count_due=counts.count_mode_from(schedule, cabinet_mode),
         )
 
 

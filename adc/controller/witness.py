@@ -9,14 +9,13 @@ between their PIN and the record is refused, like an actor would be.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from adc.controller.models import User
 from adc.controller.permissions import CS_WITNESS, Action
 from adc.errors import Refused
 
 if TYPE_CHECKING:
-    from adc.controller.context import Actor, Tx
+    from adc.controller.context import Actor, FastTx, Tx
 
 
 def witness_roles(action: Action) -> str:
@@ -24,8 +23,8 @@ def witness_roles(action: Action) -> str:
 
 
 def check_witness(
-    tx: Tx, action: Action, witness: Actor | None, *, required: bool, what: str
-) -> User | None:
+    tx: Tx | FastTx, action: Action, witness: Actor | None, *, required: bool, what: str
+) -> Any:
     """The witness's row as the database knows it now, None if none was given and none is
     needed, or Refused saying why not."""
     if witness is None:
@@ -35,7 +34,7 @@ def check_witness(
     assert tx.user is not None, "a witnessed action has an acting user"
     if witness.user_id == tx.user.id:
         raise Refused(f"{tx.user.username} cannot witness their own {what}")
-    user = tx.session.get(User, witness.user_id)
+    user = tx.load_user(witness.user_id)
     if user is None:
         raise Refused(f"witness {witness.username} no longer exists")
     if not user.active:

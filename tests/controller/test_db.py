@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import inspect, select, text
 from sqlalchemy.exc import DBAPIError
 
 from adc.controller import db as dbmod
@@ -20,13 +20,30 @@ def test_init_creates_then_is_idempotent_and_records_the_version(db_url: str) ->
     db = open_database(db_url, create=True)
     first = init_database(db, START)
     again = init_database(db, START)
-    assert (first.from_version, first.applied) == (None, [1])
+    assert (first.from_version, first.applied) == (None, [1, 2])
     assert (again.from_version, again.applied) == (current_version(), [])
     with db.read() as session:
         versions = session.execute(select(SchemaVersion.version)).scalars().all()
-        assert versions == [1]
+        assert versions == [1, 2]
         assert verify_chain(session).entries == 1  # one audit entry: db.init, not one per run
-    assert open_database(db_url).schema_version() == 1
+    assert open_database(db_url).schema_version() == 2
+
+
+def test_a_version_1_database_upgrades_and_gets_the_maintenance_index(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = open_database(db_url, create=True)
+    monkeypatch.setattr(dbmod, "MIGRATIONS", dbmod.MIGRATIONS[:1])
+    init_database(db, START)
+    monkeypatch.undo()
+    with pytest.raises(BadInput, match="schema version 1, this adc needs 2: run `adc init"):
+        open_database(db_url)
+    result = init_database(db, START)
+    assert (result.from_version, result.applied) == (1, [2])
+    with db.read() as session:
+        indexes = inspect(session.connection()).get_indexes("maintenance_event")
+        assert {"ix_maintenance_drawer"} <= {index["name"] for index in indexes}
+        assert verify_chain(session).entries == 2  # db.init, then db.upgrade
 
 
 def test_sqlite_runs_in_wal_mode_with_foreign_keys(tmp_path: Path) -> None:
@@ -45,16 +62,16 @@ def test_an_upgrade_applies_only_the_new_step_once(
     ran: list[int] = []
 
     def step(conn) -> None:  # type: ignore[no-untyped-def]
-        ran.append(2)
+        ran.append(3)
         conn.exec_driver_sql("CREATE TABLE upgrade_probe (id INTEGER PRIMARY KEY)")
 
-    monkeypatch.setattr(dbmod, "MIGRATIONS", [*dbmod.MIGRATIONS, Migration(2, "probe", step)])
-    with pytest.raises(BadInput, match="schema version 1, this adc needs 2: run `adc init"):
+    monkeypatch.setattr(dbmod, "MIGRATIONS", [*dbmod.MIGRATIONS, Migration(3, "probe", step)])
+    with pytest.raises(BadInput, match="schema version 2, this adc needs 3: run `adc init"):
         open_database(db_url)
     result = init_database(db, START)
-    assert (result.from_version, result.applied, ran) == (1, [2], [2])
-    assert init_database(db, START).applied == [] and ran == [2]
-    assert open_database(db_url).schema_version() == 2
+    assert (result.from_version, result.applied, ran) == (2, [3], [3])
+    assert init_database(db, START).applied == [] and ran == [3]
+    assert open_database(db_url).schema_version() == 3
 
 
 def test_a_database_newer_than_this_adc_is_refused(db_url: str) -> None:

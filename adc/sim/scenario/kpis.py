@@ -26,6 +26,7 @@ from adc.controller.models import (
     Transaction,
     TxnKind,
 )
+from adc.controller.stock import is_held
 from adc.errors import CheckFailed
 from adc.sim.scenario.world import World
 
@@ -80,7 +81,7 @@ def compute_kpis(world: World) -> dict[str, Any]:
         ).all()
         expired_left = session.execute(
             select(func.coalesce(func.sum(StockLot.qty), 0)).where(
-                StockLot.qty > 0, StockLot.expiry < ctl.today()
+                is_held(), StockLot.expiry < ctl.today()
             )
         ).scalar_one()
         lots_held = session.execute(select(StockLot.gtin, StockLot.lot).distinct()).all()
