@@ -581,7 +581,8 @@ class TerminalSession:
                 continue
             if typed.lower() == "quit":
                 self.screen.messages.append(
-                    "[yellow]Record the quantity first[/] (Ctrl-C flags the drawer for recount)"
+                    "[yellow]Record the quantity first[/], or abandon REASON (the drawer is "
+                    "flagged for recount)"
                 )
                 continue
             if not typed and measured is not None:
