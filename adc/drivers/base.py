@@ -14,6 +14,7 @@ Rules every backend follows:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
@@ -84,6 +85,45 @@ class RearmRefused(Refused):
         self.remaining_ms = remaining_ms
 
 
+class PartialUnlock(DriverError):
+    """`unlock_together` released some of its locks and then failed: exactly which were released.
+
+    `released`: the pulses the devices took (those latches are open for their pulse now);
+    `not_released`: every other lock asked for — refused, never sent, or sent without a sound
+    answer; `unconfirmed` is the part of `not_released` that was sent and not answered (it may
+    have pulsed: treat it as possibly open). `cause` is the typed error of the lock that failed
+    (`RearmRefused`, `DeviceOffline`, `DeviceFault`); `point` and `device` name that lock.
+    Raised only when something was released: a failure before any pulse went out raises the
+    typed error itself.
+    """
+
+    def __init__(
+        self,
+        released: Sequence[str],
+        not_released: Sequence[str],
+        cause: AdcError,
+        unconfirmed: Sequence[str] = (),
+    ) -> None:
+        self.released = tuple(released)
+        self.not_released = tuple(not_released)
+        self.unconfirmed = tuple(p for p in not_released if p in set(unconfirmed))
+        self.cause = cause
+        self.point: str = getattr(cause, "point", None) or self.not_released[0]
+        self.device: str = getattr(cause, "device", None) or _device_of(self.point)
+        sure = [p for p in self.not_released if p not in self.unconfirmed]
+        parts = [f"released {', '.join(self.released)}"]
+        if sure:
+            parts.append(f"not released {', '.join(sure)}")
+        if self.unconfirmed:
+            parts.append(f"sent but not confirmed {', '.join(self.unconfirmed)}")
+        super().__init__(
+            f"unlock incomplete: {'; '.join(parts)} ({cause.message})",
+            details=[f"released: {p}" for p in self.released]
+            + [f"not released: {p}" for p in sure]
+            + [f"not confirmed (may have pulsed): {p}" for p in self.unconfirmed],
+        )
+
+
 class BackendUnavailable(DriverError):
     """A backend whose URI is known but which cannot be used here (missing dependency, bad URI)."""
 
@@ -144,6 +184,24 @@ class Locks(Protocol):
         """Energise a lock's solenoid for its profile pulse length (releases the latch).
 
         Raises RearmRefused inside the re-arm window, DeviceOffline, UnknownPoint, WrongPointRole.
+        """
+        ...
+
+    def unlock_together(self, points: Sequence[str]) -> None:
+        """Release several locks as one act (a drawer and its pocket's own lock or lid), or none.
+
+        Before any pulse, everything that can be known is checked, and the first problem is
+        raised, naming its point, with nothing pulsed: every point exists and is a lock
+        (UnknownPoint, WrongPointRole), no lock is inside a re-arm window this driver knows of or
+        has its coil on now (RearmRefused), every device answers (DeviceOffline, DeviceFault:
+        one read per device). Then the pulses go out as close together as the hardware allows:
+        one write-multiple-coils per Modbus device where the coils between them are all locks,
+        else back-to-back single pulses (a CU16 board has no multi-lock frame). Pockets' own locks
+        go before drawer locks, so a failure part-way leaves at worst a pocket latch released
+        inside a drawer that stays shut (and relocks at the end of its pulse).
+
+        If a later pulse still fails after an earlier one went out (a device refuses or stops
+        answering in between), PartialUnlock says which locks were released and which were not.
         """
         ...
 

@@ -14,7 +14,7 @@ door it holds reads open — the door switch may sit on another bus), and merges
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Protocol
 from urllib.parse import parse_qs
@@ -35,6 +35,7 @@ from adc.drivers.cabinet_points import (
     classify_points,
     find_point,
 )
+from adc.drivers.unlock import pulse_groups, unlock_groups
 from adc.errors import BadInput
 from adc.profiles.models import LockboardBus, ModbusRtuBus, ModbusTcpBus, Profile
 
@@ -49,6 +50,20 @@ class BusPart(Protocol):
     def health(self) -> dict[str, DeviceHealth]: ...
 
     def pulse(self, info: PointInfo) -> None: ...
+
+    def check_rearm(self, info: PointInfo) -> None:
+        """RearmRefused if the lock is inside the re-arm window of our own last pulse (no I/O)."""
+        ...
+
+    def probe(self, group: Sequence[PointInfo]) -> None:
+        """One request to the device of `group` (locks of one device): DeviceOffline if it does
+        not answer, RearmRefused if it shows a lock of the group already pulsing."""
+        ...
+
+    def pulse_group(self, group: Sequence[PointInfo]) -> None:
+        """Pulse the locks of one device as close together as it allows; `GroupFailed`
+        (adc/drivers/unlock.py) says what went out if not all of them did."""
+        ...
 
     def lock_feedback(self, info: PointInfo) -> bool | None:
         """Engaged per the lock's own feedback; None where the hardware has none."""
@@ -92,6 +107,17 @@ class WireDriver:
     def pulse(self, point: str) -> None:
         info, part = self._point(point, Use.LOCK)
         part.pulse(info)
+
+    def unlock_together(self, points: Sequence[str]) -> None:
+        """See `Locks.unlock_together`: every check first, then the pulses, then the account."""
+        resolved = [self._point(p, Use.LOCK)[0] for p in points]
+        groups = unlock_groups(resolved, self._layout.drawer_locks)
+        for group in groups:
+            for info in group:
+                self._owner[info.ref.device].check_rearm(info)
+        for group in groups:
+            self._owner[group[0].ref.device].probe(group)
+        pulse_groups(groups, lambda group: self._owner[group[0].ref.device].pulse_group(group))
 
     def lock_engaged(self, point: str) -> bool:
         info, part = self._point(point, Use.LOCK)

@@ -25,6 +25,7 @@ class CabinetPoints:
     temperatures: list[str] = field(default_factory=list)
     lights: list[str] = field(default_factory=list)
     door_of_lock: dict[str, str] = field(default_factory=dict)  # lock point → its door switch
+    drawer_locks: set[str] = field(default_factory=set)  # the locks that hold a drawer shut
 
     def all(self) -> list[str]:
         return [*self.locks, *self.inputs, *self.weights, *self.temperatures, *self.lights]
@@ -45,6 +46,7 @@ def cabinet_points(profile: Profile) -> CabinetPoints:
     pts = CabinetPoints()
     for drawer in profile.layout.drawers:
         _add(pts.locks, drawer.lock)
+        pts.drawer_locks.add(canonical(drawer.lock))
         _add(pts.inputs, drawer.switch)
         pts.door_of_lock.setdefault(canonical(drawer.lock), canonical(drawer.switch))
         _add(pts.lights, drawer.light)

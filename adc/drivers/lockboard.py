@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from adc.drivers import lockboard_protocol as lp
@@ -40,6 +40,7 @@ from adc.drivers.base import (
 from adc.drivers.buses import Clock, WireDriver
 from adc.drivers.cabinet_points import PointInfo
 from adc.drivers.modbus_client import BusHealth, SerialEndpoint
+from adc.drivers.unlock import pulse_each
 from adc.profiles.models import LockboardBus, LockboardCU16, Polarity, Profile
 
 
@@ -266,15 +267,30 @@ class LockboardPart:
             out.update({k: v for k, v in client.health.items() if k in self.devices})
         return out
 
+    def check_rearm(self, info: PointInfo) -> None:
+        """RearmRefused inside the re-arm window of our own last pulse of the lock (no I/O)."""
+        model = self._model(info.ref.device)
+        rearm_ms = max(model.solenoid.rearm_ms, model.solenoid.pulse_ms)
+        last = self._last_pulse.get(info.text)
+        elapsed_ms = None if last is None else (self.clock() - last) * 1000
+        if model.solenoid.rearm_ms and elapsed_ms is not None and elapsed_ms < rearm_ms:
+            raise RearmRefused(info.text, rearm_ms - elapsed_ms)
+
+    def probe(self, group: Sequence[PointInfo]) -> None:
+        """One status request to the group's board: it must answer."""
+        self.status(group[0].ref.device, group[0].text)
+
+    def pulse_group(self, group: Sequence[PointInfo]) -> None:
+        """Back-to-back unlock frames (0x31): a CU16 board has no frame that opens a chosen set
+        of locks (0x33 opens all sixteen)."""
+        pulse_each(group, self.pulse)
+
     def pulse(self, info: PointInfo) -> None:
         device = info.ref.device
         model = self._model(device)
         rearm_ms = max(model.solenoid.rearm_ms, model.solenoid.pulse_ms)
         now = self.clock()
-        last = self._last_pulse.get(info.text)
-        elapsed_ms = None if last is None else (now - last) * 1000
-        if model.solenoid.rearm_ms and elapsed_ms is not None and elapsed_ms < rearm_ms:
-            raise RearmRefused(info.text, rearm_ms - elapsed_ms)
+        self.check_rearm(info)
         try:
             self._client(device).exchange(
                 device,

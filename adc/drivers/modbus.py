@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import struct
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from adc.drivers.base import (
     DeviceFault,
@@ -32,14 +32,16 @@ from adc.drivers.base import (
     WeightReading,
 )
 from adc.drivers.buses import Clock, WireDriver, clock_option, parse_query
-from adc.drivers.cabinet_points import PointInfo
+from adc.drivers.cabinet_points import PointInfo, classify_points
 from adc.drivers.modbus_client import (
     ModbusBusy,
     ModbusClient,
+    ModbusExceptionReply,
     SerialEndpoint,
     TcpEndpoint,
 )
 from adc.drivers.modbus_plan import ReadBlock, Table, plan_reads, point_items
+from adc.drivers.unlock import account_after_failed_write, coil_span, pulse_each
 from adc.errors import BadInput
 from adc.profiles.models import (
     LockboardBus,
@@ -98,6 +100,7 @@ class ModbusPart:
             block for blocks in plan.values() for block in blocks if block.device in self.devices
         ]
         self._last_pulse: dict[str, float] = {}
+        self._points = classify_points(profile)
 
     # -------------------------------------------------------------------------------- helpers
     def _model(self, device: str) -> ModbusDIO | ModbusLoadcell:
@@ -147,6 +150,73 @@ class ModbusPart:
 
     def lock_feedback(self, info: PointInfo) -> bool | None:
         return None
+
+    # --------------------------------------------------------------------- unlock_together
+    def _rearm_ms(self, info: PointInfo) -> float:
+        solenoid = self._dio(info).solenoid
+        return max(solenoid.rearm_ms, solenoid.pulse_ms)
+
+    def check_rearm(self, info: PointInfo) -> None:
+        """RearmRefused inside the re-arm window of our own last pulse of the lock (no I/O)."""
+        last = self._last_pulse.get(info.text)
+        if last is None:
+            return
+        left = self._rearm_ms(info) - (self.clock() - last) * 1000
+        if left > 0:
+            raise RearmRefused(info.text, left)
+
+    def _lock_coils(self, group: Sequence[PointInfo]) -> tuple[int, list[int]]:
+        """(first index, coil bits from it to the group's last lock), in as few reads as the
+        device's read limit allows (one for any drawer and its pocket)."""
+        model = self._dio(group[0])
+        first = min(info.ref.index for info in group)
+        count = max(info.ref.index for info in group) - first + 1
+        bits: list[int] = []
+        for offset in range(0, count, model.max_read_bits):
+            n = min(model.max_read_bits, count - offset)
+            bits += self._read(group[0], Table.COILS, model.coils.start + first + offset, n)
+        return first, bits
+
+    def probe(self, group: Sequence[PointInfo]) -> None:
+        """One read of the group's coils: the device must answer, and no lock coil of ours may be
+        on (a pulse another master started: the device would refuse ours)."""
+        first, bits = self._lock_coils(group)
+        for info in group:
+            if bits[info.ref.index - first]:
+                raise RearmRefused(info.text, self._rearm_ms(info))
+
+    def pulse_group(self, group: Sequence[PointInfo]) -> None:
+        """The locks of one DIO device: one write-multiple-coils of the run from the first to the
+        last where every coil between is a lock (0 is written to the others between: a pulse
+        output ignores it), else back-to-back single writes. After a failed write one read of
+        the same coils says which pulses went out."""
+        span = coil_span(group, self._points)
+        if span is None:
+            pulse_each(group, self.pulse)
+            return
+        first, last = span
+        model = self._dio(group[0])
+        device = group[0].ref.device
+        ours = {info.ref.index for info in group}
+        values = [index in ours for index in range(first, last + 1)]
+        now = self.clock()
+        try:
+            self._client(device).write_coils(
+                device, model.address, model.coils.start + first, values, point=group[0].text
+            )
+        except (ModbusExceptionReply, DeviceOffline, DeviceFault) as err:
+            busy_ms = self._rearm_ms(group[0]) if isinstance(err, ModbusBusy) else None
+            cause = RearmRefused(group[0].text, busy_ms) if busy_ms is not None else err
+            released, failed = account_after_failed_write(
+                group, first, cause, lambda: self._lock_coils(group)[1], busy_ms
+            )
+            for info in released:
+                self._last_pulse[info.text] = now
+            if failed is not None:
+                raise failed from None
+            return
+        for info in group:
+            self._last_pulse[info.text] = now
 
     def read_output(self, info: PointInfo) -> bool:
         model = self._dio(info)

@@ -241,6 +241,26 @@ class ModbusClient(BusHealth):
 
         self._execute(device, point, exchange)
 
+    def write_coils(
+        self,
+        device: str,
+        unit: int,
+        address: int,
+        values: list[bool],
+        *,
+        point: str | None = None,
+    ) -> None:
+        """Write-multiple-coils (function 15): `values` from `address`, in one request."""
+
+        def exchange() -> None:
+            reply = self._client.write_coils(address, [bool(v) for v in values], device_id=unit)
+            self._check(reply, 15, device, point, f"coils {address}+{len(values)}")
+            got = (getattr(reply, "address", address), getattr(reply, "count", len(values)))
+            if got != (address, len(values)):
+                raise _Stale(f"echo of coils {got[0]}+{got[1]}, not {address}+{len(values)}")
+
+        self._execute(device, point, exchange)
+
     def write_register(
         self, device: str, unit: int, address: int, value: int, *, point: str | None = None
     ) -> None:

@@ -21,7 +21,7 @@ says, `lock_engaged` is inferred: released while the coil is on or while the doo
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import TypeVar
 from urllib.parse import parse_qs
@@ -46,6 +46,13 @@ from adc.drivers.cabinet_points import (
     find_point,
 )
 from adc.drivers.modbus import temperature_reading, weight_reading
+from adc.drivers.unlock import (
+    account_after_failed_write,
+    coil_span,
+    pulse_each,
+    pulse_groups,
+    unlock_groups,
+)
 from adc.errors import BadInput
 from adc.profiles import load_profile, resolve_profile_path
 from adc.profiles.models import (
@@ -72,6 +79,7 @@ class SimDriver:
         self.cabinet = cabinet
         self._points = classify_points(profile)
         self._layout = cabinet_points(profile)
+        self._drawer_locks = self._layout.drawer_locks
         _check_served(profile, cabinet)
         self._health = {name: DeviceHealth(device=name) for name in profile.devices}
         self._closed = False
@@ -98,6 +106,7 @@ class SimDriver:
             if isinstance(model, ModbusLoadcell)
         }
         self._found: dict[str, PointInfo] = {}
+        self._last_pulse: dict[str, float] = {}  # lock point → start of our last pulse (env.now)
 
     # ------------------------------------------------------------------------------------- time
     @property
@@ -121,6 +130,17 @@ class SimDriver:
                 self._call(info, lambda: device.write_coil(address, True))
         except _Busy as busy:
             raise RearmRefused(info.text, busy.retry_after_s * 1000) from None
+        self._last_pulse[info.text] = self.now
+
+    def unlock_together(self, points: Sequence[str]) -> None:
+        """See `Locks.unlock_together`: every check first, then the pulses, then the account."""
+        groups = unlock_groups([self._point(p, Use.LOCK) for p in points], self._drawer_locks)
+        for group in groups:
+            for info in group:
+                self._check_rearm(info)
+        for group in groups:
+            self._probe(group)
+        pulse_groups(groups, self._pulse_group)
 
     def lock_engaged(self, point: str) -> bool:
         info = self._point(point, Use.LOCK)
@@ -267,6 +287,81 @@ class SimDriver:
     def close(self) -> None:
         """Nothing to release in-process; later calls are refused."""
         self._closed = True
+
+    # ------------------------------------------------------------------------ unlock_together
+    def _rearm_ms(self, info: PointInfo) -> float:
+        model = self.profile.devices[info.ref.device]
+        assert isinstance(model, LockboardCU16 | ModbusDIO)
+        return max(model.solenoid.rearm_ms, model.solenoid.pulse_ms)
+
+    def _check_rearm(self, info: PointInfo) -> None:
+        """RearmRefused for a lock inside the re-arm window of our own last pulse (no I/O)."""
+        last = self._last_pulse.get(info.text)
+        if last is None:
+            return
+        left = self._rearm_ms(info) - (self.now - last) * 1000
+        if left > 0:
+            raise RearmRefused(info.text, left)
+
+    def _lock_coils(self, group: Sequence[PointInfo]) -> tuple[int, list[int]]:
+        """(first index, coil bits from it to the group's last lock), in as few reads as the
+        device's read limit allows (one for any group a drawer and its pocket make)."""
+        model = self._model(group[0], ModbusDIO)
+        dio = self._dio(group[0])
+        first = min(info.ref.index for info in group)
+        count = max(info.ref.index for info in group) - first + 1
+        bits: list[int] = []
+        for offset in range(0, count, model.max_read_bits):
+            n = min(model.max_read_bits, count - offset)
+            start = model.coils.start + first + offset
+            bits += self._call(group[0], lambda s=start, n=n: dio.read_bits("coils", s, n))
+        return first, bits
+
+    def _probe(self, group: Sequence[PointInfo]) -> None:
+        """One read of the group's device: it must answer, and no lock coil of ours may be on
+        (a pulse someone else started; the device would refuse ours)."""
+        device = self.cabinet.device(group[0].ref.device)
+        if isinstance(device, VirtualLockboard):
+            self._call(group[0], device.status)
+            return
+        first, bits = self._lock_coils(group)
+        for info in group:
+            if bits[info.ref.index - first]:
+                raise RearmRefused(info.text, self._rearm_ms(info))
+
+    def _pulse_group(self, group: Sequence[PointInfo]) -> None:
+        """A DIO group whose coils between are all locks: one write of the whole run (1 for ours,
+        0 — ignored by a pulse output — for the others between); anything else back to back."""
+        span = coil_span(group, self._points)
+        if span is None or isinstance(self.cabinet.device(group[0].ref.device), VirtualLockboard):
+            pulse_each(group, lambda info: self.pulse(info.text))
+            return
+        first, last = span
+        dio = self._dio(group[0])
+        start = self._model(group[0], ModbusDIO).coils.start
+        ours = {info.ref.index for info in group}
+
+        def write() -> None:  # one request: a write-multiple-coils of the run
+            for index in range(first, last + 1):
+                dio.write_coil(start + index, index in ours)
+
+        try:
+            self._call(group[0], write)
+        except (_Busy, DeviceOffline, DeviceFault) as err:
+            busy_ms = err.retry_after_s * 1000 if isinstance(err, _Busy) else None
+            cause = (
+                err if isinstance(err, DriverError) else RearmRefused(group[0].text, busy_ms or 0)
+            )
+            released, failed = account_after_failed_write(
+                group, first, cause, lambda: self._lock_coils(group)[1], busy_ms
+            )
+            for info in released:
+                self._last_pulse[info.text] = self.now
+            if failed is not None:
+                raise failed from None
+            return
+        for info in group:
+            self._last_pulse[info.text] = self.now
 
     # ---------------------------------------------------------------------------------- helpers
     def _check_open(self) -> None:

@@ -116,3 +116,33 @@ def weight_tolerance(profile: Profile, readings: int = 2) -> float:
 def settle(rig: Rig) -> None:
     """Wait out the load cells' settling after a change."""
     rig.advance(rig.profile.sim.settle_ms / 1000 + 0.1)
+
+
+def lock_pairs(profile: Profile) -> list[tuple[Door, Door]]:
+    """(drawer door, pocket door) of every pocket with a lock or lid of its own."""
+    out = []
+    for drawer in profile.layout.drawers:
+        for pocket in drawer.pockets:
+            door = pocket_door(profile, pocket)
+            if door is not None:
+                out.append((drawer_door(profile, drawer), door))
+    return out
+
+
+def same_device(pair: tuple[Door, Door]) -> bool:
+    return PointRef.parse(pair[0].lock).device == PointRef.parse(pair[1].lock).device
+
+
+def pulse_behind_the_drivers_back(rig: Rig, lock: str) -> None:
+    """Another master (a service tool, a second controller) pulses `lock` on the device itself:
+    the driver under test does not know the solenoid is now re-arming."""
+    from adc.sim.devices import VirtualLockboard
+
+    ref = PointRef.parse(lock)
+    device = rig.cabinet.device(ref.device)
+    if isinstance(device, VirtualLockboard):
+        device.unlock(ref.index)
+    else:
+        model = rig.profile.devices[ref.device]
+        assert isinstance(model, ModbusDIO)
+        device.write_coil(model.coils.start + ref.index, True)  # type: ignore[union-attr]
