@@ -341,7 +341,7 @@ class RestockSession:
                 line.notes.append(f"not opened within {policy.unlock_timeout_s} s: unlock again")
                 self.state = State.READY_TO_UNLOCK
         if self.state is State.OPEN:
-            switches = {line.points.access_switch, line.points.drawer_switch}
+            switches = dict.fromkeys((line.points.access_switch, line.points.drawer_switch))
             if all(self.driver.input_active(s) for s in switches):
                 line.closed_at = now
                 self.state = State.SETTLING
@@ -731,7 +731,7 @@ class RestockSession:
         released by design) or when a switch or lock cannot be read."""
         points = line.points
         try:
-            switches = {points.access_switch, points.drawer_switch}
+            switches = dict.fromkeys((points.access_switch, points.drawer_switch))  # fixed order
             if not all(self.driver.input_active(s) for s in switches):
                 return False
             pulsing = line.unlocked_at is not None and self.ctl.now() < (

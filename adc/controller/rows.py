@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import and_, bindparam, insert, or_, select, update
+from sqlalchemy import and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.sql import ClauseElement
 
 from adc.controller import models as m
@@ -262,6 +262,24 @@ def _q_insert_audit() -> ClauseElement:
 
 
 def _q_drawer_events() -> ClauseElement:
+    """A drawer's failure events since its last recovery (what `fold_failures` reads), in order.
+
+    The kinds are the ones `maintenance.FAILURE_KINDS` names when the statement is first built.
+    """
+    from adc.controller.maintenance import FAILURE_KINDS, RECOVERED
+
+    here = and_(
+        _event.cabinet_id == bindparam("cabinet"), _event.drawer_code == bindparam("drawer")
+    )
+    last_recovery = (
+        select(func.coalesce(func.max(_event.id), 0))
+        .where(here, _event.kind == bindparam("recovered", value=RECOVERED))
+        .scalar_subquery()
+    )
+    kinds = [
+        _event.kind == bindparam(f"kind_{n}", value=kind)
+        for n, kind in enumerate(sorted(FAILURE_KINDS))
+    ]
     return (
         select(
             _event.id,
@@ -272,10 +290,7 @@ def _q_drawer_events() -> ClauseElement:
             _event.at,
             _event.user_id,
         )
-        .where(
-            _event.cabinet_id == bindparam("cabinet"),
-            _event.drawer_code == bindparam("drawer"),
-        )
+        .where(here, _event.id > last_recovery, or_(*kinds))
         .order_by(_event.id)
     )
 
@@ -424,7 +439,8 @@ def audit_head(store: Store) -> tuple[int, str] | None:
 
 
 def drawer_events(store: Store, cabinet_id: str, drawer_code: str) -> list[tuple[Any, ...]]:
-    """(id, drawer, pocket, kind, detail, at, user_id) of a drawer's maintenance events, in order."""
+    """(id, drawer, pocket, kind, detail, at, user_id) of the drawer's failures since its last
+    recovery, in order (see `maintenance.fold_failures`)."""
     return store.rows(_q_drawer_events, cabinet=cabinet_id, drawer=drawer_code)
 
 

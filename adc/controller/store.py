@@ -65,10 +65,19 @@ class Prepared:
 def prepare(statement: ClauseElement, dialect: Dialect) -> Prepared:
     """Compile `statement` for `dialect` once; see the module docstring for why."""
     compiled = statement.compile(dialect=dialect)
+    if dialect.positional:
+        used = set(compiled.positiontup or ())
+    else:  # named placeholders: only those the SQL text holds (not internal anonymous names)
+        used = {name for name in compiled.binds if f"%({name})s" in compiled.string}
     binds: dict[str, Processor] = {}
     for name, bind in compiled.binds.items():
-        binds[name] = bind.type.dialect_impl(dialect).bind_processor(dialect)
-    defaults = {name: bind.value for name, bind in compiled.binds.items() if not bind.required}
+        if name in used:
+            binds[name] = bind.type.dialect_impl(dialect).bind_processor(dialect)
+    defaults = {
+        name: bind.value
+        for name, bind in compiled.binds.items()
+        if name in used and not bind.required
+    }
     columns = getattr(statement, "selected_columns", None)
     if columns is None:  # an insert/update: its RETURNING columns, if any
         returning = getattr(statement, "_returning", ()) or ()

@@ -10,9 +10,11 @@ SimPy process can drive it and owns the waiting:
                     controlled substances, else the cabinet's count mode): recorded at once; a
                     `recount` outcome asks for one more count (counts.py)
     poll()          UNLOCKED → OPEN (the access switch reads open)
-                    OPEN → CLOSED (access and drawer switches closed; the drawer lock must
-                    read engaged) → watched: a drawer that opens again without an unlock
-                    did not relock; one left open past `open_alarm_s` raises an alarm
+                    OPEN → CLOSED (access and drawer switches closed; once the unlock pulse
+                    is over the drawer lock must read engaged, within `RELOCK_GRACE_S`:
+                    a pulsing lock reads released, so a fast close is no failure) →
+                    watched: a drawer that opens again without an unlock did not relock;
+                    one left open past `open_alarm_s` raises an alarm
     record(count)   the removal (refused while a count on access is due and not given), one
                     transaction with its audit entry; where a blind count-back
                     is due (controlled substances, or `count_back=True`), the count the person
@@ -30,7 +32,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
@@ -40,7 +42,7 @@ from adc.controller.cabinets import get_cabinet
 from adc.controller.context import Actor, Controller, require
 from adc.controller.models import Drawer, MaintenanceEvent
 from adc.controller.permissions import Action
-from adc.controller.restock import Points
+from adc.controller.restock import DEFAULT_PULSE_S, RELOCK_GRACE_S, Points, pulse_length_s
 from adc.controller.stock import block_from_rows
 from adc.drivers.base import DriverError, Quality, WeightReading
 from adc.errors import BadInput, Refused
@@ -139,8 +141,10 @@ class Withdrawal:
     seen_open: bool = False
     recorded: list[inventory.Movement] = field(default_factory=list)
     alarms: list[Alarm] = field(default_factory=list)
+    pulse_s: float = DEFAULT_PULSE_S  # the longest unlock pulse among `points.locks`
     _left_open_alarm: bool = False
     _door_shut: bool = False
+    _relock_pending: bool = False
 
     def unlock(self) -> None:
         """Release the drawer and the pocket's own lock; light the guide light."""
@@ -156,7 +160,7 @@ class Withdrawal:
     def count(self, counted: int) -> counts.CountResult:
         """The person's count of the pocket as they find it, before taking anything (blind for a
         controlled substance: nothing here shows the expected number)."""
-        self._expect(Phase.UNLOCKED, Phase.OPEN)
+        self._expect_access(Phase.UNLOCKED, Phase.OPEN)
         if self.count_due is CountMode.NONE:
             raise Refused(f"pocket {self.pocket} needs no count on access")
         if self.counted is not None and self.counted.outcome is not counts.Outcome.RECOUNT:
@@ -175,6 +179,14 @@ class Withdrawal:
             # a lid or door shut inside the open drawer latches at once: open again, it did not
             if self.driver.input_active(self.points.access_switch):
                 self._door_shut = True
+            elif self.driver.input_active(self.points.drawer_switch):
+                # the pocket inside the drawer is open, so the drawer is: its switch is wrong
+                self._fail(
+                    "switch-failed",
+                    f"{self.points.drawer_switch} reads drawer {self.drawer} closed while "
+                    f"{self.points.access_switch} of {self.pocket} inside it reads open",
+                )
+                return self.phase
             elif self._door_shut:
                 lock = self.points.locks[-1]
                 self._fail("no-relock", f"{lock} let {self.pocket} open again")
@@ -185,8 +197,7 @@ class Withdrawal:
             if all(self.driver.input_active(s) for s in switches):
                 self.closed_at = self.ctl.now()
                 self.phase = Phase.CLOSED
-                if not self.driver.lock_engaged(self.points.drawer_lock):
-                    self._fail("no-relock", f"drawer lock {self.points.drawer_lock} not engaged")
+                self._relock_pending = True
             elif not self._left_open_alarm and self._open_for() > self.open_alarm_s:
                 self._left_open_alarm = True
                 self.alarms.append(
@@ -201,7 +212,34 @@ class Withdrawal:
                 )
         elif self.phase is Phase.CLOSED and not self.driver.input_active(self.points.drawer_switch):
             self._fail("no-relock", f"drawer {self.drawer} opened again without an unlock")
+        if self.phase is Phase.CLOSED and self._relock_pending:
+            self._judge_relock()
         return self.phase
+
+    def _judge_relock(self) -> None:
+        """The drawer lock must read engaged once the unlock pulse is over (while it is on, the
+        lock reads released by design: a fast close is no failure), within `RELOCK_GRACE_S` of
+        the later of the pulse's end and the close; else the drawer leaves service."""
+        now = self.ctl.now()
+        pulse_end = (self.unlocked_at or now) + timedelta(seconds=self.pulse_s)
+        if now < pulse_end:
+            return
+        try:
+            engaged = self.driver.lock_engaged(self.points.drawer_lock)
+        except DriverError:
+            engaged = False  # unreadable: judged at the deadline like a loose lock
+        if engaged:
+            self._relock_pending = False
+            return
+        deadline = max(pulse_end, self.closed_at or now) + timedelta(seconds=RELOCK_GRACE_S)
+        if now < deadline:
+            return
+        self._relock_pending = False
+        self._fail(
+            "no-relock",
+            f"drawer lock {self.points.drawer_lock} not engaged after the close and the "
+            f"{self.pulse_s:g} s pulse",
+        )
 
     def _open_for(self) -> float:
         start = self.unlocked_at or self.ctl.now()
@@ -213,7 +251,7 @@ class Withdrawal:
         Allowed once the pocket was unlocked; a removal the switch never saw open is still the
         person's word and is recorded, and the switch is reported failed.
         """
-        self._expect(Phase.UNLOCKED, Phase.OPEN, Phase.CLOSED)
+        self._expect_access(Phase.UNLOCKED, Phase.OPEN, Phase.CLOSED)
         if self.recorded:
             raise Refused(f"the removal from {self.pocket} is recorded already")
         if self.count_back and count_back is None:
@@ -259,6 +297,13 @@ class Withdrawal:
         self.phase = Phase.FAILED
         return alarm
 
+    def _expect_access(self, *phases: Phase) -> None:
+        """`_expect`, but a drawer that failed during this access (it was unlocked) still takes
+        the person's count and removal: a hardware failure must not lose what they did."""
+        if self.phase is Phase.FAILED and self.unlocked_at is not None:
+            return
+        self._expect(*phases)
+
     def _expect(self, *phases: Phase) -> None:
         if self.phase not in phases:
             wanted = " or ".join(p.value for p in phases)
@@ -303,6 +348,7 @@ def begin_withdrawal(
             cabinet_mode = policy_from_rows(cabinet, settings).count_mode
         else:
             cabinet_mode = CountMode.NONE
+        points = Points.of(pocket, drawer)  # type: ignore[arg-type]
         return Withdrawal(
             ctl=ctl,
             driver=driver,
@@ -312,8 +358,9 @@ def begin_withdrawal(
             drawer=drawer.code,
             qty=qty,
             count_back=schedule is not None or bool(count_back),
-            points=Points.of(pocket, drawer),  # type: ignore[arg-type]
+            points=points,
             count_due=counts.count_mode_from(schedule, cabinet_mode),
+            pulse_s=pulse_length_s(driver.profile, points.locks),
         )
 
 
