@@ -308,15 +308,15 @@ class RestockSession:
         """Release the drawer and this pocket's own lock, light its guide light.
 
         Also allowed from CLOSED, to open the pocket again and correct what is in it (the scale's
-        baseline stays the one from before the first opening). A driver error leaves the state.
+        baseline stays the one from before the first opening). The locks are released together
+        or not at all (`unlock_together`); a driver error leaves the state.
         """
         self._expect(State.READY_TO_UNLOCK, State.CLOSED)
         line = self._line()
         points = line.points
         if self.state is State.READY_TO_UNLOCK and line.baseline is None:
             line.baseline = self._weigh(line)
-        for point in points.locks:
-            self.driver.pulse(point)
+        self.driver.unlock_together(points.locks)  # all or none; PartialUnlock says which
         if points.light:
             self.driver.set_light(points.light, True)
         line.unlocked_at = self.ctl.now()

@@ -147,10 +147,10 @@ class Withdrawal:
     _relock_pending: bool = False
 
     def unlock(self) -> None:
-        """Release the drawer and the pocket's own lock; light the guide light."""
+        """Release the drawer and the pocket's own lock together (a refusal releases neither);
+        light the guide light."""
         self._expect(Phase.READY)
-        for point in self.points.locks:
-            self.driver.pulse(point)
+        self.driver.unlock_together(self.points.locks)  # all or none; PartialUnlock says which
         if self.points.light:
             with contextlib.suppress(DriverError):  # a guide light helps; access goes on without
                 self.driver.set_light(self.points.light, True)
