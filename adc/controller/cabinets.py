@@ -118,8 +118,12 @@ def list_cabinets(ctl: Controller) -> list[CabinetView]:
 def get_cabinet(session: Any, cabinet_id: str) -> Cabinet:
     cabinet = session.get(Cabinet, cabinet_id)
     if cabinet is None:
-        raise BadInput(f"no cabinet {cabinet_id!r}: register it with `adc cabinet add`")
+        raise no_such_cabinet(cabinet_id)
     return cabinet
+
+
+def no_such_cabinet(cabinet_id: str) -> BadInput:
+    return BadInput(f"no cabinet {cabinet_id!r}: register it with `adc cabinet add`")
 
 
 @dataclass(frozen=True)

@@ -51,6 +51,7 @@ from adc.errors import BadInput, Refused
 
 if TYPE_CHECKING:
     from adc.controller.context import Actor, Controller, FastTx, Tx
+    from adc.controller.store import Store
 
 ACCESS_WINDOW = timedelta(minutes=15)  # a count opens the pocket for its counter this long
 RECOUNT_REQUESTED = "recount requested"
@@ -316,17 +317,22 @@ def require_access_count(tx: Tx, pocket: Pocket, what: str) -> Transaction | Non
     return last
 
 
+def count_mode_of_row(store: Store, pocket: rows.PocketRow, item: rows.ItemRow | None) -> CountMode:
+    """`count_mode_of` over rows (store.py): blind for a controlled item, else the cabinet's."""
+    if pocket.item_id is None:
+        return CountMode.NONE
+    if item is not None and item.schedule is not None:
+        return CountMode.BLIND
+    settings = rows.cabinet_settings(store, settings_prefix(pocket.cabinet_id))
+    return policy_from_rows(pocket.cabinet_id, settings).count_mode
+
+
 def require_access_count_fast(tx: FastTx, pocket: rows.PocketRow, what: str) -> Any:
     """`require_access_count` on the hot path (store.py): the same rule over the same rows."""
     if pocket.item_id is None:
         return None
     item = rows.item(tx.store, pocket.item_id)
-    schedule = item.schedule if item is not None else None
-    if schedule is not None:
-        mode = CountMode.BLIND
-    else:
-        settings = rows.cabinet_settings(tx.store, settings_prefix(pocket.cabinet_id))
-        mode = count_mode_from(None, policy_from_rows(pocket.cabinet_id, settings).count_mode)
+    mode = count_mode_of_row(tx.store, pocket, item)
     if mode is CountMode.NONE:
         return None
     assert tx.user is not None

@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import contextlib
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -126,8 +125,6 @@ class Database:
         self.engine = engine
         self.dialect = engine.dialect.name
         self.url = safe_url(engine.url)
-        self._local = threading.local()
-        self._held: list[Any] = []
 
     @contextmanager
     def write(self, session_class: type[Session] = Session) -> Iterator[Session]:
@@ -151,56 +148,36 @@ class Database:
     @contextmanager
     def raw_write(self) -> Iterator[Any]:
         """`write` on the DB-API connection itself: the same writer lock, commit and rollback,
-        none of the ORM's or the pool's per-call work (see store.py). Yields the connection."""
-        raw = self._raw()
-        try:
+        none of the ORM's per-call work (see store.py). Yields the connection."""
+        with self._raw() as raw:
+            # Taking the lock opens the transaction. If that fails nothing of ours is open, and
+            # nothing is rolled back: on `sqlite://` the connection is shared with the ORM, whose
+            # transaction it may be in the middle of.
             if self.dialect == "postgresql":
                 raw.execute("SELECT pg_advisory_xact_lock(%s)", (WRITER_LOCK_KEY,))
             else:
                 raw.execute("BEGIN IMMEDIATE")
-            yield raw
-            raw.commit()
-        except BaseException as err:
-            self._raw_failed(raw, err)
-            raise
+            with _ending(raw, commit=True):
+                yield raw
 
     @contextmanager
     def raw_read(self) -> Iterator[Any]:
         """A read transaction on the DB-API connection: one consistent snapshot."""
-        raw = self._raw()
-        try:
-            if self.dialect != "postgresql":
+        with self._raw() as raw:
+            if self.dialect != "postgresql":  # psycopg opens the transaction at the first read
                 raw.execute("BEGIN")
-            yield raw
-            raw.rollback()
-        except BaseException as err:
-            self._raw_failed(raw, err)
-            raise
+            with _ending(raw, commit=False):
+                yield raw
 
-    def _raw(self) -> Any:
-        """This thread's DB-API connection for the raw path, kept for the database's life."""
-        held = getattr(self._local, "raw", None)
-        if held is None:
-            held = self.engine.raw_connection()
-            self._local.raw = held
-            self._held.append(held)
-        return held.driver_connection
-
-    def _raw_failed(self, raw: Any, err: BaseException) -> None:
+    @contextmanager
+    def _raw(self) -> Iterator[Any]:
+        """A DB-API connection checked out of the engine's pool for one call: the pool's
+        pre-ping replaces one the server dropped, and it goes back when the call ends."""
+        proxied = self.engine.raw_connection()
         try:
-            raw.rollback()
-        except Exception:  # the connection itself is gone: the next call opens a new one
-            self._drop_raw()
-            return
-        if isinstance(err, OSError) or type(err).__name__ in ("OperationalError", "InterfaceError"):
-            self._drop_raw()
-
-    def _drop_raw(self) -> None:
-        held = getattr(self._local, "raw", None)
-        self._local.raw = None
-        if held is not None:
-            with contextlib.suppress(Exception):
-                held.invalidate()
+            yield proxied.driver_connection
+        finally:
+            proxied.close()
 
     @contextmanager
     def read(self) -> Iterator[Session]:
@@ -217,12 +194,22 @@ class Database:
             ).scalar()
 
     def close(self) -> None:
-        for held in self._held:
-            with contextlib.suppress(Exception):
-                held.close()
-        self._held.clear()
-        self._local = threading.local()
         self.engine.dispose()
+
+
+@contextmanager
+def _ending(raw: Any, *, commit: bool) -> Iterator[None]:
+    """End a raw transaction: commit (writes) or roll back (reads); roll back on any error."""
+    try:
+        yield
+    except BaseException:
+        with contextlib.suppress(Exception):  # a dead connection: the pool replaces it
+            raw.rollback()
+        raise
+    if commit:
+        raw.commit()
+    else:
+        raw.rollback()
 
 
 def _configure_sqlite(engine: Engine) -> None:

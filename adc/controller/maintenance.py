@@ -29,7 +29,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlmodel import Session
 
-from adc.controller.cabinets import get_cabinet
+from adc.controller.cabinets import get_cabinet, no_such_cabinet
 from adc.controller.context import Actor, Controller, Tx
 from adc.controller.models import (
     Drawer,
@@ -136,10 +136,14 @@ def fold_failures(events: list[tuple[Any, ...]], name_of: Any) -> list[Failure]:
 
 def out_of_service(ctl: Controller, cabinet_id: str) -> dict[str, list[Failure]]:
     """Drawer code → its open failures, for every drawer out of service."""
-    with ctl.read() as session:
-        get_cabinet(session, cabinet_id)
+    from adc.controller import rows
+
+    with ctl.read_fast() as store:  # every restock line asks: on the raw cursor (store.py)
+        if not rows.cabinet_exists(store, cabinet_id):
+            raise no_such_cabinet(cabinet_id)
+        events = rows.cabinet_failures(store, cabinet_id)
         out: dict[str, list[Failure]] = {}
-        for failure in open_failures(session, cabinet_id):
+        for failure in fold_failures(events, lambda uid: rows.username(store, uid)):
             out.setdefault(failure.drawer, []).append(failure)
         return out
 

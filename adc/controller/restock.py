@@ -51,20 +51,26 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
-from adc.controller import counts, inventory
+from adc.controller import counts, inventory, rows
 from adc.controller.cabinet_policy import CountMode
 from adc.controller.cabinets import get_cabinet
-from adc.controller.context import Actor, Controller
+from adc.controller.context import Actor, Controller, require
 from adc.controller.formulary import find_item
 from adc.controller.gs1 import Scan, parse_scan
-from adc.controller.inventory import Movement, Sensed, Verdict, check_levels, verify_scan
-from adc.controller.maintenance import check_in_service, out_of_service
-from adc.controller.models import Drawer, Item, MaintenanceEvent, Pocket
+from adc.controller.inventory import Movement, Sensed, Verdict, check_levels, judge_scan
+from adc.controller.maintenance import fold_failures, out_of_service, refuse_if_failed
+from adc.controller.models import Drawer, MaintenanceEvent, Pocket
 from adc.controller.permissions import Action
 from adc.controller.reports import RefillLine, refill_list
-from adc.controller.stock import block_of, find_pocket, held_lots, item_label
+from adc.controller.stock import (
+    block_from_rows,
+    expired_held_clause,
+    find_pocket,
+    item_label,
+    recalled_held_clause,
+)
 from adc.drivers.base import DriverError, Quality, WeightReading
 from adc.errors import BadInput, Refused
 
@@ -235,27 +241,34 @@ class RestockSession:
         """Start a line on a pocket. A load names the item (id, NDC or GTIN) and its levels."""
         self._expect(State.IDLE)
         kind = LineKind(kind)
-        self.ctl.check(self.actor, _ACTION[kind])
-        with self.ctl.read() as session:
-            pocket = find_pocket(session, self.cabinet, pocket_code)
-            drawer = session.get(Drawer, pocket.drawer_id)
-            assert drawer is not None
-            check_in_service(session, self.cabinet, drawer.code)
-            item_row = session.get(Item, pocket.item_id) if pocket.item_id else None
+        load_item = None
+        if kind is LineKind.LOAD:
+            if item is None or levels is None:
+                raise BadInput("a load names the item and its levels (par, critical-low, max)")
+            with self.ctl.read() as session:  # not inside the raw read: one connection at a time
+                load_item = find_item(session, item)
+        with self.ctl.read_fast() as store:  # one snapshot on the raw cursor (store.py)
+            require(rows.user(store, self.actor.user_id), self.actor.username, _ACTION[kind])
+            pocket = rows.pocket(store, self.cabinet, pocket_code)
+            drawer = rows.drawer(store, pocket.drawer_id)
+            events = rows.drawer_events(store, self.cabinet, drawer.code)
+            failures = fold_failures(events, lambda uid: rows.username(store, uid))
+            refuse_if_failed(drawer.code, failures)
+            item_row: Any = rows.item(store, pocket.item_id) if pocket.item_id else None
+            held = rows.held_lots(store, pocket.id)
             if kind is LineKind.LOAD:
-                if item is None or levels is None:
-                    raise BadInput("a load names the item and its levels (par, critical-low, max)")
+                assert levels is not None
                 if pocket.kind == "return-bin":
                     raise Refused(
                         f"pocket {pocket.code} is a return bin: it holds no assigned item"
                     )
-                if pocket.on_hand or held_lots(session, pocket.id or 0):
+                if pocket.on_hand or held:
                     raise Refused(f"pocket {pocket.code} is not empty: unload it first")
                 check_levels(*levels, pocket.capacity)
-                item_row = find_item(session, item)
+                item_row = load_item
             elif item_row is None:
                 raise Refused(f"pocket {pocket.code} has no item assigned")
-            block = block_of(session, pocket, self.ctl.today())
+            block = block_from_rows(pocket.code, held, self.ctl.today())
             if kind is LineKind.REFILL and block is not None:
                 raise Refused(f"{block.reason}: pull it before restocking")
             if kind is LineKind.PULL and block is None:
@@ -269,12 +282,12 @@ class RestockSession:
                 unit_weight_g=item_row.unit_weight_g,
                 on_hand=pocket.on_hand,
                 need=max(pocket.par - pocket.on_hand, 0) if kind is LineKind.REFILL else None,
-                points=Points.of(pocket, drawer),
+                points=Points.of(pocket, drawer),  # type: ignore[arg-type]
                 levels=levels if kind is LineKind.LOAD else None,
             )
             line.pulse_s = pulse_length_s(self.driver.profile, line.points.locks)
-            if kind in (LineKind.REFILL, LineKind.UNLOAD):
-                line.count_due = counts.count_mode_of(session, pocket)
+            if kind in (LineKind.REFILL, LineKind.UNLOAD):  # item_row is the pocket's item
+                line.count_due = counts.count_mode_of_row(store, pocket, item_row)
         self.line = line
         self.state = State.AWAITING_SCAN if kind in _SCANNED else State.READY_TO_UNLOCK
         return line
@@ -285,11 +298,18 @@ class RestockSession:
         self._expect(State.AWAITING_SCAN, State.NEEDS_CONFIRMATION)
         line = self._line()
         scan = parse_scan(raw)
-        with self.ctl.read() as session:
-            pocket = find_pocket(session, self.cabinet, line.pocket)
+        with self.ctl.read_fast() as store:
+            pocket = rows.pocket(store, self.cabinet, line.pocket)
             assert line.item_id is not None
-            verdict = verify_scan(
-                session, pocket, line.item_id, scan, self.ctl.today(), self.ctl.policy
+            verdict = judge_scan(
+                pocket.code,
+                line.item_id,
+                scan,
+                self.ctl.today(),
+                self.ctl.policy,
+                item_of=lambda wanted: rows.item(store, wanted),
+                gtin_item=lambda gtin: rows.gtin_item(store, gtin),
+                recall_of=lambda gtin, lot: rows.recall_of(store, gtin, lot),
             )
             capacity = line.levels[2] if line.levels else pocket.max_qty
             if pocket.on_hand >= capacity:
@@ -308,15 +328,45 @@ class RestockSession:
         """Release the drawer and this pocket's own lock, light its guide light.
 
         Also allowed from CLOSED, to open the pocket again and correct what is in it (the scale's
-        baseline stays the one from before the first opening). The locks are released together
-        or not at all (`unlock_together`); a driver error leaves the state.
+        baseline stays the one from before the first opening). Refused while the drawer is out
+        of service for anything but this line's own relock failure. The locks are released
+        together or not at all (`unlock_together`); a driver error leaves the state. A
+        `PartialUnlock` is recorded (withdrawal.record_partial_unlock) and raised as
+        `UnlockIncomplete`: the state stays, so the person may try again where the drawer stayed
+        locked, or leave the line (skip, cancel); where the drawer may have opened it is out of
+        service, and only leaving the line remains.
         """
+        from adc.drivers.base import PartialUnlock
+
         self._expect(State.READY_TO_UNLOCK, State.CLOSED)
         line = self._line()
         points = line.points
+        failures = [
+            f
+            for f in out_of_service(self.ctl, self.cabinet).get(line.drawer, [])
+            if f.id != line.relock_event
+        ]
+        if failures:
+            raise Refused(
+                f"drawer {line.drawer} is out of service: {failures[-1].describe()}; "
+                f"recover it first (adc diag recover --drawer {line.drawer})"
+            )
         if self.state is State.READY_TO_UNLOCK and line.baseline is None:
             line.baseline = self._weigh(line)
-        self.driver.unlock_together(points.locks)  # all or none; PartialUnlock says which
+        try:
+            self.driver.unlock_together(points.locks)  # all or none; PartialUnlock says which
+        except PartialUnlock as err:
+            from adc.controller.withdrawal import record_partial_unlock  # it imports this module
+
+            raise record_partial_unlock(
+                self.ctl,
+                self.cabinet,
+                err,
+                drawer=line.drawer,
+                pocket=line.pocket,
+                drawer_lock=points.drawer_lock,
+                during=f"restock session {self.id} by {self.actor.username}",
+            ) from err
         if points.light:
             self.driver.set_light(points.light, True)
         line.unlocked_at = self.ctl.now()
@@ -809,12 +859,13 @@ def begin_restock(
 
 def pockets_needing_pull(ctl: Controller, cabinet: str) -> list[str]:
     """Pocket codes that hold expired or recalled stock (removal blocked until pulled)."""
-    with ctl.read() as session:
-        rows = (
-            session.execute(
-                select(Pocket).where(Pocket.cabinet_id == cabinet).order_by(Pocket.position)
-            )
-            .scalars()
-            .all()
+    query = (
+        select(Pocket.code)
+        .where(
+            Pocket.cabinet_id == cabinet,
+            or_(expired_held_clause(ctl.today()), recalled_held_clause()),
         )
-        return [p.code for p in rows if block_of(session, p, ctl.today()) is not None]
+        .order_by(Pocket.position)
+    )
+    with ctl.read() as session:
+        return list(session.execute(query).scalars())

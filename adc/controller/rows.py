@@ -80,6 +80,7 @@ class ItemRow(NamedTuple):
     form: str
     schedule: int | None
     active: bool
+    unit_weight_g: float | None
 
     @property
     def label(self) -> str:
@@ -295,6 +296,37 @@ def _q_drawer_events() -> ClauseElement:
     )
 
 
+def _q_cabinet_failures() -> ClauseElement:
+    """Every drawer failure and recovery of a cabinet, in order (`fold_failures` folds them)."""
+    from adc.controller.maintenance import FAILURE_KINDS, RECOVERED
+
+    kinds = [
+        _event.kind == bindparam(f"kind_{n}", value=kind)
+        for n, kind in enumerate(sorted({*FAILURE_KINDS, RECOVERED}))
+    ]
+    return (
+        select(
+            _event.id,
+            _event.drawer_code,
+            _event.pocket_code,
+            _event.kind,
+            _event.detail,
+            _event.at,
+            _event.user_id,
+        )
+        .where(
+            _event.cabinet_id == bindparam("cabinet"),
+            _event.drawer_code.is_not(None),
+            or_(*kinds),
+        )
+        .order_by(_event.id)
+    )
+
+
+def _q_cabinet_exists() -> ClauseElement:
+    return select(m.Cabinet.__table__.c.id).where(m.Cabinet.__table__.c.id == bindparam("cabinet"))
+
+
 def _q_username() -> ClauseElement:
     return select(_user.username).where(_user.id == bindparam("id"))
 
@@ -464,6 +496,16 @@ def earliest_lot(store: Store, pocket_id: int, item_id: int) -> int | None:
 def find_lot(store: Store, pocket_id: int, gtin: str, lot: str, expiry: date) -> int | None:
     found = store.row(_q_find_lot, pocket_id=pocket_id, gtin=gtin, lot=lot, expiry=expiry)
     return None if found is None else int(found[0])
+
+
+def cabinet_exists(store: Store, cabinet_id: str) -> bool:
+    return store.row(_q_cabinet_exists, cabinet=cabinet_id) is not None
+
+
+def cabinet_failures(store: Store, cabinet_id: str) -> list[tuple[Any, ...]]:
+    """(id, drawer, pocket, kind, detail, at, user_id) of the cabinet's drawer failures and
+    recoveries, in order (see `maintenance.fold_failures`)."""
+    return store.rows(_q_cabinet_failures, cabinet=cabinet_id)
 
 
 # --------------------------------------------------------------------------------------- writes

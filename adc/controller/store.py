@@ -16,6 +16,7 @@ them here:
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -62,6 +63,19 @@ class Prepared:
         )
 
 
+def _result_processor(type_: Any, dialect: Dialect) -> Processor:
+    """The column type's conversion of what the driver returns (None: use it as it is).
+
+    Some processors want the driver's own type code for the column (psycopg's Float and
+    Numeric), which a statement compiled ahead of time does not have; psycopg returns those as
+    Python numbers already, so the value is used as it is.
+    """
+    try:
+        return type_.dialect_impl(dialect).result_processor(dialect, None)
+    except TypeError:
+        return None
+
+
 def prepare(statement: ClauseElement, dialect: Dialect) -> Prepared:
     """Compile `statement` for `dialect` once; see the module docstring for why."""
     compiled = statement.compile(dialect=dialect)
@@ -82,15 +96,17 @@ def prepare(statement: ClauseElement, dialect: Dialect) -> Prepared:
     if columns is None:  # an insert/update: its RETURNING columns, if any
         returning = getattr(statement, "_returning", ()) or ()
         columns = list(returning)
-    results = tuple(
-        column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns
-    )
+    results = tuple(_result_processor(column.type, dialect) for column in columns)
     names = tuple(compiled.positiontup or ()) if dialect.positional else None
     converting = any(proc is not None for proc in results)
     return Prepared(compiled.string, names, defaults, binds, results, converting)
 
 
-_PREPARED: dict[tuple[int, Callable[[], ClauseElement]], Prepared] = {}
+# Compiled statements per dialect object: weakly keyed, so they go with the engine that owns the
+# dialect (an id() key could be handed to a later dialect of another database).
+_PREPARED: weakref.WeakKeyDictionary[Dialect, dict[Callable[[], ClauseElement], Prepared]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 class Store:
@@ -103,13 +119,12 @@ class Store:
     def __init__(self, raw: Any, dialect: Dialect) -> None:
         self.dialect = dialect
         self.cursor = raw.cursor()
-        self._key = id(dialect)
+        self._prepared_here = _PREPARED.setdefault(dialect, {})
 
     def _prepared(self, build: Callable[[], ClauseElement]) -> Prepared:
-        key = (self._key, build)
-        found = _PREPARED.get(key)
+        found = self._prepared_here.get(build)
         if found is None:
-            found = _PREPARED[key] = prepare(build(), self.dialect)
+            found = self._prepared_here[build] = prepare(build(), self.dialect)
         return found
 
     def rows(self, build: Callable[[], ClauseElement], **params: Any) -> list[tuple[Any, ...]]:

@@ -37,14 +37,14 @@ from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from adc.controller import counts, inventory, maintenance, rows
-from adc.controller.cabinet_policy import CountMode, policy_from_rows, settings_prefix
+from adc.controller.cabinet_policy import CountMode
 from adc.controller.cabinets import get_cabinet
 from adc.controller.context import Actor, Controller, require
 from adc.controller.models import Drawer, MaintenanceEvent
 from adc.controller.permissions import Action
 from adc.controller.restock import DEFAULT_PULSE_S, RELOCK_GRACE_S, Points, pulse_length_s
 from adc.controller.stock import block_from_rows
-from adc.drivers.base import DriverError, Quality, WeightReading
+from adc.drivers.base import DriverError, PartialUnlock, Quality, WeightReading
 from adc.errors import BadInput, Refused
 
 if TYPE_CHECKING:
@@ -119,6 +119,98 @@ def raise_alarm(
     return Alarm(kind, detail, drawer, pocket, device, point, event_id)
 
 
+PARTIAL_UNLOCK_ALARM = "alarm-partial-unlock"  # a pocket's latch released, its drawer stayed shut
+PARTIAL_UNLOCK_FAILURE = "failed"  # the drawer may have opened without its pocket: out of service
+
+
+class UnlockIncomplete(PartialUnlock):
+    """A `PartialUnlock` of a withdrawal or a restock line, recorded: `alarm` is the maintenance
+    event, `out_of_service` says the drawer left service. The message says which lock opened
+    and what to do; `released`, `not_released`, `unconfirmed` are the driver's account."""
+
+    def __init__(self, partial: PartialUnlock, alarm: Alarm, message: str) -> None:
+        super().__init__(partial.released, partial.not_released, partial.cause, partial.unconfirmed)
+        self.message = message
+        self.args = (message,)
+        self.details = [*partial.details, f"maintenance event {alarm.event_id} ({alarm.kind})"]
+        self.alarm = alarm
+        self.out_of_service = alarm.kind in maintenance.FAILURE_KINDS
+
+
+def record_partial_unlock(
+    ctl: Controller,
+    cabinet: str,
+    err: PartialUnlock,
+    *,
+    drawer: str,
+    pocket: str,
+    drawer_lock: str,
+    during: str,
+) -> UnlockIncomplete:
+    """Record a drawer and its pocket's lock that were not released together; the error to raise.
+
+    Fail closed: where the drawer's lock was released, or any lock was sent without an answer
+    (it may have pulsed), the drawer may have opened while its pocket stayed shut: a failure
+    (`failed`: out of service until `adc diag recover` recounts every pocket in it). Where only
+    the pocket's own latch was released inside a drawer that stayed locked, nothing was reachable:
+    an `alarm-partial-unlock` for the service engineer, and the person may try again. Either way
+    the event's detail names every lock released, not released and not confirmed.
+    """
+    unsure = set(err.unconfirmed)
+    refused = [p for p in err.not_released if p not in unsure]
+    fails = drawer_lock in err.released or bool(unsure)
+
+    def locks(points: list[str] | tuple[str, ...]) -> str:
+        return ", ".join(
+            f"drawer {drawer}'s lock {p}" if p == drawer_lock else f"pocket {pocket}'s lock {p}"
+            for p in points
+        )
+
+    account = [f"released {', '.join(err.released)}"]
+    if refused:
+        account.append(f"not released {', '.join(refused)}")
+    if unsure:
+        account.append(f"sent but not confirmed (may have pulsed) {', '.join(err.unconfirmed)}")
+    detail = (
+        f"partial unlock of pocket {pocket} in drawer {drawer} ({during}): "
+        f"{'; '.join(account)} ({err.cause.message}): "
+        + (
+            "the drawer may have opened while the pocket stayed shut: out of service until "
+            "recovered, every pocket in it recounted"
+            if fails
+            else "the drawer stayed locked; the released latch re-engages at the end of its pulse"
+        )
+    )
+    alarm = raise_alarm(
+        ctl,
+        cabinet,
+        PARTIAL_UNLOCK_FAILURE if fails else PARTIAL_UNLOCK_ALARM,
+        detail,
+        drawer=drawer,
+        pocket=pocket,
+        device=err.device,
+        point=err.point,
+    )
+    said = f"pocket {pocket} was not unlocked as asked: {locks(err.released)} opened"
+    if refused:
+        said += f", {locks(refused)} did not"
+    if unsure:
+        said += f"; {locks(err.unconfirmed)} did not answer and may have opened"
+    said += f" ({err.cause.message}). "
+    if fails:
+        said += (
+            f"Close drawer {drawer}: it is out of service until recovered "
+            f"(adc diag recover --drawer {drawer}); call service "
+            f"(maintenance event {alarm.event_id})"
+        )
+    else:
+        said += (
+            f"Drawer {drawer} stayed locked: try again once the lock has re-armed, or stop here "
+            f"(nothing was taken or added; alarm recorded, maintenance event {alarm.event_id})"
+        )
+    return UnlockIncomplete(err, alarm, said)
+
+
 @dataclass
 class Withdrawal:
     """One person's removal from one pocket; see the module docstring for the calls."""
@@ -148,9 +240,29 @@ class Withdrawal:
 
     def unlock(self) -> None:
         """Release the drawer and the pocket's own lock together (a refusal releases neither);
-        light the guide light."""
+        light the guide light.
+
+        A `PartialUnlock` (one lock released, the other not, or not confirmed) is recorded and
+        raised as `UnlockIncomplete`: where the drawer stayed locked the phase stays READY (try
+        again, or stop: `finish()`); where it may have opened the drawer is out of service and
+        the withdrawal FAILED (nothing can be recorded: the pocket was never unlocked)."""
         self._expect(Phase.READY)
-        self.driver.unlock_together(self.points.locks)  # all or none; PartialUnlock says which
+        try:
+            self.driver.unlock_together(self.points.locks)  # all or none; PartialUnlock says which
+        except PartialUnlock as err:
+            failed = record_partial_unlock(
+                self.ctl,
+                self.cabinet,
+                err,
+                drawer=self.drawer,
+                pocket=self.pocket,
+                drawer_lock=self.points.drawer_lock,
+                during=f"removal by {self.actor.username}",
+            )
+            self.alarms.append(failed.alarm)
+            if failed.out_of_service:
+                self.phase = Phase.FAILED
+            raise failed from err
         if self.points.light:
             with contextlib.suppress(DriverError):  # a guide light helps; access goes on without
                 self.driver.set_light(self.points.light, True)
@@ -342,12 +454,7 @@ def begin_withdrawal(
         if qty > pocket.on_hand:
             raise Refused(f"pocket {pocket.code} holds {pocket.on_hand}, cannot remove {qty}")
         item = rows.item(store, pocket.item_id)
-        schedule = item.schedule if item is not None else None
-        if schedule is None:
-            settings = rows.cabinet_settings(store, settings_prefix(cabinet))
-            cabinet_mode = policy_from_rows(cabinet, settings).count_mode
-        else:
-            cabinet_mode = CountMode.NONE
+        controlled = item is not None and item.schedule is not None
         points = Points.of(pocket, drawer)  # type: ignore[arg-type]
         return Withdrawal(
             ctl=ctl,
@@ -357,9 +464,9 @@ def begin_withdrawal(
             pocket=pocket.code,
             drawer=drawer.code,
             qty=qty,
-            count_back=schedule is not None or bool(count_back),
+            count_back=controlled or bool(count_back),
             points=points,
-            count_due=counts.count_mode_from(schedule, cabinet_mode),
+            count_due=counts.count_mode_of_row(store, pocket, item),
             pulse_s=pulse_length_s(driver.profile, points.locks),
         )
 

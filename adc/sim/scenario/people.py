@@ -56,7 +56,7 @@ def _unlock(world: World, unlock: Callable[[], None]) -> Proc:
             unlock()
             return
         except RearmRefused as err:
-            yield world.env.timeout(err.retry_after_ms / 1000 + 0.1)
+            yield world.env.timeout(err.remaining_ms / 1000 + 0.1)
     unlock()
 
 
