@@ -185,6 +185,15 @@ def _q_set_on_hand() -> ClauseElement:
     )
 
 
+def _insert(model: Any, fields: tuple[str, ...], *, returning_id: bool = False) -> ClauseElement:
+    """INSERT of `fields` (each bound under its own name, with its column's type)."""
+    table = model.__table__
+    statement = insert(table).values(
+        {name: bindparam(name, type_=table.c[name].type) for name in fields}
+    )
+    return statement.returning(table.c.id) if returning_id else statement
+
+
 _TXN_FIELDS = (
     "at",
     "kind",
@@ -205,11 +214,7 @@ _TXN_FIELDS = (
 
 
 def _q_insert_txn() -> ClauseElement:
-    return (
-        insert(m.Transaction.__table__)
-        .values({name: bindparam(name, type_=getattr(_txn, name).type) for name in _TXN_FIELDS})
-        .returning(_txn.id)
-    )
+    return _insert(m.Transaction, _TXN_FIELDS, returning_id=True)
 
 
 _SHORTAGE_FIELDS = (
@@ -226,16 +231,7 @@ _SHORTAGE_FIELDS = (
 
 
 def _q_insert_shortage() -> ClauseElement:
-    return (
-        insert(m.Shortage.__table__)
-        .values(
-            {
-                name: bindparam(name, type_=getattr(_shortage, name).type)
-                for name in _SHORTAGE_FIELDS
-            }
-        )
-        .returning(_shortage.id)
-    )
+    return _insert(m.Shortage, _SHORTAGE_FIELDS, returning_id=True)
 
 
 def _q_resolve_shortage() -> ClauseElement:
@@ -257,9 +253,7 @@ _AUDIT_FIELDS = ("seq", "at", "actor", "witness", "action", "payload", "prev_has
 
 
 def _q_insert_audit() -> ClauseElement:
-    return insert(m.AuditEntry.__table__).values(
-        {name: bindparam(name, type_=getattr(_audit, name).type) for name in _AUDIT_FIELDS}
-    )
+    return _insert(m.AuditEntry, _AUDIT_FIELDS)
 
 
 def _q_drawer_events() -> ClauseElement:
@@ -363,11 +357,7 @@ _LOT_FIELDS = ("pocket_id", "item_id", "gtin", "lot", "expiry", "qty", "received
 
 
 def _q_insert_lot() -> ClauseElement:
-    return (
-        insert(m.StockLot.__table__)
-        .values({name: bindparam(name, type_=getattr(_lot, name).type) for name in _LOT_FIELDS})
-        .returning(_lot.id)
-    )
+    return _insert(m.StockLot, _LOT_FIELDS, returning_id=True)
 
 
 def _q_add_to_lot() -> ClauseElement:
@@ -391,17 +381,10 @@ _DISCREPANCY_FIELDS = (
     "opened_at",
     "deadline",
 )
-_disc = m.Discrepancy.__table__.c  # type: ignore[attr-defined]
 
 
 def _q_insert_discrepancy() -> ClauseElement:
-    return (
-        insert(m.Discrepancy.__table__)
-        .values(
-            {name: bindparam(name, type_=getattr(_disc, name).type) for name in _DISCREPANCY_FIELDS}
-        )
-        .returning(_disc.id)
-    )
+    return _insert(m.Discrepancy, _DISCREPANCY_FIELDS, returning_id=True)
 
 
 def _q_assign_pocket() -> ClauseElement:
