@@ -32,7 +32,7 @@ from adc.controller.gs1 import parse_scan
 from adc.controller.models import AuditEntry, Item, Pocket
 from adc.controller.permissions import Action
 from adc.controller.store import Store, prepare
-from tests.controller.dbs import pg_base_url
+from tests.controller.dbs import PG_SKIP_REASON, fresh_database, pg_base_url
 from tests.controller.site import ACETAMINOPHEN, CABINET, Site, build_site, datamatrix
 
 GOOD = date(2027, 6, 30)
@@ -85,8 +85,20 @@ def test_threads_that_ended_give_their_raw_connection_back_to_the_pool(site: Sit
 
 
 # -------------------------------------------------------------------------- PostgreSQL restart
+@pytest.fixture
+def pg_site(tmp_path: Path) -> Iterator[Site]:
+    """A site on PostgreSQL only: connection loss is a server's matter."""
+    if not pg_base_url():
+        pytest.skip(PG_SKIP_REASON)
+    url, drop = fresh_database("postgresql", tmp_path)
+    built = build_site(url)
+    yield built
+    built.ctl.db.close()
+    drop()
+
+
 def test_postgresql_a_dropped_connection_is_replaced_before_the_next_hot_path_call(
-    site: Site,
+    pg_site: Site,
 ) -> None:
     """WAS A DEFECT (f441903, db.py `_raw`): the raw path kept one DB-API connection per thread for the
     life of the Database and never checks it out of the pool again, so the engine's
@@ -96,8 +108,7 @@ def test_postgresql_a_dropped_connection_is_replaced_before_the_next_hot_path_ca
     `psycopg.errors.AdminShutdown` traceback (not an AdcError): a nurse's withdrawal or a removal
     fails once. Only the call after it works (the failure drops the connection).
     """
-    if site.ctl.db.dialect != "postgresql":
-        pytest.skip("connection loss is a PostgreSQL matter")
+    site = pg_site
     ctl = site.ctl
     _stocked(site)
     ctl.check(site.nurse, Action.REMOVE)
