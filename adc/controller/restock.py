@@ -53,7 +53,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import or_, select
 
-from adc.controller import counts, inventory, rows
+from adc.controller import counts, inventory, maintenance, rows
 from adc.controller.cabinet_policy import CountMode
 from adc.controller.cabinets import get_cabinet
 from adc.controller.context import Actor, Controller, require
@@ -81,6 +81,7 @@ if TYPE_CHECKING:
 RELOCK_GRACE_S = 1.0  # after the pulse ended (or the door shut, if later): time to re-engage
 DEFAULT_PULSE_S = 0.5  # a lock whose device the profile does not describe (profiles default 500 ms)
 RELOCK_FAILED = "relock-failed"  # maintenance event kind (a failure: the drawer leaves service)
+SWITCH_FAILED = "switch-failed"  # likewise: a switch that reads what cannot be
 ABANDONED = "failed"  # the maintenance failure an abandoned line leaves (blind recount required)
 
 
@@ -164,6 +165,7 @@ class Line:
     notes: list[str] = field(default_factory=list)
     relock_failed: bool = False  # sticky for the line: once a close found a lock loose
     relock_event: int | None = None  # the relock-failed maintenance event, once recorded
+    switch_event: int | None = None  # the switch-failed event of a drawer switch seen lying
     relock_checked: bool = False  # this close's relock was judged (after the pulse)
     pulse_s: float = DEFAULT_PULSE_S  # the longest unlock pulse among `points.locks`
     opened: bool = False  # the access switch read open at least once
@@ -391,6 +393,7 @@ class RestockSession:
                 line.notes.append(f"not opened within {policy.unlock_timeout_s} s: unlock again")
                 self.state = State.READY_TO_UNLOCK
         if self.state is State.OPEN:
+            self._check_drawer_switch(line)
             switches = dict.fromkeys((line.points.access_switch, line.points.drawer_switch))
             if all(self.driver.input_active(s) for s in switches):
                 line.closed_at = now
@@ -398,6 +401,30 @@ class RestockSession:
         if self.state is State.SETTLING:
             self._settle(line, now)
         return self.state
+
+    def _check_drawer_switch(self, line: Line) -> None:
+        """A lid or door inside the drawer that reads open while the drawer's switch reads
+        closed cannot be: the drawer switch has failed, and the drawer leaves service (once per
+        line). The line itself goes on and is recorded: what the person did is not lost."""
+        points = line.points
+        if points.access_switch == points.drawer_switch or line.switch_event is not None:
+            return
+        if self.driver.input_active(points.access_switch):
+            return
+        if not self.driver.input_active(points.drawer_switch):
+            return
+        detail = (
+            f"{points.drawer_switch} reads drawer {line.drawer} closed while "
+            f"{points.access_switch} of {line.pocket} inside it reads open "
+            f"(a restock by {self.actor.username})"
+        )
+        line.switch_event = maintenance.mark_failed(
+            self.ctl, None, self.cabinet, line.drawer, SWITCH_FAILED, detail, pocket=line.pocket
+        )
+        line.notes.append(
+            f"drawer {line.drawer}'s switch reads closed while the pocket is open: the drawer is "
+            f"out of service until recovered (adc diag recover --drawer {line.drawer}); call service"
+        )
 
     def _weigh(self, line: Line) -> WeightReading | None:
         if (

@@ -379,6 +379,7 @@ def _work_line(world: World, station: Station, session: RestockSession, line: Li
     except DriverError as err:
         _driver_trouble(world, station, err, "technician")
         _shut_all(station, info)
+    _report_line_failures(world, station, info, line)
     if session.state is not State.CLOSED:
         if session.state in (State.OPEN, State.SETTLING, State.UNLOCKED):
             alarm = withdrawal.raise_alarm(
@@ -492,6 +493,19 @@ def pharmacist_rounds(world: World, index: int) -> Proc:
 
 
 # ------------------------------------------------------------------------------ faults & service
+def _report_line_failures(world: World, station: Station, info: PocketInfo, line: Line) -> None:
+    """What the session recorded as a failure during the line (the drawer left service): the
+    technician sees it on the screen and calls service, as a nurse's alarm would."""
+    found = (
+        (line.relock_event, "did not lock again"),
+        (line.switch_event, "reads closed by its switch while the pocket was open"),
+    )
+    for event_id, what in found:
+        if event_id is not None:
+            tokens = {f"drawer:{info.drawer}", f"pocket:{line.pocket}"}
+            on_alarm(world, station, tokens, f"drawer {info.drawer} {what} (restock)")
+
+
 def _tokens(alarm: withdrawal.Alarm) -> set[str]:
     out = set()
     if alarm.drawer:
