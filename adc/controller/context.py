@@ -8,6 +8,7 @@ leaves the database exactly as it was, and every change that does commit carries
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -39,7 +40,7 @@ class Actor:
 SYSTEM = "system"
 
 
-class _Audited:
+class _Audited(ABC):
     """The audit appender both kinds of write transaction share (fields set by the subclass)."""
 
     now: datetime
@@ -48,11 +49,13 @@ class _Audited:
     seqs: list[int]
     _head: tuple[int, str] | None
 
+    @abstractmethod
     def _read_head(self) -> tuple[int, str]:
-        raise NotImplementedError
+        """The audit trail's last (sequence, hash), read under the writer lock."""
 
+    @abstractmethod
     def _insert(self, values: dict[str, Any]) -> None:
-        raise NotImplementedError
+        """Insert one audit entry's columns."""
 
     def upcoming_seq(self) -> int:
         """The sequence number the next audit entry of this transaction will get.
