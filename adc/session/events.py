@@ -33,7 +33,9 @@ KINDS = (
     "unfinished",  # left without a record (nothing was accessed)
     "abandoned",  # given up after the pocket was opened: drawer flagged for a blind recount
     "interrupted",  # Ctrl-C: what was done to leave the cabinet safe and the record complete
-    "error",  # hardware or input problem that ended a line
+    "error",  # hardware or input problem that ended a line; a partial unlock (`partial_unlock`)
+    # names the locks `released`, `not_released`, `unconfirmed`, the `maintenance_event` recorded,
+    # whether the drawer is `out_of_service`, and whether the person may `retry`
     "summary",  # the end: what was recorded, skipped, left, flagged (abandoned)
 )
 

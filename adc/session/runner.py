@@ -24,6 +24,10 @@ they cannot recount, the drawer will not close — is abandoned the same way wit
 (`abandon`); a line that could not be recorded or lost its switches is too (`flag`). Either way
 the session is IDLE afterwards and the round goes on with the next line (the flagged drawer's
 lines are no longer offered).
+
+A partial unlock (the drawer's and the pocket's own lock not released together; the controller
+records it) is an `error` event naming each lock; `retry_unlock` says whether the drawer stayed
+locked (the person may unlock again) or left service (only leaving the line remains).
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 from adc.controller.audit import format_time
 from adc.controller.restock import RELOCK_GRACE_S, Line, RestockSession, State
+from adc.controller.withdrawal import UnlockIncomplete
 from adc.drivers.base import DriverError, RearmRefused
 from adc.errors import AdcError, BadInput, Refused
 from adc.session.events import Event, Listener, scanner_text, shown_scan
@@ -127,6 +132,7 @@ class Runner:
     _notes_seen: int = 0
     _opened_at: float | None = None
     _unlocked_at: float | None = None
+    retry_unlock: bool = False  # the last unlock was partial and the drawer stayed locked
 
     # ------------------------------------------------------------------------------- the round
     def start(self) -> None:
@@ -293,8 +299,15 @@ class Runner:
 
     # -------------------------------------------------------------------------------- the access
     def unlock(self) -> bool:
-        """Pulse the pocket's locks; a lock still re-arming is waited for. False: hardware error."""
+        """Pulse the pocket's locks; a lock still re-arming is waited for. False: hardware error,
+        or a refusal (the drawer went out of service).
+
+        A partial unlock (one of the drawer's and the pocket's locks released, the other not) was
+        recorded by the controller; the `error` event names each lock and what to do, and
+        `retry_unlock` says whether the person may try again (the drawer stayed locked) or must
+        leave the line (the drawer is out of service)."""
         line = self._line()
+        self.retry_unlock = False
         for attempt in range(REARM_TRIES):
             try:
                 self.session.unlock()
@@ -304,6 +317,12 @@ class Runner:
                     self._event("error", pocket=line.pocket, reason=busy.message)
                     return False
                 self.waiter.sleep(busy.remaining_ms / 1000 + 0.05)
+            except UnlockIncomplete as partial:
+                self._partial_unlock(line, partial)
+                return False
+            except Refused as err:
+                self._event("refused", pocket=line.pocket, reason=err.message)
+                return False
             except DriverError as err:
                 self._event("error", pocket=line.pocket, reason=f"unlock failed: {err.message}")
                 return False
@@ -316,6 +335,24 @@ class Runner:
             timeout_s=self.session.ctl.policy.unlock_timeout_s,
         )
         return True
+
+    def _partial_unlock(self, line: Line, err: UnlockIncomplete) -> None:
+        unsure = set(err.unconfirmed)
+        self.retry_unlock = not err.out_of_service
+        self._event(
+            "error",
+            pocket=line.pocket,
+            drawer=line.drawer,
+            reason=err.message,
+            partial_unlock=True,
+            released=list(err.released),
+            not_released=[p for p in err.not_released if p not in unsure],
+            unconfirmed=list(err.unconfirmed),
+            out_of_service=err.out_of_service,
+            maintenance_event=err.alarm.event_id,
+            maintenance_kind=err.alarm.kind,
+            retry=self.retry_unlock,
+        )
 
     def access(self, tick: Callable[[AccessStatus], None]) -> str:
         """Wait for the pocket to be opened and closed again: 'closed', 'timeout' or 'failed'

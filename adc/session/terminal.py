@@ -303,7 +303,10 @@ class TerminalSession:
             if hands.acts and not self._ready_to_pull(line):
                 return
             if not self.runner.unlock():
-                self.runner.leave("could not unlock")
+                if self.runner.retry_unlock and self._retry_after_partial_unlock(line):
+                    continue  # the drawer stayed locked: unlock again
+                if self.runner.session.line is not None:
+                    self.runner.leave("could not unlock")
                 return
             if hands.acts:
                 self.runner.pull()  # simulated hands hold the handle: they pull as it clicks
@@ -325,6 +328,21 @@ class TerminalSession:
             )
             if not self._after_timeout(answer):
                 return
+
+    def _retry_after_partial_unlock(self, line: Line) -> bool:
+        """Only one of the drawer's and the pocket's locks released, the drawer stayed locked (the
+        error line says which): True to unlock again; skip, leave or quit end the line."""
+        if self.runner.hands.acts:
+            return True  # _ready_to_pull asks: open, skip or quit
+        answer = self._ask(
+            f"[yellow]Pocket {escape(line.pocket)} was not unlocked; drawer "
+            f"{escape(line.drawer)} stayed locked.[/] Enter = unlock again · "
+            "leave = go on without this line · skip = out of stock · quit"
+        )
+        if answer.strip().lower() == "leave":
+            self.runner.leave("could not unlock: partial unlock")
+            return False
+        return self._after_timeout(answer)
 
     def _ready_to_pull(self, line: Line) -> bool:
         """With simulated hands: unlock when the operator says `open` (the hands then pull)."""

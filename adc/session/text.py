@@ -89,6 +89,9 @@ def describe(event: Event) -> str | None:
         )
     if kind == "interrupted":
         return None  # left or recorded: the `unfinished` / `recorded` event says it
+    if kind == "error" and d.get("partial_unlock"):
+        mark = "[red]⚑" if d.get("out_of_service") else "[yellow]⚠"
+        return f"{mark} {pocket}: not unlocked as asked[/] — {reason}{where}"
     if kind == "error":
         return f"[red]error:[/] {pocket + ': ' if pocket else ''}{reason}{where}"
     if kind == "summary":
