@@ -167,11 +167,6 @@ def _latest(tx: Tx, pocket: Pocket) -> Transaction | None:
     ).scalar()
 
 
-def _fresh_own_count(tx: Any, last: Any) -> bool:
-    assert tx.user is not None
-    return fresh_own_count(tx.user.id, tx.now, last)
-
-
 def fresh_own_count(user_id: int | None, now: datetime, last: Any) -> bool:
     """Is `last` (the pocket's latest count or movement) a count by this user, fresh enough?"""
     return (

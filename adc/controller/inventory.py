@@ -9,12 +9,9 @@ Quantities are whole units; on-hand never goes negative (checked here and by the
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
-
-from sqlalchemy import select
 
 from adc.controller import counts, rows, shortages
 from adc.controller.cabinet_policy import (
@@ -29,9 +26,7 @@ from adc.controller.models import (
     Discrepancy,
     DiscrepancyStatus,
     Item,
-    ItemGtin,
     Pocket,
-    Recall,
     StockLot,
     Transaction,
     TxnKind,
@@ -46,6 +41,7 @@ from adc.controller.stock import (
     item_label,
     recalled,
 )
+from adc.controller.store import Store
 from adc.controller.witness import check_witness
 from adc.errors import BadInput, Refused
 
@@ -61,60 +57,29 @@ class Verdict:
 
 
 def verify_scan(
-    session: Any, pocket: Pocket, item_id: int, scan: Scan, today: date, policy: Policy
+    store: Store, code: str, item_id: int, scan: Scan, today: date, policy: Policy
 ) -> Verdict:
-    """Wrong drug, recalled lot, expired lot: Refused with the reason; short-dated: flagged."""
+    """Wrong drug, recalled lot, expired lot: Refused with the reason; short-dated: flagged.
 
-    def gtin_item(gtin: str) -> int | None:
-        mapped = session.get(ItemGtin, gtin)
-        return None if mapped is None else mapped.item_id
-
-    def recall_of(gtin: str, lot: str) -> tuple[str] | None:
-        found = session.execute(
-            select(Recall.reason).where(Recall.gtin == gtin, Recall.lot == lot)
-        ).first()
-        return None if found is None else (found[0],)
-
-    return judge_scan(
-        pocket.code,
-        item_id,
-        scan,
-        today,
-        policy,
-        item_of=lambda wanted: session.get(Item, wanted),
-        gtin_item=gtin_item,
-        recall_of=recall_of,
-    )
-
-
-def judge_scan(
-    code: str,
-    item_id: int,
-    scan: Scan,
-    today: date,
-    policy: Policy,
-    *,
-    item_of: Callable[[int], Any],
-    gtin_item: Callable[[str], int | None],
-    recall_of: Callable[[str, str], tuple[str] | None],
-) -> Verdict:
-    """The rule of `verify_scan`, reading through the lookups it is given (ORM or rows.py)."""
-    expected = item_of(item_id)
+    Run when the technician scans (restock.py) and again inside the transaction that records
+    the line, so a recall entered or a lot expiring in between still refuses it.
+    """
+    expected = rows.item(store, item_id)
     assert expected is not None
-    mapped = gtin_item(scan.gtin)
+    mapped = rows.gtin_item(store, scan.gtin)
     if mapped is None:
         raise Refused(
             f"wrong drug: GTIN {scan.gtin} is not in the formulary; "
             f"pocket {code} holds {item_label(expected)}"
         )
     if mapped != item_id:
-        other = item_of(mapped)
+        other = rows.item(store, mapped)
         raise Refused(
             f"wrong drug: scanned {item_label(other)}, pocket {code} holds {item_label(expected)}"
         )
     if not expected.active:
         raise Refused(f"{item_label(expected)} is no longer active in the formulary")
-    recall = recall_of(scan.gtin, scan.lot)
+    recall = rows.recall_of(store, scan.gtin, scan.lot)
     if recall is not None:
         why = f" ({recall[0]})" if recall[0] else ""
         raise Refused(f"recalled lot: GTIN {scan.gtin} lot {scan.lot} is under recall{why}")
@@ -334,16 +299,7 @@ def _receive(
     if qty <= 0:
         raise BadInput(f"quantity to {kind.value} must be at least 1, got {qty}")
     today = ctl.today()
-    verdict = judge_scan(
-        pocket.code,
-        pocket.item_id,
-        scan,
-        today,
-        ctl.policy,
-        item_of=lambda wanted: rows.item(store, wanted),
-        gtin_item=lambda gtin: rows.gtin_item(store, gtin),
-        recall_of=lambda gtin, lot: rows.recall_of(store, gtin, lot),
-    )
+    verdict = verify_scan(store, pocket.code, pocket.item_id, scan, today, ctl.policy)
     item = rows.item(store, pocket.item_id)
     controlled = item is not None and item.schedule is not None
     policy = _cabinet_policy(tx, pocket.cabinet_id) if controlled else None

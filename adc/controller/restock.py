@@ -59,7 +59,7 @@ from adc.controller.cabinets import get_cabinet
 from adc.controller.context import Actor, Controller, require
 from adc.controller.formulary import find_item
 from adc.controller.gs1 import Scan, parse_scan
-from adc.controller.inventory import Movement, Sensed, Verdict, check_levels, judge_scan
+from adc.controller.inventory import Movement, Sensed, Verdict, check_levels, verify_scan
 from adc.controller.maintenance import fold_failures, out_of_service, refuse_if_failed
 from adc.controller.models import Drawer, MaintenanceEvent, Pocket
 from adc.controller.permissions import Action
@@ -303,15 +303,8 @@ class RestockSession:
         with self.ctl.read_fast() as store:
             pocket = rows.pocket(store, self.cabinet, line.pocket)
             assert line.item_id is not None
-            verdict = judge_scan(
-                pocket.code,
-                line.item_id,
-                scan,
-                self.ctl.today(),
-                self.ctl.policy,
-                item_of=lambda wanted: rows.item(store, wanted),
-                gtin_item=lambda gtin: rows.gtin_item(store, gtin),
-                recall_of=lambda gtin, lot: rows.recall_of(store, gtin, lot),
+            verdict = verify_scan(
+                store, pocket.code, line.item_id, scan, self.ctl.today(), self.ctl.policy
             )
             capacity = line.levels[2] if line.levels else pocket.max_qty
             if pocket.on_hand >= capacity:
