@@ -341,9 +341,8 @@ class SimDriver:
         start = self._model(group[0], ModbusDIO).coils.start
         ours = {info.ref.index for info in group}
 
-        def write() -> None:  # one request: a write-multiple-coils of the run
-            for index in range(first, last + 1):
-                dio.write_coil(start + index, index in ours)
+        def write() -> None:  # one request: a write-multiple-coils of the run (all or nothing)
+            dio.write_coils(start + first, [index in ours for index in range(first, last + 1)])
 
         try:
             self._call(group[0], write)

@@ -113,9 +113,10 @@ def account_after_failed_write(
     (None when every pulse went out: an earlier attempt landed and only its answer was lost).
 
     A device refusing a write-multiple as busy (`busy_remaining_ms` not None) is taken to have
-    refused the first of our coils, in address order, that reads 0: the emulated devices carry
-    out the coils in address order and stop at the first re-arming one; an all-or-nothing
-    device refuses the whole write, and the account is exact either way. If the read fails
+    refused the first of our coils, in address order, that reads 0. The emulated modules, like
+    real pulse-output modules, check every pulse coil of the write before starting any and
+    refuse it whole (their exception names no coil); a device that carried the coils out in
+    order and stopped at a re-arming one would be accounted exactly too. If the read fails
     too, nothing is confirmed and every lock of the group is unconfirmed."""
     try:
         bits = read_back()

@@ -9,7 +9,10 @@ bits and exceptions that real hardware would give them. The surface, which the e
     property `online`;
     `read_bits(table: "coils" | "discrete_inputs", start, count) -> list[bool]`;
     `read_registers(table: "input" | "holding", start, count) -> list[int]` (0..65535 each);
-    `write_coil(address, value: bool) -> None`; `write_register(address, value: int) -> None`.
+    `write_coil(address, value: bool) -> None`; `write_register(address, value: int) -> None`;
+    `write_coils(address, values: Sequence[bool]) -> None` (function 15, all or nothing: every
+    address and every pulse coil asked to pulse is checked before any coil changes, and the first
+    problem refuses the whole write, as real pulse-output modules do).
     Addresses are Modbus protocol addresses as laid out by the profile's register blocks.
     - DIO: coils block, discrete_inputs block (raw bits after `input_polarity`: active-low gives
       0 for an active input), analog_inputs block in the input table (counts of `analog_scale`,
@@ -65,12 +68,14 @@ class _Block:
     """A run of addresses of one table, read as a run: `read(offset, count)` gives `count` values
     from `offset` inside the block in one call, so a multi-register read looks its block up once
     and a load-cell channel is weighed once for both of its words. `write(offset, value)` writes
-    one address."""
+    one address; `check(offset, value)`, where given, raises what that write would raise, and
+    changes nothing (a write of several addresses checks them all before writing any)."""
 
     start: int
     count: int
     read: Callable[[int, int], list[int]]
     write: Callable[[int, int], None] | None = None
+    check: Callable[[int, int], None] | None = None
 
     @property
     def end(self) -> int:
@@ -136,6 +141,24 @@ class VirtualModbusDevice(VirtualDevice):
         block = self._find(self._blocks(self._bits, "coils"), "coils", address)
         assert block.write is not None
         block.write(address - block.start, int(bool(value)))
+
+    def write_coils(self, address: int, values: Sequence[bool]) -> None:
+        """Write-multiple-coils, all or nothing: each address is mapped and each coil's write
+        checked (a pulse coil inside its re-arm window: `DeviceBusy`) before any coil is
+        written; the first problem, in address order, refuses the whole write."""
+        self._answer()
+        blocks = self._blocks(self._bits, "coils")
+        writes = []
+        for i, value in enumerate(values):
+            block = self._find(blocks, "coils", address + i)
+            assert block.write is not None
+            writes.append((block, address + i - block.start, int(bool(value))))
+        for block, offset, bit in writes:
+            if block.check is not None:
+                block.check(offset, bit)
+        for block, offset, bit in writes:
+            assert block.write is not None
+            block.write(offset, bit)
 
     def write_register(self, address: int, value: int) -> None:
         self._answer()
@@ -209,7 +232,13 @@ class VirtualDIO(VirtualModbusDevice):
         self._scale = model.analog_scale
         self._signed = model.analog_signed
         self._bits["coils"] = [
-            _Block(model.coils.start, model.coils.count, self._read_coils, self._write_coil)
+            _Block(
+                model.coils.start,
+                model.coils.count,
+                self._read_coils,
+                self._write_coil,
+                self._check_coil,
+            )
         ]
         self._bits["discrete_inputs"] = [
             _Block(model.discrete_inputs.start, model.discrete_inputs.count, self._read_inputs)
@@ -233,11 +262,22 @@ class VirtualDIO(VirtualModbusDevice):
             return  # a pulse output times itself; 0 is accepted and changes nothing
         remaining = coil.try_pulse()
         if remaining > 0:
-            raise DeviceBusy(
-                self.name,
-                f"coil {offset + self._bits['coils'][0].start} ({coil.point}) is re-arming",
-                retry_after_s=remaining,
-            )
+            raise self._busy(offset, coil, remaining)
+
+    def _check_coil(self, offset: int, value: int) -> None:
+        """What `_write_coil` would refuse, without pulsing: a pulse coil inside its re-arm window."""
+        coil = self._coils[offset]
+        if isinstance(coil, Solenoid) and value:
+            remaining = coil.rearm_remaining()
+            if remaining > 0:
+                raise self._busy(offset, coil, remaining)
+
+    def _busy(self, offset: int, coil: Solenoid, remaining: float) -> DeviceBusy:
+        return DeviceBusy(
+            self.name,
+            f"coil {offset + self._bits['coils'][0].start} ({coil.point}) is re-arming",
+            retry_after_s=remaining,
+        )
 
     def _read_inputs(self, offset: int, count: int) -> list[int]:
         low = self._active_low

@@ -114,10 +114,10 @@ class ModbusService:
             else:
                 device.write_register(request.address, request.value)
             return mf.WriteResponse(fc, request.address, request.value)
-        for offset, value in enumerate(request.values):
-            if fc == mf.Function.WRITE_COILS:
-                device.write_coil(request.address + offset, bool(value))
-            else:
+        if fc == mf.Function.WRITE_COILS:  # all or nothing: checked before any coil is written
+            device.write_coils(request.address, [bool(v) for v in request.values])
+        else:
+            for offset, value in enumerate(request.values):
                 device.write_register(request.address + offset, value)
         return mf.WriteResponse(fc, request.address, len(request.values))
 

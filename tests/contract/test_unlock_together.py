@@ -12,6 +12,7 @@ from adc.drivers.base import (
     UnknownPoint,
     WrongPointRole,
 )
+from adc.profiles.models import ModbusDIO
 from adc.profiles.points import PointRef
 from tests.contract.helpers import (
     Door,
@@ -135,6 +136,10 @@ def test_a_later_refusal_says_exactly_what_was_released(rig: Rig) -> None:
     where the refused lock came after one that went out, that is a PartialUnlock."""
     drawer, pocket = _pair(rig, "any")
     pair = (drawer.lock, pocket.lock)
+    device = PointRef.parse(drawer.lock).device
+    # one write-multiple-coils pulses both: the module refuses it whole (all or nothing), and its
+    # exception 06 names no coil, so the driver cannot tell which of the pair was re-arming
+    one_write = same_device((drawer, pocket)) and isinstance(rig.profile.devices[device], ModbusDIO)
     partials = 0
     for busy in pair:
         pulse_behind_the_drivers_back(rig, busy)
@@ -142,7 +147,10 @@ def test_a_later_refusal_says_exactly_what_was_released(rig: Rig) -> None:
         with pytest.raises((RearmRefused, PartialUnlock)) as failed:
             rig.driver.unlock_together(list(pair))
         err = failed.value
-        assert err.point == busy
+        if one_write:
+            assert isinstance(err, RearmRefused) and err.point in pair
+        else:
+            assert err.point == busy
         rig.advance(release_s(rig.profile))
         if isinstance(err, PartialUnlock):
             partials += 1
@@ -161,4 +169,5 @@ def test_a_later_refusal_says_exactly_what_was_released(rig: Rig) -> None:
             _nothing_released(rig, drawer, pocket)
         rig.cabinet.sim_close(drawer.target)
         rig.advance(max(rearm_s(rig.profile, lock) for lock in pair) + 0.1)
-    assert partials >= 1, "the virtual devices pulse as asked: a later refusal is partial"
+    if not one_write:
+        assert partials >= 1, "separate pulses: a later refusal is partial"
