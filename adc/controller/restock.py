@@ -56,7 +56,7 @@ from sqlalchemy import or_, select
 from adc.controller import counts, inventory, maintenance, rows
 from adc.controller.cabinet_policy import CountMode
 from adc.controller.cabinets import get_cabinet
-from adc.controller.context import Actor, Controller, require
+from adc.controller.context import Actor, Controller, Tx, require
 from adc.controller.formulary import find_item
 from adc.controller.gs1 import Scan, parse_scan
 from adc.controller.inventory import Movement, Sensed, Verdict, check_levels, verify_scan
@@ -645,20 +645,25 @@ class RestockSession:
             )
         return inventory.count(ctl, actor, cab, line.pocket, qty, session_id=self.id)
 
+    def _event(self, tx: Tx, line: Line, kind: str, detail: str) -> MaintenanceEvent:
+        """A maintenance event on this line's drawer and pocket, by the session's person."""
+        event = MaintenanceEvent(
+            cabinet_id=self.cabinet,
+            drawer_code=line.drawer,
+            pocket_code=line.pocket,
+            kind=kind,
+            detail=detail,
+            user_id=self.actor.user_id,
+            at=tx.now,
+        )
+        tx.session.add(event)
+        tx.session.flush()
+        return event
+
     def _maintenance(self, line: Line, detail: str) -> int:
         """Record the relock failure (a maintenance failure: the drawer leaves service)."""
         with self.ctl.write(self.actor, _ACTION[line.kind]) as tx:
-            event = MaintenanceEvent(
-                cabinet_id=self.cabinet,
-                drawer_code=line.drawer,
-                pocket_code=line.pocket,
-                kind=RELOCK_FAILED,
-                detail=detail,
-                user_id=self.actor.user_id,
-                at=tx.now,
-            )
-            tx.session.add(event)
-            tx.session.flush()
+            event = self._event(tx, line, RELOCK_FAILED, detail)
             tx.audit(
                 "maintenance.relock_failed",
                 {
@@ -751,17 +756,7 @@ class RestockSession:
         )
         with self.ctl.write(self.actor, _ACTION[line.kind]) as tx:
             find_pocket(tx.session, self.cabinet, line.pocket)
-            event = MaintenanceEvent(
-                cabinet_id=self.cabinet,
-                drawer_code=line.drawer,
-                pocket_code=line.pocket,
-                kind=ABANDONED,
-                detail=detail,
-                user_id=self.actor.user_id,
-                at=tx.now,
-            )
-            tx.session.add(event)
-            tx.session.flush()
+            event = self._event(tx, line, ABANDONED, detail)
             seq = tx.audit(
                 "restock.abandoned",
                 {
