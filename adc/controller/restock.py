@@ -172,6 +172,13 @@ class Line:
     count_due: CountMode = CountMode.NONE  # the count on access this line needs (refill, unload)
     counted: counts.CountResult | None = None
 
+    def pulse_end(self) -> datetime | None:
+        """When the last unlock pulse ends (None: never unlocked). Until then a latch read
+        says nothing: the bolt retracts a moment after the pulse starts and stays so to its end."""
+        if self.unlocked_at is None:
+            return None
+        return self.unlocked_at + timedelta(seconds=self.pulse_s)
+
 
 @dataclass(frozen=True)
 class Abandoned:
@@ -468,8 +475,7 @@ class RestockSession:
         """
         if line.relock_checked:
             return True
-        unlocked = line.unlocked_at or now
-        pulse_end = unlocked + timedelta(seconds=line.pulse_s)
+        pulse_end = line.pulse_end() or now
         if now < pulse_end:
             return False
         loose: list[str] = []
@@ -799,10 +805,8 @@ class RestockSession:
             switches = dict.fromkeys((points.access_switch, points.drawer_switch))  # fixed order
             if not all(self.driver.input_active(s) for s in switches):
                 return False
-            pulsing = line.unlocked_at is not None and self.ctl.now() < (
-                line.unlocked_at + timedelta(seconds=line.pulse_s)
-            )
-            if pulsing:
+            pulse_end = line.pulse_end()
+            if pulse_end is not None and self.ctl.now() < pulse_end:
                 return None
             return all(self.driver.lock_engaged(p) for p in points.locks)
         except DriverError:

@@ -52,7 +52,7 @@ if TYPE_CHECKING:
 
 STEP_S = 0.1  # how often the switches are read while a pocket is unlocked or open
 REARM_TRIES = 3  # unlock attempts while a lock re-arms after its last pulse
-PULSE_WAIT_S = 3.0  # after an interrupt: how long to watch a pulsed latch re-engage
+PULSE_WAIT_S = 3.0  # after an interrupt, once the pulse is over: how long a latch may take
 SWITCH_ERRORS_S = 5.0  # switches unreadable this long during an access: give up on the line
 PULL_WINDOW_S = 1.5  # hands holding the handle keep pulling this long after the unlock
 PULL_STEP_S = 0.02
@@ -554,8 +554,20 @@ class Runner:
         self.flag(why, what)
 
     def _watch_relock(self, line: Line) -> State:
-        """Poll while the unlock pulse ends; returns the state (OPEN if someone opened it)."""
-        deadline = self.waiter.now() + PULSE_WAIT_S
+        """Poll to the end of the unlock pulse and until the latches hold again; returns the
+        state (OPEN if someone opened it meanwhile).
+
+        A latch that reads engaged before the pulse is over proves nothing: the bolt retracts a
+        moment after the pulse starts (a lock board's feedback still reads it out until then), so
+        an interrupt right after the unlock would otherwise leave the line while the drawer is
+        about to open for the rest of the pulse.
+        """
+        pulse_end = line.pulse_end()
+        pulse_left = 0.0
+        if pulse_end is not None:
+            pulse_left = max(0.0, (pulse_end - self.session.ctl.now()).total_seconds())
+        judged_from = self.waiter.now() + pulse_left
+        deadline = judged_from + PULSE_WAIT_S
         while self.waiter.now() < deadline:
             try:
                 state = self.session.poll()
@@ -563,7 +575,7 @@ class Runner:
                 state = State.UNLOCKED
             if state is not State.UNLOCKED:
                 return state
-            if self._latched(line):
+            if self.waiter.now() >= judged_from and self._latched(line):
                 return state
             self.waiter.sleep(STEP_S)
         return self.session.state

@@ -15,9 +15,11 @@ from typing import Any
 
 import pytest
 
+from adc.controller import cabinets
 from adc.controller.maintenance import out_of_service
 from adc.controller.restock import State, begin_restock
 from adc.diag.waiting import SteppedTime
+from adc.profiles import load_profile, resolve_profile_path
 from adc.session.events import Event
 from adc.session.hands import NoHands
 from adc.session.runner import PULSE_WAIT_S, Runner
@@ -68,15 +70,29 @@ class Bench:
 
 @contextmanager
 def bench(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rig_factory: Any = sim_rig, hands: str = "sim"
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    rig_factory: Any = sim_rig,
+    hands: str = "sim",
+    cabinet: str = "W1",
 ) -> Iterator[Bench]:
+    """Cabinet W1 (tcp-6drawer), or W2: rs485-2bus with its D1-P1 (drawer lock lb0:lock.0, a
+    lock board whose feedback reads the bolt itself) assigned the same ondansetron."""
     fast_pins(monkeypatch)
     site = build_session_site(tmp_path / "adc.db")
-    with rig_factory(PROFILE, 1) as rig:
+    profile = PROFILE
+    if cabinet == "W2":
+        s = site.site
+        cabinets.add_cabinet(s.ctl, s.service, "W2", "rs485-2bus")
+        cabinets.assign_pocket(
+            s.ctl, s.pharmacist, "W2", "D1-P1", ONDANSETRON_VIAL, par=10, critical_low=2, max_qty=20
+        )
+        profile = load_profile(resolve_profile_path("rs485-2bus"))
+    with rig_factory(profile, 1) as rig:
         waiter = SteppedTime(rig.advance, lambda: float(rig.cabinet.env.now))
         ctl = site.site.ctl
         ctl.clock = SessionClock(waiter)
-        session = begin_restock(ctl, rig.driver, "W1", site.site.tech)
+        session = begin_restock(ctl, rig.driver, cabinet, site.site.tech)
         events: list[Event] = []
         chosen = SimHands(rig.cabinet) if hands == "sim" else NoHands()
         runner = Runner(session, waiter, chosen, events.append, backend=rig.backend)
@@ -119,6 +135,48 @@ def test_interrupt_after_the_unlock_waits_for_the_latch_and_records_nothing(
         assert not b.rig.cabinet.sim_open("D1")
         assert b.site.audit_count() == before
         assert b.runner.session.line is None
+
+
+def test_interrupt_before_the_bolt_retracts_watches_the_whole_pulse(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A lock board's feedback reads a pulsed lock engaged until its bolt retracts (40 ms into
+    the pulse). A Ctrl-C in that moment must not be taken for a relock: the line would be left
+    while the drawer is about to open for the rest of the pulse."""
+    with bench(tmp_path, monkeypatch, hands="none", cabinet="W2") as b:
+        before = b.site.audit_count()
+        b.scan_first_line()
+        assert b.runner.unlock()
+        assert b.rig.driver.lock_engaged("lb0:lock.0")  # pulsed, the bolt not yet retracted
+        started = b.runner.waiter.now()
+        b.runner.interrupt()
+        waited = b.runner.waiter.now() - started
+        assert waited >= 0.5  # it watched the 500 ms pulse to its end
+        assert b.last("interrupted")["action"] == "relocked"
+        assert b.rig.cabinet.lock_holding("lb0:lock.0") and not b.rig.cabinet.is_open("D1")
+        assert b.site.audit_count() == before and b.runner.session.line is None
+
+
+def test_a_drawer_opened_in_the_pulse_after_an_interrupt_is_not_left_as_relocked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C right after the unlock, then the person pulls the drawer while the bolt is out:
+    the access is seen, and the line is flagged for a recount instead of being left."""
+    with bench(tmp_path, monkeypatch, hands="none", cabinet="W2") as b:
+        b.scan_first_line()
+        assert b.runner.unlock()
+        cabinet = b.rig.cabinet
+
+        def person() -> Any:
+            yield cabinet.env.timeout(0.2)  # the bolt is out: the drawer opens
+            assert cabinet.sim_open("D1")
+
+        cabinet.env.process(person())
+        b.runner.interrupt()
+        flag = b.last("interrupted")
+        assert flag["action"] == "flagged-for-recount", flag
+        assert "the pocket was open" in flag["detail"]
+        assert list(out_of_service(b.site.site.ctl, "W2")) == ["D1"]
 
 
 def test_interrupt_with_the_pocket_open_flags_the_drawer_out_of_service(
