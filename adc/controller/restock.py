@@ -61,7 +61,7 @@ from adc.controller.formulary import find_item
 from adc.controller.gs1 import Scan, parse_scan
 from adc.controller.inventory import Movement, Sensed, Verdict, check_levels, verify_scan
 from adc.controller.maintenance import fold_failures, out_of_service, refuse_if_failed
-from adc.controller.models import Drawer, MaintenanceEvent, Pocket
+from adc.controller.models import Drawer, MaintenanceEvent, Pocket, StockLot
 from adc.controller.permissions import Action
 from adc.controller.reports import RefillLine, refill_list
 from adc.controller.stock import (
@@ -712,13 +712,23 @@ class RestockSession:
         self._finish_line()
 
     def cancel(self) -> None:
-        """Abandon the line without recording. Not while the pocket is open, nor after the scale
-        saw stock move (record it instead)."""
+        """Leave the line without a record: only while nothing in the pocket can have moved.
+
+        Not while the pocket is open, nor after the scale saw stock move (record it instead).
+        Once the pocket was opened in this line, what is in it is known only to a count: the
+        line is recorded or abandoned (a blind recount), unless the scale weighed it closed
+        with nothing moved."""
         if self.state in (State.OPEN, State.SETTLING):
             raise Refused("the pocket is open: close it first")
         line = self._line()
         if self.state is State.CLOSED and line.measured:
             raise Refused(f"the scale saw {abs(line.measured)} units move: record the quantity")
+        weighed_unchanged = self.state is State.CLOSED and line.measured == 0
+        if line.opened and not weighed_unchanged:
+            raise Refused(
+                f"pocket {line.pocket} was opened in this line: record the quantity, or abandon "
+                "the line (the drawer is flagged for a blind recount)"
+            )
         self._finish_line()
 
     def abandon(self, reason: str) -> Abandoned:
@@ -761,7 +771,8 @@ class RestockSession:
             "contents unknown, blind recount required"
         )
         with self.ctl.write(self.actor, _ACTION[line.kind]) as tx:
-            find_pocket(tx.session, self.cabinet, line.pocket)
+            pocket = find_pocket(tx.session, self.cabinet, line.pocket)
+            on_record = self._scanned_lot_on_record(tx, line, pocket)
             event = self._event(tx, line, ABANDONED, detail)
             seq = tx.audit(
                 "restock.abandoned",
@@ -778,6 +789,7 @@ class RestockSession:
                     "measured": line.measured,
                     "maintenance_event": event.id,
                     "maintenance_kind": ABANDONED,
+                    **on_record,
                 },
             )
             event_id = event.id or 0
@@ -795,6 +807,60 @@ class RestockSession:
         self._done.add(line.pocket)
         self._finish_line()
         return result
+
+    def _scanned_lot_on_record(self, tx: Tx, line: Line, pocket: Pocket) -> dict[str, Any]:
+        """An abandoned refill or load may have left packs of the scanned (verified) lot in the
+        pocket. The lot goes on record, empty, and a load's assignment with it, in the abandon's
+        transaction: the blind recount of the recovery then finds the item the pocket really
+        holds and a lot to count the packs into. Without it, a pocket that never held a lot
+        could not take a count above zero, and the drawer could never return to service."""
+        scan = line.scan
+        if line.kind not in _SCANNED or scan is None or line.item_id is None:
+            return {}
+        out: dict[str, Any] = {}
+        if line.kind is LineKind.LOAD and pocket.item_id != line.item_id:
+            assert line.levels is not None  # select() requires them for a load
+            if pocket.on_hand:  # stocked meanwhile by someone else: leave its assignment be
+                return {}
+            par, critical_low, max_qty = line.levels
+            out["assigned"] = {
+                "item_id": line.item_id,
+                "previous_item_id": pocket.item_id,
+                "par": par,
+                "critical_low": critical_low,
+                "max": max_qty,
+            }
+            pocket.item_id, pocket.par = line.item_id, par
+            pocket.critical_low, pocket.max_qty = critical_low, max_qty
+            tx.session.add(pocket)
+        if pocket.item_id != line.item_id:
+            return out
+        known = tx.session.execute(
+            select(StockLot.id).where(
+                StockLot.pocket_id == pocket.id,
+                StockLot.gtin == scan.gtin,
+                StockLot.lot == scan.lot,
+                StockLot.expiry == scan.expiry,
+            )
+        ).first()
+        if known is None:
+            tx.session.add(
+                StockLot(
+                    pocket_id=pocket.id or 0,
+                    item_id=line.item_id,
+                    gtin=scan.gtin,
+                    lot=scan.lot,
+                    expiry=scan.expiry,
+                    qty=0,
+                    received_at=tx.now,
+                )
+            )
+            out["lot_on_record"] = {
+                "gtin": scan.gtin,
+                "lot": scan.lot,
+                "expiry": scan.expiry.isoformat(),
+            }
+        return out
 
     def _locked(self, line: Line) -> bool | None:
         """Whether the pocket is locked: False while a door of it reads open; else whether every

@@ -217,6 +217,22 @@ def test_cancel_is_refused_while_open_and_after_stock_moved(rig) -> None:
     assert session.state is State.IDLE and session.line is None
 
 
+def test_cancel_after_opening_needs_the_scale_to_have_seen_nothing_move(rig) -> None:
+    _site, session, person = rig
+    session.select("D1-P1")  # weighed
+    session.scan(datamatrix(ONDANSETRON_VIAL, GOOD, "C2"))
+    person.restock("D1", "D1-P1", 0, VIAL_G)  # opened and closed, nothing put in
+    assert session.line.measured == 0
+    session.cancel()
+    assert session.state is State.IDLE
+    session.select("D6-P1")  # no sensor: an opened pocket's contents are unknown
+    session.scan(datamatrix(ACETAMINOPHEN, GOOD, "C3"))
+    person.restock("D6", "D6-P1", 0, 0.55)
+    with pytest.raises(Refused, match="D6-P1 was opened in this line"):
+        session.cancel()
+    assert session.state is State.CLOSED and session.line.pocket == "D6-P1"
+
+
 def test_lidded_pocket_opens_drawer_and_only_its_lid(rig) -> None:
     site, session, person = rig
     site.assign("D3-P2", MIDAZOLAM, par=4, critical_low=1, max_qty=6)
@@ -543,6 +559,75 @@ def test_abandon_a_line_the_scale_contradicts(rig) -> None:
     assert [a.pocket for a in summary.abandoned] == ["D1-P1"] and len(summary.recorded) == 1
 
 
+def _lots(site: Site, pocket: str) -> list[tuple[str, date, int]]:
+    from adc.controller.models import Pocket
+
+    with site.ctl.read() as s:
+        found = s.execute(
+            select(StockLot.lot, StockLot.expiry, StockLot.qty)
+            .join(Pocket, Pocket.id == StockLot.pocket_id)
+            .where(Pocket.code == pocket)
+            .order_by(StockLot.id)
+        ).all()
+        return [tuple(row) for row in found]
+
+
+def test_an_abandoned_first_refill_is_recovered_by_its_blind_recount(rig) -> None:
+    """The pocket never held a lot. The abandon puts the scanned lot on record, empty, so the
+    recovery's blind recount has a lot to count the packs it finds into (before, a count above
+    zero was refused there and the drawer could never return to service)."""
+    site, session, person = rig
+    session.select("D1-P1")
+    session.scan(datamatrix(ONDANSETRON_VIAL, GOOD, "FR1"))
+    person.restock("D1", "D1-P1", 8, VIAL_G)
+    session.abandon("scale disagrees, cannot recount")
+    assert _on_hand(site, "D1-P1") == 0 and _lots(site, "D1-P1") == [("FR1", GOOD, 0)]
+    (payload,) = _audit(site, "restock.abandoned")
+    assert payload["lot_on_record"] == {
+        "gtin": ONDANSETRON_VIAL,
+        "lot": "FR1",
+        "expiry": GOOD.isoformat(),
+    }
+    plan = maintenance.recovery_plan(site.ctl, CABINET, "D1")
+    assert [line.pocket for line in plan.recount] == ["D1-P1"]
+    disc = maintenance.recount(site.ctl, site.tech, plan, "D1-P1", 8)
+    assert disc is not None  # 8 found where the record had none: a discrepancy to review
+    assert _on_hand(site, "D1-P1") == 8 and _lots(site, "D1-P1") == [("FR1", GOOD, 8)]
+    maintenance.complete_recovery(site.ctl, site.service, plan, hardware="lock and switch ok")
+    assert maintenance.out_of_service(site.ctl, CABINET) == {}
+
+
+def test_an_abandoned_load_leaves_the_pocket_assigned_to_what_was_loaded(rig) -> None:
+    """An empty pocket being loaded with a new item holds that item or nothing: the abandon
+    assigns it (with the load's levels) and puts the lot on record, so the recovery recounts
+    the right drug instead of skipping the pocket as unassigned."""
+    site, session, person = rig
+    session.select("D2-P2", LineKind.LOAD, item=ONDANSETRON_VIAL, levels=(6, 1, 10))
+    session.scan(datamatrix(ONDANSETRON_VIAL, GOOD, "LA1"))
+    person.restock("D2", "D2-P2", 5, VIAL_G)
+    session.abandon("interrupted: the pocket was open")
+    pocket = next(p for p in reports.pockets(site.ctl, CABINET) if p.pocket == "D2-P2")
+    assert (pocket.item, pocket.on_hand, pocket.par, pocket.critical_low, pocket.max) == (
+        "Ondansetron 2 mg/mL 2 mL vial",
+        0,
+        6,
+        1,
+        10,
+    )
+    (payload,) = _audit(site, "restock.abandoned")
+    assert payload["assigned"]["par"] == 6 and payload["assigned"]["previous_item_id"] is None
+    plan = maintenance.recovery_plan(site.ctl, CABINET, "D2")
+    assert [line.pocket for line in plan.recount] == ["D2-P1", "D2-P2"]
+    assert maintenance.recount(site.ctl, site.tech, plan, "D2-P1", 0) is None
+    assert maintenance.recount(site.ctl, site.tech, plan, "D2-P2", 5) is not None
+    assert _lots(site, "D2-P2") == [("LA1", GOOD, 5)]
+    maintenance.complete_recovery(site.ctl, site.service, plan, hardware="lock and switch ok")
+    with site.ctl.read() as s:
+        from adc.controller.audit import verify_chain
+
+        assert verify_chain(s).entries > 0  # raises CheckFailed on a broken entry
+
+
 def test_abandon_is_refused_before_anything_was_unlocked(rig) -> None:
     site, session, _person = rig
     session.select("D1-P1")
@@ -595,6 +680,8 @@ def test_abandon_after_a_reopen_that_timed_out(rig) -> None:
     session.unlock()
     person.wait(site.ctl.policy.unlock_timeout_s + 1)
     assert session.poll() is State.READY_TO_UNLOCK and session.line.opened
+    with pytest.raises(Refused, match="D6-P1 was opened in this line: record the quantity"):
+        session.cancel()  # no record of an access nothing counted
     done = session.abandon("gave up correcting the count")
     assert done.state == "ready-to-unlock" and len(_events(site)) == 1
 

@@ -391,9 +391,7 @@ def _work_line(world: World, station: Station, session: RestockSession, line: Li
                 pocket=line.pocket,
             )
             on_alarm(world, station, _tokens(alarm), alarm.detail)
-        world.emit("line_abandoned", cabinet=station.id, pocket=line.pocket, n=n)
-        world.count("lines_abandoned")
-        return begin_restock(world.ctl, station.driver, station.id, session.actor)
+        return _abandon_line(world, station, session, info, "the cabinet did not see it close", n)
     try:
         try:
             movement = session.confirm_quantity(n)
@@ -401,8 +399,7 @@ def _work_line(world: World, station: Station, session: RestockSession, line: Li
             movement = session.confirm_quantity(n, accept_discrepancy=True)
     except AdcError as err:
         world.emit("line_refused", cabinet=station.id, pocket=line.pocket, reason=err.message)
-        session.cancel()
-        return session
+        return _abandon_line(world, station, session, info, f"not recorded: {err.message}", n)
     world.level(station.id, line.pocket, movement.on_hand)
     world.count(f"lines:{line.kind.value}")
     world.emit(
@@ -493,6 +490,26 @@ def pharmacist_rounds(world: World, index: int) -> Proc:
 
 
 # ------------------------------------------------------------------------------ faults & service
+def _abandon_line(
+    world: World, station: Station, session: RestockSession, info: PocketInfo, why: str, n: int
+) -> RestockSession:
+    """A line whose pocket was opened but cannot be recorded: the technician abandons it (the
+    drawer is flagged for a blind recount) and calls service, as the session's screen says.
+    Returns the session to go on with (a new one if even the abandon could not be recorded)."""
+    line = session.line
+    assert line is not None
+    world.emit("line_abandoned", cabinet=station.id, pocket=line.pocket, n=n)
+    world.count("lines_abandoned")
+    try:
+        session.abandon(why)
+    except AdcError as err:
+        world.emit("line_refused", cabinet=station.id, pocket=line.pocket, reason=err.message)
+        return begin_restock(world.ctl, station.driver, station.id, session.actor)
+    tokens = {f"drawer:{info.drawer}", f"pocket:{line.pocket}"}
+    on_alarm(world, station, tokens, f"drawer {info.drawer} flagged for recount: {why} (restock)")
+    return session
+
+
 def _report_line_failures(world: World, station: Station, info: PocketInfo, line: Line) -> None:
     """What the session recorded as a failure during the line (the drawer left service): the
     technician sees it on the screen and calls service, as a nurse's alarm would."""
