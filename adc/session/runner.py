@@ -496,14 +496,23 @@ class Runner:
         row.status, row.result = "skipped", reason
         self._event("skipped", pocket=line.pocket, reason=reason, shortage=True)
 
-    def leave(self, reason: str) -> None:
-        """Drop the line without a record (allowed only while nothing was accessed)."""
+    def leave(self, reason: str) -> bool:
+        """Drop the line without a record. One whose pocket was opened (earlier in the line,
+        then unlocked again and relatched unopened) cannot be dropped: it is flagged for a
+        recount instead, and False says so."""
         line = self._line()
-        self.session.cancel()
+        try:
+            self.session.cancel()
+        except Refused:
+            if not line.opened or self.session.state in (State.OPEN, State.SETTLING):
+                raise
+            self.flag(reason, "the pocket was opened in this line and nothing recorded")
+            return False
         row = self._row(line)
         row.status, row.result = "left", reason
         self.left.append((line.pocket, reason))
         self._event("unfinished", pocket=line.pocket, reason=reason)
+        return True
 
     # ------------------------------------------------------------------------------- interrupts
     def interrupt(self, why: str = "interrupted") -> None:
@@ -518,21 +527,21 @@ class Runner:
             State.READY_TO_UNLOCK,
         ):
             never = "nothing was unlocked" if line.unlocked_at is None else "it relatched unopened"
-            self.leave(f"{why}: {never}")
-            self._event("interrupted", pocket=line.pocket, state=state.value, action="left")
+            if self.leave(f"{why}: {never}"):
+                self._event("interrupted", pocket=line.pocket, state=state.value, action="left")
             return
         if state is State.UNLOCKED:
             state = self._watch_relock(line)
             if state is State.READY_TO_UNLOCK:  # the controller saw it time out, unopened
-                self.leave(f"{why}: it relatched unopened")
-                self._event("interrupted", pocket=line.pocket, state="unlocked", action="left")
+                if self.leave(f"{why}: it relatched unopened"):
+                    self._event("interrupted", pocket=line.pocket, state="unlocked", action="left")
                 return
             if state is State.UNLOCKED:
                 if self._latched(line):
-                    self.leave(f"{why}: never opened, relocked")
-                    self._event(
-                        "interrupted", pocket=line.pocket, state="unlocked", action="relocked"
-                    )
+                    if self.leave(f"{why}: never opened, relocked"):
+                        self._event(
+                            "interrupted", pocket=line.pocket, state="unlocked", action="relocked"
+                        )
                     return
                 self.flag(why, "unlocked, the latch did not re-engage")
                 return

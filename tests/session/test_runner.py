@@ -179,6 +179,39 @@ def test_a_drawer_opened_in_the_pulse_after_an_interrupt_is_not_left_as_relocked
         assert list(out_of_service(b.site.site.ctl, "W2")) == ["D1"]
 
 
+def test_interrupt_after_an_opened_line_relatched_unopened_flags_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Opened, two packs put in, closed; unlocked again to correct it and not opened in time.
+    The latch holds again, but the pocket was opened in this line: the interrupt flags it for a
+    recount (before, the line was dropped as 'relatched unopened' and the two packs went
+    unrecorded)."""
+    with bench(tmp_path, monkeypatch, hands="none") as b:
+        b.scan_first_line("REOPEN1")
+        cabinet = b.rig.cabinet
+        assert b.runner.unlock()
+        b.wait(0.1)
+        assert cabinet.sim_open("D1")
+        assert b.runner.session.poll() is State.OPEN
+        cabinet.sim_add("D1-P1", 2, VIAL_G)
+        cabinet.sim_close("D1")
+        b.wait(3.0)  # the pulse is over, the scale settles, the lock re-arms
+        for _ in range(30):
+            if b.runner.session.poll() is State.CLOSED:
+                break
+            b.wait(0.1)
+        assert b.runner.session.state is State.CLOSED
+        assert b.runner.unlock()
+        b.wait(b.site.site.ctl.policy.unlock_timeout_s + 1)
+        assert b.runner.session.poll() is State.READY_TO_UNLOCK
+        b.runner.interrupt()
+        flag = b.last("interrupted")
+        assert flag["action"] == "flagged-for-recount", flag
+        assert "opened in this line" in flag["detail"]
+        assert list(out_of_service(b.site.site.ctl, "W1")) == ["D1"]
+        assert b.runner.session.line is None
+
+
 def test_interrupt_with_the_pocket_open_flags_the_drawer_out_of_service(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
