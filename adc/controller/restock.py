@@ -61,7 +61,7 @@ from adc.controller.formulary import find_item
 from adc.controller.gs1 import Scan, parse_scan
 from adc.controller.inventory import Movement, Sensed, Verdict, check_levels, verify_scan
 from adc.controller.maintenance import fold_failures, out_of_service, refuse_if_failed
-from adc.controller.models import Drawer, MaintenanceEvent, Pocket, StockLot
+from adc.controller.models import Drawer, MaintenanceEvent, Pocket
 from adc.controller.permissions import Action
 from adc.controller.reports import RefillLine, refill_list
 from adc.controller.stock import (
@@ -69,6 +69,7 @@ from adc.controller.stock import (
     expired_held_clause,
     find_pocket,
     item_label,
+    lot_on_record,
     recalled_held_clause,
 )
 from adc.drivers.base import DriverError, Quality, WeightReading
@@ -835,26 +836,10 @@ class RestockSession:
             tx.session.add(pocket)
         if pocket.item_id != line.item_id:
             return out
-        known = tx.session.execute(
-            select(StockLot.id).where(
-                StockLot.pocket_id == pocket.id,
-                StockLot.gtin == scan.gtin,
-                StockLot.lot == scan.lot,
-                StockLot.expiry == scan.expiry,
-            )
-        ).first()
-        if known is None:
-            tx.session.add(
-                StockLot(
-                    pocket_id=pocket.id or 0,
-                    item_id=line.item_id,
-                    gtin=scan.gtin,
-                    lot=scan.lot,
-                    expiry=scan.expiry,
-                    qty=0,
-                    received_at=tx.now,
-                )
-            )
+        _lot, created = lot_on_record(
+            tx.session, pocket.id or 0, line.item_id, scan.gtin, scan.lot, scan.expiry, tx.now
+        )
+        if created:
             out["lot_on_record"] = {
                 "gtin": scan.gtin,
                 "lot": scan.lot,

@@ -28,7 +28,7 @@ from adc.controller.cabinet_policy import cabinet_policy
 from adc.controller.cabinets import get_cabinet
 from adc.controller.models import Discrepancy, Item, Pocket, StockLot, Transaction, TxnKind
 from adc.controller.permissions import Action
-from adc.controller.stock import is_held, item_label
+from adc.controller.stock import is_held, item_label, lot_on_record
 from adc.controller.waste import check_owner, removal
 from adc.controller.witness import check_witness
 from adc.errors import BadInput, Refused
@@ -163,26 +163,9 @@ def _bin_lot(tx: Tx, bin_: Pocket, source: Transaction) -> StockLot:
     origin = tx.session.get(StockLot, source.lot_id) if source.lot_id else None
     if origin is None:
         raise RuntimeError(f"removal transaction {source.id} names no lot")
-    lot = tx.session.execute(
-        select(StockLot).where(
-            StockLot.pocket_id == bin_.id,
-            StockLot.gtin == origin.gtin,
-            StockLot.lot == origin.lot,
-            StockLot.expiry == origin.expiry,
-        )
-    ).scalar()
-    if lot is None:
-        lot = StockLot(
-            pocket_id=bin_.id or 0,
-            item_id=origin.item_id,
-            gtin=origin.gtin,
-            lot=origin.lot,
-            expiry=origin.expiry,
-            qty=0,
-            received_at=tx.now,
-        )
-        tx.session.add(lot)
-        tx.session.flush()
+    lot, _created = lot_on_record(
+        tx.session, bin_.id or 0, origin.item_id, origin.gtin, origin.lot, origin.expiry, tx.now
+    )
     return lot
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, exists, literal_column, select
@@ -44,6 +44,41 @@ def held_lots(session: Session, pocket_id: int) -> list[StockLot]:
             .order_by(StockLot.expiry, StockLot.id)
         ).scalars()
     )
+
+
+def lot_on_record(
+    session: Session,
+    pocket_id: int,
+    item_id: int,
+    gtin: str,
+    lot: str,
+    expiry: date,
+    received_at: datetime,
+) -> tuple[StockLot, bool]:
+    """The pocket's row for this lot, created empty if it has none; True when created. A lot
+    on record at zero is where a later count puts what it finds (see `inventory.apply_count`)."""
+    found = session.execute(
+        select(StockLot).where(
+            StockLot.pocket_id == pocket_id,
+            StockLot.gtin == gtin,
+            StockLot.lot == lot,
+            StockLot.expiry == expiry,
+        )
+    ).scalar()
+    if found is not None:
+        return found, False
+    created = StockLot(
+        pocket_id=pocket_id,
+        item_id=item_id,
+        gtin=gtin,
+        lot=lot,
+        expiry=expiry,
+        qty=0,
+        received_at=received_at,
+    )
+    session.add(created)
+    session.flush()
+    return created, True
 
 
 def recalled(session: Session, lot: StockLot) -> bool:
