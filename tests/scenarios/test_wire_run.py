@@ -87,3 +87,22 @@ def test_cli_wire_refuses_a_used_database_before_serving_anything(tmp_path: Path
     assert again.returncode == 2
     assert again.stderr.startswith("error: database") and "not empty" in again.stderr
     assert "Traceback" not in again.stderr
+
+
+def test_a_wire_run_that_fails_to_start_stops_the_emulators_it_started(tmp_path: Path) -> None:
+    """A bad resolver is found after the stations (and their emulators) are up: the failed start
+    closes them, so no emulator thread or pty outlives it."""
+    import threading
+
+    from adc.errors import BadInput
+
+    path = tmp_path / "bad-resolver.toml"
+    path.write_text(SOAK.read_text() + '\n[pharmacists]\nresolver = "no.such.module:resolve"\n')
+    loaded = load_scenario(path)
+    before = set(threading.enumerate())
+    with pytest.raises(BadInput, match=r"pharmacists\.resolver 'no\.such\.module:resolve'"):
+        run_scenario(loaded, wire=True)
+    left = [t for t in threading.enumerate() if t not in before and t.is_alive()]
+    for thread in left:
+        thread.join(2)
+    assert [t.name for t in left if t.is_alive()] == []

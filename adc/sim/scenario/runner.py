@@ -68,10 +68,7 @@ def run_scenario(
         world.env.run(until=world.horizon_s)
         kpis = compute_kpis(world)
     finally:
-        for station in world.stations.values():
-            station.driver.close()
-        for closer in world.closers:
-            closer()
+        close_world(world)
     wall = walltime.perf_counter() - began
     return RunResult(world, kpis, wall, int(kpis["transactions_total"]))
 
@@ -106,19 +103,32 @@ def build_world(
         zone=zone,
         t0=GO_LIVE_S,
     )
-    _people(world)
-    formulary.import_items(ctl, world.pharmacists[0], loaded.formulary_path)
-    for cab_id, spec_index in scenario.cabinet_ids():
-        path, profile = loaded.profiles[spec_index]
-        cabinets.add_cabinet(ctl, world.actors["service"], cab_id, path)
-        world.stations[cab_id] = _station(world, cab_id, spec_index, path, profile, wire)
-    for station in world.stations.values():
-        station.nurses = [
-            _user(world, f"nurse.{station.id.lower()}.{n}", "nurse")
-            for n in range(1, scenario.nurses.per_cabinet + 1)
-        ]
-    _check_resolver(world)
+    try:
+        _people(world)
+        formulary.import_items(ctl, world.pharmacists[0], loaded.formulary_path)
+        for cab_id, spec_index in scenario.cabinet_ids():
+            path, profile = loaded.profiles[spec_index]
+            cabinets.add_cabinet(ctl, world.actors["service"], cab_id, path)
+            world.stations[cab_id] = _station(world, cab_id, spec_index, path, profile, wire)
+        for station in world.stations.values():
+            station.nurses = [
+                _user(world, f"nurse.{station.id.lower()}.{n}", "nurse")
+                for n in range(1, scenario.nurses.per_cabinet + 1)
+            ]
+        _check_resolver(world)
+    except BaseException:
+        close_world(world)  # a --wire run has emulator threads serving by now
+        raise
     return world
+
+
+def close_world(world: World) -> None:
+    """Close every station's driver and whatever the wire tier started (emulators, ports)."""
+    for station in world.stations.values():
+        station.driver.close()
+    for closer in world.closers:
+        closer()
+    world.closers.clear()
 
 
 def _user(world: World, name: str, role: str) -> Any:
