@@ -79,6 +79,11 @@ def _index_maintenance_by_drawer(conn: Connection) -> None:
     )
 
 
+def _create_access_log(conn: Connection) -> None:
+    """Accesses written before the unlock pulse, so a crash mid-access is found on the next start."""
+    SQLModel.metadata.create_all(conn, tables=[m.AccessLog.__table__])
+
+
 @dataclass(frozen=True)
 class Migration:
     version: int
@@ -97,6 +102,11 @@ MIGRATIONS: list[Migration] = [
         2,
         "index maintenance events by cabinet and drawer (the out-of-service check)",
         _index_maintenance_by_drawer,
+    ),
+    Migration(
+        3,
+        "access log: every pocket access is written before its unlock pulse (crash recovery)",
+        _create_access_log,
     ),
 ]
 

@@ -357,3 +357,27 @@ class MaintenanceEvent(SQLModel, table=True):
     detail: str = ""
     user_id: int | None = _fk("app_user.id", nullable=True)
     at: datetime = Field(sa_type=UtcDateTime)
+
+
+class AccessLog(SQLModel, table=True):
+    """A pocket access written before its unlock pulse and closed when its line ends.
+
+    It is what survives a SIGKILL, a crash or a power cut in the middle of an access: a row left
+    open by a process that is gone means a drawer may have been opened with nothing recorded, and
+    the next start that opens the cabinet flags it for a blind recount (`access_log.py`).
+    """
+
+    __tablename__ = "access_log"
+    __table_args__ = (Index("ix_access_log_open", "cabinet_id", "closed_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    cabinet_id: str = _fk("cabinet.id")
+    drawer_code: str
+    pocket_code: str | None = None
+    user_id: int | None = _fk("app_user.id", nullable=True)
+    purpose: str  # restock · withdrawal · count · diag
+    session: str = ""
+    owner: str  # the process that opened it: host, boot, pid and start time
+    opened_at: datetime = Field(sa_type=UtcDateTime)
+    closed_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    outcome: str | None = None  # how it ended: recorded, abandoned, left, interrupted, ...
