@@ -133,6 +133,7 @@ class ModbusPart:
         model = self._dio(info)
         device = info.ref.device
         address = model.coils.start + info.ref.index
+        self.check_rearm(info)  # the driver's own limit, before anything goes on the wire
         now = self.clock()
         rearm_ms = max(model.solenoid.rearm_ms, model.solenoid.pulse_ms)
         last = self._last_pulse.get(info.text)

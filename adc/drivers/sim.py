@@ -121,6 +121,7 @@ class SimDriver:
     # ------------------------------------------------------------------------------------ ports
     def pulse(self, point: str) -> None:
         info = self._point(point, Use.LOCK)
+        self._check_rearm(info)  # the driver's own limit, whatever the device would accept
         device = self.cabinet.device(info.ref.device)
         try:
             if isinstance(device, VirtualLockboard):

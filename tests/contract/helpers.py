@@ -146,3 +146,12 @@ def pulse_behind_the_drivers_back(rig: Rig, lock: str) -> None:
         model = rig.profile.devices[ref.device]
         assert isinstance(model, ModbusDIO)
         device.write_coil(model.coils.start + ref.index, True)  # type: ignore[union-attr]
+
+
+def accept_every_pulse(rig: Rig, lock: str) -> object:
+    """Make the device behind `lock` a foreign one that accepts every pulse (no re-arm window of
+    its own), so that only the driver can refuse a pulse inside the re-arm window. Returns the
+    virtual solenoid, whose `pulses` counts what reached the device."""
+    solenoid = rig.cabinet._parts.solenoids[canon(lock)]
+    solenoid.rearm_s = 0.0
+    return solenoid

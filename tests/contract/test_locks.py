@@ -6,6 +6,7 @@ import pytest
 
 from adc.drivers.base import RearmRefused
 from tests.contract.helpers import (
+    accept_every_pulse,
     doors,
     drawer_door,
     has_feedback,
@@ -79,3 +80,27 @@ def test_feedback_hardware_reports_the_bolt_not_the_coil(rig: Rig) -> None:
     assert rig.driver.lock_engaged(door.lock), "feedback showed released before actuation"
     rig.advance(release_s(rig.profile))
     assert not rig.driver.lock_engaged(door.lock)
+
+
+@pytest.mark.parametrize("how", ["pulse", "unlock_together"])
+def test_rearm_is_refused_by_the_driver_whatever_the_device_accepts(rig: Rig, how: str) -> None:
+    """A module or board that never refuses (no re-arm of its own) still gets no second pulse
+    inside the lock's re-arm window: the driver refuses before anything goes on the wire."""
+    for door in doors(rig.profile):
+        solenoid = accept_every_pulse(rig, door.lock)
+        before = solenoid.pulses  # type: ignore[attr-defined]
+        rig.driver.pulse(door.lock)
+        rig.advance(pulse_s(rig.profile, door.lock) + 0.05)
+        with pytest.raises(RearmRefused) as refused:
+            _pulse_again(rig, door.lock, how)
+        assert refused.value.point == door.lock
+        assert 0 < refused.value.remaining_ms <= rearm_s(rig.profile, door.lock) * 1000
+        assert solenoid.pulses == before + 1, f"a second pulse of {door.lock} reached the device"  # type: ignore[attr-defined]
+        rig.advance(rearm_s(rig.profile, door.lock))
+
+
+def _pulse_again(rig: Rig, lock: str, how: str) -> None:
+    if how == "pulse":
+        rig.driver.pulse(lock)
+    else:
+        rig.driver.unlock_together([lock])
