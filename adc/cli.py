@@ -86,6 +86,9 @@ app.add_typer(diag.app, name="diag")
 
 def main() -> None:
     """Console-script entry point."""
+    from adc.session.interrupts import terminate_as_interrupt
+
+    terminate_as_interrupt()  # `kill PID` and a closed terminal clean up as Ctrl-C does
     app()
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import sys
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -70,3 +70,19 @@ def login(ctl: Controller, user: str | None) -> Actor:
     if not user:
         raise BadInput(f"say who is acting: --user NAME (or {USER_ENV})")
     return authenticate(ctl, user, read_pin(f"PIN for {user}"))
+
+
+def recover_interrupted(ctl: Any, cabinet: str) -> None:
+    """Before a command opens the cabinet: drawers an earlier process left open in the middle of
+    an access are flagged for a blind recount (controller/access_log.py), and the person is told."""
+    from adc.commands.common import err_console
+    from adc.controller.access_log import recover_interrupted as recover
+
+    for found in recover(ctl, cabinet):
+        err_console().print(
+            f"[yellow]drawer {found.drawer} flagged for a blind recount:[/] a {found.purpose} "
+            f"by {found.user} was interrupted (its process ended); recover it with "
+            f"adc diag recover --drawer {found.drawer}",
+            highlight=False,
+            soft_wrap=True,
+        )

@@ -20,7 +20,7 @@ from adc.commands.access import UserOption
 from adc.commands.common import DbOption, JsonOption, console, print_json
 
 if TYPE_CHECKING:
-    from adc.controller.context import Controller
+    from adc.controller.context import Actor, Controller
     from adc.controller.counts import CycleTarget, SensorCount
     from adc.drivers.base import CabinetDriver
 
@@ -71,9 +71,11 @@ def _open_driver(ctl: Controller, cabinet: str, backend: str) -> CabinetDriver:
 
 
 def _unlock_and_weigh(
-    ctl: Controller, driver: CabinetDriver, cabinet: str, target: CycleTarget
-) -> tuple[SensorCount | None, str | None]:
-    """Release the pocket for the count; the scale's implied count where it has one."""
+    ctl: Controller, driver: CabinetDriver, cabinet: str, target: CycleTarget, actor: Actor
+) -> tuple[SensorCount | None, str | None, int]:
+    """Release the pocket for the count; the scale's implied count where it has one, and the
+    access written before the pulse (closed once the count is recorded)."""
+    from adc.controller.access_log import open_access
     from adc.controller.counts import SensorCount
     from adc.controller.maintenance import check_in_service
     from adc.controller.models import Drawer
@@ -87,19 +89,21 @@ def _unlock_and_weigh(
         assert drawer is not None
         check_in_service(session, cabinet, drawer.code)
         points = Points.of(pocket, drawer)
+    access = open_access(ctl, actor, cabinet, drawer.code, target.pocket, "count")
     for point in points.locks:
         driver.pulse(point)
     if target.sensor_kind != "weight" or not target.sensor_point or not target.unit_weight_g:
-        return None, None
+        return None, None, access
     try:
         reading = driver.weight(target.sensor_point)
     except DriverError as err:
-        return None, f"scale unreadable: {err.message}"
+        return None, f"scale unreadable: {err.message}", access
     if reading.quality is not Quality.OK:
-        return None, f"scale reports {reading.quality.value}"
+        return None, f"scale reports {reading.quality.value}", access
     return (
         SensorCount.from_weight(reading.grams, target.unit_weight_g, ctl.policy.weight_tolerance),
         None,
+        access,
     )
 
 
@@ -138,6 +142,7 @@ def count(
 ) -> None:
     """Cycle count: a blind count of each selected pocket; differences open discrepancies."""
     from adc.commands.access import login, open_controller
+    from adc.controller.access_log import close_access
     from adc.controller.counts import Outcome, count_pocket, cycle_targets
     from adc.errors import BadInput, Refused
 
@@ -155,12 +160,16 @@ def count(
         raise BadInput(f"no count given for {', '.join(missing)}: --count POCKET=N (no terminal)")
     actor = login(ctl, user)
     driver = _open_driver(ctl, cabinet, backend) if backend else None
+    if driver is not None:
+        from adc.commands.access import recover_interrupted
+
+        recover_interrupted(ctl, cabinet)
     results = []
     try:
         for target in targets:
-            sensor, note = (None, None)
+            sensor, note, access = (None, None, None)
             if driver is not None:
-                sensor, note = _unlock_and_weigh(ctl, driver, cabinet, target)
+                sensor, note, access = _unlock_and_weigh(ctl, driver, cabinet, target, actor)
             answers = list(counts_given.get(target.pocket, []))
             label = f"{target.pocket} {target.item}" + (
                 " (controlled)" if target.controlled else ""
@@ -179,6 +188,7 @@ def count(
                     )
                 result = count_pocket(ctl, actor, cabinet, target.pocket, again, sensor=sensor)
             results.append((target, result, note))
+            close_access(ctl, access, "counted")
     finally:
         if driver is not None:
             driver.close()

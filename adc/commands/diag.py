@@ -17,7 +17,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from adc.commands.access import UserOption
-from adc.commands.common import DbOption, JsonOption, command_group, console, print_json
+from adc.commands.common import (
+    QTY_MAX,
+    DbOption,
+    JsonOption,
+    command_group,
+    console,
+    print_json,
+)
 
 if TYPE_CHECKING:
     from adc.diag.bench import Bench
@@ -71,7 +78,11 @@ WitnessOption = Annotated[
 TimeoutOption = Annotated[
     int | None,
     typer.Option(
-        "--timeout-ms", min=5, help="Reply timeout per request on wire buses.", show_default=False
+        "--timeout-ms",
+        min=5,
+        max=60_000,
+        help="Reply timeout per request on wire buses.",
+        show_default=False,
     ),
 ]
 PersonTimeoutOption = Annotated[
@@ -79,6 +90,7 @@ PersonTimeoutOption = Annotated[
     typer.Option(
         "--person-timeout",
         min=0.1,
+        max=600.0,
         help="Seconds to watch a switch for what the person does (default: 10 for a prompted "
         "engineer).",
         show_default=False,
@@ -133,6 +145,9 @@ def _recorder(
     witness_actor = _login_as(ctl, witness, WITNESS_PIN_ENV, "witness")
     recorder = Recorder(ctl, actor, cabinet, witness_actor)
     recorder.profile_path()  # the cabinet exists
+    from adc.commands.access import recover_interrupted
+
+    recover_interrupted(ctl, cabinet)
     return recorder
 
 
@@ -303,7 +318,10 @@ def scan(
         ),
     ] = None,
     timeout_ms: Annotated[
-        int, typer.Option("--timeout-ms", min=5, help="Reply timeout per probed address.")
+        int,
+        typer.Option(
+            "--timeout-ms", min=5, max=60_000, help="Reply timeout per probed address."
+        ),
     ] = 50,
     backend: BackendOption = None,
     profile: ProfileOption = None,
@@ -398,24 +416,40 @@ def sensors(
             show_default=False,
         ),
     ] = None,
-    samples: Annotated[int, typer.Option("--samples", min=1, help="Readings per sensor.")] = 10,
+    samples: Annotated[int, typer.Option("--samples", min=1, max=10_000, help="Readings per sensor.")] = 10,
     interval: Annotated[
-        float, typer.Option("--interval", min=0.0, help="Seconds between rounds of readings.")
+        float,
+        typer.Option(
+            "--interval", min=0.0, max=60.0, help="Seconds between rounds of readings."
+        ),
     ] = 0.2,
     unit_weight: Annotated[
         float | None,
         typer.Option(
             "--unit-weight",
             min=0.001,
+            max=10_000.0,
             help="Grams per unit where the database gives none (implied counts).",
             show_default=False,
         ),
     ] = None,
     noise_limit: Annotated[
-        float, typer.Option("--noise-limit", help="σ in grams above which a sensor is noisy.")
+        float,
+        typer.Option(
+            "--noise-limit",
+            min=0.0,
+            max=10_000.0,
+            help="σ in grams above which a sensor is noisy.",
+        ),
     ] = 1.0,
     drift_limit: Annotated[
-        float, typer.Option("--drift-limit", help="Grams per hour above which it is drifting.")
+        float,
+        typer.Option(
+            "--drift-limit",
+            min=0.0,
+            max=100_000.0,
+            help="Grams per hour above which it is drifting.",
+        ),
     ] = 20.0,
     backend: BackendOption = None,
     profile: ProfileOption = None,
@@ -455,6 +489,7 @@ def calibrate(
         typer.Option(
             "--known-count",
             min=1,
+            max=QTY_MAX,
             help="Units to weigh for the unit weight (written to the pocket's item).",
             show_default=False,
         ),
@@ -530,11 +565,13 @@ def calibrate(
 
 @app.command()
 def watch(
-    rate: Annotated[float, typer.Option("--rate", min=0.01, help="Refreshes per second.")] = 1.0,
+    rate: Annotated[float, typer.Option("--rate", min=0.01, max=100.0, help="Refreshes per second.")] = 1.0,
     once: Annotated[bool, typer.Option("--once", help="Show one snapshot and stop.")] = False,
     iterations: Annotated[
         int | None,
-        typer.Option("--iterations", min=1, help="Stop after N refreshes.", show_default=False),
+        typer.Option(
+            "--iterations", min=1, max=1_000_000, help="Stop after N refreshes.", show_default=False
+        ),
     ] = None,
     backend: BackendOption = None,
     profile: ProfileOption = None,
@@ -594,10 +631,10 @@ def watch(
 @app.command()
 def stats(
     polls: Annotated[
-        int, typer.Option("--polls", min=1, help="Whole-cabinet polls to count over.")
+        int, typer.Option("--polls", min=1, max=10_000, help="Whole-cabinet polls to count over.")
     ] = 10,
     interval: Annotated[
-        float, typer.Option("--interval", min=0.0, help="Seconds between polls.")
+        float, typer.Option("--interval", min=0.0, max=60.0, help="Seconds between polls.")
     ] = 0.1,
     backend: BackendOption = None,
     profile: ProfileOption = None,

@@ -170,6 +170,19 @@ def require(user: Any, username: str, action: Action) -> Any:
     return user
 
 
+@contextmanager
+def _database_errors() -> Iterator[None]:
+    """A driver's database error under a change, as the refusal a person reads (dberrors.py)."""
+    try:
+        yield
+    except Exception as err:
+        from adc.controller.dberrors import database_unavailable, is_unavailable
+
+        if is_unavailable(err):
+            raise database_unavailable(err) from err
+        raise
+
+
 class Controller:
     """Database, clock and policy of one site; every controller function takes one."""
 
@@ -203,8 +216,10 @@ class Controller:
 
     @contextmanager
     def write(self, actor: Actor | None, action: Action | None) -> Iterator[Tx]:
-        """A locked transaction for one change by `actor` (None only for system bootstrap steps)."""
-        with self.db.write(AdcSession) as session:
+        """A locked transaction for one change by `actor` (None only for system bootstrap steps).
+
+        A database that fails under it (locked, read-only, gone) is `DatabaseUnavailable`."""
+        with _database_errors(), self.db.write(AdcSession) as session:
             user = None
             if actor is not None:
                 if action is None:
@@ -223,7 +238,7 @@ class Controller:
 
         Every change made in it must append its audit entry: one that did not is rolled back.
         """
-        with self.db.raw_write() as raw:
+        with _database_errors(), self.db.raw_write() as raw:
             store = Store(raw, self.db.engine.dialect)
             try:
                 user = require(rows.user(store, actor.user_id), actor.username, action)

@@ -54,6 +54,12 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import or_, select
 
 from adc.controller import counts, inventory, maintenance, rows
+from adc.controller.access_log import (
+    InterruptedAccess,
+    close_access,
+    open_access,
+    recover_interrupted,
+)
 from adc.controller.cabinet_policy import CountMode
 from adc.controller.cabinets import get_cabinet
 from adc.controller.context import Actor, Controller, Tx, require
@@ -172,6 +178,7 @@ class Line:
     opened: bool = False  # the access switch read open at least once
     count_due: CountMode = CountMode.NONE  # the count on access this line needs (refill, unload)
     counted: counts.CountResult | None = None
+    access_id: int | None = None  # the access_log row written before the first pulse
 
     def pulse_end(self) -> datetime | None:
         """When the last unlock pulse ends (None: never unlocked). Until then a latch read
@@ -222,6 +229,7 @@ class RestockSession:
         self.recorded: list[Movement] = []
         self.skipped: list[tuple[str, str]] = []
         self.abandoned: list[Abandoned] = []
+        self.recovered: list[InterruptedAccess] = []  # flagged at the start (access_log.py)
         self._done: set[str] = set()
 
     # ------------------------------------------------------------------------------ choosing
@@ -356,6 +364,10 @@ class RestockSession:
             )
         if self.state is State.READY_TO_UNLOCK and line.baseline is None:
             line.baseline = self._weigh(line)
+        if line.access_id is None:  # on record before the pulse: a crash is found next start
+            line.access_id = open_access(
+                self.ctl, self.actor, self.cabinet, line.drawer, line.pocket, "restock", self.id
+            )
         try:
             self.driver.unlock_together(points.locks)  # all or none; PartialUnlock says which
         except PartialUnlock as err:
@@ -579,7 +591,7 @@ class RestockSession:
                 )
             qty = sensed.count
         movement = self._record(line, qty, sensed)
-        self._finish_line()
+        self._finish_line("recorded")
         self.recorded.append(movement)
         self._done.add(line.pocket)
         return movement
@@ -710,7 +722,7 @@ class RestockSession:
             (line.pocket, reason or ("out of stock" if out_of_stock else "skipped"))
         )
         self._done.add(line.pocket)
-        self._finish_line()
+        self._finish_line("skipped")
 
     def cancel(self) -> None:
         """Leave the line without a record: only while nothing in the pocket can have moved.
@@ -730,7 +742,7 @@ class RestockSession:
                 f"pocket {line.pocket} was opened in this line: record the quantity, or abandon "
                 "the line (the drawer is flagged for a blind recount)"
             )
-        self._finish_line()
+        self._finish_line("left")
 
     def abandon(self, reason: str) -> Abandoned:
         """Leave a line whose pocket was unlocked or opened, without recording stock.
@@ -806,7 +818,7 @@ class RestockSession:
         )
         self.abandoned.append(result)
         self._done.add(line.pocket)
-        self._finish_line()
+        self._finish_line("abandoned")
         return result
 
     def _scanned_lot_on_record(self, tx: Tx, line: Line, pocket: Pocket) -> dict[str, Any]:
@@ -872,13 +884,18 @@ class RestockSession:
         return Summary(self.id, list(self.recorded), list(self.skipped), list(self.abandoned))
 
     # ---------------------------------------------------------------------------------- helpers
-    def _finish_line(self) -> None:
+    def _finish_line(self, outcome: str) -> None:
         line = self.line
         if line is not None and line.points.light and line.unlocked_at is not None:
             try:
                 self.driver.set_light(line.points.light, False)
             except DriverError as err:
                 line.notes.append(f"guide light stays on: {err.message}")
+        if line is not None and not close_access(self.ctl, line.access_id, outcome):
+            line.notes.append(
+                "the access could not be closed in the database: the drawer will be flagged "
+                "for a blind recount at the next start"
+            )
         self.line = None
         self.state = State.IDLE
 
@@ -924,7 +941,10 @@ def begin_restock(
         raise Refused(
             f"the driver is for a {driver.profile.name} cabinet, cabinet {cabinet} is a {registered}"
         )
-    return RestockSession(ctl, driver, cabinet, actor, witness)
+    recovered = recover_interrupted(ctl, cabinet)  # drawers a dead process left: recount first
+    session = RestockSession(ctl, driver, cabinet, actor, witness)
+    session.recovered = recovered
+    return session
 
 
 def pockets_needing_pull(ctl: Controller, cabinet: str) -> list[str]:

@@ -37,6 +37,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from adc.controller import counts, inventory, maintenance, rows
+from adc.controller.access_log import close_access, open_access
 from adc.controller.cabinet_policy import CountMode
 from adc.controller.cabinets import get_cabinet
 from adc.controller.context import Actor, Controller, require
@@ -234,6 +235,7 @@ class Withdrawal:
     recorded: list[inventory.Movement] = field(default_factory=list)
     alarms: list[Alarm] = field(default_factory=list)
     pulse_s: float = DEFAULT_PULSE_S  # the longest unlock pulse among `points.locks`
+    access_id: int | None = None  # the access_log row written before the pulse
     _left_open_alarm: bool = False
     _door_shut: bool = False
     _relock_pending: bool = False
@@ -247,6 +249,10 @@ class Withdrawal:
         again, or stop: `finish()`); where it may have opened the drawer is out of service and
         the withdrawal FAILED (nothing can be recorded: the pocket was never unlocked)."""
         self._expect(Phase.READY)
+        if self.access_id is None:  # on record before the pulse: a crash is found next start
+            self.access_id = open_access(
+                self.ctl, self.actor, self.cabinet, self.drawer, self.pocket, "withdrawal"
+            )
         try:
             self.driver.unlock_together(self.points.locks)  # all or none; PartialUnlock says which
         except PartialUnlock as err:
@@ -394,12 +400,15 @@ class Withdrawal:
         )
 
     def finish(self) -> None:
-        """The person is done; the guide light goes off."""
-        if self.points.light:
+        """The person is done (whatever became of the access); the guide light goes off."""
+        if self.points.light and self.phase is not Phase.DONE:
             with contextlib.suppress(DriverError):
                 self.driver.set_light(self.points.light, False)
+        outcome = "recorded" if self.recorded else self.phase.value
         if self.phase is not Phase.FAILED:
             self.phase = Phase.DONE
+        if close_access(self.ctl, self.access_id, outcome):
+            self.access_id = None
 
     def _fail(self, kind: str, detail: str) -> Alarm:
         alarm = raise_alarm(

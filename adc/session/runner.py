@@ -148,6 +148,19 @@ class Runner:
             hands=self.hands.name,
             lines=[row.as_json() for row in self.board],
         )
+        for found in s.recovered:
+            where = f"pocket {found.pocket}" if found.pocket else f"drawer {found.drawer}"
+            self._event(
+                "note",
+                pocket=found.pocket,
+                text=(
+                    f"drawer {found.drawer} flagged for a blind recount: a {found.purpose} of "
+                    f"{where} by {found.user}, opened {format_time(found.opened_at)}, was "
+                    "interrupted (its process ended); recover it with "
+                    f"adc diag recover --drawer {found.drawer}"
+                ),
+                maintenance_event=found.maintenance_event,
+            )
 
     def refresh_board(self) -> None:
         """Merge the controller's current refill list into the board (new lines are appended)."""
@@ -310,7 +323,8 @@ class Runner:
         self.retry_unlock = False
         for attempt in range(REARM_TRIES):
             try:
-                self.session.unlock()
+                with self.critical():  # the pulse and the state that says so: never half
+                    self.session.unlock()
                 break
             except RearmRefused as busy:
                 if attempt == REARM_TRIES - 1:

@@ -101,95 +101,106 @@ def nurse_visit(world: World, station: Station, pocket: str) -> Proc:
             world.emit("remove_refused", cabinet=station.id, pocket=pocket, reason=err.message)
             return
         try:
-            yield from _unlock(world, w.unlock)
-        except DriverError as err:
-            _driver_trouble(world, station, err, "nurse")
-            return
-        yield world.env.timeout(REACH_S)
-        try:
-            opened = _open_access(station, info)
-            w.poll()
-            if not opened:
-                alarm = w.not_opened()
-                world.emit("remove_failed", cabinet=station.id, pocket=pocket, why="did not open")
-                on_alarm(world, station, _tokens(alarm), alarm.detail)
+            try:
+                yield from _unlock(world, w.unlock)
+            except DriverError as err:
+                _driver_trouble(world, station, err, "nurse")
                 return
-            shelf = station.shelves[pocket]
-            if w.count_due.value != "none":  # the count on access: what she finds, before taking
-                _count_on_access(world, station, pocket, info, w.count, shelf.units)
-            if shelf.units < info.stock.dose:
-                # the system says there is stock, the pocket says otherwise: count what is there
-                yield world.env.timeout(nurses.take_s)
-                from adc.controller import inventory
-
-                movement = inventory.count(world.ctl, actor, station.id, pocket, shelf.units)
-                world.level(station.id, pocket, movement.on_hand)
-                world.emit("found_short", cabinet=station.id, pocket=pocket, held=shelf.units)
-                station.cabinet.sim_close(info.drawer)
-                return
-            source, take = pocket, info.stock.dose
-            miscount = errors.miscount.get(info.kind.value, 0.0)
-            if miscount and rng.random() < miscount and shelf.units > take:
-                take += 1
-                world.count(f"miscounts_injected:{info.kind.value}")
-                world.count("miscounts_injected_blind" if w.count_back else "miscounts_hidden")
-                world.emit("error_miscount", cabinet=station.id, pocket=pocket, blind=w.count_back)
-            elif errors.wrong_pocket and rng.random() < errors.wrong_pocket:
-                reachable = [n for n in info.neighbours if station.shelves[n].units >= take]
-                if reachable:
-                    source = reachable[rng.randrange(len(reachable))]
-                    world.count("wrong_pocket_injected")
-                    world.emit("error_wrong_pocket", cabinet=station.id, pocket=pocket, took=source)
-            station.cabinet.sim_take(source, take)
-            station.shelves[source].take(take)
-            yield world.env.timeout(nurses.take_s)
-            count_back = station.shelves[pocket].units if w.count_back else None
-            for movement in w.record(count_back):
-                world.level(station.id, pocket, movement.on_hand)
-                if movement.discrepancy_id:
-                    world.emit(
-                        "discrepancy_opened",
-                        cabinet=station.id,
-                        pocket=pocket,
-                        id=movement.discrepancy_id,
-                        kind=info.kind.value,
-                    )
-            world.count("removals")
-            world.emit(
-                "removal",
-                cabinet=station.id,
-                pocket=pocket,
-                qty=info.stock.dose,
-                on_hand=w.recorded[-1].on_hand,
-            )
-            reported = _report(world, station, w, 0)
-            if errors.drawer_left_open and rng.random() < errors.drawer_left_open:
-                world.count("left_open_injected")
-                world.emit("error_left_open", cabinet=station.id, drawer=info.drawer)
-                station.cabinet.sim_leave_open(info.drawer)
-                yield from _watch_door(world, station, w, errors.left_open_min * 60)
-                reported = _report(world, station, w, reported)
-                station.cabinet.sim_close(info.drawer)
-            else:
-                if info.has_door:  # shut the lid or door, and tug it: does it hold?
-                    station.cabinet.sim_close(info.code)
-                    w.poll()
-                    if station.cabinet.sim_open(info.code):
-                        w.poll()
-                station.cabinet.sim_close(info.drawer)
-            yield world.env.timeout(SHUT_S)
-            w.poll()
-            if station.cabinet.sim_open(info.drawer):  # a tug: does it hold?
+            yield world.env.timeout(REACH_S)
+            try:
+                opened = _open_access(station, info)
                 w.poll()
-                station.cabinet.sim_close(info.drawer)
-            _report(world, station, w, reported)
-            w.finish()
-        except DriverError as err:
-            _driver_trouble(world, station, err, "nurse")
-            _shut_all(station, info)
-        except SimInputError as err:
-            world.emit("person_blocked", cabinet=station.id, pocket=pocket, why=err.message)
-            _shut_all(station, info)
+                if not opened:
+                    alarm = w.not_opened()
+                    world.emit(
+                        "remove_failed", cabinet=station.id, pocket=pocket, why="did not open"
+                    )
+                    on_alarm(world, station, _tokens(alarm), alarm.detail)
+                    return
+                shelf = station.shelves[pocket]
+                if (
+                    w.count_due.value != "none"
+                ):  # the count on access: what she finds, before taking
+                    _count_on_access(world, station, pocket, info, w.count, shelf.units)
+                if shelf.units < info.stock.dose:
+                    # the system says there is stock, the pocket says otherwise: count what is there
+                    yield world.env.timeout(nurses.take_s)
+                    from adc.controller import inventory
+
+                    movement = inventory.count(world.ctl, actor, station.id, pocket, shelf.units)
+                    world.level(station.id, pocket, movement.on_hand)
+                    world.emit("found_short", cabinet=station.id, pocket=pocket, held=shelf.units)
+                    station.cabinet.sim_close(info.drawer)
+                    return
+                source, take = pocket, info.stock.dose
+                miscount = errors.miscount.get(info.kind.value, 0.0)
+                if miscount and rng.random() < miscount and shelf.units > take:
+                    take += 1
+                    world.count(f"miscounts_injected:{info.kind.value}")
+                    world.count("miscounts_injected_blind" if w.count_back else "miscounts_hidden")
+                    world.emit(
+                        "error_miscount", cabinet=station.id, pocket=pocket, blind=w.count_back
+                    )
+                elif errors.wrong_pocket and rng.random() < errors.wrong_pocket:
+                    reachable = [n for n in info.neighbours if station.shelves[n].units >= take]
+                    if reachable:
+                        source = reachable[rng.randrange(len(reachable))]
+                        world.count("wrong_pocket_injected")
+                        world.emit(
+                            "error_wrong_pocket", cabinet=station.id, pocket=pocket, took=source
+                        )
+                station.cabinet.sim_take(source, take)
+                station.shelves[source].take(take)
+                yield world.env.timeout(nurses.take_s)
+                count_back = station.shelves[pocket].units if w.count_back else None
+                for movement in w.record(count_back):
+                    world.level(station.id, pocket, movement.on_hand)
+                    if movement.discrepancy_id:
+                        world.emit(
+                            "discrepancy_opened",
+                            cabinet=station.id,
+                            pocket=pocket,
+                            id=movement.discrepancy_id,
+                            kind=info.kind.value,
+                        )
+                world.count("removals")
+                world.emit(
+                    "removal",
+                    cabinet=station.id,
+                    pocket=pocket,
+                    qty=info.stock.dose,
+                    on_hand=w.recorded[-1].on_hand,
+                )
+                reported = _report(world, station, w, 0)
+                if errors.drawer_left_open and rng.random() < errors.drawer_left_open:
+                    world.count("left_open_injected")
+                    world.emit("error_left_open", cabinet=station.id, drawer=info.drawer)
+                    station.cabinet.sim_leave_open(info.drawer)
+                    yield from _watch_door(world, station, w, errors.left_open_min * 60)
+                    reported = _report(world, station, w, reported)
+                    station.cabinet.sim_close(info.drawer)
+                else:
+                    if info.has_door:  # shut the lid or door, and tug it: does it hold?
+                        station.cabinet.sim_close(info.code)
+                        w.poll()
+                        if station.cabinet.sim_open(info.code):
+                            w.poll()
+                    station.cabinet.sim_close(info.drawer)
+                yield world.env.timeout(SHUT_S)
+                w.poll()
+                if station.cabinet.sim_open(info.drawer):  # a tug: does it hold?
+                    w.poll()
+                    station.cabinet.sim_close(info.drawer)
+                _report(world, station, w, reported)
+                w.finish()
+            except DriverError as err:
+                _driver_trouble(world, station, err, "nurse")
+                _shut_all(station, info)
+            except SimInputError as err:
+                world.emit("person_blocked", cabinet=station.id, pocket=pocket, why=err.message)
+                _shut_all(station, info)
+        finally:
+            w.finish()  # every path ends the access: light off, access log closed
 
 
 def _count_on_access(
