@@ -171,7 +171,7 @@ def require(user: Any, username: str, action: Action) -> Any:
 
 
 @contextmanager
-def _database_errors() -> Iterator[None]:
+def _database_errors(url: str) -> Iterator[None]:
     """A driver's database error under a change, as the refusal a person reads (dberrors.py)."""
     try:
         yield
@@ -179,7 +179,7 @@ def _database_errors() -> Iterator[None]:
         from adc.controller.dberrors import database_unavailable, is_unavailable
 
         if is_unavailable(err):
-            raise database_unavailable(err) from err
+            raise database_unavailable(err, url=url) from err
         raise
 
 
@@ -219,7 +219,7 @@ class Controller:
         """A locked transaction for one change by `actor` (None only for system bootstrap steps).
 
         A database that fails under it (locked, read-only, gone) is `DatabaseUnavailable`."""
-        with _database_errors(), self.db.write(AdcSession) as session:
+        with _database_errors(self.db.url), self.db.write(AdcSession) as session:
             user = None
             if actor is not None:
                 if action is None:
@@ -238,7 +238,7 @@ class Controller:
 
         Every change made in it must append its audit entry: one that did not is rolled back.
         """
-        with _database_errors(), self.db.raw_write() as raw:
+        with _database_errors(self.db.url), self.db.raw_write() as raw:
             store = Store(raw, self.db.engine.dialect)
             try:
                 user = require(rows.user(store, actor.user_id), actor.username, action)

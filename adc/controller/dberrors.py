@@ -56,6 +56,12 @@ def why_unwritable(err: BaseException) -> str:
     return f"the database failed ({text})"
 
 
-def database_unavailable(err: BaseException, doing: str = "") -> DatabaseUnavailable:
+def database_unavailable(
+    err: BaseException, doing: str = "", *, url: str = ""
+) -> DatabaseUnavailable:
+    """The refusal for a change the database could not take (`url` as it may be shown)."""
+    why = why_unwritable(err)
+    if url:
+        why = why.replace("the database", f"the database {url}", 1)
     suffix = f": {doing}" if doing else ""
-    return DatabaseUnavailable(f"{why_unwritable(err)}{suffix}; nothing of it was recorded")
+    return DatabaseUnavailable(f"{why}{suffix}; nothing of it was recorded")
