@@ -129,6 +129,27 @@ def unwritable(err: BaseException, doing: str) -> DatabaseUnwritable:
     return DatabaseUnwritable(f"{why_unwritable(err)}: {doing}; nothing was unlocked")
 
 
+def _q_probe() -> ClauseElement:
+    t = AccessLog.__table__
+    return t.delete().where(t.c.id == bindparam("none"))
+
+
+def prove_writable(ctl: Controller, doing: str) -> None:
+    """Take the writer lock and run a write that changes nothing: a session proves the database
+    takes its records before the person starts, not at the first unlock (read-only, locked)."""
+    try:
+        with ctl.db.raw_write() as raw:
+            store = Store(raw, ctl.db.engine.dialect)
+            try:
+                store.run(_q_probe, none=-1)
+            finally:
+                store.close()
+    except Exception as err:
+        if not is_unavailable(err):
+            raise
+        raise unwritable(err, f"cannot start {doing}") from None
+
+
 def open_access(
     ctl: Controller,
     actor: Actor | None,

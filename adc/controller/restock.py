@@ -58,6 +58,7 @@ from adc.controller.access_log import (
     InterruptedAccess,
     close_access,
     open_access,
+    prove_writable,
     recover_interrupted,
 )
 from adc.controller.cabinet_policy import CountMode
@@ -941,6 +942,7 @@ def begin_restock(
         raise Refused(
             f"the driver is for a {driver.profile.name} cabinet, cabinet {cabinet} is a {registered}"
         )
+    prove_writable(ctl, f"a restock session at cabinet {cabinet}")
     recovered = recover_interrupted(ctl, cabinet)  # drawers a dead process left: recount first
     session = RestockSession(ctl, driver, cabinet, actor, witness)
     session.recovered = recovered

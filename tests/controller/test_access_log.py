@@ -151,8 +151,12 @@ def test_a_read_only_database_refuses_before_anything_is_unlocked(w1: Any) -> No
     site, driver = w1
     path = site.url.removeprefix("sqlite:///")
     read_only = open_database(f"sqlite:///file:{path}?mode=ro&uri=true")
-    site.ctl.db = read_only
+    writable, site.ctl.db = site.ctl.db, read_only
+    with pytest.raises(DatabaseUnwritable, match=r"read-only: cannot start a restock session"):
+        begin_restock(site.ctl, driver, CABINET, site.tech)  # before the person scans anything
+    site.ctl.db = writable
     session = begin_restock(site.ctl, driver, CABINET, site.tech)
+    site.ctl.db = read_only  # ... and it turns read-only during the session
     session.select("D1-P1")
     session.scan(datamatrix(ACETAMINOPHEN, GOOD, "AC1"))
     with pytest.raises(DatabaseUnwritable, match=r"read-only.*nothing was unlocked"):
