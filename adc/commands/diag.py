@@ -23,7 +23,9 @@ from adc.commands.common import (
     JsonOption,
     command_group,
     console,
+    parse_count,
     print_json,
+    require_text,
 )
 
 if TYPE_CHECKING:
@@ -319,9 +321,7 @@ def scan(
     ] = None,
     timeout_ms: Annotated[
         int,
-        typer.Option(
-            "--timeout-ms", min=5, max=60_000, help="Reply timeout per probed address."
-        ),
+        typer.Option("--timeout-ms", min=5, max=60_000, help="Reply timeout per probed address."),
     ] = 50,
     backend: BackendOption = None,
     profile: ProfileOption = None,
@@ -416,12 +416,12 @@ def sensors(
             show_default=False,
         ),
     ] = None,
-    samples: Annotated[int, typer.Option("--samples", min=1, max=10_000, help="Readings per sensor.")] = 10,
+    samples: Annotated[
+        int, typer.Option("--samples", min=1, max=10_000, help="Readings per sensor.")
+    ] = 10,
     interval: Annotated[
         float,
-        typer.Option(
-            "--interval", min=0.0, max=60.0, help="Seconds between rounds of readings."
-        ),
+        typer.Option("--interval", min=0.0, max=60.0, help="Seconds between rounds of readings."),
     ] = 0.2,
     unit_weight: Annotated[
         float | None,
@@ -565,7 +565,9 @@ def calibrate(
 
 @app.command()
 def watch(
-    rate: Annotated[float, typer.Option("--rate", min=0.01, max=100.0, help="Refreshes per second.")] = 1.0,
+    rate: Annotated[
+        float, typer.Option("--rate", min=0.01, max=100.0, help="Refreshes per second.")
+    ] = 1.0,
     once: Annotated[bool, typer.Option("--once", help="Show one snapshot and stop.")] = False,
     iterations: Annotated[
         int | None,
@@ -594,6 +596,7 @@ def watch(
     count = 1 if once else iterations
     title = f"adc diag watch: {bench.target}"
     shown = 0
+    drawn: list[float] = []
     try:
         if out.is_terminal and count != 1:
             from rich.live import Live
@@ -601,13 +604,16 @@ def watch(
             with Live(console=out, auto_refresh=False, transient=False) as live:
 
                 def show(snap: Any, now: float) -> None:
-                    live.update(watch_screen(bench.profile, snap, now, title), refresh=True)
+                    drawn.append(now)
+                    screen = watch_screen(bench.profile, snap, now, title, len(drawn))
+                    live.update(screen, refresh=True)
 
                 shown = w.run(bench, show, interval_s=1 / rate, iterations=count)
         else:
 
             def show(snap: Any, now: float) -> None:
-                out.print(watch_screen(bench.profile, snap, now, title))
+                drawn.append(now)
+                out.print(watch_screen(bench.profile, snap, now, title, len(drawn)))
 
             shown = w.run(bench, show, interval_s=1 / rate, iterations=count)
     except KeyboardInterrupt:
@@ -621,11 +627,18 @@ def watch(
     report.notes.append(
         f"{shown} refreshes; devices offline at the end: {', '.join(offline) or 'none'}"
     )
+    dead = w.no_answer(health)
+    if dead is not None:
+        report.notes.append(dead)
     if recorder is not None:
         event = recorder.record(report, bench.profile, details={"offline": offline})
         out.print(
             f"recorded as maintenance event {event} (cabinet {recorder.cabinet})", highlight=False
         )
+    if dead is not None:  # every point showed "?": a dead cabinet is a failed check, not a view
+        from adc.errors import CheckFailed
+
+        raise CheckFailed(dead)
 
 
 @app.command()
@@ -717,6 +730,8 @@ def recover(
     from adc.diag.recover import recover as run
     from adc.errors import BadInput
 
+    if mark_failed is not None:  # bad input before anyone types a PIN
+        mark_failed = require_text(mark_failed, "--mark-failed")
     recorder = _recorder(db, cabinet, user, witness, required=True)
     assert recorder is not None
     ctl, actor = recorder.ctl, recorder.actor
@@ -772,9 +787,9 @@ def _parse_counts(items: list[str]) -> dict[str, int]:
     out: dict[str, int] = {}
     for item in items:
         pocket, sep, number = item.partition("=")
-        if not sep or not pocket or not number.strip().isdigit():
+        if not sep or not pocket.strip():
             raise BadInput(f"--count wants POCKET=N, not {item!r}")
-        out[pocket.strip()] = int(number)
+        out[pocket.strip()] = parse_count(number, f"--count {pocket.strip()}")
     return out
 
 

@@ -65,16 +65,26 @@ def ports_table(ports: list[dict[str, str]]) -> Any:
     return table
 
 
-def watch_screen(profile: Profile, snap: Snapshot, now: float, title: str) -> RenderableType:
+def watch_screen(
+    profile: Profile, snap: Snapshot, now: float, title: str, refresh: int = 0
+) -> RenderableType:
+    """The cabinet table and the bus health table, each fitting an 80-column terminal: names are
+    never cut (they wrap), and the four counters share one column."""
+    import time
+
     from rich.console import Group
     from rich.markup import escape
     from rich.table import Table
+    from rich.text import Text
 
     from adc.diag.watch import UNKNOWN, device_rows, rows
 
-    cabinet = Table(title=f"{escape(title)} at {snap.time:.1f} s", title_justify="left")
-    for column in ("drawer / pocket", "lock", "switch", "sensor", "light"):
-        cabinet.add_column(column)
+    when = time.strftime("%H:%M:%S")
+    shown = f"{escape(title)} · {when}" + (f" · refresh {refresh}" if refresh else "")
+    cabinet = Table(title=shown, title_justify="left")
+    cabinet.add_column("drawer / pocket", no_wrap=True)
+    for column in ("lock", "switch", "sensor", "light"):
+        cabinet.add_column(column, overflow="fold")
     for row in rows(profile, snap):
         cells = [row.where, row.lock, row.switch, row.sensor, row.light]
         cabinet.add_row(
@@ -82,31 +92,27 @@ def watch_screen(profile: Profile, snap: Snapshot, now: float, title: str) -> Re
             style="bold" if not row.where.startswith(" ") else None,
         )
     health = Table(title="bus health", title_justify="left")
-    for column in (
-        "device",
-        "bus",
-        "addr",
-        "online",
-        "requests",
-        "timeouts",
-        "errors",
-        "retries",
-        "last seen",
-        "last error",
-    ):
-        health.add_column(column)
+    health.add_column("device", no_wrap=True)
+    health.add_column("bus", overflow="fold")
+    health.add_column("addr", justify="right")
+    health.add_column("online", no_wrap=True)
+    health.add_column("req/t-o/err/rty", no_wrap=True, justify="right")
+    health.add_column("last seen", overflow="fold")
+    errors: dict[str, list[str]] = {}  # the last error, once, below the table (it is long)
     for d in device_rows(profile, snap.health, now):
         online = {"yes": "[green]yes[/]", "no": "[bold red]no[/]"}.get(d.online, d.online)
         health.add_row(
-            d.device,
-            d.bus,
+            escape(d.device),
+            escape(d.bus),
             str(d.address),
             online,
-            str(d.requests),
-            str(d.timeouts),
-            str(d.errors),
-            str(d.retries),
+            f"{d.requests}/{d.timeouts}/{d.errors}/{d.retries}",
             d.last_seen,
-            escape(d.last_error),
         )
-    return Group(cabinet, health)
+        if d.last_error:
+            errors.setdefault(d.last_error, []).append(d.device)
+    notes = [
+        Text.from_markup(f"[red]last error[/] of {escape(', '.join(devs))}: {escape(error)}")
+        for error, devs in errors.items()
+    ]
+    return Group(cabinet, health, *notes)

@@ -51,9 +51,11 @@ def device_check(profile: Profile, h: DeviceHealth, now: float, limits: HealthLi
     )
     if not h.online or (h.requests and h.last_seen is None):
         why = f"; last error: {h.last_error}" if h.last_error else ""
-        return Check(
-            subject, h.device, Verdict.FAIL, f"offline: {counters}{why}", data, ["offline"]
-        )
+        if h.last_seen is None and not _bad(h):  # never connected: no request got on the wire
+            what = f"no answer to any of {h.requests} requests (never reached)"
+        else:
+            what = counters
+        return Check(subject, h.device, Verdict.FAIL, f"offline: {what}{why}", data, ["offline"])
     if h.requests and _bad(h) / h.requests > limits.bad_ratio:
         share = 100 * _bad(h) / h.requests
         why = f"; last error: {h.last_error}" if h.last_error else ""
@@ -91,6 +93,8 @@ def bus_check(
     )
     subject = f"bus {bus} ({data['transport']})"
     if requests and not live:
+        if not any(h.last_seen is not None or _bad(h) for h in health):
+            counts = f"none of {len(health)} devices reached in {requests} requests"
         return Check(subject, bus, Verdict.FAIL, f"offline: {counts}", data, ["offline"])
     if live_requests and bad / live_requests > limits.bad_ratio:
         share = 100 * bad / live_requests

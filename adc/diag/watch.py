@@ -125,6 +125,19 @@ def device_rows(profile: Profile, health: dict[str, DeviceHealth], now: float) -
     return out
 
 
+def no_answer(health: Mapping[str, DeviceHealth]) -> str | None:
+    """What to say when no device of the cabinet answered at all (None: some did)."""
+    asked = [h for h in health.values() if h.requests]
+    if not asked or any(h.last_seen is not None for h in asked):
+        return None
+    errors = sorted({h.last_error for h in asked if h.last_error})
+    why = f" (last error: {errors[0]})" if errors else ""
+    return (
+        f"no device answered in {sum(h.requests for h in asked)} requests: the cabinet is "
+        f"offline or not connected{why}"
+    )
+
+
 def run(
     bench: Bench,
     show: Callable[[Snapshot, float], None],
