@@ -24,7 +24,7 @@ from adc.diag.bench import Bench
 from adc.diag.person import Door
 from adc.diag.results import Check, Report, Verdict
 from adc.diag.waiting import poll_until
-from adc.drivers.base import DeviceOffline, DriverError, RearmRefused
+from adc.drivers.base import DeviceOffline, DriverError, LockNotReleased, RearmRefused
 from adc.errors import BadInput
 from adc.profiles.models import Drawer, LockboardCU16, PocketKind, Profile
 from adc.profiles.points import PointRef
@@ -102,7 +102,8 @@ class DoorTest:
     is_open: bool = False
     saw_open: bool = False
     saw_closed_after: bool = False
-    pulsed_at: float | None = None
+    pulsed_at: float | None = None  # when the pulse started
+    pulse_started: float = 0.0
     closed_at: float | None = None
 
     def __post_init__(self) -> None:
@@ -134,17 +135,22 @@ class DoorTest:
             if not self._closed():
                 self.switch_problems.append(f"reads open before the test (is {door.label} shut?)")
             bench.person.before_pulse(door)
-            self._pulse()
+            jammed = not self._pulse()
             if self.spec.feedback:
-                _, took, released = poll_until(
-                    waiter,
-                    self._engaged,
-                    lambda engaged: not engaged,
-                    timeout_s=self.spec.pulse_s,
-                    step_s=self.timing.step_s,
-                )
+                # A driver may confirm the bolt itself before pulse() returns: time from the
+                # pulse's start.
+                in_pulse = waiter.now() - self.pulse_started
+                released = False
+                if not jammed:
+                    _, took, released = poll_until(
+                        waiter,
+                        self._engaged,
+                        lambda engaged: not engaged,
+                        timeout_s=max(self.spec.pulse_s - in_pulse, 0.0),
+                        step_s=self.timing.step_s,
+                    )
                 if released:
-                    self.data["actuation_ms"] = round(took * 1000, 1)
+                    self.data["actuation_ms"] = round((in_pulse + took) * 1000, 1)
                 else:
                     self.lock_problems.append(
                         f"feedback stayed engaged through the {self.spec.pulse_s * 1000:.0f} ms "
@@ -187,14 +193,23 @@ class DoorTest:
             self.switch_skipped = f"nobody said whether {door.label} opened"
         return self.is_open
 
-    def _pulse(self) -> None:
+    def _pulse(self) -> bool:
+        """Pulse the lock (waiting out a re-arm); False when the driver found the bolt never
+        came out (LockNotReleased: a lock board confirming by its feedback)."""
+        self.pulse_started = self.bench.waiter.now()
         try:
-            self.bench.driver.pulse(self.door.lock)
-        except RearmRefused as refused:
-            self.lock_notes.append(f"waited {refused.remaining_ms:.0f} ms for re-arm")
-            self.bench.waiter.sleep(refused.remaining_ms / 1000 + 0.01)
-            self.bench.driver.pulse(self.door.lock)
-        self.pulsed_at = self.bench.waiter.now()
+            try:
+                self.bench.driver.pulse(self.door.lock)
+            except RearmRefused as refused:
+                self.lock_notes.append(f"waited {refused.remaining_ms:.0f} ms for re-arm")
+                self.bench.waiter.sleep(refused.remaining_ms / 1000 + 0.01)
+                self.pulse_started = self.bench.waiter.now()
+                self.bench.driver.pulse(self.door.lock)
+        except LockNotReleased:
+            self.pulsed_at = self.pulse_started
+            return False
+        self.pulsed_at = self.pulse_started
+        return True
 
     def close(self) -> None:
         """Step 6: shut it, then the switch must read closed and the lock re-engage."""

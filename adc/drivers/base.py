@@ -75,6 +75,20 @@ class DeviceFault(DriverError):
         self.point = point
 
 
+class LockNotReleased(DeviceFault):
+    """An unlock went out (once; it is never repeated) and the lock's own feedback never showed
+    the bolt out before the end of its pulse: the lock is not released (jammed, or the board
+    did not take the command). Raised by `pulse` on hardware with lock feedback (CU16 boards)."""
+
+    def __init__(self, device: str, point: str, waited_ms: float) -> None:
+        super().__init__(
+            device,
+            f"lock {point} not released: its feedback still showed the bolt in "
+            f"{waited_ms:.0f} ms after the unlock (sent once, not repeated)",
+            point,
+        )
+
+
 class RearmRefused(Refused):
     """A solenoid pulse inside its re-arm window: refused, as real boards do, to spare the coil."""
 
@@ -183,7 +197,11 @@ class Locks(Protocol):
     def pulse(self, point: str) -> None:
         """Energise a lock's solenoid for its profile pulse length (releases the latch).
 
-        Raises RearmRefused inside the re-arm window, DeviceOffline, UnknownPoint, WrongPointRole.
+        Raises RearmRefused inside the re-arm window (the driver's own limit: nothing is sent,
+        whatever the device would accept), DeviceOffline, UnknownPoint, WrongPointRole. Where
+        the lock has feedback and the driver can let time pass (a lock board on a real-time
+        clock, or a `wait` option), the unlock is sent once and confirmed by reading the lock's
+        status until its bolt shows out: LockNotReleased if it never does within the pulse.
         """
         ...
 

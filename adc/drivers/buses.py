@@ -236,6 +236,22 @@ def clock_option(options: dict[str, object]) -> Clock:
     return clock  # type: ignore[return-value]
 
 
+Wait = Callable[[float], None]
+
+
+def wait_option(options: dict[str, object], clock: Clock) -> Wait | None:
+    """How a driver lets time pass while it waits on the hardware (a bolt's retract time): the
+    `wait` option (a callable taking seconds; a test passes the function that advances its
+    simulated cabinet), else real sleeping when the clock is the real one, else None (a caller-
+    owned clock that stands still during the call: the driver does not wait)."""
+    wait = options.pop("wait", None)
+    if wait is None:
+        return time.sleep if clock is time.monotonic else None
+    if not callable(wait):
+        raise BadInput("the wait option must be a callable taking seconds")
+    return wait  # type: ignore[return-value]
+
+
 def open_profile_buses(
     profile: Profile,
     *,
@@ -243,6 +259,7 @@ def open_profile_buses(
     clock: Clock = time.monotonic,
     timeout_s: float | None = None,
     only: set[str] | None = None,
+    wait: Wait | None = None,
 ) -> WireDriver:
     """A WireDriver with a part for every bus of the profile (or the buses in `only`).
 
@@ -251,6 +268,9 @@ def open_profile_buses(
     """
     from adc.drivers.lockboard import LockboardPart, lockboard_client
     from adc.drivers.modbus import ModbusPart, modbus_client
+
+    if wait is None and clock is time.monotonic:
+        wait = time.sleep  # real time: the driver waits on the hardware itself
 
     ports = dict(ports or {})
     unknown = set(ports) - set(profile.buses)
@@ -267,7 +287,7 @@ def open_profile_buses(
             devices = set(profile.devices_on(name))
             if isinstance(bus, LockboardBus):
                 client = lockboard_client(name, bus, ports.get(name), timeout_s, clock)
-                parts.append(LockboardPart(profile, {name: client}, devices, clock))
+                parts.append(LockboardPart(profile, {name: client}, devices, clock, wait))
             else:
                 assert isinstance(bus, ModbusRtuBus | ModbusTcpBus)
                 client = modbus_client(name, bus, ports.get(name), timeout_s, clock)
@@ -292,10 +312,12 @@ def _load(target: str, profile: Profile | None) -> Profile:
 def open_backend(target: str, profile: Profile | None = None, **options: object) -> WireDriver:
     """Registry factory for `profile:[NAME-OR-PATH][?BUS=PORT...]`: open every bus the profile
     names, at the profile's ports unless a query parameter or the `ports` option moves one.
-    Options: `ports` (dict bus → port), `clock` (callable, seconds), `timeout_s` (float)."""
+    Options: `ports` (dict bus → port), `clock` (callable, seconds), `timeout_s` (float),
+    `wait` (callable taking seconds: how the driver lets time pass; see `wait_option`)."""
     base, query = parse_query(target)
     opts = dict(options)
     clock = clock_option(opts)
+    wait = wait_option(opts, clock)
     ports = dict(opts.pop("ports", None) or {})  # type: ignore[call-overload]
     timeout = opts.pop("timeout_s", None)
     if opts:
@@ -306,4 +328,5 @@ def open_backend(target: str, profile: Profile | None = None, **options: object)
         ports=ports,
         clock=clock,
         timeout_s=float(timeout) if timeout is not None else None,  # type: ignore[arg-type]
+        wait=wait,
     )

@@ -33,6 +33,7 @@ from adc.drivers.base import (
     DeviceFault,
     DeviceHealth,
     DeviceOffline,
+    LockNotReleased,
     RearmRefused,
     TemperatureReading,
     WeightReading,
@@ -75,6 +76,7 @@ class LockboardClient(BusHealth):
         self.clock = clock
         self.health: dict[str, DeviceHealth] = {}
         self.exchanges = 0
+        self.exchanges_sent = False  # whether the last request's bytes were written
         self._lock = threading.Lock()
         self._port: Any = None
         self._decoder = lp.StreamDecoder()
@@ -128,6 +130,37 @@ class LockboardClient(BusHealth):
                     last, timed_out = "no answer within the timeout", True
             self._give_up(device, point, health, last, timed_out, attempts)
 
+    def send_once(
+        self, device: str, request: lp.Frame, board: int, *, point: str | None = None
+    ) -> lp.Frame | None:
+        """Send a command that must never be repeated (an unlock) exactly once, and take the
+        board's answer if one comes within the timeout. Silence is no failure: public CU16
+        firmware does not answer an unlock, and a board may have pulsed all the same. Raises
+        DeviceOffline only when the port cannot be opened or written (nothing went out)."""
+
+        def accept(frame: lp.Frame) -> bool:
+            return frame.board == board and frame.cmd in (lp.Cmd.STATUS_REPLY, lp.Cmd.BUSY)
+
+        health = self.health_of(device)
+        with self._lock:
+            health.requests += 1
+            port = self._open(device, health, point)
+            frames, errors, failure = self._send_and_collect(
+                port, request, lambda got: any(accept(f) for f in got)
+            )
+            health.errors += errors
+            if failure and not self.exchanges_sent:
+                self._close_port()
+                health.last_error = failure
+                raise DeviceOffline(device, failure, point)
+            if failure:
+                self._close_port()
+            mine = [f for f in frames if accept(f)]
+            if mine:
+                self._seen(health)
+                return mine[0]
+            return None
+
     def collect_all(self, boards: dict[int, str]) -> dict[int, lp.Frame]:
         """Query all (0x32): every board answers in turn; wait for the ones in `boards`."""
         with self._lock:
@@ -164,7 +197,9 @@ class LockboardClient(BusHealth):
         try:
             port.reset_input_buffer()  # stale answers to earlier requests
             self._decoder.reset()
+            self.exchanges_sent = False
             port.write(lp.encode(request))
+            self.exchanges_sent = True
             self.exchanges += 1
             deadline = time.monotonic() + (timeout_s or self.timeout_s)
             while not done(frames):
@@ -237,11 +272,16 @@ class LockboardPart:
         clients: dict[str, LockboardClient],
         devices: set[str],
         clock: Clock = time.monotonic,
+        wait: Callable[[float], None] | None = None,
     ) -> None:
         self.profile = profile
         self.clients = clients
         self.devices = {d for d in devices if isinstance(profile.devices[d], LockboardCU16)}
         self.clock = clock
+        # How the driver lets time pass while it waits for a bolt to show out after an unlock.
+        # None: it cannot (a caller-owned clock that stands still during the call, e.g. a
+        # scenario step); the unlock is then confirmed by one status read only.
+        self.wait = wait
         self._last_pulse: dict[str, float] = {}
 
     def _model(self, device: str) -> LockboardCU16:
@@ -285,24 +325,44 @@ class LockboardPart:
         of locks (0x33 opens all sixteen)."""
         pulse_each(group, self.pulse)
 
+    confirm_step_s = 0.005  # between the status reads that wait for the bolt
+
     def pulse(self, info: PointInfo) -> None:
+        """Unlock (0x31) sent once, never repeated; then the lock's status (0x30, reads may
+        retry) until its feedback shows the bolt out. LockNotReleased if it still shows the bolt
+        in at the end of the pulse; DeviceOffline if the board answers neither the unlock nor
+        the status reads (the lock may have pulsed: unconfirmed)."""
         device = info.ref.device
         model = self._model(device)
-        rearm_ms = max(model.solenoid.rearm_ms, model.solenoid.pulse_ms)
-        now = self.clock()
         self.check_rearm(info)
-        try:
-            self._client(device).exchange(
-                device,
-                lp.unlock_request(model.address, info.ref.index),
-                model.address,
-                point=info.text,
-            )
-        except Busy as busy:
-            if busy.attempt == 0:
-                raise RearmRefused(info.text, rearm_ms) from None
-            # The first unlock reached the board and its acknowledgement was lost: it pulses.
-        self._last_pulse[info.text] = now
+        sent_at = self.clock()
+        reply = self._client(device).send_once(
+            device, lp.unlock_request(model.address, info.ref.index), model.address, point=info.text
+        )
+        if reply is not None and reply.cmd is lp.Cmd.BUSY:
+            # Variant: a board that refuses an unlock inside its own re-arm window. The single
+            # send was refused, so nothing pulsed.
+            raise RearmRefused(info.text, max(model.solenoid.rearm_ms, model.solenoid.pulse_ms))
+        self._last_pulse[info.text] = sent_at  # whatever the answer: it may have pulsed
+        self._confirm(info, sent_at)
+
+    def _confirm(self, info: PointInfo, sent_at: float) -> None:
+        """Read the lock's feedback until the bolt is out, waiting (via `wait`) up to the end of
+        its pulse; without a way to wait, one read. Never pulses again."""
+        pulse_s = self._model(info.ref.device).solenoid.pulse_ms / 1000
+        reads = 0
+        while True:
+            engaged = self.lock_feedback(info)
+            reads += 1
+            if not engaged:
+                return
+            elapsed = self.clock() - sent_at
+            left = pulse_s - elapsed
+            if self.wait is None:
+                return  # the caller owns time: it reads the feedback after the retract time
+            if left <= 0 or reads > pulse_s / self.confirm_step_s + 2:
+                raise LockNotReleased(info.ref.device, info.text, elapsed * 1000)
+            self.wait(min(self.confirm_step_s, left))
 
     def lock_feedback(self, info: PointInfo) -> bool:
         locks, _ = self.status(info.ref.device, info.text)
@@ -400,12 +460,16 @@ def lockboard_client(
 
 def open_backend(target: str, profile: Profile | None = None, **options: object) -> WireDriver:
     """Registry factory for `lockboard://PORT?baudrate=N`: every lock board of the profile on one
-    line. Query: baudrate, timeout_ms, retries, profile. Options: clock, timeout_s."""
+    line. Query: baudrate, timeout_ms, retries, profile. Options: clock, timeout_s, wait."""
+    from adc.drivers.buses import wait_option
     from adc.drivers.modbus import _int, _open_target, _timeout_s
 
+    options = dict(options)
+    wait_given = options.pop("wait", None)
     base, params, profile, clock, timeout_s = _open_target(
         "lockboard", target, profile, options, "a port: lockboard://PORT"
     )
+    wait = wait_option({"wait": wait_given}, clock)
     buses = {n: b for n, b in profile.buses.items() if isinstance(b, LockboardBus)}
     first = next(iter(buses.values()), None)
     client = LockboardClient(
@@ -418,5 +482,5 @@ def open_backend(target: str, profile: Profile | None = None, **options: object)
         clock=clock,
     )
     devices = {d for d, m in profile.devices.items() if m.bus in buses}
-    part = LockboardPart(profile, dict.fromkeys(buses, client), devices, clock)
+    part = LockboardPart(profile, dict.fromkeys(buses, client), devices, clock, wait)
     return WireDriver(profile, [part], clock)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from adc.drivers.base import DriverError, PartialUnlock, RearmRefused
+from adc.drivers.base import DriverError, LockNotReleased, PartialUnlock, RearmRefused
 from adc.drivers.cabinet_points import PointInfo, Use
 from adc.errors import AdcError, BadInput
 
@@ -51,12 +51,13 @@ def unlock_groups(infos: Sequence[PointInfo], drawer_locks: set[str]) -> list[li
 
 def pulse_each(group: Sequence[PointInfo], pulse_one: Callable[[PointInfo], None]) -> None:
     """Back-to-back single pulses; GroupFailed at the first that fails. A refusal (re-arming)
-    was not carried out; any other error leaves its lock unconfirmed."""
+    was not carried out and a lock whose feedback never showed the bolt out was not released;
+    any other error leaves its lock unconfirmed."""
     released: list[str] = []
     for i, info in enumerate(group):
         try:
             pulse_one(info)
-        except RearmRefused as err:
+        except (RearmRefused, LockNotReleased) as err:
             raise GroupFailed(released, [g.text for g in group[i:]], err) from None
         except DriverError as err:
             rest = [g.text for g in group[i:]]

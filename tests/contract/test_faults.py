@@ -8,7 +8,7 @@ import math
 
 import pytest
 
-from adc.drivers.base import DeviceFault, DeviceOffline, Quality
+from adc.drivers.base import DeviceFault, DeviceOffline, LockNotReleased, Quality
 from adc.profiles.models import SensorKind
 from adc.profiles.points import PointRef
 from tests.contract.helpers import (
@@ -124,7 +124,17 @@ def test_load_cell_faults_show_in_quality(
 def test_jammed_lock_keeps_its_door_shut(rig: Rig) -> None:
     door = drawer_door(rig.profile, rig.profile.layout.drawers[0])
     rig.cabinet.sim_inject_fault("lock_jammed", door.lock)
-    rig.driver.pulse(door.lock)  # the pulse itself is accepted: the coil is fine
+    not_released: LockNotReleased | None = None
+    try:
+        rig.driver.pulse(door.lock)  # the pulse itself is accepted: the coil is fine
+    except LockNotReleased as err:
+        not_released = err
+    if not_released is not None:
+        # A driver that confirms an unlock by the lock's feedback (a lock board, where it can
+        # wait for the bolt) reports the jammed bolt at once, naming the lock.
+        assert has_feedback(rig.profile, door.lock)
+        assert not_released.point == door.lock
+        assert not_released.device == door.lock.partition(":")[0]
     rig.advance(release_s(rig.profile))
     if has_feedback(rig.profile, door.lock):
         assert rig.driver.lock_engaged(door.lock), "feedback hid a jammed bolt"

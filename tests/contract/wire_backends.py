@@ -45,14 +45,21 @@ def _wire_rig(profile: Profile, seed: int, modbus_over: str) -> Iterator[Rig]:
             else:
                 emulator = stack.enter_context(ModbusRtuEmulator(cabinet, name, lock=lock))
                 ports[name] = emulator.port
-        driver = open_backend(
-            "profile:", profile, ports=ports, clock=lambda: cabinet.env.now, timeout_s=TIMEOUT_S
-        )
-        stack.callback(driver.close)
 
         def advance(seconds: float) -> None:
             with lock:
                 cabinet.run(seconds)
+
+        # The driver's waits (a lock board's bolt confirmation) let the cabinet's time pass.
+        driver = open_backend(
+            "profile:",
+            profile,
+            ports=ports,
+            clock=lambda: cabinet.env.now,
+            timeout_s=TIMEOUT_S,
+            wait=advance,
+        )
+        stack.callback(driver.close)
 
         yield Rig(f"wire-{modbus_over}", driver, cabinet, advance)
 

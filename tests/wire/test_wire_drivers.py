@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from adc.drivers import lockboard_protocol as lp
 from adc.drivers import modbus_frames as mf
 from adc.drivers.base import DeviceFault, DeviceOffline, RearmRefused
 from adc.drivers.buses import WireDriver
@@ -223,39 +222,6 @@ def test_lockboard_query_all_and_unlock_all(locks) -> None:  # type: ignore[no-u
     cabinet.run(0.1)
     assert not any(cabinet.lock_holding(f"lb1:lock.{i}") for i in range(16))
     assert isinstance(locks_bits, int)
-
-
-def test_lockboard_retry_after_a_lost_ack_counts_the_pulse_as_done() -> None:
-    line, stop = PtyLine(), threading.Event()
-
-    def board() -> None:
-        decoder = lp.StreamDecoder()
-        seen = 0
-        while not stop.is_set():
-            data = line.read(0.02)
-            if not data:
-                continue
-            decoder.feed(data)
-            frames, _ = decoder.drain()
-            for frame in frames:
-                seen += 1
-                if seen == 1:
-                    continue  # the pulse happens, the acknowledgement is lost
-                line.write(lp.encode(lp.busy_reply(frame.board, frame.lock)))
-
-    server = threading.Thread(target=board, daemon=True)
-    server.start()
-    p = profile("rs485-2bus")
-    client = LockboardClient("locks", SerialEndpoint(line.name), timeout_s=0.1, retries=2)
-    part = LockboardPart(p, {"locks": client}, {"lb0", "lb1"})
-    try:
-        part.pulse(WireDriver(p, [part])._points["lb0:lock.2"])
-        assert client.health["lb0"].retries == 1
-    finally:
-        client.close()
-        stop.set()
-        server.join(2)
-        line.close()
 
 
 def test_lockboard_bad_checksums_are_retried_and_counted(locks) -> None:  # type: ignore[no-untyped-def]
