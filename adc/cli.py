@@ -6,6 +6,8 @@ libraries (sqlmodel, pymodbus, simpy, biip) inside the command functions, so `ad
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
 from typing import Any
 
 import typer
@@ -36,21 +38,120 @@ from adc.errors import AdcError
 
 
 class _AdcGroup(FastHelpGroup):
-    """Turns every `AdcError` raised below into one clear line and its exit code, never a traceback."""
+    """Every failure a person can cause ends here as one line on stderr and its exit code, never a
+    traceback: an `AdcError` from below; a usage error of the command line (typer would draw a
+    boxed panel); a known database condition (locked, read-only: `adc.controller.db.known_failure`).
+    """
+
+    def make_context(
+        self, info_name: str | None, args: list[str], parent: Any = None, **extra: Any
+    ) -> Any:
+        def make() -> Any:
+            _check_text(args)
+            return super(_AdcGroup, self).make_context(info_name, args, parent, **extra)
+
+        return _one_line(make)
 
     def invoke(self, ctx: Any) -> Any:
+        return _one_line(lambda: super(_AdcGroup, self).invoke(ctx))
+
+
+def _one_line(call: Callable[[], Any]) -> Any:
+    from typer._click.exceptions import ClickException, NoArgsIsHelpError
+
+    try:
+        return call()
+    except NoArgsIsHelpError:
+        raise  # `adc` or `adc user` alone: the help, as typer prints it
+    except ClickException as err:
+        _print_line("error", _usage_message(err))
+        raise typer.Exit(err.exit_code) from None
+    except typer.Abort:  # a prompt met the end of its input
+        _print_line("aborted", "no answer: the input ended; nothing more was recorded")
+        raise typer.Exit(1) from None
+    except typer.Exit:
+        raise
+    except AdcError as err:
+        from adc.commands.common import print_error
+
+        print_error(err)
+        raise typer.Exit(err.exit_code) from None
+    except KeyboardInterrupt:
+        from adc.commands.common import err_console
+
+        err_console().print("[yellow]interrupted[/]")
+        raise typer.Exit(130) from None
+    except Exception as err:
+        known = _known_failure(err)
+        if known is None:
+            raise
+        from adc.commands.common import print_error
+
+        print_error(known)
+        raise typer.Exit(known.exit_code) from None
+
+
+def _check_text(args: list[str]) -> None:
+    """Refuse an argument that is not text: bytes that are not UTF-8 reach Python as lone
+    surrogates, which no database, file or terminal accepts."""
+    from adc.errors import BadInput
+
+    for number, arg in enumerate(args, start=1):
         try:
-            return super().invoke(ctx)
-        except AdcError as err:
-            from adc.commands.common import print_error
+            arg.encode("utf-8")
+        except UnicodeEncodeError:
+            shown = arg.encode("utf-8", "backslashreplace").decode("ascii", "replace")[:60]
+            raise BadInput(f"argument {number} is not valid UTF-8 text: {shown}") from None
 
-            print_error(err)
-            raise typer.Exit(err.exit_code) from None
-        except KeyboardInterrupt:
-            from adc.commands.common import err_console
 
-            err_console().print("[yellow]interrupted[/]")
-            raise typer.Exit(130) from None
+def _known_failure(err: Exception) -> AdcError | None:
+    """A database condition a person should read about (only when a database was opened: the
+    check imports sqlalchemy), or a number too large that slipped past parsing."""
+    if "adc.controller.db" in sys.modules:
+        from adc.controller.db import known_failure
+
+        return known_failure(err)
+    if isinstance(err, OverflowError):
+        from adc.errors import BadInput
+
+        return BadInput(f"a number is too large ({err})")
+    return None
+
+
+# typer's number checks speak pydantic; a person reads these instead
+_PLAIN_WORDS = [
+    ("Input should be greater than or equal to", "must be at least"),
+    ("Input should be less than or equal to", "must be at most"),
+    ("Input should be greater than", "must be more than"),
+    ("Input should be less than", "must be less than"),
+    ("Input should be a valid integer, unable to parse string as an integer", "not a whole number"),
+    ("Input should be a valid number, unable to parse string as a number", "not a number"),
+    ("Input should be a finite number", "must be a finite number"),
+]
+
+
+def _usage_message(err: Any) -> str:
+    """typer's message on one line, with where to find help: `no such option: --foo (adc restock
+    --help)`. A value echoed back is cut short (an argument may be 5,000 characters)."""
+    text = " ".join(err.format_message().split())
+    text = text.rstrip(".")
+    for theirs, ours in _PLAIN_WORDS:
+        text = text.replace(theirs, ours)
+    if len(text) > 300:
+        text = text[:300] + "…"
+    text = text[:1].lower() + text[1:]
+    ctx = getattr(err, "ctx", None)
+    if ctx is not None:
+        text += f" ({ctx.command_path} --help)"
+    return text
+
+
+def _print_line(label: str, message: str) -> None:
+    from rich.markup import escape
+
+    from adc.commands.common import err_console
+
+    err_console().print(f"[bold red]{label}:[/] {escape(message)}", highlight=False, soft_wrap=True)
 
 
 app = typer.Typer(

@@ -56,6 +56,69 @@ DbOption = Annotated[
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 
+# Bounds of the numbers a person can type. Every integer that reaches the database is checked
+# against one of these when the command line is parsed (typer's `min=`/`max=`, or `parse_count`),
+# so an oversized number is one line naming its option, never an OverflowError from the driver.
+ID_MAX = 2_147_483_647  # a record id: PostgreSQL's INTEGER (SQLite's holds 64 bits)
+QTY_MAX = 100_000  # units in one count, waste, return or pocket setting
+SEED_MAX = 2**32 - 1  # a simulation seed
+DAYS_MAX = 3660  # a simulated run: ten years
+TEXT_MAX = 500  # characters of a recorded reason or note
+
+
+def id_option(*decls: str, help: str) -> Any:
+    """A record id option: a whole number from 1 to ID_MAX."""
+    return typer.Option(*decls, min=1, max=ID_MAX, help=help, show_default=False)
+
+
+def id_argument(help: str) -> Any:
+    """A record id argument: a whole number from 1 to ID_MAX."""
+    return typer.Argument(min=1, max=ID_MAX, help=help, show_default=False)
+
+
+def qty_option(*decls: str, help: str, min: int = 1) -> Any:
+    """A number of units: from `min` (1, or 0 for a count) to QTY_MAX."""
+    return typer.Option(*decls, min=min, max=QTY_MAX, help=help, show_default=False)
+
+
+def parse_count(text: str, where: str) -> int:
+    """A count typed as text (`POCKET=N`, a prompt): ASCII digits only, 0 to QTY_MAX.
+
+    `str.isdigit()` is not enough: it accepts superscripts and other scripts' digits, some of
+    which `int()` then refuses.
+    """
+    from adc.errors import BadInput
+
+    value = text.strip()
+    if not value or not value.isascii() or not value.isdigit():
+        raise BadInput(
+            f"{where}: a count is a whole number from 0 to {QTY_MAX}, got {_short(value)!r}"
+        )
+    number = int(value)
+    if number > QTY_MAX:
+        raise BadInput(f"{where}: a count is at most {QTY_MAX}, got {_short(value)}")
+    return number
+
+
+def require_text(value: str, option: str, *, max_len: int = TEXT_MAX) -> str:
+    """A reason or note that will be recorded: not blank, printable, at most `max_len` characters.
+    Returns it stripped."""
+    from adc.errors import BadInput
+
+    text = value.strip()
+    if not text:
+        raise BadInput(f"{option} cannot be empty or blank: say why")
+    if len(text) > max_len:
+        raise BadInput(f"{option} is {len(text)} characters long; at most {max_len}")
+    if not text.isprintable():
+        raise BadInput(f"{option} contains control or invisible characters: {_short(text)!r}")
+    return text
+
+
+def _short(text: str, limit: int = 40) -> str:
+    """A value as it may be echoed in an error line: at most `limit` characters."""
+    return text if len(text) <= limit else text[:limit] + f"… ({len(text)} characters)"
+
 
 def user_data_dir() -> Path:
     """Where adc keeps its default database: $ADC_HOME, else the XDG data directory."""

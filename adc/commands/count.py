@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from adc.commands.access import UserOption
-from adc.commands.common import DbOption, JsonOption, console, print_json
+from adc.commands.common import DbOption, JsonOption, console, parse_count, print_json
 
 if TYPE_CHECKING:
     from adc.controller.context import Actor, Controller
@@ -34,14 +34,7 @@ def parse_counts(values: list[str]) -> dict[str, list[int]]:
         pocket, sep, numbers = value.partition("=")
         if not sep or not pocket.strip():
             raise BadInput(f"--count takes POCKET=N (or POCKET=N,M with a recount), got {value!r}")
-        found = []
-        for part in numbers.split(","):
-            text = part.strip()
-            if not text.isdigit():
-                raise BadInput(
-                    f"--count {value!r}: a count is a whole number of at least 0, got {text!r}"
-                )
-            found.append(int(text))
+        found = [parse_count(part, f"--count {pocket.strip()}") for part in numbers.split(",")]
         if len(found) > 2:
             raise BadInput(f"--count {value!r}: one count and at most one recount")
         out[pocket.strip()] = found
@@ -49,12 +42,7 @@ def parse_counts(values: list[str]) -> dict[str, list[int]]:
 
 
 def _ask(prompt: str) -> int:
-    from adc.errors import BadInput
-
-    text = str(typer.prompt(prompt)).strip()
-    if not text.isdigit():
-        raise BadInput(f"a count is a whole number of at least 0, got {text!r}")
-    return int(text)
+    return parse_count(str(typer.prompt(prompt)), prompt)
 
 
 def _open_driver(ctl: Controller, cabinet: str, backend: str) -> CabinetDriver:
@@ -162,8 +150,11 @@ def count(
     driver = _open_driver(ctl, cabinet, backend) if backend else None
     if driver is not None:
         from adc.commands.access import recover_interrupted
+        from adc.controller.contents import recorded_contents
+        from adc.session.simhands import mirror_records
 
         recover_interrupted(ctl, cabinet)
+        mirror_records(driver, recorded_contents(ctl, cabinet))  # a virtual cabinet only
     results = []
     try:
         for target in targets:

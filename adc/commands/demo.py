@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from adc.commands.common import console
+from adc.commands.common import SEED_MAX, console
 
 if TYPE_CHECKING:
     from adc.controller.context import Actor, Controller
@@ -77,7 +77,9 @@ def demo(
             help="Part 1: drawer to take from (default: the first holding two sensed items)."
         ),
     ] = None,
-    seed: Annotated[int, typer.Option(help="Seed of the virtual cabinets' noise.")] = 0,
+    seed: Annotated[
+        int, typer.Option(min=0, max=SEED_MAX, help="Seed of the virtual cabinets' noise.")
+    ] = 0,
     offline: Annotated[
         str | None,
         typer.Option(

@@ -241,8 +241,14 @@ def _finish(
         )
     else:
         print_report(console(), report, recorded or None)
-    if not report.ok or report.refused:
-        raise typer.Exit(1)
+    if not report.ok:  # the report is on stdout; the verdict, one line, on stderr
+        from adc.errors import CheckFailed
+
+        raise CheckFailed(report.summary())
+    if report.refused:
+        from adc.errors import Refused
+
+        raise Refused(f"{report.summary()}: a rule kept some checks from running")
 
 
 # ------------------------------------------------------------------------------------ commands

@@ -11,8 +11,16 @@ from typing import Annotated
 import typer
 
 from adc.commands.access import UserOption
-from adc.commands.common import DbOption, JsonOption, command_group, console, print_json
-from adc.commands.reports import CabinetFilter, CsvOption, emit_rows
+from adc.commands.common import (
+    DbOption,
+    JsonOption,
+    command_group,
+    console,
+    id_argument,
+    print_json,
+    require_text,
+)
+from adc.commands.reports import CabinetFilter, CsvOption, emit_rows, report_controller
 from adc.commands.witnessing import WitnessOption, WitnessPinStdinOption
 
 app = command_group("Count discrepancies: list them, resolve them with a witness.")
@@ -69,14 +77,13 @@ def list_(
     as_csv: CsvOption = False,
 ) -> None:
     """Discrepancies: overdue first (escalated to pharmacists), then open, then closed."""
-    from adc.commands.access import open_controller
     from adc.controller.discrepancies import (
         DiscrepancyRow,
         escalate_overdue,
         list_discrepancies,
     )
 
-    ctl = open_controller(db)
+    ctl = report_controller(db, cabinet)
     escalate_overdue(ctl)
     rows = list_discrepancies(ctl, open_only=open_only, overdue_only=overdue, cabinet=cabinet)
     if emit_rows(rows, DiscrepancyRow, as_json=as_json, as_csv=as_csv):
@@ -86,7 +93,7 @@ def list_(
 
 @app.command()
 def resolve(
-    discrepancy_id: Annotated[int, typer.Argument(help="Discrepancy id (adc discrepancy list).")],
+    discrepancy_id: Annotated[int, id_argument("Discrepancy id (adc discrepancy list).")],
     reason: Annotated[
         str,
         typer.Option(
@@ -111,8 +118,7 @@ def resolve(
     from adc.errors import BadInput
 
     code = parse_reason(reason)  # bad input before anyone types a PIN
-    if not note.strip():
-        raise BadInput("--note says what was found; it cannot be empty")
+    note = require_text(note, "--note")
     if not witness:
         raise BadInput("a resolution needs a witness: --witness USER (a pharmacist or nurse)")
     ctl = open_controller(db)

@@ -7,7 +7,14 @@ from typing import Annotated
 import typer
 
 from adc.commands.access import UserOption
-from adc.commands.common import DbOption, JsonOption, command_group, console, print_json
+from adc.commands.common import (
+    DbOption,
+    JsonOption,
+    command_group,
+    console,
+    print_json,
+    qty_option,
+)
 
 app = command_group("Pockets: assigned item, par, critical-low, max, stock.")
 
@@ -19,11 +26,14 @@ def assign(
     pocket: Annotated[str, typer.Argument(help="Pocket id, e.g. D1-P2.")],
     cabinet: CabinetOption,
     item: Annotated[str, typer.Option(help="Item id, NDC or GTIN.")],
-    par: Annotated[int, typer.Option(help="Desired quantity after a refill.")],
+    par: Annotated[int, qty_option("--par", min=0, help="Desired quantity after a refill.")],
     critical_low: Annotated[
-        int, typer.Option(help="At or below this: urgent refill, pharmacists notified.")
+        int,
+        qty_option(
+            "--critical-low", min=0, help="At or below this: urgent refill, pharmacists notified."
+        ),
     ],
-    max_qty: Annotated[int, typer.Option("--max", help="Most units the pocket may hold.")],
+    max_qty: Annotated[int, qty_option("--max", min=0, help="Most units the pocket may hold.")],
     user: UserOption = None,
     db: DbOption = None,
 ) -> None:

@@ -102,22 +102,53 @@ def show_rows(
     console().print(table)
 
 
+def report_controller(db: str | None, cabinet: str | None) -> Any:
+    """The controller for a report, once its --cabinet filter names a registered cabinet (a
+    misspelt cabinet is an error, not an empty report)."""
+    from adc.commands.access import open_controller
+    from adc.controller.cabinets import get_cabinet
+
+    ctl = open_controller(db)
+    if cabinet is not None:
+        with ctl.read() as session:
+            get_cabinet(session, cabinet)
+    return ctl
+
+
 def _period(ctl: Any, start: str | None, end: str | None) -> tuple[Any, Any]:
     """The controller's (since, until) of --from/--to days (either may be missing)."""
-    from adc.controller.csreport import parse_day, period
+    from adc.controller.csreport import period
 
-    return period(
-        ctl,
-        parse_day(start, "--from") if start else None,
-        parse_day(end, "--to") if end else None,
-    )
+    return period(ctl, report_day(start, "--from"), report_day(end, "--to"))
+
+
+FIRST_DAY, LAST_DAY = "1900-01-01", "2999-12-31"  # the days a report period may name
+
+
+def report_day(text: str | None, option: str) -> Any:
+    """A report's --from/--to day, between FIRST_DAY and LAST_DAY: far enough for any record,
+    and far from the ends of Python's calendar, where the period's arithmetic (a day after --to,
+    30 days before --from, the site's time zone) would overflow."""
+    from datetime import date
+
+    from adc.controller.csreport import parse_day
+    from adc.errors import BadInput
+
+    if text is None:
+        return None
+    if len(text) > 40:
+        raise BadInput(f"{option} takes a date like 2026-03-01, got {len(text)} characters")
+    day = parse_day(text, option)
+    if not date.fromisoformat(FIRST_DAY) <= day <= date.fromisoformat(LAST_DAY):
+        raise BadInput(f"{option} {day.isoformat()} is out of range: {FIRST_DAY} to {LAST_DAY}")
+    return day
 
 
 def parse_days(text: str) -> int:
     """`30d`, `2w` or `30` → days."""
     from adc.errors import BadInput
 
-    match = re.fullmatch(r"\s*(\d{1,4})\s*([dw]?)\s*", text.lower())
+    match = re.fullmatch(r"\s*(\d{1,4})\s*([dw]?)\s*", text.lower(), re.ASCII)
     if not match:
         raise BadInput(f"--within takes days like 30d or weeks like 2w, not {text!r}")
     return int(match.group(1)) * (7 if match.group(2) == "w" else 1)
@@ -131,7 +162,6 @@ def refill(
     as_csv: CsvOption = False,
 ) -> None:
     """Pockets below par: critical-low first, then by drawer and pocket."""
-    from adc.commands.access import open_controller
     from adc.controller.reports import RefillLine, refill_list
 
     def cells(line: RefillLine) -> list[str]:
@@ -142,7 +172,7 @@ def refill(
         return [line.cabinet, line.pocket, line.item, on_hand, par, need, flag]
 
     show_rows(
-        refill_list(open_controller(db), cabinet),
+        refill_list(report_controller(db, cabinet), cabinet),
         RefillLine,
         as_json=as_json,
         as_csv=as_csv,
@@ -161,7 +191,6 @@ def expiring(
     as_csv: CsvOption = False,
 ) -> None:
     """Stock expiring within the window (expired lots included: they block their pocket)."""
-    from adc.commands.access import open_controller
     from adc.controller.reports import ExpiringLot
     from adc.controller.reports import expiring as expiring_lots
 
@@ -170,7 +199,7 @@ def expiring(
         return [lot.expiry, lot.cabinet, lot.pocket, lot.item, lot.lot, str(lot.qty), note]
 
     show_rows(
-        expiring_lots(open_controller(db), parse_days(within), cabinet),
+        expiring_lots(report_controller(db, cabinet), parse_days(within), cabinet),
         ExpiringLot,
         as_json=as_json,
         as_csv=as_csv,
@@ -189,11 +218,12 @@ def shortages(
     as_csv: CsvOption = False,
 ) -> None:
     """Shortage notifications for pharmacists (open and acknowledged; --all for every one)."""
-    from adc.commands.access import open_controller
     from adc.controller.shortages import ShortageView, list_shortages
 
     show_rows(
-        list_shortages(open_controller(db), include_closed=include_closed, cabinet=cabinet),
+        list_shortages(
+            report_controller(db, cabinet), include_closed=include_closed, cabinet=cabinet
+        ),
         ShortageView,
         as_json=as_json,
         as_csv=as_csv,
@@ -214,11 +244,10 @@ def recalls(
     as_csv: CsvOption = False,
 ) -> None:
     """Pockets holding recalled lots: blocked for removal until pulled."""
-    from adc.commands.access import open_controller
     from adc.controller.recalls import RecalledStock, recalled_stock
 
     show_rows(
-        recalled_stock(open_controller(db), cabinet),
+        recalled_stock(report_controller(db, cabinet), cabinet),
         RecalledStock,
         as_json=as_json,
         as_csv=as_csv,
@@ -245,11 +274,10 @@ def discrepancies(
     as_csv: CsvOption = False,
 ) -> None:
     """Count discrepancies: overdue first (flagged, escalated to pharmacists), then open, closed."""
-    from adc.commands.access import open_controller
     from adc.commands.discrepancy import discrepancy_table
     from adc.controller.discrepancies import DiscrepancyRow, escalate_overdue, list_discrepancies
 
-    ctl = open_controller(db)
+    ctl = report_controller(db, cabinet)
     since, until = _period(ctl, start, end) if start or end else (None, None)
     escalate_overdue(ctl)
     rows = list_discrepancies(ctl, open_only=open_only, cabinet=cabinet, since=since, until=until)
@@ -280,7 +308,6 @@ def cs_activity(
     as_csv: CsvOption = False,
 ) -> None:
     """Every controlled-substance event with the running balance per pocket (DEA-style record)."""
-    from adc.commands.access import open_controller
     from adc.controller.csreport import CsEvent
     from adc.controller.csreport import cs_activity as activity
 
@@ -298,7 +325,7 @@ def cs_activity(
             *(f"{e.change:+d}", str(e.balance), e.user, e.witness or "", note.strip()),
         ]
 
-    ctl = open_controller(db)
+    ctl = report_controller(db, cabinet)
     since, until = _period(ctl, start, end)
     show_rows(
         activity(ctl, since, until, cabinet),

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated
 
-import typer
-
 from adc.commands.access import UserOption
-from adc.commands.common import DbOption, command_group, console
+from adc.commands.common import DbOption, command_group, console, id_argument
 
 app = command_group("Shortage notifications: delivery and acknowledgement.")
 
@@ -32,7 +30,7 @@ def deliver(db: DbOption = None) -> None:
 
 @app.command()
 def ack(
-    shortage_id: Annotated[int, typer.Argument(help="Notification id (see adc report shortages).")],
+    shortage_id: Annotated[int, id_argument("Notification id (see adc report shortages).")],
     user: UserOption = None,
     db: DbOption = None,
 ) -> None:

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from adc.commands.common import JsonOption, command_group, console, print_json
+from adc.commands.common import DAYS_MAX, SEED_MAX, JsonOption, command_group, console, print_json
 
 app = command_group(
     "Run the virtual cabinet: serve it on the wire, or run scenarios of simulated ward activity."
@@ -50,6 +50,7 @@ def serve(
         typer.Option(
             "--realtime-factor",
             min=0.001,
+            max=1000.0,
             help="Real seconds per simulated second (1 = real time, 0.5 = twice as fast).",
         ),
     ] = 1.0,
@@ -59,7 +60,9 @@ def serve(
             "--line-timing", help="Pace serial answers at the bus's baud rate (a pty ignores it)."
         ),
     ] = False,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the virtual cabinet.")] = 0,
+    seed: Annotated[
+        int, typer.Option("--seed", min=0, max=SEED_MAX, help="Seed of the virtual cabinet.")
+    ] = 0,
 ) -> None:
     """Serve the virtual cabinet's buses until Ctrl-C or SIGTERM (then exit 0)."""
     import signal
@@ -99,6 +102,22 @@ def serve(
     out.print("stopped", highlight=False)
 
 
+def _check_out_dir(out_dir: Path) -> None:
+    """--out names a directory to create (or reuse) in one that exists: not a tree of new ones
+    (a typo would scatter results), not an empty string (that is the current directory), not a
+    name with invisible or control characters."""
+    from adc.errors import BadInput
+
+    text = str(out_dir)
+    if not text.strip() or text == ".":
+        raise BadInput("--out takes a directory name, got an empty one")
+    if not text.isprintable():
+        raise BadInput(f"--out {text[:60]!r}: the name has control or invisible characters")
+    parent = out_dir.absolute().parent
+    if not parent.is_dir():
+        raise BadInput(f"--out {text[:60]}: directory {str(parent)[:60]} does not exist")
+
+
 @app.command()
 def run(
     scenario: Annotated[
@@ -106,12 +125,22 @@ def run(
     ],
     seed: Annotated[
         int | None,
-        typer.Option("--seed", help="Seed (default: the scenario's).", show_default=False),
+        typer.Option(
+            "--seed",
+            min=0,
+            max=SEED_MAX,
+            help="Seed (default: the scenario's).",
+            show_default=False,
+        ),
     ] = None,
     days: Annotated[
         float | None,
         typer.Option(
-            "--days", min=0.01, help="Simulated days (default: the scenario's).", show_default=False
+            "--days",
+            min=0.01,
+            max=DAYS_MAX,
+            help=f"Simulated days, at most {DAYS_MAX} (default: the scenario's).",
+            show_default=False,
         ),
     ] = None,
     out_dir: Annotated[
@@ -150,12 +179,14 @@ def run(
 
     if plot and out_dir is None:
         raise BadInput("--plot writes PNG files: give --out DIR too")
+    if out_dir is not None:
+        _check_out_dir(out_dir)
     loaded = load_scenario(scenario)  # exits 2 listing every problem, before anything runs
     if out_dir is not None:
         try:
-            out_dir.mkdir(parents=True, exist_ok=True)
+            out_dir.mkdir(exist_ok=True)
         except OSError as err:
-            raise BadInput(f"--out {out_dir}: {err.strerror}") from None
+            raise BadInput(f"--out {str(out_dir)[:60]}: {err.strerror}") from None
     total_days = days if days is not None else loaded.scenario.days
     if as_json:
         result = run_scenario(loaded, seed=seed, days=days, db_url=db, wire=wire)

@@ -15,23 +15,28 @@ from typing import Annotated
 import typer
 
 from adc.commands.access import UserOption
-from adc.commands.common import DbOption, JsonOption, console, print_json
+from adc.commands.common import (
+    DbOption,
+    JsonOption,
+    console,
+    id_option,
+    parse_count,
+    print_json,
+    qty_option,
+    require_text,
+)
 from adc.commands.witnessing import WitnessOption, WitnessPinStdinOption
 
 CabinetOption = Annotated[str, typer.Option("--cabinet", "-c", help="The cabinet.")]
 RemovalOption = Annotated[
     int | None,
-    typer.Option(
-        "--removal",
-        help="The removal's record id (as printed when it was recorded).",
-        show_default=False,
-    ),
+    id_option("--removal", help="The removal's record id (as printed when it was recorded)."),
 ]
 
 
 def waste(
     cabinet: CabinetOption,
-    qty: Annotated[int, typer.Option("--qty", help="Units wasted.")],
+    qty: Annotated[int, qty_option("--qty", help="Units wasted.")],
     reason: Annotated[str, typer.Option("--reason", help="Why, e.g. 'partial dose: 1 mg given'.")],
     removal: RemovalOption = None,
     pocket: Annotated[
@@ -42,11 +47,11 @@ def waste(
     ] = None,
     found: Annotated[
         int | None,
-        typer.Option(
+        qty_option(
             "--found",
+            min=0,
             help="With --pocket: your count of the pocket on access (blind "
             "for controlled substances).",
-            show_default=False,
         ),
     ] = None,
     witness: WitnessOption = None,
@@ -62,14 +67,9 @@ def waste(
     from adc.controller.waste import waste as record_waste
     from adc.errors import BadInput, Refused
 
-    if qty <= 0:
-        raise BadInput(f"--qty must be at least 1, got {qty}")
-    if not reason.strip():
-        raise BadInput("--reason cannot be empty")
+    reason = require_text(reason, "--reason")
     if (removal is None) == (pocket is None):
         raise BadInput("give either --removal ID or --pocket P")
-    if found is not None and found < 0:
-        raise BadInput(f"--found must be at least 0, got {found}")
     ctl = open_controller(db)
     actor = login(ctl, user)
     witness_actor = login_witness(ctl, witness, witness_pin_stdin)
@@ -110,18 +110,16 @@ def _parse_bin_counts(values: list[str]) -> dict[str, int]:
     out = {}
     for value in values:
         item, sep, number = value.partition("=")
-        if not sep or not item.strip() or not number.strip().isdigit():
+        if not sep or not item.strip():
             raise BadInput(f"--count takes ITEM=N (item id, NDC or GTIN; N ≥ 0), got {value!r}")
-        out[item.strip()] = int(number)
+        out[item.strip()] = parse_count(number, f"--count {item.strip()}")
     return out
 
 
 def return_(
     cabinet: CabinetOption,
     removal: RemovalOption = None,
-    qty: Annotated[
-        int | None, typer.Option("--qty", help="Units returned.", show_default=False)
-    ] = None,
+    qty: Annotated[int | None, qty_option("--qty", help="Units returned.")] = None,
     clear_out: Annotated[
         bool, typer.Option("--clear-out", help="Empty the return bin (a pharmacist), counting it.")
     ] = False,
@@ -156,8 +154,6 @@ def return_(
         raise BadInput("--count is for --clear-out")
     if removal is None or qty is None:
         raise BadInput("a return names --removal ID and --qty N")
-    if qty <= 0:
-        raise BadInput(f"--qty must be at least 1, got {qty}")
     from adc.controller.returns import return_units
 
     ctl = open_controller(db)

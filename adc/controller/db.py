@@ -7,11 +7,16 @@
   inside one such transaction, so the audit sequence stays gap-free and chained with many writers.
 - SQLite runs in WAL mode with foreign keys on and synchronous=FULL (a committed restock line
   survives a power cut).
+- A writer waits at most `lock_wait()` seconds (30, or ADC_DB_LOCK_TIMEOUT) for another process's
+  lock: SQLite's busy timeout, PostgreSQL's lock_timeout. `known_failure(err)` turns what the
+  database says when it cannot do its part (locked, read-only, disk full, connection lost, a number
+  too large) into one line for a person; the CLI asks it about any error it did not expect.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -24,9 +29,27 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlch
 from sqlmodel import Session, SQLModel
 
 from adc.controller import models as m
-from adc.errors import BadInput
+from adc.errors import AdcError, BadInput
 
 WRITER_LOCK_KEY = 0x0ADC_0001  # PostgreSQL advisory lock serialising writers
+LOCK_TIMEOUT_ENV = "ADC_DB_LOCK_TIMEOUT"
+LOCK_TIMEOUT_S = 30.0
+
+
+def lock_wait() -> float:
+    """Seconds a connection waits for another process's lock before giving up: LOCK_TIMEOUT_S,
+    or ADC_DB_LOCK_TIMEOUT (0.1 to 3600) where set."""
+    raw = os.environ.get(LOCK_TIMEOUT_ENV, "").strip()
+    if not raw:
+        return LOCK_TIMEOUT_S
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not 0.1 <= value <= 3600:  # nan fails too
+        raise BadInput(f"{LOCK_TIMEOUT_ENV} takes seconds from 0.1 to 3600, got {raw[:40]!r}")
+    return value
+
 
 TABLES = [
     m.SchemaVersion.__table__,
@@ -84,6 +107,12 @@ def _create_access_log(conn: Connection) -> None:
     SQLModel.metadata.create_all(conn, tables=[m.AccessLog.__table__])
 
 
+def _index_recall_lot_key(conn: Connection) -> None:
+    from adc.controller.lots import index_recall_lot_key
+
+    index_recall_lot_key(conn)
+
+
 @dataclass(frozen=True)
 class Migration:
     version: int
@@ -108,6 +137,11 @@ MIGRATIONS: list[Migration] = [
         "access log: every pocket access is written before its unlock pulse (crash recovery)",
         _create_access_log,
     ),
+    Migration(
+        4,
+        "index recall lots by key (case and spaces ignored): the recall check on the hot path",
+        _index_recall_lot_key,
+    ),
 ]
 
 
@@ -118,9 +152,12 @@ def current_version() -> int:
 def safe_url(url: str | URL) -> str:
     """The URL as it may be shown: password hidden."""
     try:
-        return make_url(url).render_as_string(hide_password=True)
+        parsed = make_url(url)
     except ArgumentError:
         return str(url)
+    if isinstance(url, str) and parsed.password is None:
+        return url  # as the person wrote it (rendering would escape a `file:` URI's colon)
+    return parsed.render_as_string(hide_password=True)
 
 
 def _first_line(err: BaseException) -> str:
@@ -131,10 +168,10 @@ def _first_line(err: BaseException) -> str:
 class Database:
     """An engine configured for the controller's transaction rules."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, url: str | None = None) -> None:
         self.engine = engine
         self.dialect = engine.dialect.name
-        self.url = safe_url(engine.url)
+        self.url = url or safe_url(engine.url)  # as shown to a person: no password
 
     @contextmanager
     def write(self, session_class: type[Session] = Session) -> Iterator[Session]:
@@ -222,12 +259,12 @@ def _ending(raw: Any, *, commit: bool) -> Iterator[None]:
         raw.rollback()
 
 
-def _configure_sqlite(engine: Engine) -> None:
+def _configure_sqlite(engine: Engine, wait_ms: int) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         dbapi_conn.isolation_level = None  # transactions are begun below, explicitly
         cursor = dbapi_conn.cursor()
-        cursor.execute("PRAGMA busy_timeout = 30000")
+        cursor.execute(f"PRAGMA busy_timeout = {wait_ms:d}")
         cursor.execute("PRAGMA journal_mode = WAL")
         cursor.execute("PRAGMA synchronous = FULL")
         cursor.execute("PRAGMA foreign_keys = ON")
@@ -239,12 +276,24 @@ def _configure_sqlite(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
+def _configure_postgresql(engine: Engine, wait_ms: int) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Without it a writer waits for the advisory lock (or a row lock) for ever.
+        with dbapi_conn.cursor() as cursor:
+            cursor.execute("SELECT set_config('lock_timeout', %s, false)", (f"{wait_ms}ms",))
+        dbapi_conn.commit()
+
+
 def _make_engine(url: URL) -> Engine:
+    wait = lock_wait()
     if url.get_backend_name() == "sqlite":
-        engine = create_engine(url, connect_args={"timeout": 30})
-        _configure_sqlite(engine)
+        engine = create_engine(url, connect_args={"timeout": wait})
+        _configure_sqlite(engine, round(wait * 1000))
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    engine = create_engine(url, pool_pre_ping=True)
+    _configure_postgresql(engine, round(wait * 1000))
+    return engine
 
 
 def open_database(url: str, *, create: bool = False) -> Database:
@@ -281,7 +330,8 @@ def open_database(url: str, *, create: bool = False) -> Database:
         ) from None
     except (ArgumentError, TypeError, ValueError) as err:
         raise BadInput(f"cannot open database {shown}: {_first_line(err)}") from None
-    db = Database(engine)
+    db = Database(engine, shown)
+    _OPENED.append(parsed)
     try:
         version = db.schema_version()
     except (DBAPIError, SQLAlchemyError, OSError) as err:
@@ -351,3 +401,44 @@ def init_database(db: Database, now: Any) -> InitResult:
                 payload={"from_version": have, "to_version": current_version(), "applied": applied},
             )
     return InitResult(from_version=have, to_version=current_version(), applied=applied)
+
+
+# ------------------------------------------------------------------ what the database said, for a person
+_OPENED: list[URL] = []  # the databases this process opened, latest last (to name in a message)
+_PG_OUT_OF_RANGE = {"22003", "22008"}  # numeric value / datetime field out of range
+
+
+def _opened_name() -> str:
+    """The database as a person knows it: a SQLite file's path, else the URL without password."""
+    if not _OPENED:
+        return ""
+    url = _OPENED[-1]
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+        path = url.database
+        if path.startswith("file:"):
+            path = path[len("file:") :].split("?", 1)[0]
+        return path
+    return safe_url(url)
+
+
+def known_failure(err: BaseException) -> AdcError | None:
+    """What a person should read for an error the database (or its driver) raised outside a
+    controller change (`Controller.write` already does this: dberrors.py), e.g. under `adc init`
+    or a login; None when it is not a known condition (a bug: its traceback is wanted).
+
+    A database that cannot do its part now (locked by another process, read-only, full, gone) is
+    a refusal, exit 1; nothing was recorded, the transaction rolled back. A number too large for
+    its column is bad input, exit 2 (parsing should have caught it first: belt and braces).
+    """
+    from adc.controller.dberrors import database_unavailable, is_unavailable
+
+    orig = getattr(err, "orig", None) or err  # SQLAlchemy wraps the driver's exception
+    if isinstance(orig, OverflowError):
+        return BadInput(f"a number is too large for the database ({_first_line(orig)})")
+    if getattr(orig, "sqlstate", None) in _PG_OUT_OF_RANGE:
+        return BadInput(f"a value is out of range for the database: {_first_line(orig)}")
+    if isinstance(err, AdcError):
+        return err
+    if is_unavailable(err) or is_unavailable(orig):
+        return database_unavailable(orig, url=_opened_name())
+    return None

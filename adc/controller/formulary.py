@@ -264,8 +264,10 @@ def find_item(session: Any, ref: str) -> Item:
     """An item by id (`#12` or `12`), NDC (with or without hyphens) or GTIN."""
     text = ref.strip().removeprefix("#")
     digits = text.replace("-", "")
+    if not digits.isascii():  # `isdigit()` also takes other scripts' digits: '١٢' is not item 12
+        digits = ""
     conditions = []
-    if text.isdigit() and len(text) < 8:
+    if digits == text and digits.isdigit() and len(text) < 8:
         conditions.append(Item.id == int(text))
     if len(digits) == 10 and digits.isdigit():
         conditions.append(Item.ndc == digits)
