@@ -10,23 +10,32 @@ import typer
 from adc.commands.access import UserOption
 from adc.commands.common import DbOption, command_group, console
 
-app = command_group("Recalls: GTIN + lot, blocking every pocket that holds them.")
+app = command_group(
+    "Recalls: a product's lot (GTIN or NDC + lot), blocking every pocket that holds it."
+)
 
 
 @app.command()
 def add(
-    gtin: Annotated[str, typer.Option(help="GTIN of the recalled product.")],
-    lot: Annotated[str, typer.Option(help="Recalled lot.")],
+    lot: Annotated[str, typer.Option(help="Recalled lot (case and surrounding spaces ignored).")],
+    gtin: Annotated[
+        str | None,
+        typer.Option(help="GTIN of the recalled product: the recall covers all its GTINs."),
+    ] = None,
+    ndc: Annotated[
+        str | None, typer.Option(help="NDC of the recalled product, instead of --gtin.")
+    ] = None,
     reason: Annotated[str, typer.Option(help="Why, as the notice says.")] = "",
     user: UserOption = None,
     db: DbOption = None,
 ) -> None:
-    """Record a recall; pockets holding the lot are blocked for removal until pulled."""
+    """Record a recall; pockets holding the lot, under any GTIN of the product, are blocked for
+    removal until pulled."""
     from adc.commands.access import login, open_controller
     from adc.controller import recalls
 
     ctl = open_controller(db)
-    blocked = recalls.add_recall(ctl, login(ctl, user), gtin, lot, reason)
+    blocked = recalls.add_recall(ctl, login(ctl, user), gtin, lot, reason, ndc=ndc)
     console().print(
         f"recall recorded; {len(blocked)} pocket(s) blocked"
         + (f": {', '.join(blocked)}" if blocked else ""),
@@ -36,7 +45,9 @@ def add(
 
 @app.command("import")
 def import_(
-    file: Annotated[Path, typer.Argument(help="CSV with columns gtin, lot and optionally reason.")],
+    file: Annotated[
+        Path, typer.Argument(help="CSV with columns gtin (or ndc), lot and optionally reason.")
+    ],
     user: UserOption = None,
     db: DbOption = None,
 ) -> None:

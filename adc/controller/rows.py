@@ -15,7 +15,8 @@ from sqlalchemy import and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.sql import ClauseElement
 
 from adc.controller import models as m
-from adc.controller.stock import is_held
+from adc.controller.lots import recall_covers, same_lot
+from adc.controller.stock import is_held, recall_id_of
 from adc.controller.store import Store
 from adc.errors import BadInput
 
@@ -137,8 +138,13 @@ def _q_item() -> ClauseElement:
 
 def _q_held_lots() -> ClauseElement:
     return (
-        select(_lot.id, _lot.lot, _lot.expiry, _lot.qty, _recall.id)
-        .outerjoin(m.Recall.__table__, and_(_recall.gtin == _lot.gtin, _recall.lot == _lot.lot))
+        select(
+            _lot.id,
+            _lot.lot,
+            _lot.expiry,
+            _lot.qty,
+            recall_id_of(_lot.gtin, _lot.item_id, _lot.lot),
+        )
         .where(_lot.pocket_id == bindparam("pocket"), is_held())
         .order_by(_lot.expiry, _lot.id)
     )
@@ -330,17 +336,32 @@ def _q_gtin_item() -> ClauseElement:
 
 
 def _q_recall_reason() -> ClauseElement:
-    return select(_recall.reason).where(
-        _recall.gtin == bindparam("gtin"), _recall.lot == bindparam("lot")
+    """The recall covering a scanned lot, for the item the scanned GTIN is (`verify_scan` has
+    checked that it is the pocket's)."""
+    gtin, lot = bindparam("gtin"), bindparam("lot")
+    return (
+        select(_recall.reason)
+        .where(
+            recall_covers(
+                gtin, select(_gtin.item_id).where(_gtin.gtin == gtin).scalar_subquery(), lot
+            )
+        )
+        .order_by(_recall.id)
+        .limit(1)
     )
 
 
 def _q_find_lot() -> ClauseElement:
-    return select(_lot.id, _lot.qty).where(
-        _lot.pocket_id == bindparam("pocket_id"),
-        _lot.gtin == bindparam("gtin"),
-        _lot.lot == bindparam("lot"),
-        _lot.expiry == bindparam("expiry", type_=_lot.expiry.type),
+    return (
+        select(_lot.id, _lot.qty)
+        .where(
+            _lot.pocket_id == bindparam("pocket_id"),
+            _lot.gtin == bindparam("gtin"),
+            same_lot(_lot.lot, bindparam("lot")),
+            _lot.expiry == bindparam("expiry", type_=_lot.expiry.type),
+        )
+        .order_by(_lot.id)
+        .limit(1)
     )
 
 
@@ -465,7 +486,8 @@ def gtin_item(store: Store, gtin: str) -> int | None:
 
 
 def recall_of(store: Store, gtin: str, lot: str) -> tuple[str] | None:
-    """(reason,) of the recall of this lot, None if it is not recalled."""
+    """(reason,) of a recall covering this lot scanned as `gtin`, under any GTIN or the NDC of
+    the item `gtin` is (see `lots.recall_covers`); None if it is not recalled."""
     found = store.row(_q_recall_reason, gtin=gtin, lot=lot)
     return None if found is None else (found[0],)
 

@@ -12,10 +12,11 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, literal_column, select
+from sqlalchemy import ColumnElement, exists, literal_column, select
 from sqlalchemy.sql.expression import Exists
 from sqlmodel import Session
 
+from adc.controller.lots import lot_key, recall_covers, same_lot
 from adc.controller.models import Drawer, Pocket, Recall, StockLot
 from adc.errors import BadInput
 
@@ -55,15 +56,19 @@ def lot_on_record(
     expiry: date,
     received_at: datetime,
 ) -> tuple[StockLot, bool]:
-    """The pocket's row for this lot, created empty if it has none; True when created. A lot
-    on record at zero is where a later count puts what it finds (see `inventory.apply_count`)."""
+    """The pocket's row for this lot (compared by `lots.lot_key`), created empty if it has none;
+    True when created. A lot on record at zero is where a later count puts what it finds (see
+    `inventory.apply_count`)."""
     found = session.execute(
-        select(StockLot).where(
+        select(StockLot)
+        .where(
             StockLot.pocket_id == pocket_id,
             StockLot.gtin == gtin,
-            StockLot.lot == lot,
+            same_lot(StockLot.lot, lot),
             StockLot.expiry == expiry,
         )
+        .order_by(StockLot.id)
+        .limit(1)
     ).scalar()
     if found is not None:
         return found, False
@@ -81,13 +86,22 @@ def lot_on_record(
     return created, True
 
 
-def recalled(session: Session, lot: StockLot) -> bool:
+def recall_id_of(gtin: Any, item_id: Any, lot: Any) -> Any:
+    """SQL: the id of the first recall covering the lot (see `lots.recall_covers`), else NULL.
+    A scalar, not a join: a lot several recalls cover is still one row."""
+    recall = Recall.__table__
     return (
-        session.execute(
-            select(Recall.id).where(Recall.gtin == lot.gtin, Recall.lot == lot.lot)
-        ).first()
-        is not None
+        select(recall.c.id)
+        .where(recall_covers(gtin, item_id, lot))
+        .order_by(recall.c.id)
+        .limit(1)
+        .scalar_subquery()
     )
+
+
+def recalled(session: Session, lot: StockLot) -> bool:
+    found = session.execute(select(recall_id_of(lot.gtin, lot.item_id, lot.lot))).scalar()
+    return found is not None
 
 
 @dataclass(frozen=True)
@@ -102,8 +116,12 @@ def block_of(session: Session, pocket: Pocket, today: date) -> Block | None:
     """Why removal from the pocket is blocked (expired or recalled lots held), or None."""
     assert pocket.id is not None
     rows = session.execute(
-        select(StockLot.id, StockLot.lot, StockLot.expiry, Recall.id)
-        .outerjoin(Recall, and_(Recall.gtin == StockLot.gtin, Recall.lot == StockLot.lot))
+        select(
+            StockLot.id,
+            StockLot.lot,
+            StockLot.expiry,
+            recall_id_of(StockLot.gtin, StockLot.item_id, StockLot.lot),
+        )
         .where(StockLot.pocket_id == pocket.id, is_held())
         .order_by(StockLot.expiry, StockLot.id)
     ).all()
@@ -112,19 +130,21 @@ def block_of(session: Session, pocket: Pocket, today: date) -> Block | None:
 
 def block_from_rows(code: str, lots: Sequence[Sequence[Any]], today: date) -> Block | None:
     """The rule of `block_of` over the pocket's held lots, given as (id, lot, expiry, recall id,
-    …) in FEFO order, however they were read."""
+    …) in FEFO order, however they were read. A lot held in several rows (two expiries, two
+    GTINs, two spellings) is named once."""
     expired = [(lot[0], lot[1], lot[2]) for lot in lots if lot[2] < today]
     called = [(lot[0], lot[1]) for lot in lots if lot[-1] is not None]
     if not expired and not called:
         return None
     parts = []
     if expired:
-        parts.append(
-            "expired lot "
-            + ", ".join(f"{lot} ({expiry.isoformat()})" for _, lot, expiry in expired)
-        )
+        named = {
+            (lot_key(lot), expiry): f"{lot} ({expiry.isoformat()})" for _, lot, expiry in expired
+        }
+        parts.append("expired lot " + ", ".join(named.values()))
     if called:
-        parts.append("recalled lot " + ", ".join(lot for _, lot in called))
+        named_called = {lot_key(lot): lot for _, lot in reversed(called)}  # first spelling wins
+        parts.append("recalled lot " + ", ".join(reversed(named_called.values())))
     ids = tuple(sorted({lot_id for lot_id, *_ in expired + called}))
     return Block(reason=f"pocket {code} holds " + " and ".join(parts), lot_ids=ids)
 
@@ -135,11 +155,11 @@ def expired_held_clause(today: date) -> Exists:
 
 
 def recalled_held_clause() -> Exists:
-    """SQL: the pocket (correlated) holds a lot under recall."""
+    """SQL: the pocket (correlated) holds a lot under recall (see `lots.recall_covers`)."""
     return exists().where(
         StockLot.pocket_id == Pocket.id,
         is_held(),
-        exists().where(and_(Recall.gtin == StockLot.gtin, Recall.lot == StockLot.lot)),
+        exists().where(recall_covers(StockLot.gtin, StockLot.item_id, StockLot.lot)),
     )
 
 
