@@ -238,12 +238,9 @@ class _LockboardProber:
 
     def probe(self, address: int, expected: tuple[str, str] | None) -> tuple[str, str]:
         from adc.drivers import lockboard_protocol as lp
-        from adc.drivers.lockboard import Busy
 
         try:
             self.client.exchange(f"board {address}", lp.status_request(address), address)
-        except Busy:
-            return "answered", "answers (busy)"
         except DeviceOffline:
             return "silent", "no answer"
         except DeviceFault as err:

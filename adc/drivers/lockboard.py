@@ -2,18 +2,22 @@
 
 URI `lockboard://PORT?baudrate=19200` (PORT: a device path, a pty path or a pyserial URL) drives
 every lock board of the profile on that line; `profile:` opens lock-board buses with the rest.
-Frames, and the choices made where boards disagree (unlock acknowledgement, busy), are in
-`lockboard_protocol.py` and docs/wire-protocols.md.
+Frames, their public sources and the choices made where those are silent (unlock time, the
+all-status layout) are in `lockboard_protocol.py` and docs/wire-protocols.md. The bus's
+`protocol` must be `cu16`: the 48-lock CU48 family speaks other frames and is refused by name.
 
-- Unlock (0x31) pulses one lock; the board acknowledges with its status. The driver honours the
-  re-arm time itself (boards seen in the field do not all refuse a second pulse, and a coil pulsed
-  too often overheats): inside `max(rearm_ms, pulse_ms)` of its own last pulse it raises
-  `RearmRefused` without sending anything. A board that answers busy (0x36) is refused the same way.
-- A retried unlock whose first acknowledgement was lost is answered busy by a board that did get
-  the first one: that busy means "pulsing", and is taken as success, not as a refusal.
+- Unlock (0x31) pulses one lock. It is sent once and never repeated (public CU16 firmware does
+  not answer it, and a board may have pulsed whatever the line said); the driver confirms it by
+  reading the lock's status (0x30) until the bolt shows out, within the pulse: `LockNotReleased`
+  if it never does. It honours the re-arm time itself (boards do not refuse a second pulse, and a
+  coil pulsed too often overheats): inside `max(rearm_ms, pulse_ms)` of its own last pulse it
+  raises `RearmRefused` without sending anything.
+- Before a board's first unlock its unlock time is set from the profile's `pulse_ms` (0x37) and
+  read back (0x38).
 - Status (0x30) reads one board's 16 lock-feedback bits and 16 inputs; polarity comes from the
   profile (`lock_polarity`, `input_polarity`). A snapshot takes one status request per board.
-- Query all (0x32) and unlock all (0x33) are service functions (`LockboardPart.query_all`,
+- Query all (0x32, to the broadcast address 0xF0, answered by every board with 0x36) and unlock
+  all (0x33) are service functions (`LockboardPart.query_all`,
   `unlock_all`), not part of the driver port.
 - One outstanding request per bus; before each request stale bytes are dropped; a reply from
   another board, or of the wrong kind, is discarded; bad frames are counted and retried; timeouts
@@ -30,6 +34,7 @@ from typing import Any
 
 from adc.drivers import lockboard_protocol as lp
 from adc.drivers.base import (
+    BackendUnavailable,
     DeviceFault,
     DeviceHealth,
     DeviceOffline,
@@ -43,14 +48,6 @@ from adc.drivers.cabinet_points import PointInfo
 from adc.drivers.modbus_client import BusHealth, SerialEndpoint
 from adc.drivers.unlock import pulse_each
 from adc.profiles.models import LockboardBus, LockboardCU16, Polarity, Profile
-
-
-class Busy(DeviceFault):
-    """The board answered busy (0x36); `attempt` > 0 means an earlier attempt may have landed."""
-
-    def __init__(self, device: str, point: str | None, attempt: int) -> None:
-        super().__init__(device, "busy (re-arming)", point)
-        self.attempt = attempt
 
 
 class LockboardClient(BusHealth):
@@ -95,11 +92,13 @@ class LockboardClient(BusHealth):
         board: int,
         *,
         point: str | None = None,
+        reply: lp.Cmd = lp.Cmd.STATUS_REPLY,
     ) -> lp.Frame:
-        """Send `request`, return the board's status reply; raises Busy for a busy answer."""
+        """Send `request` (retried: only for requests that may be repeated, never an unlock),
+        return the board's `reply` frame (its status, by default)."""
 
         def accept(frame: lp.Frame) -> bool:
-            return frame.board == board and frame.cmd in (lp.Cmd.STATUS_REPLY, lp.Cmd.BUSY)
+            return frame.board == board and frame.cmd is reply
 
         health = self.health_of(device)
         attempts = 1 + (self.retries if health.online else 0)
@@ -117,8 +116,6 @@ class LockboardClient(BusHealth):
                 mine = [f for f in frames if accept(f)]
                 if mine:
                     self._seen(health)
-                    if mine[0].cmd is lp.Cmd.BUSY:
-                        raise Busy(device, point, attempt)
                     return mine[0]
                 if failure:
                     last, timed_out = failure, True
@@ -139,7 +136,7 @@ class LockboardClient(BusHealth):
         DeviceOffline only when the port cannot be opened or written (nothing went out)."""
 
         def accept(frame: lp.Frame) -> bool:
-            return frame.board == board and frame.cmd in (lp.Cmd.STATUS_REPLY, lp.Cmd.BUSY)
+            return frame.board == board and frame.cmd is lp.Cmd.STATUS_REPLY
 
         health = self.health_of(device)
         with self._lock:
@@ -169,10 +166,10 @@ class LockboardClient(BusHealth):
             frames, _errors, _ = self._send_and_collect(
                 port,
                 lp.query_all_request(),
-                lambda got: set(boards) <= {f.board for f in got if f.cmd is lp.Cmd.STATUS_REPLY},
+                lambda got: set(boards) <= {f.board for f in got if f.cmd in lp.STATUS_FRAMES},
                 timeout_s=self.timeout_s * max(1, len(boards)),
             )
-            out = {f.board: f for f in frames if f.cmd is lp.Cmd.STATUS_REPLY}
+            out = {f.board: f for f in frames if f.cmd in lp.STATUS_FRAMES}
             for board, device in boards.items():
                 health = self.health_of(device)
                 health.requests += 1
@@ -283,6 +280,7 @@ class LockboardPart:
         # scenario step); the unlock is then confirmed by one status read only.
         self.wait = wait
         self._last_pulse: dict[str, float] = {}
+        self._timed: set[str] = set()  # boards whose unlock time was set from the profile
 
     def _model(self, device: str) -> LockboardCU16:
         model = self.profile.devices[device]
@@ -335,16 +333,41 @@ class LockboardPart:
         device = info.ref.device
         model = self._model(device)
         self.check_rearm(info)
+        self._ensure_unlock_time(device, info.text)
         sent_at = self.clock()
-        reply = self._client(device).send_once(
+        self._client(device).send_once(
             device, lp.unlock_request(model.address, info.ref.index), model.address, point=info.text
         )
-        if reply is not None and reply.cmd is lp.Cmd.BUSY:
-            # Variant: a board that refuses an unlock inside its own re-arm window. The single
-            # send was refused, so nothing pulsed.
-            raise RearmRefused(info.text, max(model.solenoid.rearm_ms, model.solenoid.pulse_ms))
-        self._last_pulse[info.text] = sent_at  # whatever the answer: it may have pulsed
+        self._last_pulse[info.text] = sent_at  # answered or not: it may have pulsed
         self._confirm(info, sent_at)
+
+    def _ensure_unlock_time(self, device: str, point: str) -> None:
+        """Before a board's first unlock: set its unlock (pulse) time to the profile's
+        `pulse_ms` (0x37) and read it back (0x38). A board that keeps another time is a
+        DeviceFault naming both; both requests may be repeated, so they retry like reads."""
+        if device in self._timed:
+            return
+        model = self._model(device)
+        client, board, want = self._client(device), model.address, model.solenoid.pulse_ms
+        client.exchange(
+            device,
+            lp.set_unlock_time_request(board, want),
+            board,
+            point=point,
+            reply=lp.Cmd.UNLOCK_TIME,
+        )
+        got = client.exchange(
+            device,
+            lp.read_unlock_time_request(board),
+            board,
+            point=point,
+            reply=lp.Cmd.UNLOCK_TIME,
+        ).ms
+        if got != want:
+            raise DeviceFault(
+                device, f"keeps an unlock time of {got} ms; the profile's pulse_ms is {want}", point
+            )
+        self._timed.add(device)
 
     def _confirm(self, info: PointInfo, sent_at: float) -> None:
         """Read the lock's feedback until the bolt is out, waiting (via `wait`) up to the end of
@@ -425,13 +448,11 @@ class LockboardPart:
     def unlock_all(self, device: str) -> tuple[int, int]:
         """Pulse every lock of a board that is not re-arming (0x33); its status afterwards."""
         model = self._model(device)
-        reply = self._client(device).exchange(
-            device, lp.unlock_all_request(model.address), model.address
-        )
         now = self.clock()
+        self._client(device).send_once(device, lp.unlock_all_request(model.address), model.address)
         for i in range(16):
             self._last_pulse.setdefault(f"{device}:lock.{i}", now)
-        return reply.locks, reply.inputs
+        return self.status(device)
 
     def close(self) -> None:
         for client in set(self.clients.values()):
@@ -439,6 +460,15 @@ class LockboardPart:
 
 
 # --------------------------------------------------------------------------------- opening
+def check_protocol(name: str, bus: LockboardBus) -> None:
+    """Only the CU16 protocol is spoken; a CU48 bus is refused with a clear message."""
+    if bus.protocol != "cu16":
+        raise BackendUnavailable(
+            f"bus {name}: lock-board protocol {bus.protocol!r} is not implemented (the 48-lock "
+            "CU48 family uses other, longer frames); only 'cu16' boards can be driven"
+        )
+
+
 def lockboard_client(
     name: str,
     bus: LockboardBus,
@@ -446,6 +476,7 @@ def lockboard_client(
     timeout_s: float | None = None,
     clock: Clock = time.monotonic,
 ) -> LockboardClient:
+    check_protocol(name, bus)
     endpoint = SerialEndpoint(
         port or bus.port, bus.baudrate, bus.bytesize, bus.parity, bus.stopbits
     )
@@ -471,6 +502,8 @@ def open_backend(target: str, profile: Profile | None = None, **options: object)
     )
     wait = wait_option({"wait": wait_given}, clock)
     buses = {n: b for n, b in profile.buses.items() if isinstance(b, LockboardBus)}
+    for name, bus in buses.items():
+        check_protocol(name, bus)
     first = next(iter(buses.values()), None)
     client = LockboardClient(
         f"lockboard://{base}",

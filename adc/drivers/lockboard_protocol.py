@@ -12,24 +12,26 @@ a byte stream that a USB adapter cuts anywhere:
 | CMD  | direction       | length | meaning                                                          |
 |------|-----------------|--------|------------------------------------------------------------------|
 | 0x30 | master → board  | 5      | status of one board                                              |
-| 0x31 | master → board  | 5      | unlock (pulse) one lock                                          |
-| 0x32 | master → all    | 5      | query all boards on the bus (ADDR 0x00)                          |
+| 0x31 | master → board  | 5      | unlock (pulse) one lock; public firmware sends no answer         |
+| 0x32 | master → all    | 5      | query all boards on the bus, ADDR 0xF0 (broadcast)               |
 | 0x33 | master → board  | 5      | unlock (pulse) all 16 locks of one board                         |
 | 0x35 | board → master  | 9      | status: `02 ADDR 35 L1-8 L9-16 S1-8 S9-16 03 SUM`                 |
-| 0x36 | board → master  | 5      | busy: the addressed lock (or board) is inside its re-arm window  |
+| 0x36 | board → master  | 9      | all-status: a board's answer to query all, laid out as 0x35      |
+| 0x37 | both            | 7      | unlock time: `02 B0 37 HI LO 03 SUM`, milliseconds, big-endian;   |
+|      |                 |        | master → board sets it, the board answers with the same frame    |
+| 0x38 | master → board  | 5      | read the unlock time; the board answers with a 0x37 frame        |
 
-Choices where the boards seen in the field disagree or say nothing (documented in
-docs/wire-protocols.md too):
-- **Unlock acknowledgement.** A board answers 0x31 and 0x33 with its status frame (0x35), taken just
-  after the pulse started. So the master knows the command arrived and gets fresh lock and input
-  bits in the same exchange; a missing answer means the board did not get the command.
-- **Busy.** A pulse asked for inside the solenoid's re-arm window is not performed: the board answers
-  `02 ADDR 36 03 SUM` with ADDR naming the board and the lock (low nibble 0 for unlock-all). The
-  driver turns it into `RearmRefused`.
-- **Query all.** Every board answers 0x32 with its status frame, in board-number order, each after
-  the previous one (the bus is half duplex); the master collects frames until the line falls silent.
+Sources and choices (docs/wire-protocols.md has the full account):
+- Public KR-CU16 implementations send 0x31 and read nothing back: the master confirms an unlock
+  by reading status (0x30) after the bolt's retract time and never resends an unlock.
+- 0x36 is the all-status reply to 0x32 (sent to the broadcast address 0xF0), not "busy"; a busy
+  refusal is no part of the public protocol. The all-status frame's layout is taken to be the
+  status frame's (the public code names the command, not a different layout).
+- 0x37 / 0x38: public code names set / read of the unlock time; the 2-byte big-endian millisecond
+  value and the 0x37 answer to both are our choice (so that every CMD keeps one length).
 - **Bit order.** L1-8 carries locks 1-8 (indices 0-7) with lock 1 in bit 0, L9-16 locks 9-16;
   S1-8 / S9-16 the same for inputs. Raw bits are returned; polarity is applied by the driver.
+- The 48-lock CU48 family uses other, longer frames: a different protocol, not spoken here.
 """
 
 from __future__ import annotations
@@ -41,14 +43,21 @@ STX = 0x02
 ETX = 0x03
 
 
+BROADCAST_BOARD = 0x0F  # ADDR 0xF0: query all is sent to every board
+
+
 class Cmd(IntEnum):
     STATUS = 0x30
     UNLOCK = 0x31
     QUERY_ALL = 0x32
     UNLOCK_ALL = 0x33
     STATUS_REPLY = 0x35
-    BUSY = 0x36
+    ALL_STATUS_REPLY = 0x36
+    UNLOCK_TIME = 0x37
+    READ_UNLOCK_TIME = 0x38
 
+
+STATUS_FRAMES = (Cmd.STATUS_REPLY, Cmd.ALL_STATUS_REPLY)  # frames that carry lock/input bits
 
 FRAME_LENGTH: dict[int, int] = {
     Cmd.STATUS: 5,
@@ -56,7 +65,9 @@ FRAME_LENGTH: dict[int, int] = {
     Cmd.QUERY_ALL: 5,
     Cmd.UNLOCK_ALL: 5,
     Cmd.STATUS_REPLY: 9,
-    Cmd.BUSY: 5,
+    Cmd.ALL_STATUS_REPLY: 9,
+    Cmd.UNLOCK_TIME: 7,
+    Cmd.READ_UNLOCK_TIME: 5,
 }
 MAX_FRAME_LENGTH = max(FRAME_LENGTH.values())
 
@@ -69,8 +80,8 @@ class LockboardFrameError(ValueError):
 class Frame:
     """One lock-board frame. `board` 0–15, `lock` 0–15 (0 where the command names no lock).
 
-    `locks` and `inputs` are the raw 16-bit wire bits of a status reply (bit i = lock/input i),
-    0 for every other command.
+    `locks` and `inputs` are the raw 16-bit wire bits of a status or all-status reply (bit i =
+    lock/input i), 0 for every other command; `ms` the unlock time of a 0x37 frame.
     """
 
     cmd: Cmd
@@ -78,14 +89,19 @@ class Frame:
     lock: int = 0
     locks: int = 0
     inputs: int = 0
+    ms: int = 0
 
     def __post_init__(self) -> None:
         if not 0 <= self.board <= 15 or not 0 <= self.lock <= 15:
             raise ValueError(f"board and lock must be 0-15, got {self.board}, {self.lock}")
         if not 0 <= self.locks <= 0xFFFF or not 0 <= self.inputs <= 0xFFFF:
             raise ValueError("locks and inputs are 16-bit values")
-        if self.cmd is not Cmd.STATUS_REPLY and (self.locks or self.inputs):
+        if not 0 <= self.ms <= 0xFFFF:
+            raise ValueError("an unlock time is a 16-bit number of milliseconds")
+        if self.cmd not in STATUS_FRAMES and (self.locks or self.inputs):
             raise ValueError(f"only a status reply carries bits, not {self.cmd.name}")
+        if self.cmd is not Cmd.UNLOCK_TIME and self.ms:
+            raise ValueError(f"only an unlock-time frame carries a time, not {self.cmd.name}")
 
     @property
     def address(self) -> int:
@@ -100,7 +116,9 @@ def checksum(data: bytes) -> int:
 def encode(frame: Frame) -> bytes:
     """Wire bytes of a frame."""
     body = bytes([STX, frame.address, frame.cmd])
-    if frame.cmd is Cmd.STATUS_REPLY:
+    if frame.cmd is Cmd.UNLOCK_TIME:
+        body += bytes([frame.ms >> 8, frame.ms & 0xFF])
+    if frame.cmd in STATUS_FRAMES:
         body += bytes(
             [
                 frame.locks & 0xFF,
@@ -123,7 +141,8 @@ def unlock_request(board: int, lock: int) -> Frame:
 
 
 def query_all_request() -> Frame:
-    return Frame(Cmd.QUERY_ALL)
+    """Query all, to the broadcast address 0xF0."""
+    return Frame(Cmd.QUERY_ALL, BROADCAST_BOARD)
 
 
 def unlock_all_request(board: int) -> Frame:
@@ -134,8 +153,20 @@ def status_reply(board: int, locks: int, inputs: int) -> Frame:
     return Frame(Cmd.STATUS_REPLY, board, 0, locks, inputs)
 
 
-def busy_reply(board: int, lock: int = 0) -> Frame:
-    return Frame(Cmd.BUSY, board, lock)
+def all_status_reply(board: int, locks: int, inputs: int) -> Frame:
+    return Frame(Cmd.ALL_STATUS_REPLY, board, 0, locks, inputs)
+
+
+def set_unlock_time_request(board: int, ms: int) -> Frame:
+    return Frame(Cmd.UNLOCK_TIME, board, ms=ms)
+
+
+def unlock_time_reply(board: int, ms: int) -> Frame:
+    return Frame(Cmd.UNLOCK_TIME, board, ms=ms)
+
+
+def read_unlock_time_request(board: int) -> Frame:
+    return Frame(Cmd.READ_UNLOCK_TIME, board)
 
 
 def decode(data: bytes) -> Frame:
@@ -160,10 +191,12 @@ def decode(data: bytes) -> Frame:
             f"bad checksum 0x{data[-1]:02x} (expected 0x{checksum(data[:-1]):02x}): {data.hex(' ')}"
         )
     board, lock = data[1] >> 4, data[1] & 0x0F
-    if cmd is Cmd.STATUS_REPLY:
+    if cmd in STATUS_FRAMES:
         if lock:
             raise LockboardFrameError(f"status reply with a lock nibble: {data.hex(' ')}")
         return Frame(cmd, board, 0, data[3] | data[4] << 8, data[5] | data[6] << 8)
+    if cmd is Cmd.UNLOCK_TIME:
+        return Frame(cmd, board, lock, ms=data[3] << 8 | data[4])
     return Frame(cmd, board, lock)
 
 

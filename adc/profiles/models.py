@@ -76,6 +76,11 @@ class ModbusRtuBus(_SerialBus):
 
 class LockboardBus(_SerialBus):
     transport: Literal["lockboard"]
+    protocol: Literal["cu16", "cu48"] = Field(
+        "cu16",
+        description="Lock-board family on this line: 'cu16' (16 locks, STX ADDR CMD ETX SUM "
+        "frames); 'cu48' is recognised but not implemented (its boards use other frames).",
+    )
 
 
 class ModbusTcpBus(_BusBase):

@@ -29,7 +29,7 @@ bits and exceptions that real hardware would give them. The surface, which the e
     `status() -> (lock_bits, input_bits)`: 16 bits each, bit i = lock/input i as raw wire bits
     (`lock_polarity` / `input_polarity`; active-low gives 0 for a locked lock or an active input);
     `unlock(lock_index)`; `unlock_all() -> list[int]` (pulses every lock not re-arming, returns
-    which).
+    which); `unlock_time_ms()` / `set_unlock_time_ms(ms)` (the pulse length, CU16 0x38 / 0x37).
 
 Errors (`adc.sim.errors`): `VirtualDeviceOffline` (no answer: the wire stays silent),
 `IllegalFunction` 01 (a table the device does not have), `IllegalAddress` 02, `IllegalValue` 03
@@ -407,3 +407,18 @@ class VirtualLockboard(VirtualDevice):
         """Pulse every lock that is not re-arming; the indices pulsed."""
         self._answer()
         return [i for i, s in enumerate(self.solenoids) if s.try_pulse() == 0.0]
+
+    def unlock_time_ms(self) -> int:
+        """The board's unlock (pulse) time (CU16 0x38)."""
+        self._answer()
+        return round(self.solenoids[0].pulse_s * 1000)
+
+    def set_unlock_time_ms(self, ms: int) -> None:
+        """Set every lock's pulse length (CU16 0x37); the coil's cool-down covers it."""
+        self._answer()
+        if not 20 <= ms <= 60_000:
+            raise IllegalValue(self.name, f"unlock time {ms} ms is not 20-60000")
+        for solenoid in self.solenoids:
+            solenoid.pulse_s = ms / 1000
+            solenoid.actuation_s = min(solenoid.actuation_s, solenoid.pulse_s)
+            solenoid.rearm_s = max(solenoid.rearm_s, solenoid.pulse_s)

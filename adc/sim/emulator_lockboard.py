@@ -1,12 +1,15 @@
 """Lock-board emulator: a VirtualCabinet's CU16 boards on one RS-485 line (a pty or a pyserial URL).
 
-Frames and the answers chosen where boards disagree are in `adc.drivers.lockboard_protocol`:
-status (0x30) and unlock (0x31) are answered with the board's status frame, an unlock inside the
-re-arm window with busy (0x36); unlock all (0x33) pulses every lock not re-arming and answers with
-the status; query all (0x32) is answered by every board in board-number order, one after the other.
+Frames are in `adc.drivers.lockboard_protocol`; the boards behave as public CU16 firmware does:
+status (0x30) is answered with the board's status frame (0x35); unlock (0x31) and unlock all
+(0x33) pulse and answer nothing (an unlock inside a lock's re-arm window is not carried out, and
+nothing says so: only the status shows it); query all (0x32, to the broadcast address 0xF0) is
+answered by every board with its all-status frame (0x36), in board-number order, one after the
+other; 0x37 sets the unlock time and 0x38 reads it, both answered with a 0x37 frame.
 A board that is offline (or absent) stays silent; `cabinet.bus_noise(bus)` corrupts that share of
 answers (one flipped byte: a bad checksum), drawn from `cabinet.rng_for(bus)`.
 Garbage and frames meant for the master (another master's answers, an echo) are ignored.
+A bus whose `protocol` is not `cu16` is refused (the CU48 family speaks other frames).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from adc.drivers import lockboard_protocol as lp
 from adc.sim.emulator_modbus import SerialEmulator
-from adc.sim.errors import DeviceBusy, VirtualHardwareError
+from adc.sim.errors import VirtualHardwareError
 
 if TYPE_CHECKING:
     from adc.sim.cabinet import VirtualCabinet
@@ -38,6 +41,11 @@ class LockboardEmulator(SerialEmulator):
         line_timing: bool = False,
         lock: AbstractContextManager[Any] | None = None,
     ) -> None:
+        protocol = getattr(cabinet.profile.buses[bus], "protocol", "cu16")
+        if protocol != "cu16":
+            raise ValueError(
+                f"bus {bus}: the lock-board emulator speaks cu16 only, not {protocol!r}"
+            )
         super().__init__(
             cabinet, bus, port, line_timing=line_timing, lock=lock, name=f"lockboard-emulator-{bus}"
         )
@@ -67,22 +75,24 @@ class LockboardEmulator(SerialEmulator):
                 for board in self._boards():
                     if board.online:
                         locks, inputs = board.status()
-                        out.append(lp.status_reply(board.board, locks, inputs))
+                        out.append(lp.all_status_reply(board.board, locks, inputs))
                 return out
-            if frame.cmd not in (lp.Cmd.STATUS, lp.Cmd.UNLOCK, lp.Cmd.UNLOCK_ALL):
-                return []  # a reply frame on the line is not for us
             device = self.cabinet.device_at(self.bus, frame.board)
             if device is None or not hasattr(device, "board") or not device.online:
                 return []
             board: VirtualLockboard = device  # type: ignore[assignment]
             try:
+                if frame.cmd is lp.Cmd.STATUS:
+                    return [lp.status_reply(board.board, *board.status())]
                 if frame.cmd is lp.Cmd.UNLOCK:
                     board.unlock(frame.lock)
                 elif frame.cmd is lp.Cmd.UNLOCK_ALL:
                     board.unlock_all()
-                locks, inputs = board.status()
-            except DeviceBusy:
-                return [lp.busy_reply(board.board, frame.lock)]
+                elif frame.cmd is lp.Cmd.UNLOCK_TIME:
+                    board.set_unlock_time_ms(frame.ms)
+                    return [lp.unlock_time_reply(board.board, board.unlock_time_ms())]
+                elif frame.cmd is lp.Cmd.READ_UNLOCK_TIME:
+                    return [lp.unlock_time_reply(board.board, board.unlock_time_ms())]
             except VirtualHardwareError:
-                return []  # offline (or a fault with no wire form): silence
-            return [lp.status_reply(board.board, locks, inputs)]
+                return []  # re-arming, offline, a bad value: public boards say nothing
+            return []  # unlocks are not answered; a reply frame on the line is not for us

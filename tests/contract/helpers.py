@@ -155,3 +155,8 @@ def accept_every_pulse(rig: Rig, lock: str) -> object:
     solenoid = rig.cabinet._parts.solenoids[canon(lock)]
     solenoid.rearm_s = 0.0
     return solenoid
+
+
+def pulses(rig: Rig, lock: str) -> int:
+    """How many pulses the virtual solenoid behind `lock` has carried out (ground truth)."""
+    return int(rig.cabinet._parts.solenoids[canon(lock)].pulses)

@@ -2,7 +2,8 @@
 the public protocol (it answers status, 0x30, and never answers an unlock, 0x31).
 
 What the lock-board driver must do with such a board: send an unlock once and never again, and
-confirm it by the lock's status after the bolt's retract time; a lock whose status never shows
+confirm it by the lock's status after the bolt's retract time (after setting the board's unlock time, 0x37, from the profile's
+`pulse_ms` and reading it back, 0x38); a lock whose status never shows
 the bolt out is not released (LockNotReleased from `pulse`, PartialUnlock from
 `unlock_together`), and silence to the unlock is no failure by itself.
 """
@@ -38,6 +39,7 @@ class ScriptedBoard:
     jammed: set[tuple[int, int]] = field(default_factory=set)
     silent: bool = False
     frames: list[lp.Frame] = field(default_factory=list)
+    unlock_ms: dict[int, int] = field(default_factory=lambda: {0: 300, 1: 300})
     _pulsed: dict[tuple[int, int], float] = field(default_factory=dict)
     _stop: threading.Event = field(default_factory=threading.Event)
 
@@ -68,9 +70,19 @@ class ScriptedBoard:
                 self.frames.append(frame)
                 if frame.cmd is lp.Cmd.UNLOCK:
                     self._pulsed[(frame.board, frame.lock)] = time.monotonic()
-                elif frame.cmd is lp.Cmd.STATUS and not self.silent and frame.board in (0, 1):
+                    continue  # public firmware does not answer an unlock
+                if self.silent or frame.board not in (0, 1):
+                    continue
+                if frame.cmd is lp.Cmd.STATUS:
                     reply = lp.status_reply(frame.board, self._locks(frame.board), 0xFFFF)
-                    self.line.write(lp.encode(reply))
+                elif frame.cmd is lp.Cmd.UNLOCK_TIME:
+                    self.unlock_ms[frame.board] = frame.ms
+                    reply = lp.unlock_time_reply(frame.board, frame.ms)
+                elif frame.cmd is lp.Cmd.READ_UNLOCK_TIME:
+                    reply = lp.unlock_time_reply(frame.board, self.unlock_ms[frame.board])
+                else:
+                    continue
+                self.line.write(lp.encode(reply))
 
     def close(self) -> None:
         self._stop.set()
@@ -96,6 +108,10 @@ def test_an_unanswered_unlock_is_sent_once_and_confirmed_by_status(board: Script
     try:
         driver.pulse("lb0:lock.2")
         assert board.unlocks() == [(0, 2)], "the unlock was repeated"
+        # before its first unlock the board's unlock time was set from pulse_ms and read back
+        kinds = [f.cmd for f in board.frames]
+        assert kinds[:3] == [lp.Cmd.UNLOCK_TIME, lp.Cmd.READ_UNLOCK_TIME, lp.Cmd.UNLOCK]
+        assert board.unlock_ms[0] == 500
         after = board.frames[board.frames.index(lp.unlock_request(0, 2)) + 1 :]
         assert after and all(f.cmd is lp.Cmd.STATUS for f in after)
         assert not driver.lock_engaged("lb0:lock.2")
@@ -136,13 +152,64 @@ def test_unlock_together_reports_the_jammed_lock_not_released(board: ScriptedBoa
 def test_a_silent_board_gets_one_unlock_and_reads_retried(board: ScriptedBoard) -> None:
     driver = _driver(board)
     try:
-        driver.lock_engaged("lb0:lock.2")  # it answers now
+        driver.pulse("lb0:lock.3")  # it answers now (and its unlock time is set)
         board.silent = True
         with pytest.raises(DeviceOffline) as err:
             driver.pulse("lb0:lock.2")
         assert err.value.point == "lb0:lock.2"
-        assert board.unlocks() == [(0, 2)]
-        statuses = [f for f in board.frames if f.cmd is lp.Cmd.STATUS]
-        assert len(statuses) >= 1 + 3, "the status read after the unlock is retried"
+        assert board.unlocks() == [(0, 3), (0, 2)]
+        after = board.frames[board.frames.index(lp.unlock_request(0, 2)) + 1 :]
+        assert len(after) == 3 and all(f.cmd is lp.Cmd.STATUS for f in after), (
+            "the status read after the unlock is retried (1 + 2 retries), the unlock never"
+        )
     finally:
         driver.close()
+
+
+def test_a_board_that_keeps_another_unlock_time_is_a_named_fault(board: ScriptedBoard) -> None:
+    from adc.drivers.base import DeviceFault
+
+    original = board.serve
+
+    def stubborn() -> None:  # acknowledges 0x37 but keeps its own time
+        board.unlock_ms = _Fixed({0: 300, 1: 300})  # type: ignore[assignment]
+        original()
+
+    board.serve = stubborn  # type: ignore[method-assign]
+    thread = threading.Thread(target=board.serve, daemon=True)
+    board._stop.set()  # stop the fixture's server, serve with the stubborn one
+    time.sleep(0.05)
+    board._stop.clear()
+    thread.start()
+    driver = _driver(board)
+    try:
+        with pytest.raises(
+            DeviceFault, match="unlock time of 300 ms; the profile's pulse_ms is 500"
+        ):
+            driver.pulse("lb0:lock.2")
+        assert board.unlocks() == [], "an unlock went out to a board with the wrong pulse time"
+    finally:
+        driver.close()
+        board._stop.set()
+        thread.join(2)
+
+
+class _Fixed(dict):  # type: ignore[type-arg]
+    def __setitem__(self, key: object, value: object) -> None:
+        pass
+
+
+def test_a_cu48_bus_is_recognised_and_refused_by_name() -> None:
+    from adc.drivers.base import BackendUnavailable
+    from adc.sim.cabinet import VirtualCabinet
+    from adc.sim.emulator_lockboard import LockboardEmulator
+
+    p = load_profile(PROFILE)
+    locks = p.buses["locks"].model_copy(update={"protocol": "cu48"})
+    p = p.model_copy(update={"buses": {**p.buses, "locks": locks}})
+    with pytest.raises(BackendUnavailable, match="protocol 'cu48' is not implemented"):
+        open_backend("profile:", p, ports={"locks": "loop://", "field": "loop://"})
+    with pytest.raises(BackendUnavailable, match="cu48"):
+        open_backend("lockboard://loop://", p)
+    with pytest.raises(ValueError, match="cu16 only"):
+        LockboardEmulator(VirtualCabinet(p), "locks")

@@ -21,7 +21,9 @@ frames = st.one_of(
     st.just(lp.query_all_request()),
     st.builds(lp.unlock_all_request, boards),
     st.builds(lp.status_reply, boards, bits16, bits16),
-    st.builds(lp.busy_reply, boards, locks),
+    st.builds(lp.all_status_reply, boards, bits16, bits16),
+    st.builds(lp.set_unlock_time_request, boards, bits16),
+    st.builds(lp.read_unlock_time_request, boards),
 )
 
 
@@ -30,6 +32,20 @@ def test_published_examples() -> None:
     assert lp.encode(lp.unlock_request(0, 0)) == bytes.fromhex("02 00 31 03 36")
     # board 1, lock 3: ADDR = 1 << 4 | 3
     assert lp.encode(lp.unlock_request(1, 3)) == bytes.fromhex("02 13 31 03 49")
+
+
+def test_public_query_all_goes_to_the_broadcast_address_and_0x36_is_a_status() -> None:
+    assert lp.encode(lp.query_all_request()) == bytes.fromhex("02 f0 32 03 27")
+    wire = lp.encode(lp.all_status_reply(1, locks=0x0003, inputs=0x8000))
+    assert wire[:3] == bytes.fromhex("02 10 36") and len(wire) == 9
+    assert lp.decode(wire) == lp.all_status_reply(1, 0x0003, 0x8000)
+
+
+def test_unlock_time_frames() -> None:
+    # 500 ms to board 2: 02 20 37 01 F4 03 SUM; read: 02 20 38 03 5D
+    assert lp.encode(lp.set_unlock_time_request(2, 500)) == bytes.fromhex("02 20 37 01 f4 03 51")
+    assert lp.encode(lp.read_unlock_time_request(2)) == bytes.fromhex("02 20 38 03 5d")
+    assert lp.decode(bytes.fromhex("02 20 37 01 f4 03 51")).ms == 500
 
 
 def test_status_reply_layout() -> None:
@@ -172,4 +188,6 @@ def test_frame_rejects_out_of_range_fields() -> None:
     with pytest.raises(ValueError, match="0-15"):
         Frame(Cmd.UNLOCK, 16, 0)
     with pytest.raises(ValueError, match="only a status reply"):
-        Frame(Cmd.BUSY, 0, 0, locks=1)
+        Frame(Cmd.UNLOCK, 0, 0, locks=1)
+    with pytest.raises(ValueError, match="only an unlock-time frame"):
+        Frame(Cmd.STATUS, 0, 0, ms=500)

@@ -93,9 +93,10 @@ def test_lock_board_unlock_is_a_status_then_back_to_back_frames_pocket_first(loc
     cabinet, client, driver = locks
     before = client.exchanges
     driver.unlock_together(["lb0:lock.1", "lb0:lock.4"])  # drawer D2 and a lid in it
-    # the status probe, then per lock one unlock (sent once) and one status read confirming it
-    # (this driver's clock is the cabinet's, which stands still in the call: one read each)
-    assert client.exchanges - before == 5
+    # the status probe, the board's unlock time set and read back (before its first unlock),
+    # then per lock one unlock (sent once) and one status read confirming it (this driver's
+    # clock is the cabinet's, which stands still in the call: one read each)
+    assert client.exchanges - before == 7
     assert _released(cabinet, "lb0:lock.1") and _released(cabinet, "lb0:lock.4")
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from adc.drivers import modbus_frames as mf
-from adc.drivers.base import DeviceFault, DeviceOffline, RearmRefused
+from adc.drivers.base import DeviceFault, DeviceOffline, LockNotReleased, RearmRefused
 from adc.drivers.buses import WireDriver
 from adc.drivers.lockboard import LockboardClient, LockboardPart
 from adc.drivers.modbus import ModbusPart
@@ -195,15 +195,18 @@ def test_lockboard_unlock_then_rearm_refused_locally_without_a_frame(locks) -> N
     driver.pulse("lb0:lock.1")
 
 
-def test_lockboard_busy_answer_becomes_rearm_refused(locks) -> None:  # type: ignore[no-untyped-def]
-    cabinet, _, client, driver = locks
-    # Another master (or a restarted driver) pulsed the lock: the board itself says busy.
+def test_lockboard_unlock_a_board_did_not_carry_out_is_not_released(locks) -> None:  # type: ignore[no-untyped-def]
+    cabinet, part, _, driver = locks
+    # Another master pulsed the lock and its pulse is over: the board, re-arming, silently does
+    # not carry out ours (public boards answer no unlock). No busy answer exists: the status,
+    # read until the end of our pulse, shows the bolt never came out.
     cabinet.device("lb1").unlock(3)  # type: ignore[union-attr]
-    sent = client.exchanges
-    with pytest.raises(RearmRefused) as refused:
+    cabinet.run(0.6)
+    part.wait = cabinet.run  # let the cabinet's time pass while the driver waits for the bolt
+    with pytest.raises(LockNotReleased) as refused:
         driver.pulse("lb1:lock.3")
-    assert client.exchanges == sent + 1
     assert refused.value.device == "lb1" and refused.value.point == "lb1:lock.3"
+    assert cabinet.lock_holding("lb1:lock.3")
 
 
 def test_lockboard_query_all_and_unlock_all(locks) -> None:  # type: ignore[no-untyped-def]
