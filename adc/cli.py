@@ -124,8 +124,11 @@ _PLAIN_WORDS = [
     ("Input should be less than or equal to", "must be at most"),
     ("Input should be greater than", "must be more than"),
     ("Input should be less than", "must be less than"),
-    ("Input should be a valid integer, unable to parse string as an integer", "not a whole number"),
-    ("Input should be a valid number, unable to parse string as a number", "not a number"),
+    (
+        "Input should be a valid integer, unable to parse string as an integer",
+        "not a valid integer",
+    ),
+    ("Input should be a valid number, unable to parse string as a number", "not a valid number"),
     ("Input should be a finite number", "must be a finite number"),
 ]
 
