@@ -157,6 +157,7 @@ class WireDriver:
         """Every point the layout uses, each bus read with the fewest requests its plan allows;
         a point of a device that does not answer maps to None."""
         self._check_open()
+        self._service()
         layout = self._layout
         wanted = set(layout.all())
         values: dict[str, object] = {}
@@ -207,8 +208,16 @@ class WireDriver:
         if self._closed:
             raise DriverError(f"the wire driver of {self.profile.name} is closed")
 
+    def _service(self) -> None:
+        """Deferred work a part owns that is due now (a latched coil to switch off)."""
+        for part in self.parts:
+            service = getattr(part, "service", None)
+            if service is not None:
+                service()
+
     def _point(self, point: str, *uses: Use) -> tuple[PointInfo, BusPart]:
         self._check_open()
+        self._service()
         info = find_point(self.profile, self._points, point)
         device = info.ref.device
         part = self._owner.get(device)

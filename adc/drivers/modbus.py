@@ -13,6 +13,9 @@ Single reads (`input_active`, `weight` ...) read just what they need. Devices ke
 as the register map in docs/wire-protocols.md says: a coil the layout uses as a lock is a pulse
 output in the device (writing 1 starts a pulse of `solenoid.pulse_ms`, the device clears it), and a
 write inside the re-arm window is answered with exception 06, which becomes `RearmRefused`.
+With `coil_mode = "latched"` (a plain output module) the driver writes 1, then 0 after
+`pulse_ms` and reads the coil back (`adc/drivers/latched.py`: a timer on the real clock, else the
+next call into the driver). The driver keeps the re-arm window itself on every module.
 The driver never sleeps: a re-arming lock is refused, not waited for.
 """
 
@@ -33,6 +36,7 @@ from adc.drivers.base import (
 )
 from adc.drivers.buses import Clock, WireDriver, clock_option, parse_query
 from adc.drivers.cabinet_points import PointInfo, classify_points
+from adc.drivers.latched import LatchedOffWrites
 from adc.drivers.modbus_client import (
     ModbusBusy,
     ModbusClient,
@@ -101,6 +105,13 @@ class ModbusPart:
         ]
         self._last_pulse: dict[str, float] = {}
         self._points = classify_points(profile)
+        self.latched = LatchedOffWrites(
+            clock,
+            lambda info: self.write_output(info, False),
+            self.read_output,
+            lambda device: self._client(device).health_of(device),
+            real_time=clock is time.monotonic,
+        )
 
     # -------------------------------------------------------------------------------- helpers
     def _model(self, device: str) -> ModbusDIO | ModbusLoadcell:
@@ -129,11 +140,20 @@ class ModbusPart:
             out.update({k: v for k, v in client.health.items() if k in self.devices})
         return out
 
+    def _is_latched(self, info: PointInfo) -> bool:
+        return self._dio(info).coil_mode == "latched"
+
+    def service(self) -> None:
+        """Deferred work due now: latched coils whose pulse is over are switched off."""
+        self.latched.service()
+
     def pulse(self, info: PointInfo) -> None:
         model = self._dio(info)
         device = info.ref.device
         address = model.coils.start + info.ref.index
         self.check_rearm(info)  # the driver's own limit, before anything goes on the wire
+        if self._is_latched(info):
+            self.latched.check(info)
         now = self.clock()
         rearm_ms = max(model.solenoid.rearm_ms, model.solenoid.pulse_ms)
         last = self._last_pulse.get(info.text)
@@ -148,6 +168,8 @@ class ModbusPart:
             remaining = rearm_ms - (now - last) * 1000 if ours and last is not None else rearm_ms
             raise RearmRefused(info.text, max(remaining, 1.0)) from None
         self._last_pulse[info.text] = now
+        if self._is_latched(info):
+            self.latched.started(info, model.solenoid.pulse_ms / 1000)
 
     def lock_feedback(self, info: PointInfo) -> bool | None:
         return None
@@ -192,7 +214,8 @@ class ModbusPart:
         output ignores it), else back-to-back single writes. After a failed write one read of
         the same coils says which pulses went out."""
         span = coil_span(group, self._points)
-        if span is None:
+        if span is None or self._is_latched(group[0]):
+            # latched coils: one by one (a 0 written between would end another pulse early)
             pulse_each(group, self.pulse)
             return
         first, last = span
@@ -295,6 +318,7 @@ class ModbusPart:
         return bool(words[0])
 
     def close(self) -> None:
+        self.latched.close()
         for client in set(self.clients.values()):
             client.close()
 

@@ -21,9 +21,9 @@ says, `lock_engaged` is inferred: released while the coil is on or while the doo
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, replace
-from typing import TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qs
 
 from adc.drivers.base import (
@@ -45,6 +45,7 @@ from adc.drivers.cabinet_points import (
     classify_points,
     find_point,
 )
+from adc.drivers.latched import LatchedOffWrites
 from adc.drivers.modbus import temperature_reading, weight_reading
 from adc.drivers.unlock import (
     account_after_failed_write,
@@ -67,6 +68,9 @@ from adc.profiles.points import point_families
 from adc.sim.cabinet import VirtualCabinet
 from adc.sim.devices import VirtualDIO, VirtualLoadcell, VirtualLockboard
 from adc.sim.errors import DeviceBusy, VirtualDeviceOffline, VirtualHardwareError
+
+if TYPE_CHECKING:
+    import simpy
 
 T = TypeVar("T")
 
@@ -107,6 +111,12 @@ class SimDriver:
         }
         self._found: dict[str, PointInfo] = {}
         self._last_pulse: dict[str, float] = {}  # lock point → start of our last pulse (env.now)
+        self._latched = LatchedOffWrites(
+            lambda: self.cabinet.env.now,
+            self._coil_off,
+            self._coil_on,
+            lambda device: self._health[device],
+        )
 
     # ------------------------------------------------------------------------------------- time
     @property
@@ -123,6 +133,9 @@ class SimDriver:
         info = self._point(point, Use.LOCK)
         self._check_rearm(info)  # the driver's own limit, whatever the device would accept
         device = self.cabinet.device(info.ref.device)
+        latched = self._is_latched(info)
+        if latched:
+            self._latched.check(info)
         try:
             if isinstance(device, VirtualLockboard):
                 self._call(info, lambda: device.unlock(info.ref.index))
@@ -132,6 +145,31 @@ class SimDriver:
         except _Busy as busy:
             raise RearmRefused(info.text, busy.retry_after_s * 1000) from None
         self._last_pulse[info.text] = self.now
+        if latched:
+            pulse_s = self._model(info, ModbusDIO).solenoid.pulse_ms / 1000
+            self._latched.started(info, pulse_s)
+            self.cabinet.env.process(self._switch_off_later(pulse_s))
+
+    # -------------------------------------------------------------------- latched DIO coils
+    def _is_latched(self, info: PointInfo) -> bool:
+        model = self.profile.devices[info.ref.device]
+        return isinstance(model, ModbusDIO) and model.coil_mode == "latched"
+
+    def _switch_off_later(self, delay: float) -> Generator[simpy.Event, Any, None]:
+        """The driver's timer on the cabinet's clock: the off-write is due `delay` from now."""
+        yield self.cabinet.env.timeout(delay)
+        self._latched.service()
+
+    def _coil_address(self, info: PointInfo) -> int:
+        return self._model(info, ModbusDIO).coils.start + info.ref.index
+
+    def _coil_off(self, info: PointInfo) -> None:
+        address = self._coil_address(info)
+        self._call(info, lambda: self._dio(info).write_coil(address, False))
+
+    def _coil_on(self, info: PointInfo) -> bool:
+        address = self._coil_address(info)
+        return bool(self._call(info, lambda: self._dio(info).read_bits("coils", address, 1))[0])
 
     def unlock_together(self, points: Sequence[str]) -> None:
         """See `Locks.unlock_together`: every check first, then the pulses, then the account."""
@@ -202,6 +240,7 @@ class SimDriver:
         answers (one request per table per device where it allows); a point of a device that
         does not answer (or answers garbage) maps to None."""
         self._check_open()
+        self._latched.service()
         values: dict[str, object] = {}
         for name, model in self.profile.devices.items():
             try:
@@ -334,7 +373,8 @@ class SimDriver:
         """A DIO group whose coils between are all locks: one write of the whole run (1 for ours,
         0 — ignored by a pulse output — for the others between); anything else back to back."""
         span = coil_span(group, self._points)
-        if span is None or isinstance(self.cabinet.device(group[0].ref.device), VirtualLockboard):
+        one_by_one = isinstance(self.cabinet.device(group[0].ref.device), VirtualLockboard)
+        if span is None or one_by_one or self._is_latched(group[0]):
             pulse_each(group, lambda info: self.pulse(info.text))
             return
         first, last = span
@@ -370,6 +410,7 @@ class SimDriver:
 
     def _point(self, point: str, *uses: Use) -> PointInfo:
         self._check_open()
+        self._latched.service()
         info = self._found.get(point)
         if info is None:
             info = self._found[point] = find_point(self.profile, self._points, point)

@@ -186,6 +186,12 @@ class ModbusDIO(_ModbusDeviceBase):
     analog_signed: bool = True
     input_polarity: Polarity = Polarity.ACTIVE_HIGH
     solenoid: Solenoid = Solenoid()
+    coil_mode: Literal["pulse-output", "latched"] = Field(
+        "pulse-output",
+        description="How a lock coil behaves: 'pulse-output' (writing 1 starts a pulse the module "
+        "times itself) or 'latched' (a plain output holding what is written: the driver writes 1, "
+        "then 0 after solenoid.pulse_ms, and reads the coil back).",
+    )
 
 
 class ModbusLoadcell(_ModbusDeviceBase):

@@ -19,7 +19,9 @@ bits and exceptions that real hardware would give them. The surface, which the e
       two's complement when `analog_signed`). A coil the layout uses as a lock (`lock`,
       `lid_lock`) is a pulse output: writing 1 starts a pulse of `solenoid.pulse_ms`, after which
       the device clears the coil itself; writing 0 to it is accepted and ignored (the pulse is
-      self-timed). Every other coil is a plain output (a light) that holds what was written.
+      self-timed). With `coil_mode = "latched"` a lock coil is a plain output too: 1 energises
+      the solenoid until 0 is written (no re-arm refusal: the driver keeps the limits). Every
+      other coil is a plain output (a light) that holds what was written.
     - Load cell: per channel N, input registers `weight_start + 2N, +1` hold the weight in grams as
       IEEE float32 (`word_order` big: high word first), input register `status_start + N` the
       status (0 ok, 1 unstable, 2 overload, 3 fault), holding register `command_start + N` the
@@ -231,6 +233,7 @@ class VirtualDIO(VirtualModbusDevice):
         self._active_low = model.input_polarity is Polarity.ACTIVE_LOW
         self._scale = model.analog_scale
         self._signed = model.analog_signed
+        self.latched = model.coil_mode == "latched"  # lock coils are plain held outputs
         self._bits["coils"] = [
             _Block(
                 model.coils.start,
@@ -258,6 +261,12 @@ class VirtualDIO(VirtualModbusDevice):
         if isinstance(coil, PlainOutput):
             coil.value = bool(value)
             return
+        if self.latched:  # a plain output: on while 1, whatever the coil can take
+            if value:
+                coil.hold()
+            else:
+                coil.let_go()
+            return
         if not value:
             return  # a pulse output times itself; 0 is accepted and changes nothing
         remaining = coil.try_pulse()
@@ -267,7 +276,7 @@ class VirtualDIO(VirtualModbusDevice):
     def _check_coil(self, offset: int, value: int) -> None:
         """What `_write_coil` would refuse, without pulsing: a pulse coil inside its re-arm window."""
         coil = self._coils[offset]
-        if isinstance(coil, Solenoid) and value:
+        if isinstance(coil, Solenoid) and value and not self.latched:
             remaining = coil.rearm_remaining()
             if remaining > 0:
                 raise self._busy(offset, coil, remaining)

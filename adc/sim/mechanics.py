@@ -83,6 +83,29 @@ class Solenoid:
             return
         self._drop_out()
 
+    def hold(self) -> None:
+        """A plain (latched) output switched on: energised until `let_go`, however long, with no
+        re-arm check (a plain module does what it is told; the driver keeps the limits). The
+        bolt retracts `actuation_s` after it starts."""
+        if self.energised:
+            return
+        self._last_start = self.env.now
+        self.pulses += 1
+        self.energised = True
+        self._generation += 1
+        self.env.process(self._hold(self._generation))
+
+    def _hold(self, generation: int) -> Generator[simpy.Event, Any, None]:
+        yield self.env.timeout(self.actuation_s)
+        if generation == self._generation and not self.jammed:
+            self.retracted = True
+
+    def let_go(self) -> None:
+        """A latched output switched off: the coil drops out, the spring pushes the bolt out."""
+        if self.energised:
+            self._generation += 1
+            self._drop_out()
+
     def _drop_out(self) -> None:
         self.energised = False
         if not self.no_reengage:
