@@ -284,3 +284,35 @@ def test_line_timing_makes_a_read_take_its_wire_time() -> None:
             client.close()
     # 8N1 is 10 bits a character, the bound assumes 11: the line alone takes 10/11 of it.
     assert 0.85 * bound < took < 2 * bound, (took, bound)
+
+
+def test_a_latched_coil_is_switched_off_on_time_with_nobody_calling_the_driver() -> None:
+    """On the real clock the driver's own timer writes the 0: the coil is not left on until
+    someone next asks the driver something."""
+    import time as _time
+
+    from adc.profiles.models import ModbusDIO
+
+    p = profile("tcp-6drawer")
+    dio = p.devices["dio1"]
+    assert isinstance(dio, ModbusDIO)
+    solenoid = dio.solenoid.model_copy(update={"pulse_ms": 100})
+    devices = {
+        **p.devices,
+        "dio1": dio.model_copy(update={"coil_mode": "latched", "solenoid": solenoid}),
+    }
+    p = p.model_copy(update={"devices": devices})
+    cabinet = VirtualCabinet(p, seed=5)
+    with ModbusTcpEmulator(cabinet, "main") as emulator:
+        host, port = emulator.address
+        driver = open_backend(f"modbus-tcp://{host}:{port}", p, timeout_s=0.2)
+        try:
+            driver.pulse("dio1:coil.0")
+            assert cabinet._parts.solenoids["dio1:coil.0"].energised
+            deadline = _time.monotonic() + 2.0
+            while cabinet._parts.solenoids["dio1:coil.0"].energised:
+                assert _time.monotonic() < deadline, "the latched coil was left on"
+                _time.sleep(0.01)
+            assert driver.health()["dio1"].errors == 0
+        finally:
+            driver.close()
