@@ -160,3 +160,26 @@ def test_a_person_reads_the_served_cabinet_with_mbpoll() -> None:
         assert re.findall(r"\[(\d)\]:\s+1", result.stdout) == ["1", "2", "3", "4", "5", "6"]
         code, _, _ = stop(proc, signal.SIGTERM)
     assert code == 0
+
+
+def test_tcp_emulator_accept_queue_holds_a_burst_of_connects() -> None:
+    """The listen backlog is at least 128: with nobody accepting yet (the server not started),
+    100 connects all complete their handshake at once instead of stalling on dropped SYNs."""
+    import socket
+
+    from adc.profiles import load_profile
+    from adc.sim.cabinet import VirtualCabinet
+    from adc.sim.emulator_modbus import ModbusTcpEmulator
+    from tests.conftest import PROFILES
+
+    cabinet = VirtualCabinet(load_profile(PROFILES / "tcp-6drawer.toml"))
+    emulator = ModbusTcpEmulator(cabinet, "main")  # bound and listening, not accepting
+    socks = []
+    try:
+        for _ in range(100):
+            socks.append(socket.create_connection(emulator.address, timeout=0.3))
+    finally:
+        for sock in socks:
+            sock.close()
+        emulator.close()
+    assert len(socks) == 100
