@@ -13,6 +13,8 @@ What a client sees (docs/wire-protocols.md has the register maps):
 - a device that raises `VirtualDeviceOffline`: no answer at all (the client times out);
 - a unit id no device on the bus has: silence on RTU, exception 0x0B (gateway target failed to
   respond) on TCP, and nothing in the log either way;
+- unit id 0 (broadcast), RTU and TCP: a write is carried out by every Modbus device on the bus
+  that can, and nobody answers; a broadcast read is ignored;
 - the virtual device's errors as their exception codes (02, 03, 04, 06 ...);
 - `cabinet.bus_noise(bus)`: that share of answers gets one byte flipped on RTU (a bad CRC) and is
   lost on TCP (which has its own checksums), drawn from `cabinet.rng_for(bus)` so a seeded run
@@ -68,6 +70,7 @@ class ModbusService:
         self.lock: AbstractContextManager[Any] = lock if lock is not None else threading.RLock()
         self.served = 0  # answers sent (any kind)
         self.dropped = 0  # requests that got no answer
+        self.broadcasts = 0  # broadcast writes carried out (unit id 0, never answered)
 
     def answer(self, unit: int, pdu: bytes) -> bytes | None:
         """The response PDU, None for silence; raises UnknownUnit for an id nobody has."""
@@ -94,6 +97,23 @@ class ModbusService:
                 )
             self.served += 1
             return mf.encode_response(response)
+
+    def broadcast(self, pdu: bytes) -> None:
+        """Unit id 0: a write is carried out by every Modbus device on the bus that can (each
+        on its own; one refusing does not stop the others), a read is ignored; never answered."""
+        with self.lock:
+            try:
+                request = mf.decode_request(pdu)
+            except mf.ModbusFrameError:
+                return
+            if isinstance(request, mf.ReadRequest):
+                return
+            for device in list(self.cabinet.devices.values()):
+                if device.bus != self.bus or not hasattr(device, "read_registers"):
+                    continue
+                with suppress(VirtualHardwareError):
+                    self._execute(device, request)
+            self.broadcasts += 1
 
     @staticmethod
     def _execute(device: Any, request: mf.Request) -> mf.Response:
@@ -170,6 +190,9 @@ class _TcpHandler(socketserver.BaseRequestHandler):
 
     @staticmethod
     def _reply(service: ModbusService, frame: mf.MbapFrame) -> bytes | None:
+        if frame.unit == 0:
+            service.broadcast(frame.pdu)  # broadcast: carried out, never answered
+            return None
         try:
             pdu = service.answer(frame.unit, frame.pdu)
         except UnknownUnit:
@@ -417,7 +440,8 @@ class ModbusRtuEmulator(SerialEmulator):
 
     def _serve_frame(self, frame: mf.RtuFrame, first_byte_at: float) -> None:
         if frame.unit == 0:
-            return  # broadcast: nobody answers
+            self.service.broadcast(frame.pdu)  # every device carries a write out; no answer
+            return
         try:
             pdu = self.service.answer(frame.unit, frame.pdu)
         except UnknownUnit:

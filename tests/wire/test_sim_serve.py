@@ -183,3 +183,48 @@ def test_tcp_emulator_accept_queue_holds_a_burst_of_connects() -> None:
             sock.close()
         emulator.close()
     assert len(socks) == 100
+
+
+def _commands(cabinet: object) -> list[int]:
+    return [cabinet.device(n).channels[0].last_command for n in ("lc1", "lc2")]  # type: ignore[attr-defined]
+
+
+def test_broadcast_write_is_carried_out_by_every_device_and_never_answered() -> None:
+    """Unit id 0 on TCP and on RTU: a write reaches every Modbus device of the bus (both load
+    cells take the tare command; the DIO module, which has no such register, ignores it) and
+    nobody answers; a broadcast read is ignored and unanswered."""
+    import socket
+
+    import serial
+
+    from adc.drivers import modbus_frames as mf
+    from adc.profiles import load_profile
+    from adc.sim.cabinet import VirtualCabinet
+    from adc.sim.emulator_modbus import ModbusRtuEmulator, ModbusTcpEmulator
+    from tests.conftest import PROFILES
+
+    tare = mf.encode_request(mf.WriteSingleRequest(mf.Function.WRITE_REGISTER, 0, 2))
+    read = mf.encode_request(mf.ReadRequest(mf.Function.READ_INPUT_REGISTERS, 0, 2))
+    profile = load_profile(PROFILES / "tcp-6drawer.toml")
+
+    cabinet = VirtualCabinet(profile)
+    with ModbusTcpEmulator(cabinet, "main") as emulator:
+        with socket.create_connection(emulator.address, timeout=0.3) as sock:
+            sock.sendall(mf.encode_mbap(1, 0, read) + mf.encode_mbap(2, 0, tare))
+            with pytest.raises(TimeoutError):
+                sock.recv(100)
+        assert emulator.service.broadcasts == 1
+    assert _commands(cabinet) == [2, 2]
+
+    cabinet = VirtualCabinet(profile)
+    with ModbusRtuEmulator(cabinet, "main") as emulator:
+        port = serial.serial_for_url(emulator.port, timeout=0.3)
+        try:
+            port.write(mf.encode_rtu(0, read))
+            assert port.read(100) == b""
+            port.write(mf.encode_rtu(0, tare))
+            assert port.read(100) == b""
+        finally:
+            port.close()
+        assert emulator.service.broadcasts == 1
+    assert _commands(cabinet) == [2, 2]
