@@ -334,7 +334,17 @@ class ModbusClient(BusHealth):
                     timed_out = True
                     continue
                 except ModbusException as err:
-                    if self._received:
+                    if self._received and isinstance(self.endpoint, TcpEndpoint):
+                        # TCP has no CRC, and its framing is the stream's: what arrived was a
+                        # late answer to an earlier attempt (wrong transaction), so this attempt
+                        # timed out.
+                        health.timeouts += 1
+                        last = (
+                            "no answer within the timeout (a late answer to an earlier "
+                            f"request was discarded; {type(err).__name__})"
+                        )
+                        timed_out = True
+                    elif self._received:
                         health.errors += 1
                         last = (
                             f"corrupted answer: bad CRC or malformed frame ({type(err).__name__})"

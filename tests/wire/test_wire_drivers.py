@@ -316,3 +316,43 @@ def test_a_latched_coil_is_switched_off_on_time_with_nobody_calling_the_driver()
             assert driver.health()["dio1"].errors == 0
         finally:
             driver.close()
+
+
+def test_a_slow_device_behind_tcp_is_a_timeout_not_a_bad_crc() -> None:
+    """A device that answers after the timeout: each attempt times out and the late answers
+    arrive during the retries. TCP has no CRC: counted and worded as timeouts."""
+    import socket
+    import time as _time
+
+    from adc.drivers import modbus_frames as mf
+    from adc.drivers.modbus_client import TcpEndpoint
+    from adc.drivers.modbus_plan import Table
+
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+
+    def slow() -> None:
+        conn, _ = srv.accept()
+        buf = b""
+        with conn:
+            while data := conn.recv(1024):
+                buf += data
+                while len(buf) >= 12:
+                    frame, buf = buf[:12], buf[12:]
+                    _time.sleep(0.15)
+                    conn.sendall(
+                        mf.encode_mbap(int.from_bytes(frame[:2]), frame[6], b"\x03\x02\x00\x07")
+                    )
+
+    threading.Thread(target=slow, daemon=True).start()
+    client = ModbusClient("main", TcpEndpoint(*srv.getsockname()), timeout_s=0.1, retries=2)
+    try:
+        with pytest.raises(DeviceOffline) as offline:
+            client.read("dev", 1, Table.HOLDING, 0, 1)
+    finally:
+        client.close()
+        srv.close()
+    health = client.health["dev"]
+    assert health.timeouts == 3 and health.errors == 0
+    assert "CRC" not in str(offline.value) and "timeout" in str(offline.value)
