@@ -49,6 +49,7 @@ class Line:
     endpoint: TcpEndpoint | SerialEndpoint
     expected: dict[int, tuple[str, str]] = field(default_factory=dict)
     profiled: bool = False  # whether `expected` comes from a profile (else: discovery)
+    profile: Profile | None = None  # the profile the line is judged by (a URI's ?profile=)
 
 
 def parse_addresses(text: str) -> list[int]:
@@ -129,6 +130,10 @@ def line_for_uri(uri: str, profile: Profile | None) -> Line:
     head, sep, _ = target.rpartition("?")
     if sep:
         base, params = head, parse_query(target[len(head) :])[1]
+    if "profile" in params:  # the URI names its profile, as the driver URIs accept
+        from adc.profiles import load_profile, resolve_profile_path
+
+        profile = load_profile(resolve_profile_path(params["profile"]))
     return _line(uri, scheme, base, params, profile)
 
 
@@ -174,7 +179,7 @@ def _line(
             else _modbus_buses(profile)
         )
         expected = _expected(profile, wanted)
-    return Line(label, scheme, endpoint, expected, profiled=profile is not None)
+    return Line(label, scheme, endpoint, expected, profiled=profile is not None, profile=profile)
 
 
 # ------------------------------------------------------------------------------------ probing
@@ -282,6 +287,7 @@ def scan_line(
             )
         ]
     wanted = _addresses(line, addresses)
+    profile = line.profile or profile
     prober: Any = (
         _LockboardProber(line, timeout_s, profile)
         if line.transport == "lockboard"

@@ -123,3 +123,13 @@ def test_a_uri_line_expects_the_profiles_devices_of_that_transport() -> None:
     assert modbus.endpoint.baudrate == 9600 and sorted(modbus.expected) == [1, 10, 11]
     boards = line_for_uri("lockboard:///dev/ttyUSB0", profile)
     assert sorted(boards.expected) == [0, 1]
+
+
+def test_a_uri_names_its_profile_with_a_query_parameter() -> None:
+    """`--uri 'modbus-rtu://PORT?profile=NAME'` is judged by that profile, as with --profile."""
+    line = line_for_uri("modbus-rtu:///dev/ttyUSB1?baudrate=9600&profile=rs485-2bus", None)
+    assert line.profiled and sorted(line.expected) == [1, 10, 11]
+    assert line.endpoint.baudrate == 9600
+    assert line.profile is not None and line.profile.name == "rs485-2bus"
+    boards = line_for_uri("lockboard:///dev/ttyUSB0?profile=rs485-2bus", None)
+    assert sorted(boards.expected) == [0, 1]
