@@ -228,3 +228,30 @@ def test_broadcast_write_is_carried_out_by_every_device_and_never_answered() -> 
             port.close()
         assert emulator.service.broadcasts == 1
     assert _commands(cabinet) == [2, 2]
+
+
+def test_rtu_emulator_stays_silent_for_unknown_units_without_mbpoll() -> None:
+    """A unit id no device on the line has gets no answer (another device's address on a real
+    bus), for reads and writes alike; the devices that are there still answer right after."""
+    import serial
+
+    from adc.drivers import modbus_frames as mf
+    from adc.profiles import load_profile
+    from adc.sim.cabinet import VirtualCabinet
+    from adc.sim.emulator_modbus import ModbusRtuEmulator
+    from tests.conftest import PROFILES
+
+    cabinet = VirtualCabinet(load_profile(PROFILES / "cs-small.toml"))
+    read = mf.encode_request(mf.ReadRequest(mf.Function.READ_COILS, 0, 8))
+    write = mf.encode_request(mf.WriteSingleRequest(mf.Function.WRITE_COIL, 11, 1))
+    with ModbusRtuEmulator(cabinet, "rtu") as emulator:
+        port = serial.serial_for_url(emulator.port, timeout=0.25)
+        try:
+            for unit in (3, 99, 247):
+                port.write(mf.encode_rtu(unit, read) + mf.encode_rtu(unit, write))
+                assert port.read(64) == b"", f"unit {unit} is not on the line but answered"
+            port.write(mf.encode_rtu(1, read))
+            assert port.read(64)[:2] == bytes([1, 1])
+        finally:
+            port.close()
+        assert emulator.bad_frames == 0
