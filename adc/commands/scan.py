@@ -21,16 +21,19 @@ def scan(
 
     from adc.commands.access import open_controller
     from adc.controller.gs1 import parse_scan
+    from adc.controller.lots import recall_covers
     from adc.controller.models import Item, ItemGtin, Recall
     from adc.controller.stock import item_label
 
-    parsed = parse_scan(barcode.replace("\\x1d", "\x1d").replace("<GS>", "\x1d"))
+    parsed = parse_scan(barcode)  # it normalises every spelling of the GS separator
     ctl = open_controller(db)
     with ctl.read() as session:
         mapped = session.get(ItemGtin, parsed.gtin)
         item = session.get(Item, mapped.item_id) if mapped else None
         recalled = session.execute(
-            select(Recall.reason).where(Recall.gtin == parsed.gtin, Recall.lot == parsed.lot)
+            select(Recall.reason).where(
+                recall_covers(parsed.gtin, mapped.item_id if mapped else None, parsed.lot)
+            )
         ).first()
     days = (parsed.expiry - ctl.today()).days
     result = {

@@ -64,9 +64,10 @@ def scanner_text(typed: str) -> str:
     """A line from a keyboard-wedge scanner (or typed by a person) as the barcode data.
 
     Scanners send the GS1 separator as the control character 0x1D; a person who types a barcode
-    writes it `<GS>` (any case). The line ending the scanner adds is not part of the data.
+    writes it `<GS>` (any case), a shell or a TOML literal string `\\x1d`. The line ending the
+    scanner adds is not part of the data. One normaliser for every way in: `adc scan`, the
+    terminal, scripts and the controller's `parse_scan` all use `adc.controller.gs1.scanner_text`.
     """
-    text = typed.rstrip("\r\n")
-    for spelled in ("<GS>", "<gs>", "<Gs>", "<gS>"):
-        text = text.replace(spelled, GS)
-    return text.strip(" \t")
+    from adc.controller.gs1 import scanner_text as normalise
+
+    return normalise(typed)

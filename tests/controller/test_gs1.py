@@ -11,12 +11,15 @@ from hypothesis import strategies as st
 
 from adc.controller.gs1 import (
     GS,
+    Scan,
     gtin_check_digit,
     gtin_for_ndc,
     ndc_in_gtin,
     normalize_gtin,
     normalize_ndc,
     parse_scan,
+    scanner_text,
+    unit_gtin,
 )
 from adc.errors import BadInput
 from tests.controller.site import DEMO_FORMULARY, datamatrix, digital_link, hri
@@ -90,7 +93,7 @@ def test_day_00_means_the_last_day_of_the_month() -> None:
         (f"01{GTIN}10LOT917270630", "implausible lot 'LOT917270630'.*AI 17"),
         (f"01{GTIN}1727063010LOT12112345678901", "implausible lot .*AI 21 \\(serial"),
         (f"01{GTIN}1727063010ABCDEFGHIJKLMNOPQRSTUVWXYZ", "implausible lot .*longer than 20"),
-        (f"01{GTIN}1727063010AB\x07C", "implausible lot .*non-printable"),
+        (f"01{GTIN}1727063010AB\x07C", "control character 0x07"),
         (f"(01){GTIN}(17)270630(10)A#B", "implausible lot 'A#B'.*character set"),
     ],
 )
@@ -103,12 +106,87 @@ LOTS = st.text(alphabet="ABCDEFGHJKLMNPQRSTUVWXYZ0123456789-", min_size=1, max_s
 
 
 @given(
-    ndc=st.from_regex(r"\A\d{10}\Z"),
+    ndc=st.from_regex(r"\A[0-9]{10}\Z"),
     expiry=st.dates(min_value=date(2000, 1, 1), max_value=date(2049, 12, 31)),
     lot=LOTS,
 )
 def test_any_valid_pack_parses_identically_in_every_form(ndc: str, expiry: date, lot: str) -> None:
+    # the lot closed by a GS (a serial follows): no swallowed-AI question arises
     gtin = gtin_for_ndc(ndc)
-    for form in (datamatrix, hri, digital_link):
-        scan = parse_scan(form(gtin, expiry, lot))
+    for scanned in (datamatrix(gtin, expiry, lot, "SN1"), hri(gtin, expiry, lot)):
+        scan = parse_scan(scanned)
         assert (scan.gtin, scan.expiry, scan.lot) == (gtin, expiry, lot)
+    scan = parse_scan(digital_link(gtin, expiry, lot))
+    assert (scan.gtin, scan.expiry, scan.lot) == (gtin, expiry, lot)
+
+
+@given(
+    ndc=st.from_regex(r"\A[0-9]{10}\Z"),
+    expiry=st.dates(min_value=date(2000, 1, 1), max_value=date(2049, 12, 31)),
+    lot=LOTS,
+)
+def test_a_last_lot_is_taken_whole_or_refused_as_swallowing(
+    ndc: str, expiry: date, lot: str
+) -> None:
+    """A lot last in raw data (no GS after it) is the lot, unless the swallowed-AI rule refuses
+    it — and then the message names the AI it ran into."""
+    gtin = gtin_for_ndc(ndc)
+    outcome: object
+    try:
+        outcome = parse_scan(datamatrix(gtin, expiry, lot))
+    except BadInput as err:
+        outcome = err.message
+    if isinstance(outcome, str):
+        assert outcome.startswith(f"implausible lot {lot!r}: it runs on into what parses as AI")
+    else:
+        assert isinstance(outcome, Scan)
+        assert (outcome.gtin, outcome.expiry, outcome.lot) == (gtin, expiry, lot)
+
+
+def test_every_spelling_of_the_separator_is_the_separator() -> None:
+    for spelled in ("<GS>", "<gs>", "<Gs>", "\\x1d", "\\X1D", "\\u001d", GS):
+        assert scanner_text(f" 01{GTIN}10AB{spelled}17270630\r\n") == f"01{GTIN}10AB{GS}17270630"
+        scan = parse_scan(f"01{GTIN}10AB{spelled}17270630")
+        assert (scan.lot, scan.expiry) == ("AB", date(2027, 6, 30))
+
+
+def test_the_unit_gtin_inside_a_case_gtin() -> None:
+    case = gtin_for_ndc("0409475503", 5)
+    assert unit_gtin(case) == GTIN
+    assert unit_gtin(GTIN) is None  # a unit already
+    assert unit_gtin("90304094755035") is None  # indicator 9: variable measure, not a case
+    assert unit_gtin("123") is None
+
+
+@pytest.mark.parametrize(
+    ("lot", "refused_by"),
+    [
+        ("FU1234", None),
+        ("HEP7", None),
+        ("A21B", None),  # "21" + one character: part of the lot
+        ("X2112", None),
+        ("AB21CDE", None),  # a 5-character tail: still taken as the lot
+        ("2304015", None),  # numeric: "30" + 4015 is a lone count, not evidence
+        ("FU12343010", None),
+        ("12345678901", None),
+        ("FU123421AB1234", "AI 21"),  # six characters with a letter after "21"
+        ("LOT12112345678901", "AI 21"),  # eight digits or more after "21"
+        ("LOT917270630", "AI 17"),  # a valid date after "17"
+        ("LOT11280101", "AI 11"),
+        ("L0100304094755038", "AI 01"),  # a GTIN with a valid check digit
+        ("FU123424012345X", "AI 240"),
+        ("FU123410ABCDEF", "AI 10"),
+        ("FU123430517270630", "AI 17"),  # a count (AI 30) then an expiry
+    ],
+)
+def test_the_swallowed_ai_rule(lot: str, refused_by: str | None) -> None:
+    raw = f"01{GTIN}1727063010{lot}"
+    if refused_by is None:
+        assert parse_scan(raw).lot == lot
+        assert parse_scan(f"01{GTIN}10{lot}{GS}17270630").lot == lot
+    else:
+        with pytest.raises(BadInput, match=f"implausible lot '{lot}': .*as {refused_by} "):
+            parse_scan(raw)
+        # explicitly delimited (a GS after it, or the bracketed form): the lot as written
+        assert parse_scan(f"01{GTIN}10{lot}{GS}17270630").lot == lot
+        assert parse_scan(f"(01){GTIN}(17)270630(10){lot}").lot == lot
