@@ -1,5 +1,7 @@
-"""Our drivers against peers nobody here wrote: a scripted CU16-like board on a pty that speaks
-the public protocol (it answers status, 0x30, and never answers an unlock, 0x31).
+"""Our drivers against peers nobody here wrote: pymodbus's own server (TCP, and RTU on a socat
+pty pair) holding a profile's register map, read through our drivers and `adc diag scan` /
+`adc diag sensors`; and a scripted CU16-like board on a pty that speaks the public protocol (it
+answers status, 0x30, and never answers an unlock, 0x31).
 
 What the lock-board driver must do with such a board: send an unlock once and never again, and
 confirm it by the lock's status after the bolt's retract time (after setting the board's unlock time, 0x37, from the profile's
@@ -10,19 +12,28 @@ the bolt out is not released (LockNotReleased from `pulse`, PartialUnlock from
 
 from __future__ import annotations
 
+import asyncio
+import json
+import shutil
+import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from adc.drivers import lockboard_protocol as lp
-from adc.drivers.base import DeviceOffline, LockNotReleased, PartialUnlock
+from adc.drivers.base import DeviceOffline, LockNotReleased, PartialUnlock, Quality
 from adc.drivers.registry import open_backend
 from adc.profiles import load_profile
+from adc.profiles.models import ModbusDIO, ModbusLoadcell, Polarity, Profile, SensorKind
 from adc.sim.emulator_line import PtyLine
+from tests.conftest import run_adc
 
 PROFILE = Path(__file__).resolve().parents[2] / "hardware-profiles" / "rs485-2bus.toml"
 RETRACT_S = 0.04  # the scripted bolt retracts this long after the unlock arrives
@@ -213,3 +224,213 @@ def test_a_cu48_bus_is_recognised_and_refused_by_name() -> None:
         open_backend("lockboard://loop://", p)
     with pytest.raises(ValueError, match="cu16 only"):
         LockboardEmulator(VirtualCabinet(p), "locks")
+
+
+# ------------------------------------------------------------------- pymodbus's own server
+WEIGHT_G = 123.5
+
+
+def _register_map(profile: Profile) -> list[Any]:
+    """The profile's Modbus devices as pymodbus SimDevices: DIO coils off, discrete inputs all
+    active (drawers and doors shut), load-cell weights WEIGHT_G with status 0 (ok). pymodbus
+    wants a block in every table, so an unused table gets one register far away."""
+    from pymodbus.simulator import DataType, SimData, SimDevice
+
+    def spare(bits: bool) -> list[Any]:
+        kind = DataType.BITS if bits else DataType.REGISTERS
+        return [SimData(60000, values=False if bits else 0, datatype=kind)]
+
+    out = []
+    for model in profile.devices.values():
+        if isinstance(model, ModbusDIO):
+            active = model.input_polarity is Polarity.ACTIVE_HIGH
+            coils = [
+                SimData(
+                    model.coils.start, count=model.coils.count, values=False, datatype=DataType.BITS
+                )
+            ]
+            inputs = [
+                SimData(
+                    model.discrete_inputs.start,
+                    count=model.discrete_inputs.count,
+                    values=active,
+                    datatype=DataType.BITS,
+                )
+            ]
+            analog = spare(False)
+            if model.analog_inputs is not None:
+                analog = [
+                    SimData(
+                        model.analog_inputs.start,
+                        count=model.analog_inputs.count,
+                        values=40,
+                        datatype=DataType.REGISTERS,
+                    )
+                ]
+            out.append(SimDevice(model.address, simdata=(coils, inputs, spare(False), analog)))
+        elif isinstance(model, ModbusLoadcell):
+            weights = [
+                SimData(
+                    model.weight_start,
+                    count=model.channels,
+                    values=WEIGHT_G,
+                    datatype=DataType.FLOAT32,
+                ),
+                SimData(
+                    model.status_start, count=model.channels, values=0, datatype=DataType.REGISTERS
+                ),
+            ]
+            commands = [
+                SimData(
+                    model.command_start, count=model.channels, values=0, datatype=DataType.REGISTERS
+                )
+            ]
+            out.append(
+                SimDevice(model.address, simdata=(spare(True), spare(True), commands, weights))
+            )
+    return out
+
+
+@contextmanager
+def pymodbus_server(profile: Profile, transport: str) -> Iterator[str]:
+    """pymodbus's server with the profile's register map; yields where a client connects:
+    `HOST:PORT` for TCP, a pty path for RTU (socat links it to the server's pty)."""
+    from pymodbus.server import ModbusSerialServer, ModbusTcpServer
+
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    socat = None
+    try:
+        if transport == "tcp":
+
+            async def start() -> Any:
+                server = ModbusTcpServer(_register_map(profile), address=("127.0.0.1", 0))
+                await server.serve_forever(background=True)
+                return server
+
+            server = asyncio.run_coroutine_threadsafe(start(), loop).result(10)
+            where = f"127.0.0.1:{server.transport.sockets[0].getsockname()[1]}"
+        else:
+            socat, ours, theirs = _pty_pair()
+
+            async def start_rtu() -> Any:
+                server = ModbusSerialServer(_register_map(profile), port=theirs, baudrate=19200)
+                await server.serve_forever(background=True)
+                return server
+
+            server = asyncio.run_coroutine_threadsafe(start_rtu(), loop).result(10)
+            where = ours
+        yield where
+        asyncio.run_coroutine_threadsafe(server.shutdown(), loop).result(10)
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+        if socat is not None:
+            socat.terminate()
+            socat.wait(5)
+
+
+def _pty_pair() -> tuple[subprocess.Popen[bytes], str, str]:
+    """Two linked ptys made by socat (the RTU server opens one, our driver the other)."""
+    if shutil.which("socat") is None:
+        pytest.skip("socat is not installed (Debian package socat; .ci/run installs it)")
+    folder = Path(tempfile.mkdtemp(prefix="adc-socat-"))
+    a, b = folder / "ours", folder / "theirs"
+    proc = subprocess.Popen(
+        ["socat", f"pty,raw,echo=0,link={a}", f"pty,raw,echo=0,link={b}"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 5
+    while not (a.exists() and b.exists()):
+        if time.monotonic() > deadline or proc.poll() is not None:
+            proc.kill()
+            pytest.fail("socat did not make its pty pair")
+        time.sleep(0.01)
+    return proc, str(a), str(b)
+
+
+def _tcp6() -> Profile:
+    return load_profile(PROFILE.parent / "tcp-6drawer.toml")
+
+
+@pytest.mark.parametrize("transport", ["tcp", "rtu"])
+def test_our_modbus_driver_reads_pymodbus_exactly(transport: str) -> None:
+    profile = _tcp6()
+    with pymodbus_server(profile, transport) as where:
+        uri = f"modbus-tcp://{where}" if transport == "tcp" else f"modbus-rtu://{where}"
+        driver = open_backend(uri, profile, timeout_s=0.5)
+        try:
+            snap = driver.snapshot()
+            assert snap.weights and all(
+                w is not None and w.grams == WEIGHT_G and w.quality is Quality.OK
+                for w in snap.weights.values()
+            )
+            assert snap.inputs and all(snap.inputs.values())
+            assert snap.locks_engaged and all(snap.locks_engaged.values())
+            assert all(h.online and h.errors == 0 for h in driver.health().values())
+        finally:
+            driver.close()
+
+
+def test_a_latched_lock_on_a_plain_pymodbus_module_is_switched_off_by_our_driver() -> None:
+    """pymodbus's coils hold what is written, as a plain module does: with coil_mode latched
+    the driver writes 1, then 0 after the pulse, and the coil reads back off."""
+    profile = _tcp6()
+    dio = profile.devices["dio1"]
+    assert isinstance(dio, ModbusDIO)
+    solenoid = dio.solenoid.model_copy(update={"pulse_ms": 100})
+    latched = dio.model_copy(update={"coil_mode": "latched", "solenoid": solenoid})
+    profile = profile.model_copy(update={"devices": {**profile.devices, "dio1": latched}})
+    with pymodbus_server(profile, "tcp") as where:
+        driver = open_backend(f"modbus-tcp://{where}", profile, timeout_s=0.5)
+        try:
+            driver.pulse("dio1:coil.0")
+            assert not driver.lock_engaged("dio1:coil.0")  # the coil is on
+            time.sleep(0.3)
+            assert driver.lock_engaged("dio1:coil.0"), "the latched coil was left on"
+            assert driver.health()["dio1"].errors == 0
+        finally:
+            driver.close()
+
+
+@pytest.mark.parametrize("how", ["query", "option"])
+def test_diag_scan_against_pymodbus_honours_the_profile_either_way(how: str) -> None:
+    profile = _tcp6()
+    with pymodbus_server(profile, "tcp") as where:
+        args = ["--uri", f"modbus-tcp://{where}?profile=tcp-6drawer"]
+        if how == "option":
+            args = ["--uri", f"modbus-tcp://{where}", "--profile", "tcp-6drawer"]
+        result = run_adc("diag", "scan", *args, "--addresses", "1-3", "--json", timeout=60)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    named = {check["point"]: check["verdict"] for check in report["checks"]}
+    assert named == {"dio1": "pass", "lc1": "pass", "lc2": "pass"}
+
+
+def test_diag_sensors_against_pymodbus() -> None:
+    profile = _tcp6()
+    with pymodbus_server(profile, "tcp") as where:
+        result = run_adc(
+            "diag",
+            "sensors",
+            "--backend",
+            f"modbus-tcp://{where}",
+            "--profile",
+            "tcp-6drawer",
+            "--samples",
+            "3",
+            "--interval",
+            "0",
+            "--json",
+            timeout=60,
+        )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    weighed = [c for c in report["checks"] if c["point"].startswith("lc")]
+    load_cells = [p for _, p in profile.pockets() if p.sensor.kind is SensorKind.WEIGHT]
+    assert len(weighed) == len(load_cells), report["summary"]
+    for check in weighed:
+        assert check["verdict"] == "pass" and check["data"]["mean_g"] == pytest.approx(WEIGHT_G)
+    assert all(c["verdict"] == "pass" for c in report["checks"])  # presence inputs too
