@@ -355,7 +355,10 @@ def _link_fields(text: str) -> list[_Field]:
 
     scheme, _, rest = text.partition("://")
     uri = scheme.lower() + "://" + rest
-    query = [(k, v) for k, v in parse_qsl(urlsplit(uri).query) if k.isdigit()]
+    try:
+        query = [(k, v) for k, v in parse_qsl(urlsplit(uri).query) if k.isdigit()]
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        raise _malformed(text, "not a GS1 Digital Link (not a valid web address)") from None
     seen: dict[str, str] = {}
     for key, value in query:
         if key in seen and seen[key] != value:
@@ -436,7 +439,7 @@ def _swallowed(value: str, mode: str, missing: set[str]) -> str | None:
         ai = _ai(value[i : i + 4]) if value[i].isdigit() else None
         if ai is None:
             continue
-        for j in range(i + len(ai.ai) + 1, n + 1):
+        for j in range(n, i + len(ai.ai), -1):  # the longest value first
             after = best[j]
             if after is None:
                 continue
