@@ -62,3 +62,69 @@ def test_virtual_hardware_does_not_import_the_controller() -> None:
             continue
         bad = {n for n in _imports(path) if n.startswith(("adc.controller", "adc.cli"))}
         assert not bad, f"{path} imports {bad}"
+
+
+# ------------------------------------------------------------------ the application floor
+APPLICATION = ("session", "diag", "sim/scenario")
+
+
+@pytest.mark.parametrize(
+    "path", [p for sub in APPLICATION for p in _files(sub)], ids=lambda p: str(p.relative_to(PKG))
+)
+def test_application_services_do_not_import_the_cli(path: Path) -> None:
+    """session/, diag/ and the scenario sit under the CLI: they import no command module."""
+    bad = {n for n in _imports(path) if n.startswith(("adc.cli", "adc.commands"))}
+    assert not bad, f"{path} imports {bad}"
+
+
+def test_emulators_import_nothing_above_the_virtual_hardware() -> None:
+    for path in _files("sim"):
+        if not path.name.startswith("emulator"):
+            continue
+        bad = {
+            n
+            for n in _imports(path)
+            if n.startswith(("adc.controller", "adc.session", "adc.diag", "adc.sim.scenario"))
+        }
+        assert not bad, f"{path} imports {bad}"
+
+
+# --------------------------------------------------------------- one access (issue 13)
+def _unlock_calls(path: Path) -> list[str]:
+    """`x.pulse(...)` and `x.unlock_together(...)` calls in a module, as 'line: source'."""
+    tree = ast.parse(path.read_text())
+    found = []
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr in ("pulse", "unlock_together")
+        ):
+            found.append(f"{node.lineno}: {ast.unparse(node)}")
+    return found
+
+
+def _may_unlock(path: Path) -> bool:
+    rel = path.relative_to(PKG)
+    return (
+        rel == Path("controller/access.py")
+        or rel.parts[0] == "drivers"
+        or (rel.parts[0] == "sim" and rel.name.startswith("emulator"))
+    )
+
+
+@pytest.mark.parametrize(
+    "path", [p for p in sorted(PKG.rglob("*.py")) if not _may_unlock(p)],
+    ids=lambda p: str(p.relative_to(PKG)),
+)  # fmt: skip
+def test_only_the_access_machine_pulses_a_lock(path: Path) -> None:
+    """Every unlock goes through adc/controller/access.py (`PocketAccess`, or `service_pulse`
+    for a lock cycled with nobody taking anything); only the drivers and the emulators below
+    it pulse."""
+    calls = _unlock_calls(path)
+    assert not calls, f"{path} unlocks outside adc/controller/access.py: {calls}"
+
+
+def test_the_unlock_rule_sees_a_pulse() -> None:
+    """The check above would catch one (it reads calls, not text)."""
+    assert _unlock_calls(PKG / "controller" / "access.py")

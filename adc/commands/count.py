@@ -3,9 +3,11 @@
 For each pocket the person is shown the pocket and its item, never the expected number, and
 enters what they count. A count that differs may be recounted once (the cabinet's policy); then
 it stands and opens a discrepancy. With `--backend URI` the cabinet is driven through the driver
-port: each pocket's locks are released for the count, and where the pocket has a weight sensor
-(and its item a unit weight) the scale's implied count is recorded beside the person's; if they
-disagree, that is flagged with its own discrepancy. Counts come from the terminal, or from
+port: each pocket is opened through its access (adc/session/cyclecount.py over the controller's
+`PocketAccess`: locks released together, relock judged after the close, failures recorded), and
+where the pocket has a weight sensor (and its item a unit weight) the scale, read once the
+pocket is shut again, gives an implied count recorded beside the person's; if they disagree, that
+is flagged with its own discrepancy. Counts come from the terminal, or from
 `--count POCKET=N` (`POCKET=N,M`: M is the recount, if one is asked for) for automation.
 """
 
@@ -21,8 +23,9 @@ from adc.commands.common import DbOption, JsonOption, console, parse_count, prin
 
 if TYPE_CHECKING:
     from adc.controller.context import Actor, Controller
-    from adc.controller.counts import CycleTarget, SensorCount
+    from adc.controller.counts import CycleTarget
     from adc.drivers.base import CabinetDriver
+    from adc.session.cyclecount import CountVisit
 
 
 def parse_counts(values: list[str]) -> dict[str, list[int]]:
@@ -58,41 +61,16 @@ def _open_driver(ctl: Controller, cabinet: str, backend: str) -> CabinetDriver:
     return open_backend(backend, load_profile(resolve_profile_path(ref)))
 
 
-def _unlock_and_weigh(
+def _visit(
     ctl: Controller, driver: CabinetDriver, cabinet: str, target: CycleTarget, actor: Actor
-) -> tuple[SensorCount | None, str | None, int]:
-    """Release the pocket for the count; the scale's implied count where it has one, and the
-    access written before the pulse (closed once the count is recorded)."""
-    from adc.controller.access_log import open_access
-    from adc.controller.counts import SensorCount
-    from adc.controller.maintenance import check_in_service
-    from adc.controller.models import Drawer
-    from adc.controller.restock import Points
-    from adc.controller.stock import find_pocket
-    from adc.drivers.base import DriverError, Quality
+) -> CountVisit:
+    """Open the pocket for the count through its access (adc/session/cyclecount.py)."""
+    from adc.diag.waiting import waiter_for
+    from adc.session.cyclecount import CountVisit
 
-    with ctl.read() as session:
-        pocket = find_pocket(session, cabinet, target.pocket)
-        drawer = session.get(Drawer, pocket.drawer_id)
-        assert drawer is not None
-        check_in_service(session, cabinet, drawer.code)
-        points = Points.of(pocket, drawer)
-    access = open_access(ctl, actor, cabinet, drawer.code, target.pocket, "count")
-    for point in points.locks:
-        driver.pulse(point)
-    if target.sensor_kind != "weight" or not target.sensor_point or not target.unit_weight_g:
-        return None, None, access
-    try:
-        reading = driver.weight(target.sensor_point)
-    except DriverError as err:
-        return None, f"scale unreadable: {err.message}", access
-    if reading.quality is not Quality.OK:
-        return None, f"scale reports {reading.quality.value}", access
-    return (
-        SensorCount.from_weight(reading.grams, target.unit_weight_g, ctl.policy.weight_tolerance),
-        None,
-        access,
-    )
+    visit = CountVisit.begin(ctl, driver, waiter_for(driver), cabinet, target, actor)
+    visit.unlock()
+    return visit
 
 
 def count(
@@ -130,7 +108,6 @@ def count(
 ) -> None:
     """Cycle count: a blind count of each selected pocket; differences open discrepancies."""
     from adc.commands.access import login, open_controller
-    from adc.controller.access_log import close_access
     from adc.controller.counts import Outcome, count_pocket, cycle_targets
     from adc.errors import BadInput, Refused
 
@@ -158,14 +135,24 @@ def count(
     results = []
     try:
         for target in targets:
-            sensor, note, access = (None, None, None)
-            if driver is not None:
-                sensor, note, access = _unlock_and_weigh(ctl, driver, cabinet, target, actor)
             answers = list(counts_given.get(target.pocket, []))
             label = f"{target.pocket} {target.item}" + (
                 " (controlled)" if target.controlled else ""
             )
-            first = answers.pop(0) if answers else _ask(f"count {label}")
+            sensor, note, visit = None, None, None
+            if driver is not None:
+                visit = _visit(ctl, driver, cabinet, target, actor)
+                try:
+                    first = answers.pop(0) if answers else _ask(f"count {label}")
+                    visit.wait_closed()  # shut, relock judged: only then the scale
+                except BaseException:
+                    visit.interrupted()
+                    visit.finish("interrupted")
+                    raise
+                sensor, note = visit.weigh()
+                note = "; ".join(filter(None, [note, *visit.access.notes])) or None
+            else:
+                first = answers.pop(0) if answers else _ask(f"count {label}")
             result = count_pocket(ctl, actor, cabinet, target.pocket, first, sensor=sensor)
             if result.outcome is Outcome.RECOUNT:
                 if answers:
@@ -179,7 +166,8 @@ def count(
                     )
                 result = count_pocket(ctl, actor, cabinet, target.pocket, again, sensor=sensor)
             results.append((target, result, note))
-            close_access(ctl, access, "counted")
+            if visit is not None:
+                visit.finish("counted")
     finally:
         if driver is not None:
             driver.close()

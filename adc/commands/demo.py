@@ -180,6 +180,7 @@ def _rows(drawer: Drawer, plan: list[tuple[Pocket, int]]) -> list[tuple[str, str
 def _visit(driver: SimDriver, drawer: Drawer) -> None:
     from rich.table import Table
 
+    from adc.controller.access import service_pulse
     from adc.errors import CheckFailed
 
     out = console()
@@ -197,7 +198,7 @@ def _visit(driver: SimDriver, drawer: Drawer) -> None:
         f"a person takes two items from drawer {drawer.id}"
     )
     log(f"unlock: pulse {drawer.lock}")
-    driver.pulse(drawer.lock)
+    service_pulse(driver, drawer.lock)  # the hardware alone: no database, no person's access
     driver.advance(release)
     opened = cabinet.sim_open(drawer.id)
     log(f"a person pulls drawer {drawer.id}: {'it opens' if opened else 'it stays shut'}")
@@ -207,7 +208,7 @@ def _visit(driver: SimDriver, drawer: Drawer) -> None:
         lock = pocket.lock or pocket.lid_lock
         if lock:
             log(f"unlock {pocket.id}: pulse {lock}")
-            driver.pulse(lock)
+            service_pulse(driver, lock)
             driver.advance(release)
             if not cabinet.sim_open(pocket.id):
                 raise CheckFailed(f"{pocket.id} did not open after its unlock")
@@ -476,18 +477,7 @@ def _controlled(ctl: Controller, driver: SimDriver, people: dict[str, Actor]) ->
     )
     cab = driver.cabinet
     drawer = CS_POCKET.split("-")[0]
-    spec_drawer, spec_pocket = driver.profile.pocket(CS_POCKET)
-    for point in (spec_drawer.lock, spec_pocket.lid_lock):  # the scene: the pocket starts empty
-        if point:
-            driver.pulse(point)
-    driver.advance(0.05)
-    (
-        cab.sim_open(drawer),
-        cab.sim_open(CS_POCKET),
-        cab.sim_take(CS_POCKET, len(cab.units(CS_POCKET))),
-    )
-    cab.sim_close(drawer)
-    driver.advance(3.0)  # the solenoids re-arm
+    cab.sim_stock(CS_POCKET, 0)  # the scene: the pocket starts empty
     cabinets.assign_pocket(
         ctl, people["pharm"], CABINET, CS_POCKET, MORPHINE, par=5, critical_low=1, max_qty=10
     )

@@ -2,12 +2,14 @@
 every diagnostics run.
 
 State lives in the `maintenance_event` table only, so no schema change was needed:
-- a drawer is **out of service** while it has a failure event (`FAILURE_KINDS`: did not open, did not
-  relock (a withdrawal's `no-relock`, a restock's `relock-failed`), open during a power loss, a
-  switch that lies, or marked failed by hand, e.g. a restock line abandoned after its pocket was
-  opened) newer than its last `recovered` event. A pocket's failure takes its whole drawer out: the
+- a drawer is **out of service** while it has a failure event (`FAILURE_KINDS`, the failure
+  members of `MaintenanceKind`: did not open, did not relock, a partial unlock that may have
+  opened the drawer without its pocket, open during a power loss, a switch that lies, or marked
+  failed by hand, e.g. a restock line abandoned after its pocket was opened) newer than its last
+  `recovered` event. Databases written before the kinds were merged also hold `no-relock` (what
+  a withdrawal wrote for `relock-failed`): it is read as the same failure. A pocket's failure takes its whole drawer out: the
   drawer is what a person opens, and recovery works drawer by drawer. Whatever opens a drawer
-  (the restock session) asks `check_in_service` first.
+  (`access.PocketAccess`) asks first.
 - **recovery** (`adc diag recover`) clears it: the hardware is cycled and must pass, then every
   assigned pocket in the drawer gets a blind recount, recorded as a count transaction through the
   inventory API with session id `recovery:ID`; `complete_recovery` refuses until each one has it.
@@ -24,6 +26,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import select
@@ -44,12 +47,53 @@ from adc.controller.permissions import CS_WITNESS, Action
 from adc.controller.stock import find_pocket, item_label
 from adc.errors import BadInput, Refused
 
-# `relock-failed` is the restock session's own relock check: it judges the lock only after the
-# unlock pulse has ended (a pulsing lock reads released by design), so a drawer it reports did
-# not lock again, and fails closed like `no-relock`.
-FAILURE_KINDS = frozenset(
-    {"open-failed", "no-relock", "relock-failed", "power-loss-open", "switch-failed", "failed"}
+
+class MaintenanceKind(StrEnum):
+    """Every kind of maintenance event the cabinet records about its hardware.
+
+    Failures take the drawer out of service until `adc diag recover` (`FAILURE_KINDS`); alarms
+    are for the service engineer and block nothing. `access.PocketAccess` records the failures and
+    alarms of an access; `withdrawal.CabinetWatch` the cabinet-wide alarms."""
+
+    # failures
+    OPEN_FAILED = "open-failed"  # unlocked, the person pulled, it did not open
+    RELOCK_FAILED = "relock-failed"  # a lock not engaged after the pulse and its grace
+    SWITCH_FAILED = "switch-failed"  # a switch that reads what cannot be
+    PARTIAL_UNLOCK = "partial-unlock"  # the drawer may have opened without its pocket
+    POWER_LOSS_OPEN = "power-loss-open"  # open when the power went
+    FAILED = "failed"  # contents unknown (abandoned line, interrupted access, by hand)
+    # alarms
+    ALARM_PARTIAL_UNLOCK = "alarm-partial-unlock"  # a pocket latch released, its drawer shut
+    ALARM_LEFT_OPEN = "alarm-left-open"  # open past the access's limit
+    ALARM_DOOR_OPEN = "alarm-door-open"
+    ALARM_DEVICE_OFFLINE = "alarm-device-offline"
+    ALARM_BUS_ERRORS = "alarm-bus-errors"
+    ALARM_SENSOR = "alarm-sensor"
+
+    @property
+    def is_failure(self) -> bool:
+        return self.value in FAILURE_KINDS
+
+
+# What older databases hold for a kind that was merged: read (and accepted) as the new one.
+LEGACY_KINDS = {"no-relock": MaintenanceKind.RELOCK_FAILED}
+_FAILURES = (
+    MaintenanceKind.OPEN_FAILED,
+    MaintenanceKind.RELOCK_FAILED,
+    MaintenanceKind.SWITCH_FAILED,
+    MaintenanceKind.PARTIAL_UNLOCK,
+    MaintenanceKind.POWER_LOSS_OPEN,
+    MaintenanceKind.FAILED,
 )
+# plain strings (bound as SQL parameters); the legacy spellings still count as failures
+FAILURE_KINDS = frozenset({k.value for k in _FAILURES} | set(LEGACY_KINDS))
+
+
+def canonical_kind(kind: str) -> str:
+    """The kind as it is written now (`no-relock` → `relock-failed`)."""
+    return str(LEGACY_KINDS.get(kind, kind))
+
+
 RECOVERED = "recovered"
 DIAGNOSTIC_PREFIX = "diag-"
 
@@ -187,7 +231,8 @@ def _event(
 
 def _check_kind(kind: str) -> None:
     if kind not in FAILURE_KINDS:
-        raise BadInput(f"{kind!r} is not a failure; one of {', '.join(sorted(FAILURE_KINDS))}")
+        kinds = ", ".join(sorted(k.value for k in _FAILURES))
+        raise BadInput(f"{kind!r} is not a failure; one of {kinds}")
 
 
 @dataclass(frozen=True)
@@ -202,17 +247,16 @@ class Found:
 
 def _fail(tx: Tx, cabinet_id: str, found: Found) -> int:
     _check_kind(found.kind)
+    kind = canonical_kind(found.kind)
     _drawer(tx.session, cabinet_id, found.drawer)
-    event = _event(
-        tx, cabinet_id, found.kind, found.detail, drawer=found.drawer, pocket=found.pocket
-    )
+    event = _event(tx, cabinet_id, kind, found.detail, drawer=found.drawer, pocket=found.pocket)
     tx.audit(
         "maintenance.failed",
         {
             "cabinet": cabinet_id,
             "drawer": found.drawer,
             "pocket": found.pocket,
-            "kind": found.kind,
+            "kind": kind,
             "detail": found.detail,
             "id": event.id,
         },

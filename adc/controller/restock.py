@@ -27,13 +27,12 @@ found in the pocket before adding or taking anything, before `confirm_quantity`:
 recorded at once (counts.py), and a `recount` outcome asks for one more. A controlled refill
 records `witness` (given to `begin_restock`), which the cabinet's policy may require.
 
-Relock: a pulsed lock reads released for the whole pulse (a lock board's feedback bit, or a DIO
-coil that is on), so closing fast would read "not locked" although nothing is wrong. SETTLING
-therefore judges the relock only once the unlock pulse is over (`Line.pulse_s`, the longest
-solenoid pulse of the pocket's locks in the driver's profile, counted from the unlock) and gives
-the latch `RELOCK_GRACE_S` more after the pulse ended or the door shut, whichever is later. A lock
-still not engaged (or unreadable) then is a `relock-failed` maintenance event, recorded at once:
-the drawer leaves service until `adc diag recover` (maintenance.FAILURE_KINDS).
+The pocket itself is opened by the line's `PocketAccess` (access.py), the one machine every
+unlock goes through: the in-service check, the access on record before the pulse, the locks
+released together, the partial unlock, the guide light, the drawer-switch sanity, the relock
+judged after the pulse and its grace, the left-open alarm, and the maintenance events of each
+failure. The session maps its states onto the access's (SETTLING: closed, the relock not yet
+judged or the scale not yet settled) and keeps the restock's own steps.
 
 A line whose pocket was opened but cannot be finished (the sensor disagrees and the person cannot
 recount, the count on access cannot be completed, the drawer will not close) is left with
@@ -47,20 +46,24 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import or_, select
 
-from adc.controller import counts, inventory, maintenance, rows
-from adc.controller.access_log import (
-    InterruptedAccess,
-    close_access,
-    open_access,
-    prove_writable,
-    recover_interrupted,
+from adc.controller import counts, inventory, rows
+from adc.controller.access import (
+    DEFAULT_PULSE_S,
+    RELOCK_GRACE_S,
+    AccessState,
+    Alarm,
+    MaintenanceKind,
+    PocketAccess,
+    Points,
+    pulse_length_s,
 )
+from adc.controller.access_log import InterruptedAccess, prove_writable, recover_interrupted
 from adc.controller.cabinet_policy import CountMode
 from adc.controller.cabinets import get_cabinet
 from adc.controller.context import Actor, Controller, Tx, require
@@ -68,7 +71,7 @@ from adc.controller.formulary import find_item
 from adc.controller.gs1 import Scan, parse_scan
 from adc.controller.inventory import Movement, Sensed, Verdict, check_levels, verify_scan
 from adc.controller.maintenance import fold_failures, out_of_service, refuse_if_failed
-from adc.controller.models import Drawer, MaintenanceEvent, Pocket
+from adc.controller.models import MaintenanceEvent, Pocket
 from adc.controller.permissions import Action
 from adc.controller.reports import RefillLine, refill_list
 from adc.controller.stock import (
@@ -84,13 +87,9 @@ from adc.errors import BadInput, Refused
 
 if TYPE_CHECKING:
     from adc.drivers.base import CabinetDriver
-    from adc.profiles.models import Profile
 
-RELOCK_GRACE_S = 1.0  # after the pulse ended (or the door shut, if later): time to re-engage
-DEFAULT_PULSE_S = 0.5  # a lock whose device the profile does not describe (profiles default 500 ms)
-RELOCK_FAILED = "relock-failed"  # maintenance event kind (a failure: the drawer leaves service)
-SWITCH_FAILED = "switch-failed"  # likewise: a switch that reads what cannot be
-ABANDONED = "failed"  # the maintenance failure an abandoned line leaves (blind recount required)
+__all__ = ["DEFAULT_PULSE_S", "RELOCK_GRACE_S", "Points", "pulse_length_s"]  # moved to access.py
+ABANDONED = MaintenanceKind.FAILED  # what an abandoned line leaves (blind recount required)
 
 
 class State(StrEnum):
@@ -123,32 +122,6 @@ _ACTION = {
 _SCANNED = (LineKind.REFILL, LineKind.LOAD)
 
 
-@dataclass(frozen=True)
-class Points:
-    """The device points of one pocket, as registered from the profile."""
-
-    locks: tuple[str, ...]  # drawer lock, then the pocket's own lock or lid lock
-    access_switch: str  # the switch that shows the pocket open: lid, door, or the drawer
-    drawer_switch: str
-    drawer_lock: str
-    light: str | None
-    sensor_kind: str
-    sensor_point: str | None
-
-    @classmethod
-    def of(cls, pocket: Pocket, drawer: Drawer) -> Points:
-        own_lock = pocket.lid_lock_point or pocket.lock_point
-        return cls(
-            locks=(drawer.lock_point, own_lock) if own_lock else (drawer.lock_point,),
-            access_switch=pocket.lid_switch_point or pocket.switch_point or drawer.switch_point,
-            drawer_switch=drawer.switch_point,
-            drawer_lock=drawer.lock_point,
-            light=pocket.light_point or drawer.light_point,
-            sensor_kind=pocket.sensor_kind,
-            sensor_point=pocket.sensor_point,
-        )
-
-
 @dataclass
 class Line:
     """The line being worked on: what, where, and what the scan and the sensors said."""
@@ -166,27 +139,55 @@ class Line:
     scan: Scan | None = None
     verdict: Verdict | None = None
     baseline: WeightReading | None = None
-    unlocked_at: datetime | None = None
-    closed_at: datetime | None = None
     measured: int | None = None  # units the sensor counted in (refill) or out (unload, pull)
     sensor_detail: dict[str, Any] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
-    relock_failed: bool = False  # sticky for the line: once a close found a lock loose
-    relock_event: int | None = None  # the relock-failed maintenance event, once recorded
-    switch_event: int | None = None  # the switch-failed event of a drawer switch seen lying
-    relock_checked: bool = False  # this close's relock was judged (after the pulse)
-    pulse_s: float = DEFAULT_PULSE_S  # the longest unlock pulse among `points.locks`
-    opened: bool = False  # the access switch read open at least once
+    notes: list[str] = field(default_factory=list)  # shared with the access: one screen
     count_due: CountMode = CountMode.NONE  # the count on access this line needs (refill, unload)
     counted: counts.CountResult | None = None
-    access_id: int | None = None  # the access_log row written before the first pulse
+    access: PocketAccess | None = None  # the pocket's access (set by select)
+
+    def _access(self) -> PocketAccess:
+        assert self.access is not None, "a line gets its access when it is selected"
+        return self.access
+
+    # what the access knows, as the line's callers read it
+    @property
+    def unlocked_at(self) -> datetime | None:
+        return self._access().unlocked_at
+
+    @property
+    def closed_at(self) -> datetime | None:
+        return self._access().closed_at
+
+    @property
+    def opened(self) -> bool:
+        """The access switch read open at least once in this line."""
+        return self._access().opened
+
+    @property
+    def pulse_s(self) -> float:
+        return self._access().pulse_s
+
+    @property
+    def access_id(self) -> int | None:
+        return self._access().access_id
+
+    @property
+    def relock_event(self) -> int | None:
+        found = self._access().failure(MaintenanceKind.RELOCK_FAILED)
+        return found.event_id if found else None
+
+    @property
+    def switch_event(self) -> int | None:
+        found = self._access().failure(MaintenanceKind.SWITCH_FAILED)
+        return found.event_id if found else None
+
+    @property
+    def relock_failed(self) -> bool:
+        return self.relock_event is not None
 
     def pulse_end(self) -> datetime | None:
-        """When the last unlock pulse ends (None: never unlocked). Until then a latch read
-        says nothing: the bolt retracts a moment after the pulse starts and stays so to its end."""
-        if self.unlocked_at is None:
-            return None
-        return self.unlocked_at + timedelta(seconds=self.pulse_s)
+        return self._access().pulse_end()
 
 
 @dataclass(frozen=True)
@@ -304,7 +305,19 @@ class RestockSession:
                 points=Points.of(pocket, drawer),  # type: ignore[arg-type]
                 levels=levels if kind is LineKind.LOAD else None,
             )
-            line.pulse_s = pulse_length_s(self.driver.profile, line.points.locks)
+            line.access = PocketAccess(
+                self.ctl,
+                self.driver,
+                self.cabinet,
+                self.actor,
+                drawer.code,
+                pocket.code,
+                line.points,
+                "restock",
+                self.id,
+                pulse_s=pulse_length_s(self.driver.profile, line.points.locks),
+                notes=line.notes,
+            )
             if kind in (LineKind.REFILL, LineKind.UNLOAD):  # item_row is the pocket's item
                 line.count_due = counts.count_mode_of_row(store, pocket, item_row)
         self.line = line
@@ -337,57 +350,29 @@ class RestockSession:
 
     # -------------------------------------------------------------------------------- hardware
     def unlock(self) -> None:
-        """Release the drawer and this pocket's own lock, light its guide light.
+        """Release the drawer and this pocket's own lock, light its guide light (the line's
+        `PocketAccess`; see access.py).
 
         Also allowed from CLOSED, to open the pocket again and correct what is in it (the scale's
         baseline stays the one from before the first opening). Refused while the drawer is out
-        of service for anything but this line's own relock failure. The locks are released
-        together or not at all (`unlock_together`); a driver error leaves the state. A
-        `PartialUnlock` is recorded (withdrawal.record_partial_unlock) and raised as
+        of service for anything but this line's own failures. The locks are released together or
+        not at all; a driver error leaves the state. A `PartialUnlock` is recorded and raised as
         `UnlockIncomplete`: the state stays, so the person may try again where the drawer stayed
         locked, or leave the line (skip, cancel); where the drawer may have opened it is out of
         service, and only leaving the line remains.
         """
-        from adc.drivers.base import PartialUnlock
-
         self._expect(State.READY_TO_UNLOCK, State.CLOSED)
         line = self._line()
-        points = line.points
-        failures = [
-            f
-            for f in out_of_service(self.ctl, self.cabinet).get(line.drawer, [])
-            if f.id != line.relock_event
-        ]
-        if failures:
-            raise Refused(
-                f"drawer {line.drawer} is out of service: {failures[-1].describe()}; "
-                f"recover it first (adc diag recover --drawer {line.drawer})"
-            )
-        if self.state is State.READY_TO_UNLOCK and line.baseline is None:
+        access = line._access()
+        weighed = self.state is State.READY_TO_UNLOCK and line.baseline is None
+        if weighed:
             line.baseline = self._weigh(line)
-        if line.access_id is None:  # on record before the pulse: a crash is found next start
-            line.access_id = open_access(
-                self.ctl, self.actor, self.cabinet, line.drawer, line.pocket, "restock", self.id
-            )
         try:
-            self.driver.unlock_together(points.locks)  # all or none; PartialUnlock says which
-        except PartialUnlock as err:
-            from adc.controller.withdrawal import record_partial_unlock  # it imports this module
-
-            raise record_partial_unlock(
-                self.ctl,
-                self.cabinet,
-                err,
-                drawer=line.drawer,
-                pocket=line.pocket,
-                drawer_lock=points.drawer_lock,
-                during=f"restock session {self.id} by {self.actor.username}",
-            ) from err
-        if points.light:
-            self.driver.set_light(points.light, True)
-        line.unlocked_at = self.ctl.now()
-        line.closed_at = None
-        line.relock_checked = False
+            access.unlock()
+        except BaseException:
+            if weighed:
+                line.baseline = None
+            raise
         self.state = State.UNLOCKED
 
     def poll(self) -> State:
@@ -395,50 +380,26 @@ class RestockSession:
         line = self.line
         if line is None:
             return self.state
-        policy, now = self.ctl.policy, self.ctl.now()
-        if self.state is State.UNLOCKED:
-            if not self.driver.input_active(line.points.access_switch):
-                line.opened = True
-                self.state = State.OPEN
-            elif (
-                line.unlocked_at
-                and (now - line.unlocked_at).total_seconds() > policy.unlock_timeout_s
-            ):
-                line.notes.append(f"not opened within {policy.unlock_timeout_s} s: unlock again")
-                self.state = State.READY_TO_UNLOCK
-        if self.state is State.OPEN:
-            self._check_drawer_switch(line)
-            switches = dict.fromkeys((line.points.access_switch, line.points.drawer_switch))
-            if all(self.driver.input_active(s) for s in switches):
-                line.closed_at = now
+        access = line._access()
+        if self.state is State.READY_TO_UNLOCK and not access.relock_judged:
+            access.poll()  # relatched unopened: its latches are still being judged
+            return self.state
+        if self.state not in (State.UNLOCKED, State.OPEN, State.SETTLING):
+            return self.state
+        now = self.ctl.now()
+        seen = access.poll()
+        if seen is AccessState.READY:  # not opened in time: the latch holds again
+            self.state = State.READY_TO_UNLOCK
+        elif seen is AccessState.UNLOCKED:
+            self.state = State.UNLOCKED
+        elif seen is AccessState.OPEN:
+            self.state = State.OPEN
+        elif seen is AccessState.CLOSED:
+            if self.state is not State.SETTLING:
                 self.state = State.SETTLING
-        if self.state is State.SETTLING:
-            self._settle(line, now)
+            if access.relock_judged:
+                self._settle(line, now)
         return self.state
-
-    def _check_drawer_switch(self, line: Line) -> None:
-        """A lid or door inside the drawer that reads open while the drawer's switch reads
-        closed cannot be: the drawer switch has failed, and the drawer leaves service (once per
-        line). The line itself goes on and is recorded: what the person did is not lost."""
-        points = line.points
-        if points.access_switch == points.drawer_switch or line.switch_event is not None:
-            return
-        if self.driver.input_active(points.access_switch):
-            return
-        if not self.driver.input_active(points.drawer_switch):
-            return
-        detail = (
-            f"{points.drawer_switch} reads drawer {line.drawer} closed while "
-            f"{points.access_switch} of {line.pocket} inside it reads open "
-            f"(a restock by {self.actor.username})"
-        )
-        line.switch_event = maintenance.mark_failed(
-            self.ctl, None, self.cabinet, line.drawer, SWITCH_FAILED, detail, pocket=line.pocket
-        )
-        line.notes.append(
-            f"drawer {line.drawer}'s switch reads closed while the pocket is open: the drawer is "
-            f"out of service until recovered (adc diag recover --drawer {line.drawer}); call service"
-        )
 
     def _weigh(self, line: Line) -> WeightReading | None:
         if (
@@ -453,9 +414,18 @@ class RestockSession:
             line.notes.append(f"scale unreadable: {err.message}")
             return None
 
+    def not_opened(self) -> Alarm:
+        """The person says the unlocked pocket did not open (while unlocked, or after it relatched
+        unopened): the access records open-failed and the drawer leaves service; the line can
+        only be left (skip or cancel)."""
+        self._expect(State.UNLOCKED, State.READY_TO_UNLOCK)
+        line = self._line()
+        alarm = line._access().not_opened()
+        self.state = State.READY_TO_UNLOCK
+        return alarm
+
     def _settle(self, line: Line, now: datetime) -> None:
-        if not self._relock_judged(line, now):
-            return  # the unlock pulse is still on, or the latch is still within its grace
+        """Closed and its relock judged: wait for the scale, then the line is CLOSED."""
         points = line.points
         if points.sensor_kind == "weight" and line.baseline is not None:
             reading = self._weigh(line)
@@ -479,54 +449,6 @@ class RestockSession:
             except DriverError as err:
                 line.notes.append(f"presence sensor unreadable: {err.message}")
         self.state = State.CLOSED
-
-    def _relock_judged(self, line: Line, now: datetime) -> bool:
-        """Judge this close's relock once the unlock pulse is over; False: poll again.
-
-        While the pulse is on every lock reads released by design, so nothing is read then.
-        After it, each lock must read engaged within `RELOCK_GRACE_S` of the later of the pulse's
-        end and the close; one still loose (or unreadable) then is recorded as `relock-failed`.
-        """
-        if line.relock_checked:
-            return True
-        pulse_end = line.pulse_end() or now
-        if now < pulse_end:
-            return False
-        loose: list[str] = []
-        error: DriverError | None = None
-        for point in line.points.locks:
-            try:
-                if not self.driver.lock_engaged(point):
-                    loose.append(point)
-            except DriverError as err:
-                error = err
-        if not loose and error is None:
-            line.relock_checked = True
-            return True
-        deadline = max(pulse_end, line.closed_at or now) + timedelta(seconds=RELOCK_GRACE_S)
-        if now < deadline:
-            return False  # a latch may take a moment after the pulse; a read may fail once
-        line.relock_checked = True
-        if loose:
-            what = (
-                f"lock {', '.join(loose)} not engaged after the close and the "
-                f"{line.pulse_s:g} s pulse"
-            )
-        else:
-            assert error is not None
-            what = f"lock state unreadable after close ({error.message})"
-        detail = (
-            f"{what}: drawer {line.drawer}, pocket {line.pocket}, restock session {self.id} "
-            f"by {self.actor.username}"
-        )
-        line.relock_failed = True
-        if line.relock_event is None:
-            line.relock_event = self._maintenance(line, detail)
-        line.notes.append(
-            f"drawer {line.drawer} did not lock again ({what}): it is out of service until "
-            f"recovered (adc diag recover --drawer {line.drawer}); call service"
-        )
-        return True
 
     def _count_by_weight(self, line: Line, after: WeightReading) -> None:
         assert line.baseline is not None and line.unit_weight_g
@@ -592,6 +514,7 @@ class RestockSession:
                 )
             qty = sensed.count
         movement = self._record(line, qty, sensed)
+        line._access().stock_moved()
         self._finish_line("recorded")
         self.recorded.append(movement)
         self._done.add(line.pocket)
@@ -671,7 +594,7 @@ class RestockSession:
             cabinet_id=self.cabinet,
             drawer_code=line.drawer,
             pocket_code=line.pocket,
-            kind=kind,
+            kind=str(kind),
             detail=detail,
             user_id=self.actor.user_id,
             at=tx.now,
@@ -679,24 +602,6 @@ class RestockSession:
         tx.session.add(event)
         tx.session.flush()
         return event
-
-    def _maintenance(self, line: Line, detail: str) -> int:
-        """Record the relock failure (a maintenance failure: the drawer leaves service)."""
-        with self.ctl.write(self.actor, _ACTION[line.kind]) as tx:
-            event = self._event(tx, line, RELOCK_FAILED, detail)
-            tx.audit(
-                "maintenance.relock_failed",
-                {
-                    "cabinet": self.cabinet,
-                    "drawer": line.drawer,
-                    "pocket": line.pocket,
-                    "session": self.id,
-                    "locks": list(line.points.locks),
-                    "detail": detail,
-                    "id": event.id,
-                },
-            )
-            return event.id or 0
 
     # ------------------------------------------------------------------------- leaving a line
     def skip(self, reason: str = "", *, out_of_stock: bool = False) -> None:
@@ -770,7 +675,7 @@ class RestockSession:
                 f"pocket {line.pocket} was not unlocked in this line: nothing to abandon; "
                 "skip it (out of stock) or cancel it"
             )
-        locked = self._locked(line)
+        locked = line._access().latched()
         lock_text = {True: "locked", False: "NOT locked", None: "lock state unknown"}[locked]
         lot = f", lot {line.scan.lot} scanned" if line.scan else ""
         measured = (
@@ -802,7 +707,7 @@ class RestockSession:
                     "lot": line.scan.lot if line.scan else None,
                     "measured": line.measured,
                     "maintenance_event": event.id,
-                    "maintenance_kind": ABANDONED,
+                    "maintenance_kind": str(ABANDONED),
                     **on_record,
                 },
             )
@@ -860,22 +765,6 @@ class RestockSession:
             }
         return out
 
-    def _locked(self, line: Line) -> bool | None:
-        """Whether the pocket is locked: False while a door of it reads open; else whether every
-        lock reads engaged, None while the unlock pulse is still on (a pulsing lock reads
-        released by design) or when a switch or lock cannot be read."""
-        points = line.points
-        try:
-            switches = dict.fromkeys((points.access_switch, points.drawer_switch))  # fixed order
-            if not all(self.driver.input_active(s) for s in switches):
-                return False
-            pulse_end = line.pulse_end()
-            if pulse_end is not None and self.ctl.now() < pulse_end:
-                return None
-            return all(self.driver.lock_engaged(p) for p in points.locks)
-        except DriverError:
-            return None
-
     def end(self) -> Summary:
         if self.line is not None:
             raise Refused(
@@ -887,16 +776,8 @@ class RestockSession:
     # ---------------------------------------------------------------------------------- helpers
     def _finish_line(self, outcome: str) -> None:
         line = self.line
-        if line is not None and line.points.light and line.unlocked_at is not None:
-            try:
-                self.driver.set_light(line.points.light, False)
-            except DriverError as err:
-                line.notes.append(f"guide light stays on: {err.message}")
-        if line is not None and not close_access(self.ctl, line.access_id, outcome):
-            line.notes.append(
-                "the access could not be closed in the database: the drawer will be flagged "
-                "for a blind recount at the next start"
-            )
+        if line is not None and line.access is not None:
+            line.access.finish(outcome)  # light off, the access closed on record
         self.line = None
         self.state = State.IDLE
 
@@ -909,18 +790,6 @@ class RestockSession:
         if self.state not in states:
             wanted = " or ".join(s.value for s in states)
             raise Refused(f"the session is {self.state.value}, this step needs {wanted}")
-
-
-def pulse_length_s(profile: Profile, locks: tuple[str, ...]) -> float:
-    """The longest unlock pulse among `locks`, from their devices' solenoid settings in the
-    profile (`DEFAULT_PULSE_S` for a lock whose device the profile does not describe)."""
-    longest = 0.0
-    for point in locks:
-        device = profile.devices.get(point.partition(":")[0])
-        solenoid = getattr(device, "solenoid", None)
-        pulse_ms = getattr(solenoid, "pulse_ms", None)
-        longest = max(longest, pulse_ms / 1000 if pulse_ms else DEFAULT_PULSE_S)
-    return longest or DEFAULT_PULSE_S
 
 
 def begin_restock(

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from adc.profiles.models import Profile
 
 # flag of a failed check → failure kind recorded against its drawer
-FAILURE_OF_FLAG = {"jammed": "open-failed", "no-relock": "no-relock", "stuck": "switch-failed"}
+FAILURE_OF_FLAG = {"jammed": "open-failed", "no-relock": "relock-failed", "stuck": "switch-failed"}
 MARKS_FAILURES = {"selftest", "calibrate", "recover"}
 
 

@@ -196,15 +196,17 @@ class DoorTest:
     def _pulse(self) -> bool:
         """Pulse the lock (waiting out a re-arm); False when the driver found the bolt never
         came out (LockNotReleased: a lock board confirming by its feedback)."""
+        from adc.controller.access import service_pulse  # the one way a lock is cycled
+
         self.pulse_started = self.bench.waiter.now()
         try:
             try:
-                self.bench.driver.pulse(self.door.lock)
+                service_pulse(self.bench.driver, self.door.lock)
             except RearmRefused as refused:
                 self.lock_notes.append(f"waited {refused.remaining_ms:.0f} ms for re-arm")
                 self.bench.waiter.sleep(refused.remaining_ms / 1000 + 0.01)
                 self.pulse_started = self.bench.waiter.now()
-                self.bench.driver.pulse(self.door.lock)
+                service_pulse(self.bench.driver, self.door.lock)
         except LockNotReleased:
             self.pulsed_at = self.pulse_started
             return False

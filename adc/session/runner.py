@@ -33,13 +33,13 @@ locked (the person may unlock again) or left service (only leaving the line rema
 from __future__ import annotations
 
 from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext, suppress
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from adc.controller.access import RELOCK_GRACE_S, UnlockIncomplete
 from adc.controller.audit import format_time
-from adc.controller.restock import RELOCK_GRACE_S, Line, RestockSession, State
-from adc.controller.withdrawal import UnlockIncomplete
+from adc.controller.restock import Line, RestockSession, State
 from adc.drivers.base import DriverError, RearmRefused
 from adc.errors import AdcError, BadInput, Refused
 from adc.session.events import Event, Listener, scanner_text, shown_scan
@@ -617,13 +617,8 @@ class Runner:
         return state
 
     def _latched(self, line: Line) -> bool:
-        driver = self.session.driver
-        try:
-            return all(driver.lock_engaged(p) for p in line.points.locks) and driver.input_active(
-                line.points.access_switch
-            )
-        except DriverError:
-            return False
+        """Shut, the pulse over, every lock engaged (the line's access reads it)."""
+        return line._access().latched() is True
 
     def flag(self, why: str, what: str) -> None:
         """An access that cannot be finished (interrupted, not recordable, switches lost): the
@@ -643,11 +638,8 @@ class Runner:
 
     def _abandon(self, reason: str) -> dict[str, Any]:
         line = self._line()
-        if line.points.light:
-            with suppress(DriverError):
-                self.session.driver.set_light(line.points.light, False)
         with self.critical():
-            done = self.session.abandon(reason)
+            done = self.session.abandon(reason)  # the access ends: light off, closed on record
         row = self._row(line)
         row.status, row.result = "flagged", "recount required"
         flag = {

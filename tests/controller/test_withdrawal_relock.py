@@ -2,7 +2,7 @@
 
 While the solenoid pulse is on, a lock reads released by design; a drawer shut inside the pulse
 must not be taken out of service for it. A bolt that stays out after the pulse (plus the grace a
-latch gets) is a real no-relock: the drawer leaves service (fail closed).
+latch gets) is a real relock failure (relock-failed): the drawer leaves service (fail closed).
 """
 
 from __future__ import annotations
@@ -86,7 +86,7 @@ def test_a_bolt_that_stays_out_after_the_pulse_takes_the_drawer_out_of_service(b
     driver.advance(RELOCK_GRACE_S)
     assert w.poll() is withdrawal.Phase.FAILED
     (event,) = _events(site)
-    assert (event.kind, event.drawer_code) == ("no-relock", "D1")
+    assert (event.kind, event.drawer_code) == ("relock-failed", "D1")
     assert "lb0:lock.0 not engaged after the close and the 0.5 s pulse" in event.detail
     assert list(maintenance.out_of_service(site.ctl, CABINET)) == ["D1"]
     w.poll()

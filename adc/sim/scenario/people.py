@@ -6,6 +6,11 @@ take units, shut it) and on the controller only through its public calls (a with
 session, a recall, a recovery), waiting in SimPy time where a person would take time. Whatever the
 controller refuses, a person takes as an answer: it is recorded as an event and they move on.
 
+People only act: open, take, add, close, wait, give up ("it did not open", abandon a line), call
+service. Every alarm, failure and out-of-service decision comes from the controller (the pocket's
+`PocketAccess`, the cabinet's watch); a person reads what it recorded on the screen and calls
+service for it (`_report`).
+
 Human errors are drawn per removal from the scenario's rates, each from its own random stream:
 - miscount: the nurse takes one unit more than she records (where the pocket holds one more);
 - wrong pocket: she takes from a neighbouring pocket her hand reaches in the open drawer;
@@ -22,6 +27,7 @@ from typing import Any
 import simpy
 
 from adc.controller import maintenance, recalls, withdrawal
+from adc.controller.access import Alarm
 from adc.controller.models import Discrepancy, DiscrepancyStatus
 from adc.controller.restock import (
     Line,
@@ -110,12 +116,12 @@ def nurse_visit(world: World, station: Station, pocket: str) -> Proc:
             try:
                 opened = _open_access(station, info)
                 w.poll()
-                if not opened:
-                    alarm = w.not_opened()
+                if not opened:  # she says so; the cabinet records what that means
+                    w.not_opened()
                     world.emit(
                         "remove_failed", cabinet=station.id, pocket=pocket, why="did not open"
                     )
-                    on_alarm(world, station, _tokens(alarm), alarm.detail)
+                    _report(world, station, w, 0)
                     return
                 shelf = station.shelves[pocket]
                 if (
@@ -227,7 +233,8 @@ def _count_on_access(
 
 
 def _report(world: World, station: Station, w: Any, reported: int) -> int:
-    """Pass the withdrawal's new alarms on; returns how many have been passed on."""
+    """What the access recorded since `reported` (its alarms and failures, on the person's
+    screen): the person calls service for each; returns how many have been passed on."""
     for alarm in w.alarms[reported:]:
         if alarm.kind == "alarm-left-open":
             world.count("left_open_alarms")
@@ -350,22 +357,19 @@ def _work_line(world: World, station: Station, session: RestockSession, line: Li
         session.cancel()
         return session
     yield world.env.timeout(REACH_S)
+    reported = 0
     try:
         opened = _open_access(station, info)
         session.poll()
         if not opened:
-            alarm = withdrawal.raise_alarm(
-                world.ctl,
-                station.id,
-                "open-failed",
-                f"{line.pocket} did not open for a restock",
-                drawer=info.drawer,
-                pocket=line.pocket,
-            )
-            world.emit("line_failed", cabinet=station.id, pocket=line.pocket, why="did not open")
-            on_alarm(world, station, _tokens(alarm), alarm.detail)
+            # she shuts what did open, waits until the cabinet gives the unlock up, and says
+            # it did not open
+            _shut_all(station, info)
             yield world.env.timeout(world.ctl.policy.unlock_timeout_s + 1)
             session.poll()
+            session.not_opened()
+            world.emit("line_failed", cabinet=station.id, pocket=line.pocket, why="did not open")
+            _report(world, station, line.access, 0)
             session.cancel()
             return session
         if line.count_due.value != "none":
@@ -390,18 +394,9 @@ def _work_line(world: World, station: Station, session: RestockSession, line: Li
     except DriverError as err:
         _driver_trouble(world, station, err, "technician")
         _shut_all(station, info)
-    _report_line_failures(world, station, info, line)
+    reported = _report(world, station, line.access, reported)
     if session.state is not State.CLOSED:
-        if session.state in (State.OPEN, State.SETTLING, State.UNLOCKED):
-            alarm = withdrawal.raise_alarm(
-                world.ctl,
-                station.id,
-                "switch-failed",
-                f"{line.pocket} closed by hand but the cabinet did not see it close",
-                drawer=info.drawer,
-                pocket=line.pocket,
-            )
-            on_alarm(world, station, _tokens(alarm), alarm.detail)
+        # shut by hand, the cabinet did not see it close: she gives the line up
         return _abandon_line(world, station, session, info, "the cabinet did not see it close", n)
     try:
         try:
@@ -521,20 +516,7 @@ def _abandon_line(
     return session
 
 
-def _report_line_failures(world: World, station: Station, info: PocketInfo, line: Line) -> None:
-    """What the session recorded as a failure during the line (the drawer left service): the
-    technician sees it on the screen and calls service, as a nurse's alarm would."""
-    found = (
-        (line.relock_event, "did not lock again"),
-        (line.switch_event, "reads closed by its switch while the pocket was open"),
-    )
-    for event_id, what in found:
-        if event_id is not None:
-            tokens = {f"drawer:{info.drawer}", f"pocket:{line.pocket}"}
-            on_alarm(world, station, tokens, f"drawer {info.drawer} {what} (restock)")
-
-
-def _tokens(alarm: withdrawal.Alarm) -> set[str]:
+def _tokens(alarm: Alarm) -> set[str]:
     out = set()
     if alarm.drawer:
         out.add(f"drawer:{alarm.drawer}")
