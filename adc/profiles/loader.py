@@ -7,7 +7,6 @@ them all at once, each with file, key path and (where the key is written in that
 from __future__ import annotations
 
 import re
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from pydantic import ValidationError
 from adc.errors import BadInput
 from adc.profiles.checks import cross_check, format_path
 from adc.profiles.models import Profile
+from adc.tomlfile import TomlFileError, read_toml
 
 KeyPath = tuple[str | int, ...]
 MAX_EXTENDS_DEPTH = 8
@@ -48,7 +48,8 @@ class ProfileError(BadInput):
 
 
 # ------------------------------------------------------------------------------ line locator
-_HEADER = re.compile(r"^\s*(\[\[?)\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
+# Written so that no line makes them backtrack more than linearly (a profile is hostile input).
+_HEADER = re.compile(r"^\s*(\[\[?)([^\]]*)\]\]?\s*(#.*)?$")
 _KEY = re.compile(
     r"""^\s*((?:[A-Za-z0-9_-]+|"[^"]*"|'[^']*')(?:\s*\.\s*(?:[A-Za-z0-9_-]+|"[^"]*"|'[^']*'))*)\s*="""
 )
@@ -56,10 +57,22 @@ _INLINE_KEY = re.compile(r"""[{,]\s*([A-Za-z0-9_-]+)\s*=""")
 
 
 def _split_key(text: str) -> list[str]:
-    return [
-        part.strip().strip("\"'")
-        for part in re.split(r"\.(?=(?:[^\"']*[\"'][^\"']*[\"'])*[^\"']*$)", text)
-    ]
+    """The parts of a dotted key (`a."b.c".d` → a, b.c, d), in one pass over the text."""
+    parts: list[str] = []
+    current: list[str] = []
+    quote: str | None = None
+    for ch in text:
+        if quote is None and ch == ".":
+            parts.append("".join(current))
+            current = []
+            continue
+        if quote is None and ch in "\"'":
+            quote = ch
+        elif ch == quote:
+            quote = None
+        current.append(ch)
+    parts.append("".join(current))
+    return [part.strip().strip("\"'") for part in parts]
 
 
 def locate_lines(text: str) -> dict[KeyPath, int]:
@@ -76,7 +89,7 @@ def locate_lines(text: str) -> dict[KeyPath, int]:
         if not stripped or stripped.startswith("#"):
             continue
         header = _HEADER.match(raw)
-        if header and not _KEY.match(raw):
+        if header and header.group(2).strip() and not _KEY.match(raw):
             names = _split_key(header.group(2))
             base = _resolve(names, counters)
             if header.group(1) == "[[":
@@ -137,26 +150,20 @@ def _deep_merge(base: dict[str, Any], child: dict[str, Any]) -> dict[str, Any]:
 
 def _read_toml(path: Path) -> tuple[dict[str, Any], str]:
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ProfileError([ProfileIssue(path, (), "file not found")]) from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise ProfileError([ProfileIssue(path, (), f"cannot read: {err}")]) from None
-    try:
-        return tomllib.loads(text), text
-    except tomllib.TOMLDecodeError as err:
-        # Python 3.11 keeps the position only in the message: "... (at line 2, column 8)".
-        found = re.search(r"\(at line (\d+), column \d+\)$", str(err))
-        line = int(found.group(1)) if found else None
-        msg = str(err)[: found.start()].strip() if found else str(err)
-        raise ProfileError([ProfileIssue(path, (), f"not valid TOML: {msg}", line)]) from None
+        return read_toml(path)
+    except TomlFileError as err:
+        raise ProfileError([ProfileIssue(path, (), err.reason, err.line)]) from None
 
 
 def _read_with_parents(
     path: Path, chain: tuple[Path, ...] = ()
 ) -> tuple[dict[str, Any], list[tuple[Path, dict[KeyPath, int]]]]:
     """The merged data of a profile and its `extends` ancestors, with each file's line map."""
-    resolved = path.resolve()
+    data, text = _read_toml(path)
+    try:
+        resolved = path.resolve()
+    except (OSError, RuntimeError, ValueError) as err:  # RuntimeError: a symlink loop (3.11)
+        raise ProfileError([ProfileIssue(path, (), f"not a usable file path: {err}")]) from None
     if resolved in chain:
         names = " → ".join(str(p) for p in (*chain, resolved))
         raise ProfileError([ProfileIssue(path, ("extends",), f"circular extends: {names}")])
@@ -164,7 +171,6 @@ def _read_with_parents(
         raise ProfileError(
             [ProfileIssue(path, ("extends",), f"extends nests deeper than {MAX_EXTENDS_DEPTH}")]
         )
-    data, text = _read_toml(path)
     located = [(path, locate_lines(text))]
     parent_name = data.get("extends")
     if parent_name is None:
@@ -173,7 +179,7 @@ def _read_with_parents(
         line = located[0][1].get(("extends",))
         raise ProfileError([ProfileIssue(path, ("extends",), "extends must be a file path", line)])
     parent_path = path.parent / parent_name
-    if not parent_path.exists():
+    if not _exists(parent_path):
         line = located[0][1].get(("extends",))
         raise ProfileError(
             [ProfileIssue(path, ("extends",), f"extended profile {parent_path} not found", line)]
@@ -242,10 +248,19 @@ def load_profile(path: str | Path) -> Profile:
 def resolve_profile_path(name: str | Path) -> Path:
     """A profile given as a path, or as the name of a shipped profile (`tcp-6drawer`)."""
     path = Path(name)
-    if path.exists() or path.suffix == ".toml" or "/" in str(name):
+    if _exists(path) or path.suffix == ".toml" or "/" in str(name):
         return path
     shipped = shipped_profiles_dir() / f"{name}.toml"
-    return shipped if shipped.exists() else path
+    return shipped if _exists(shipped) else path
+
+
+def _exists(path: Path) -> bool:
+    """Path.exists, False for a name no file can have (a NUL byte, too long): reading it then
+    says what is wrong."""
+    try:
+        return path.exists()
+    except (OSError, ValueError):
+        return False
 
 
 def shipped_profiles_dir() -> Path:

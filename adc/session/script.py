@@ -60,13 +60,13 @@ changes nothing and exits 2.
 from __future__ import annotations
 
 import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from adc.errors import AdcError, BadInput
 from adc.session.events import scanner_text
+from adc.tomlfile import TomlFileError, read_toml
 
 if TYPE_CHECKING:
     from adc.controller.context import Controller
@@ -226,19 +226,11 @@ def parse_script(path: Path) -> Script:
     from adc.controller.gs1 import parse_scan
 
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise BadInput(f"restock script {path}: file not found") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise BadInput(f"restock script {path}: cannot be read ({err})") from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as err:
-        found = re.search(r"\(at line (\d+), column \d+\)", str(err))
-        message = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(err))
-        raise ScriptError(
-            path, [Problem(int(found.group(1)) if found else None, f"not valid TOML: {message}")]
-        ) from None
+        data, text = read_toml(path)
+    except TomlFileError as err:
+        if err.unreadable:
+            raise BadInput(f"restock script {path}: {err.reason}") from None
+        raise ScriptError(path, [Problem(err.line, err.reason)]) from None
     keys, headers = _locate(text)
     problems: list[Problem] = []
 

@@ -10,7 +10,6 @@ the cabinet they name; recalls name a formulary item; cabinet ids are unique.
 from __future__ import annotations
 
 import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from adc.profiles.checks import format_path
 from adc.profiles.loader import KeyPath, locate_lines
 from adc.profiles.models import PocketKind, Profile
 from adc.sim.scenario.model import Scenario
+from adc.tomlfile import TomlFileError, read_toml
 
 DEMO_FORMULARY = Path(__file__).resolve().parents[2] / "data" / "formulary-demo.csv"
 
@@ -140,18 +140,9 @@ def load_scenario(path: str | Path) -> LoadedScenario:
     """Read and check a scenario file; ScenarioError (exit 2) lists every problem."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ScenarioError([ProfileIssue(path, (), "file not found")]) from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise ScenarioError([ProfileIssue(path, (), f"cannot read: {err}")]) from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as err:
-        found = re.search(r"\(at line (\d+), column \d+\)$", str(err))
-        line = int(found.group(1)) if found else None
-        msg = str(err)[: found.start()].strip() if found else str(err)
-        raise ScenarioError([ProfileIssue(path, (), f"not valid TOML: {msg}", line)]) from None
+        data, text = read_toml(path)
+    except TomlFileError as err:
+        raise ScenarioError([ProfileIssue(path, (), err.reason, err.line)]) from None
     lines = _locate_array_rows(text, locate_lines(text))
     try:
         scenario = Scenario.model_validate(data)
