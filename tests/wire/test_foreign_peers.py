@@ -291,10 +291,28 @@ def _register_map(profile: Profile) -> list[Any]:
     return out
 
 
+@dataclass
+class Peer:
+    """A running pymodbus server: `where` a client connects (`HOST:PORT` for TCP, a pty path
+    for RTU); `get` / `set` reach its datastore from another thread (pymodbus function codes)."""
+
+    where: str
+    server: Any
+    loop: asyncio.AbstractEventLoop
+
+    def get(self, unit: int, fc: int, address: int, count: int = 1) -> list[int]:
+        call = self.server.async_getValues(unit, fc, address, count)
+        return [int(v) for v in asyncio.run_coroutine_threadsafe(call, self.loop).result(5)]
+
+    def set(self, unit: int, fc: int, address: int, values: list[int]) -> None:
+        call = self.server.async_setValues(unit, fc, address, values)
+        asyncio.run_coroutine_threadsafe(call, self.loop).result(5)
+
+
 @contextmanager
-def pymodbus_server(profile: Profile, transport: str) -> Iterator[str]:
-    """pymodbus's server with the profile's register map; yields where a client connects:
-    `HOST:PORT` for TCP, a pty path for RTU (socat links it to the server's pty)."""
+def pymodbus_server(profile: Profile, transport: str) -> Iterator[Peer]:
+    """pymodbus's server with the profile's register map (see `Peer`); for RTU, socat links the
+    server's pty to the one the client opens."""
     from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 
     loop = asyncio.new_event_loop()
@@ -321,7 +339,7 @@ def pymodbus_server(profile: Profile, transport: str) -> Iterator[str]:
 
             server = asyncio.run_coroutine_threadsafe(start_rtu(), loop).result(10)
             where = ours
-        yield where
+        yield Peer(where, server, loop)
         asyncio.run_coroutine_threadsafe(server.shutdown(), loop).result(10)
     finally:
         loop.call_soon_threadsafe(loop.stop)
@@ -358,7 +376,8 @@ def _tcp6() -> Profile:
 @pytest.mark.parametrize("transport", ["tcp", "rtu"])
 def test_our_modbus_driver_reads_pymodbus_exactly(transport: str) -> None:
     profile = _tcp6()
-    with pymodbus_server(profile, transport) as where:
+    with pymodbus_server(profile, transport) as peer:
+        where = peer.where
         uri = f"modbus-tcp://{where}" if transport == "tcp" else f"modbus-rtu://{where}"
         driver = open_backend(uri, profile, timeout_s=0.5)
         try:
@@ -383,8 +402,8 @@ def test_a_latched_lock_on_a_plain_pymodbus_module_is_switched_off_by_our_driver
     solenoid = dio.solenoid.model_copy(update={"pulse_ms": 100})
     latched = dio.model_copy(update={"coil_mode": "latched", "solenoid": solenoid})
     profile = profile.model_copy(update={"devices": {**profile.devices, "dio1": latched}})
-    with pymodbus_server(profile, "tcp") as where:
-        driver = open_backend(f"modbus-tcp://{where}", profile, timeout_s=0.5)
+    with pymodbus_server(profile, "tcp") as peer:
+        driver = open_backend(f"modbus-tcp://{peer.where}", profile, timeout_s=0.5)
         try:
             driver.pulse("dio1:coil.0")
             assert not driver.lock_engaged("dio1:coil.0")  # the coil is on
@@ -398,10 +417,10 @@ def test_a_latched_lock_on_a_plain_pymodbus_module_is_switched_off_by_our_driver
 @pytest.mark.parametrize("how", ["query", "option"])
 def test_diag_scan_against_pymodbus_honours_the_profile_either_way(how: str) -> None:
     profile = _tcp6()
-    with pymodbus_server(profile, "tcp") as where:
-        args = ["--uri", f"modbus-tcp://{where}?profile=tcp-6drawer"]
+    with pymodbus_server(profile, "tcp") as peer:
+        args = ["--uri", f"modbus-tcp://{peer.where}?profile=tcp-6drawer"]
         if how == "option":
-            args = ["--uri", f"modbus-tcp://{where}", "--profile", "tcp-6drawer"]
+            args = ["--uri", f"modbus-tcp://{peer.where}", "--profile", "tcp-6drawer"]
         result = run_adc("diag", "scan", *args, "--addresses", "1-3", "--json", timeout=60)
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
@@ -411,12 +430,12 @@ def test_diag_scan_against_pymodbus_honours_the_profile_either_way(how: str) -> 
 
 def test_diag_sensors_against_pymodbus() -> None:
     profile = _tcp6()
-    with pymodbus_server(profile, "tcp") as where:
+    with pymodbus_server(profile, "tcp") as peer:
         result = run_adc(
             "diag",
             "sensors",
             "--backend",
-            f"modbus-tcp://{where}",
+            f"modbus-tcp://{peer.where}",
             "--profile",
             "tcp-6drawer",
             "--samples",
@@ -434,3 +453,78 @@ def test_diag_sensors_against_pymodbus() -> None:
     for check in weighed:
         assert check["verdict"] == "pass" and check["data"]["mean_g"] == pytest.approx(WEIGHT_G)
     assert all(c["verdict"] == "pass" for c in report["checks"])  # presence inputs too
+
+
+@dataclass
+class PulseOutputTechnician:
+    """Plays both the module's pulse timer and the person, on pymodbus's plain datastore: a lock
+    coil written 1 is cleared again after pulse_ms (what a pulse-output module does itself);
+    while it is on the person pulls drawer D1 (its switch reads open), puts `units` packs of
+    `unit_g` on load cell lc1 ch.0, and shuts the drawer."""
+
+    peer: Peer
+    units: int
+    unit_g: float
+    stop: threading.Event = field(default_factory=threading.Event)
+    done: bool = False
+
+    def run(self) -> None:
+        import struct
+
+        while not self.stop.is_set() and not self.peer.get(1, 1, 0)[0]:  # coil.0 (D1's lock)
+            time.sleep(0.005)
+        if self.stop.is_set():
+            return
+        pulsed = time.monotonic()
+        self.peer.set(1, 2, 0, [0])  # di.0: drawer D1 pulled open
+        time.sleep(max(0.0, pulsed + 0.5 - time.monotonic()))
+        self.peer.set(1, 5, 0, [0])  # the module ends its pulse
+        time.sleep(0.3)
+        words = struct.unpack(">HH", struct.pack(">f", WEIGHT_G + self.units * self.unit_g))
+        self.peer.set(2, 4, 0, list(words))  # lc1 ch.0 gross weight
+        time.sleep(0.6)
+        self.peer.set(1, 2, 0, [1])  # drawer shut
+        self.done = True
+
+
+def test_a_restock_line_through_our_drivers_against_pymodbus(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.controller.site import PIN, fast_pins
+    from tests.session.helpers import ONDANSETRON_VIAL, build_session_site, good_expiry, hri
+
+    fast_pins(monkeypatch)
+    site = build_session_site(tmp_path / "adc.db")
+    script = tmp_path / "line.toml"
+    script.write_text(f'[[line]]\nscan = "{hri(ONDANSETRON_VIAL, good_expiry(), "PM1")}"\n')
+    try:
+        with pymodbus_server(_tcp6(), "tcp") as peer:
+            person = PulseOutputTechnician(peer, units=10, unit_g=4.6)
+            hands = threading.Thread(target=person.run, daemon=True)
+            hands.start()
+            try:
+                result = run_adc(
+                    "restock",
+                    "--cabinet",
+                    "W1",
+                    "--backend",
+                    f"modbus-tcp://{peer.where}",
+                    "--script",
+                    str(script),
+                    "--json",
+                    env=site.env(ADC_USER="technician", ADC_PIN=PIN),
+                    timeout=90,
+                )
+            finally:
+                person.stop.set()
+                hands.join(5)
+        assert result.returncode == 0, result.stdout[-2000:] + result.stderr
+        events = [json.loads(line) for line in result.stdout.splitlines()]
+        assert person.done
+        assert [e["measured"] for e in events if e["event"] == "closed"] == [10]
+        assert [(e["pocket"], e["qty"]) for e in events if e["event"] == "recorded"] == [
+            ("D1-P1", 10)
+        ]
+        assert site.on_hand("D1-P1") == 10
+    finally:
+        site.site.ctl.db.close()
