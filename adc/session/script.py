@@ -85,6 +85,7 @@ LINE_KEYS = {
     "abandon",
 }
 TOP_KEYS = {"cabinet", "line"}
+MAX_COUNT = 100_000  # a count on access above this is a typing error, whatever the pocket
 LOADING_S = 4.0  # and take this long to put the packs in and close (a restock line takes 11–21 s)
 
 
@@ -108,6 +109,7 @@ class ScriptLine:
     count: int | None = None  # the count on access, where one is due
     recount: int | None = None  # the one recount, where the count differed
     abandon: str | None = None  # give the line up after the access, with this reason
+    quantity_line: int | None = None  # where `quantity` is written
 
 
 @dataclass
@@ -351,13 +353,19 @@ def _parse_block(
                 Problem(at("quantity"), f"quantity must be a whole number ≥ 1, not {quantity!r}")
             )
         else:
-            line.quantity = quantity
+            line.quantity, line.quantity_line = quantity, at("quantity")
     for key in ("count", "recount"):
         value = block.get(key)
         if value is None:
             continue
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             problems.append(Problem(at(key), f"{key} must be a whole number ≥ 0, not {value!r}"))
+        elif value > MAX_COUNT:
+            problems.append(
+                Problem(
+                    at(key), f"{key} {value} is more than any pocket holds (at most {MAX_COUNT})"
+                )
+            )
         else:
             setattr(line, key, value)
     if "recount" in block and "count" not in block:
@@ -374,9 +382,14 @@ def _parse_block(
 
 
 def check_against(script: Script, ctl: Controller, cabinet: str) -> None:
-    """Check the script against the cabinet's pockets (read only): ScriptError if anything is off."""
+    """Check the script against the cabinet's pockets (read only), before anything is unlocked:
+    each named pocket exists, holds an item, is not blocked (expired or recalled stock) and its
+    drawer is in service; each line's quantity fits the pocket's max (named pocket), or some
+    refill line's room (a line that takes the next refill line). ScriptError if anything is
+    off."""
     from adc.controller.counts import count_prompt
-    from adc.controller.reports import pockets
+    from adc.controller.maintenance import out_of_service
+    from adc.controller.reports import pockets, refill_list
 
     problems: list[Problem] = []
     if script.cabinet is not None and script.cabinet != cabinet:
@@ -384,8 +397,11 @@ def check_against(script: Script, ctl: Controller, cabinet: str) -> None:
             Problem(None, f"the script is for cabinet {script.cabinet}, the session for {cabinet}")
         )
     known = {view.pocket: view for view in pockets(ctl, cabinet)}
+    failed = out_of_service(ctl, cabinet)
+    loaded: dict[str, int] = {}  # units the script's earlier lines put in each named pocket
     for line in script.lines:
         if line.pocket is None:
+            _check_next_line_quantity(line, ctl, cabinet, failed, problems, refill_list)
             continue
         view = known.get(line.pocket)
         if view is None:
@@ -408,8 +424,83 @@ def check_against(script: Script, ctl: Controller, cabinet: str) -> None:
                 prompt = count_prompt(ctl, cabinet, line.pocket)
                 if prompt.mode.value != "none":
                     problems.append(Problem(line.number, _count_missing(line.pocket, prompt)))
+            if line.skip is None:
+                _check_opens(line, view, failed, problems)
+                _check_quantity(line, view, loaded, problems)
     if problems:
         raise ScriptError(script.path, problems)
+
+
+def _check_opens(line: ScriptLine, view: Any, failed: dict[str, Any], problems: list) -> None:
+    """The pocket can be opened for a refill at all (the session refuses these when it selects
+    the line; the script is refused whole instead)."""
+    if view.drawer in failed:
+        problems.append(
+            Problem(
+                line.number,
+                f"drawer {view.drawer} is out of service: {failed[view.drawer][-1].describe()}; "
+                f"recover it first (adc diag recover --drawer {view.drawer})",
+            )
+        )
+    if view.blocked is not None:
+        problems.append(
+            Problem(
+                line.number,
+                f"pocket {view.pocket} holds {view.blocked} stock: pull it before restocking",
+            )
+        )
+
+
+def _check_quantity(
+    line: ScriptLine, view: Any, loaded: dict[str, int], problems: list[Problem]
+) -> None:
+    """The line's quantity fits the pocket's max, after what earlier lines of the script record
+    in it."""
+    if line.quantity is None:
+        return
+    before = view.on_hand + loaded.get(view.pocket, 0)
+    room = max(view.max - before, 0)
+    if line.quantity > room:
+        if line.quantity > view.max:
+            why = f"more than pocket {view.pocket} holds (max {view.max})"
+        else:
+            holds = (
+                f"it will hold {before} of max {view.max} after the script's earlier lines"
+                if loaded.get(view.pocket)
+                else f"it holds {before} of max {view.max}"
+            )
+            why = f"more than pocket {view.pocket} has room for: {holds}, at most {room} more"
+        problems.append(Problem(line.quantity_line, f"quantity {line.quantity} is {why}"))
+    elif line.abandon is None:  # an abandoned line records nothing
+        loaded[view.pocket] = loaded.get(view.pocket, 0) + line.quantity
+
+
+def _check_next_line_quantity(
+    line: ScriptLine,
+    ctl: Controller,
+    cabinet: str,
+    failed: dict[str, Any],
+    problems: list[Problem],
+    refill_list: Any,
+) -> None:
+    """A line without `pocket` takes the next refill line, known only as the script runs: its
+    quantity must at least fit one of the lines it could take (the runner checks the line it
+    took again before unlocking)."""
+    if line.quantity is None or line.skip is not None:
+        return
+    rooms = [
+        entry.max - entry.on_hand
+        for entry in refill_list(ctl, cabinet)
+        if entry.blocked is None and entry.drawer not in failed
+    ]
+    if rooms and line.quantity > max(rooms):
+        problems.append(
+            Problem(
+                line.quantity_line,
+                f"quantity {line.quantity} is more than any refill line of cabinet {cabinet} "
+                f"has room for (at most {max(rooms)})",
+            )
+        )
 
 
 def _count_missing(pocket: str, prompt: Any) -> str:
@@ -446,6 +537,18 @@ def _run_line(runner: Runner, block: ScriptLine) -> bool:
     if block.skip is not None:
         runner.skip(block.skip)
         return True
+    room = _room(runner, line.pocket)
+    if block.quantity is not None and room is not None and block.quantity > room:
+        # a line taken from the refill list, known only now: never unlock for what cannot fit
+        runner.report(
+            "error",
+            line.pocket,
+            f"quantity {block.quantity} is more than pocket {line.pocket} has room for "
+            f"(at most {room} more): not unlocked",
+            script_line=block.quantity_line,
+        )
+        runner.leave("quantity does not fit")
+        return False
     if runner.count_pending() and block.count is None:
         runner.report(
             "error",
@@ -511,6 +614,17 @@ def _run_line(runner: Runner, block: ScriptLine) -> bool:
         runner.flag("could not be recorded", err.message)
         return False
     return True
+
+
+def _room(runner: Runner, pocket: str) -> int | None:
+    """Units the pocket can still take (its max less what it holds), None if it is not found."""
+    from adc.controller.reports import pockets
+
+    session = runner.session
+    for view in pockets(session.ctl, session.cabinet):
+        if view.pocket == pocket:
+            return max(view.max - view.on_hand, 0)
+    return None
 
 
 class _Counting:
