@@ -467,6 +467,7 @@ def _shut(driver: SimDriver, drawer: str, poll: Callable[[], object]) -> None:
 def _controlled(ctl: Controller, driver: SimDriver, people: dict[str, Actor]) -> None:
     """Count on access, witness, a discrepancy opened by a blind count, and its resolution."""
     from adc.controller import cabinets, discrepancies, users, withdrawal
+    from adc.controller.access import service_pulse
     from adc.controller.cabinet_policy import set_cabinet_setting
     from adc.controller.restock import LineKind, begin_restock
 
@@ -477,7 +478,18 @@ def _controlled(ctl: Controller, driver: SimDriver, people: dict[str, Actor]) ->
     )
     cab = driver.cabinet
     drawer = CS_POCKET.split("-")[0]
-    cab.sim_stock(CS_POCKET, 0)  # the scene: the pocket starts empty
+    spec_drawer, spec_pocket = driver.profile.pocket(CS_POCKET)
+    for point in (spec_drawer.lock, spec_pocket.lid_lock):  # the scene: the pocket starts empty
+        if point:
+            service_pulse(driver, point)  # setting the stage, before the story: nobody's access
+    driver.advance(0.05)
+    (
+        cab.sim_open(drawer),
+        cab.sim_open(CS_POCKET),
+        cab.sim_take(CS_POCKET, len(cab.units(CS_POCKET))),
+    )
+    cab.sim_close(drawer)
+    driver.advance(3.0)  # the solenoids re-arm
     cabinets.assign_pocket(
         ctl, people["pharm"], CABINET, CS_POCKET, MORPHINE, par=5, critical_low=1, max_qty=10
     )
