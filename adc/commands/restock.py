@@ -100,6 +100,7 @@ def restock(
         _check_witness_needed(ctl, cabinet, parsed)
     driver, uri = _open_driver(backend, profile_ref)
     try:
+        _mirror_records(ctl, driver, cabinet)
         hands = _hands_for(driver)
         if parsed is not None:
             code = _scripted(
@@ -162,6 +163,15 @@ def _open_driver(backend: str | None, profile_ref: str) -> tuple[CabinetDriver, 
     driver = open_backend(uri, profile)
     shown = uri if uri not in ("sim:", "profile:") else f"{uri}{profile.name}"
     return driver, shown
+
+
+def _mirror_records(ctl: Controller, driver: CabinetDriver, cabinet: str) -> None:
+    """A virtual cabinet in this process starts with what the records say it holds."""
+    from adc.controller.contents import recorded_contents
+    from adc.session.simhands import mirror_records
+
+    if getattr(driver, "cabinet", None) is not None:
+        mirror_records(driver, recorded_contents(ctl, cabinet))
 
 
 def _hands_for(driver: CabinetDriver) -> Hands:

@@ -21,7 +21,7 @@ from adc.controller.cabinet_policy import (
     settings_prefix,
 )
 from adc.controller.context import Actor, Controller, FastTx, Tx
-from adc.controller.gs1 import Scan
+from adc.controller.gs1 import Scan, unit_gtin
 from adc.controller.models import (
     Discrepancy,
     DiscrepancyStatus,
@@ -67,6 +67,13 @@ def verify_scan(
     expected = rows.item(store, item_id)
     assert expected is not None
     mapped = rows.gtin_item(store, scan.gtin)
+    unit = unit_gtin(scan.gtin) if mapped is None else None
+    if unit is not None and rows.gtin_item(store, unit) == item_id:
+        raise Refused(
+            f"GTIN {scan.gtin} is a case or bundle (indicator {scan.gtin[0]}) of "
+            f"{item_label(expected)} (unit GTIN {unit}): pocket {code} holds single units — "
+            "scan the unit pack's own barcode"
+        )
     if mapped is None:
         raise Refused(
             f"wrong drug: GTIN {scan.gtin} is not in the formulary; "

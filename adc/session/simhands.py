@@ -19,6 +19,9 @@ from adc.errors import AdcError
 from adc.session.hands import Done, own_door
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from adc.controller.contents import Contents
     from adc.controller.restock import Line
 
 
@@ -67,6 +70,22 @@ class SimHands:
         with self._guard():
             self.cabinet.sim_close(line.drawer)  # shuts the lids and doors inside it first
         return Done(True, f"closed drawer {line.drawer}")
+
+
+def mirror_records(driver: object, contents: Iterable[Contents]) -> int:
+    """Put into an in-process virtual cabinet what the records say each pocket holds (a `sim:`
+    backend otherwise starts with its profile's `initial_units` of a default weight, and the
+    hands would take packs out of a pocket the records call empty). Returns the pockets set up;
+    0 where the driver holds no virtual cabinet (real hardware, emulators in another process)."""
+    cabinet = getattr(driver, "cabinet", None)
+    stock = getattr(cabinet, "sim_stock", None)
+    if not callable(stock):
+        return 0
+    done = 0
+    for entry in contents:
+        stock(entry.pocket, entry.units, entry.unit_weight_g or None)
+        done += 1
+    return done
 
 
 def sim_hands_for(driver: object) -> SimHands | None:

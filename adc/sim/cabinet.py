@@ -175,6 +175,15 @@ class VirtualCabinet:
             return f"{door.kind} {door.name} is closed"
         return None if drawer.is_open else f"drawer {drawer.name} is closed"
 
+    def sim_stock(self, pocket_id: str, n: int, unit_weight_g: float | None = None) -> None:
+        """Set up what a pocket holds before anyone acts (like `initial_units`, but per pocket):
+        `n` items of `unit_weight_g` grams (default: the profile's), up to its capacity."""
+        pocket = self._pocket(pocket_id)
+        weight = self.profile.sim.unit_weight_g if unit_weight_g is None else unit_weight_g
+        if weight <= 0 or n < 0:
+            raise SimInputError(f"cannot stock pocket {pocket.id} with {n} items of {weight} g")
+        pocket.units = [float(weight)] * min(n, pocket.capacity)  # settled: nobody moved it
+
     def sim_take(self, pocket_id: str, n: int = 1) -> list[float]:
         """Take `n` items out of an open pocket; their unit weights, last put in first."""
         pocket = self._pocket(pocket_id)
