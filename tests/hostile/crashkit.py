@@ -462,7 +462,7 @@ def flag_problems(path: Path, opened: dict[int, tuple[str, str, str | None, str]
     cabinets = {cab for cab, *_ in opened.values()}
     with controller(path) as ctl:
         out = {cab: out_of_service(ctl, cab) for cab in cabinets}
-    for access, (cab, drawer, _pocket, _owner) in sorted(opened.items()):
+    for access, (cab, drawer, pocket, _owner) in sorted(opened.items()):
         (closed_at, outcome) = rows(
             path, "SELECT closed_at, outcome FROM access_log WHERE id = ?", access
         )[0]
@@ -481,13 +481,13 @@ def flag_problems(path: Path, opened: dict[int, tuple[str, str, str | None, str]
         event_id = json.loads(entries[0][1]).get("maintenance_event")
         event = rows(
             path,
-            "SELECT cabinet_id, drawer_code, kind FROM maintenance_event WHERE id = ?",
+            "SELECT cabinet_id, drawer_code, pocket_code, kind FROM maintenance_event WHERE id = ?",
             event_id,
         )
-        if event != [(cab, drawer, "failed")]:
+        if event != [(cab, drawer, pocket, "failed")]:
             problems.append(
                 f"access {access}: its entry names maintenance event {event_id}: {event}, "
-                f"not a 'failed' event on drawer {drawer}"
+                f"not a 'failed' event on drawer {drawer} pocket {pocket}"
             )
         if drawer not in out[cab]:
             problems.append(f"access {access}: drawer {drawer} is not out of service")
@@ -785,14 +785,18 @@ def restock_moment(
     rng: random.Random, timing: Timing, lines: int, sig_name: str, aimed: float
 ) -> tuple[str, int, float]:
     """When to signal a session: (trigger, nth, offset). Aimed (share `aimed`, and every SIGTERM
-    and SIGHUP): half just after a random line's unlock (a line's worth of time at most: its
-    access is open), half anywhere between the first unlock and the last event; the rest
-    anywhere from the spawn to the exit."""
+    and SIGHUP): 70 % just after a random line's unlock (within 0.4 of a line's time, while its
+    access is most likely still open), 30 % anywhere between the first unlock and the last
+    event; the rest anywhere from the spawn to the exit."""
     span = max(timing.busy_until - timing.first, 0.05)
     if sig_name == "SIGKILL" and rng.random() >= aimed:
         return "spawn", 1, rng.uniform(0, timing.total)
-    if rng.random() < 0.5:
-        return "unlocked", rng.randint(1, max(lines * 3 // 4, 1)), rng.uniform(0, span / lines)
+    if rng.random() < 0.7:  # an unlock to its record takes about a third of a line's time
+        return (
+            "unlocked",
+            rng.randint(1, max(lines * 3 // 4, 1)),
+            rng.uniform(0, 0.4 * span / lines),
+        )
     return "unlocked", 1, rng.uniform(0, span)
 
 
@@ -855,7 +859,11 @@ def restock_chain(
         else:
             mid = victim.saw("interrupted") or victim.saw("abandoned")
             kill.note = "mid-access" if mid else ""
-            if victim.hung or victim.returncode < 0:
+            if victim.returncode == -sig and victim.saw("summary") and not open_access_rows(db):
+                # it arrived while the interpreter was shutting down (Python restores the default
+                # handlers then), after the session had ended and closed everything: harmless
+                tally.note(f"{sig_name} after the session ended, during interpreter exit")
+            elif victim.hung or victim.returncode < 0:
                 tally.add(where, RECOVERY, [f"{sig_name}: did not exit by itself (exit "
                                             f"{victim.returncode}, hung {victim.hung})"])  # fmt: skip
             elif kill.landed and victim.returncode not in (130, 0, 1):
