@@ -9,6 +9,7 @@ the cabinet they name; recalls name a formulary item; cabinet ids are unique.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -233,11 +234,21 @@ def _check_faults(scenario: Scenario, loaded: LoadedScenario, problem: Any) -> N
             continue
         if spec_index not in loaded.profiles:
             continue
+        odd = [
+            name
+            for name, value in fault.params.items()
+            if isinstance(value, float) and not math.isfinite(value)
+        ]
+        if odd:
+            problem((*key, "params"), f"parameter {odd[0]} must be a finite number")
+            continue
         try:
             probe = VirtualCabinet(loaded.profiles[spec_index][1])
             probe.sim_inject_fault(fault.kind, fault.target, **fault.params)
         except SimInputError as err:
             problem((*key, "target" if "target" in err.message else "params"), err.message)
+        except (TypeError, ValueError, OverflowError) as err:  # a parameter of the wrong type
+            problem((*key, "params"), f"parameters do not fit fault {fault.kind}: {err}")
 
 
 __all__ = ["LoadedScenario", "ScenarioError", "format_path", "load_scenario"]
