@@ -20,13 +20,15 @@ def test_init_creates_then_is_idempotent_and_records_the_version(db_url: str) ->
     db = open_database(db_url, create=True)
     first = init_database(db, START)
     again = init_database(db, START)
-    assert (first.from_version, first.applied) == (None, [1, 2])
+    every = [step.version for step in dbmod.MIGRATIONS]
+    assert every == list(range(1, current_version() + 1))  # append-only, no gaps
+    assert (first.from_version, first.applied) == (None, every)
     assert (again.from_version, again.applied) == (current_version(), [])
     with db.read() as session:
         versions = session.execute(select(SchemaVersion.version)).scalars().all()
-        assert versions == [1, 2]
+        assert versions == every
         assert verify_chain(session).entries == 1  # one audit entry: db.init, not one per run
-    assert open_database(db_url).schema_version() == 2
+    assert open_database(db_url).schema_version() == current_version()
 
 
 def test_a_version_1_database_upgrades_and_gets_the_maintenance_index(
@@ -36,10 +38,11 @@ def test_a_version_1_database_upgrades_and_gets_the_maintenance_index(
     monkeypatch.setattr(dbmod, "MIGRATIONS", dbmod.MIGRATIONS[:1])
     init_database(db, START)
     monkeypatch.undo()
-    with pytest.raises(BadInput, match="schema version 1, this adc needs 2: run `adc init"):
+    newest = current_version()
+    with pytest.raises(BadInput, match=f"schema version 1, this adc needs {newest}: run `adc init"):
         open_database(db_url)
     result = init_database(db, START)
-    assert (result.from_version, result.applied) == (1, [2])
+    assert (result.from_version, result.applied) == (1, list(range(2, newest + 1)))
     with db.read() as session:
         indexes = inspect(session.connection()).get_indexes("maintenance_event")
         assert {"ix_maintenance_drawer"} <= {index["name"] for index in indexes}
@@ -61,17 +64,20 @@ def test_an_upgrade_applies_only_the_new_step_once(
     init_database(db, START)
     ran: list[int] = []
 
+    have = current_version()
+    new = have + 1
+
     def step(conn) -> None:  # type: ignore[no-untyped-def]
-        ran.append(3)
+        ran.append(new)
         conn.exec_driver_sql("CREATE TABLE upgrade_probe (id INTEGER PRIMARY KEY)")
 
-    monkeypatch.setattr(dbmod, "MIGRATIONS", [*dbmod.MIGRATIONS, Migration(3, "probe", step)])
-    with pytest.raises(BadInput, match="schema version 2, this adc needs 3: run `adc init"):
+    monkeypatch.setattr(dbmod, "MIGRATIONS", [*dbmod.MIGRATIONS, Migration(new, "probe", step)])
+    with pytest.raises(BadInput, match=f"schema version {have}, this adc needs {new}: run `adc"):
         open_database(db_url)
     result = init_database(db, START)
-    assert (result.from_version, result.applied, ran) == (2, [3], [3])
-    assert init_database(db, START).applied == [] and ran == [3]
-    assert open_database(db_url).schema_version() == 3
+    assert (result.from_version, result.applied, ran) == (have, [new], [new])
+    assert init_database(db, START).applied == [] and ran == [new]
+    assert open_database(db_url).schema_version() == new
 
 
 def test_a_database_newer_than_this_adc_is_refused(db_url: str) -> None:

@@ -28,6 +28,7 @@ from sqlalchemy.dialects.sqlite import pysqlite
 
 from adc.controller import audit, inventory, rows
 from adc.controller import store as store_module
+from adc.controller.dberrors import DatabaseUnavailable
 from adc.controller.gs1 import parse_scan
 from adc.controller.models import AuditEntry, Item, Pocket
 from adc.controller.permissions import Action
@@ -227,7 +228,7 @@ def test_a_write_refused_by_a_locked_database_file_holds_nothing_and_the_next_ca
         other = sqlite3.connect(tmp_path / "locked.db", isolation_level=None)
         other.execute("BEGIN IMMEDIATE")
         try:
-            with pytest.raises(sqlite3.OperationalError, match="locked"):
+            with pytest.raises(DatabaseUnavailable, match="locked by another process"):
                 inventory.remove(site.ctl, site.nurse, CABINET, "D1-P1", 1)
         finally:
             other.execute("ROLLBACK")
