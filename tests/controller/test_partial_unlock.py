@@ -159,7 +159,9 @@ def test_a_withdrawal_whose_drawer_lock_did_not_answer_takes_the_drawer_out(w1) 
     assert event.kind == "partial-unlock" and event.pocket_code == "D3-P1"
     assert f"sent but not confirmed (may have pulsed) {DRAWER_LOCK}" in event.detail
     assert f"released {LID_LOCK}" in event.detail
-    assert [f.kind for f in maintenance.out_of_service(site.ctl, CABINET)["D3"]] == ["partial-unlock"]
+    assert [f.kind for f in maintenance.out_of_service(site.ctl, CABINET)["D3"]] == [
+        "partial-unlock"
+    ]
     assert _audit(site, "maintenance.failed")[0]["id"] == event.id
     assert w.phase is Phase.FAILED and w.alarms == [err.alarm]
     with pytest.raises(Refused):
