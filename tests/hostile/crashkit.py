@@ -170,6 +170,14 @@ class Victim:
         return any(e.get("event") == kind for e in self.events)
 
 
+def as_at_a_terminal() -> None:
+    """In the child before exec: Ctrl-C, SIGTERM and SIGHUP at their defaults, as for a command
+    typed at a terminal, however the harness itself was started (a background job of a
+    non-interactive shell starts with SIGINT ignored, `nohup` with SIGHUP ignored)."""
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_DFL)
+
+
 def run_victim(
     args: list[str],
     env: dict[str, str],
@@ -193,6 +201,7 @@ def run_victim(
         text=True,
         env=env,
         cwd=ROOT,
+        preexec_fn=as_at_a_terminal,
     )
     out: list[str] = []
     err: list[str] = []
@@ -672,28 +681,13 @@ def calibrate_restock(work: Path, template: Path, lines: int) -> Timing:
     copy_db(template, db)
     script = work / "calibrate.toml"
     script.write_text(restock_script(random.Random(0), lines, "C"))
-    began = time.perf_counter()
-    events: list[float] = []
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "adc", *restock_args(script)],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=clean_env(sqlite_url(db), work / "home", ADC_USER="technician"),
-        cwd=ROOT,
+    victim = run_victim(
+        restock_args(script),
+        clean_env(sqlite_url(db), work / "home", ADC_USER="technician"),
+        sig=None,
     )
-    first = None
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        now = time.perf_counter() - began
-        events.append(now)
-        if first is None and '"event": "unlocked"' in line:
-            first = now
-    _, err = proc.communicate()
-    total = time.perf_counter() - began
-    assert proc.returncode == 0 and first is not None, err[-2000:]
-    return Timing(first, events[-1], total)
+    assert victim.returncode == 0 and "unlocked" in victim.marks, victim.stderr[-2000:]
+    return Timing(victim.marks["unlocked"], victim.times[-1], victim.wall)
 
 
 # ------------------------------------------------------------------------------ the campaigns
@@ -866,8 +860,8 @@ def restock_chain(
             elif victim.hung or victim.returncode < 0:
                 tally.add(where, RECOVERY, [f"{sig_name}: did not exit by itself (exit "
                                             f"{victim.returncode}, hung {victim.hung})"])  # fmt: skip
-            elif kill.landed and victim.returncode not in (130, 0, 1):
-                tally.add(where, RECOVERY, [f"{sig_name}: exit {victim.returncode}"])
+            elif kill.landed and victim.returncode != 130 and not summary_before(victim):
+                tally.add(where, RECOVERY, [f"{sig_name} mid-session: exit {victim.returncode}"])
         check_db(tally, where, db)
         opened = open_access_rows(db)
         kill.open_after = len(opened) if kill.landed else 0
@@ -901,6 +895,14 @@ def restock_chain(
         tally.note("a scripted restock of a flagged drawer's pocket refused (CLI)")
     check_db(tally, where, db)
     tally.add(where, AUDIT, cli_audit_problems(db, home))
+
+
+def summary_before(victim: Victim) -> bool:
+    """Whether the session had ended (its summary printed) before the signal went out."""
+    return any(
+        e.get("event") == "summary" and victim.sent_at is not None and t <= victim.sent_at
+        for t, e in zip(victim.times, victim.events, strict=True)
+    )
 
 
 def keep(stem: Path, victim: Victim) -> None:
