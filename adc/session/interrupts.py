@@ -41,17 +41,23 @@ def terminate_as_interrupt() -> None:
 
 @contextmanager
 def deferred_sigint() -> Iterator[None]:
-    """Run the block to its end; a Ctrl-C (or SIGTERM, SIGHUP) meanwhile is raised afterwards."""
-    ignored = signal.getsignal(signal.SIGINT) is signal.SIG_IGN
-    if ignored or threading.current_thread() is not threading.main_thread():
-        yield  # ignored already (a clean-up), or not the thread signals are delivered to
+    """Run the block to its end; a Ctrl-C (or SIGTERM, SIGHUP) meanwhile is raised afterwards.
+
+    Each stop signal is judged on its own: one ignored stays ignored (a clean-up ignores all
+    three; a background job starts with SIGINT ignored, and a `kill PID` must still wait)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # not the thread signals are delivered to
+        return
+    live = [sig for sig in STOP_SIGNALS if signal.getsignal(sig) is not signal.SIG_IGN]
+    if not live:
+        yield  # all ignored already: a clean-up
         return
     pressed: list[int] = []
 
     def hold(signum: int, _frame: FrameType | None) -> None:
         pressed.append(signum)
 
-    previous = {sig: signal.signal(sig, hold) for sig in STOP_SIGNALS}
+    previous = {sig: signal.signal(sig, hold) for sig in live}
     try:
         yield
     finally:

@@ -20,8 +20,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from tests.hostile.crashkit import AUDIT, INVARIANT, RECOVERY, ROOT, run_campaign
 
 MIN_KILLS = 20
@@ -75,11 +73,6 @@ print("whole" if finished else "cut")
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="product bug: deferred_sigint (adc/session/interrupts.py) holds nothing when SIGINT "
-    "is ignored at start, so a SIGTERM/SIGHUP cuts the critical block in half",
-)
 def test_a_sigterm_waits_for_the_critical_block_also_when_sigint_is_ignored() -> None:
     """`adc restock --script ... &` from a script starts with SIGINT ignored; a `kill PID` must
     still wait until the unlock and the state that records it (or a record) are whole."""
