@@ -406,7 +406,7 @@ def test_a_drawer_that_does_not_relock_leaves_service(lockboard) -> None:
     assert any("did not lock again" in n and "out of service" in n for n in session.line.notes)
     (event,) = _events(site)
     assert (event.kind, event.drawer_code, event.pocket_code) == ("relock-failed", "D1", "D1-P1")
-    assert "lb0:lock.0 not engaged" in event.detail and session.id in event.detail
+    assert "lb0:lock.0 not engaged" in event.detail and "restock by technician" in event.detail
     failures = maintenance.out_of_service(site.ctl, CABINET)
     assert [f.kind for f in failures["D1"]] == ["relock-failed"]
     assert session.confirm_quantity().on_hand == 3  # the access itself is still recorded
