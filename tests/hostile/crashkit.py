@@ -415,9 +415,16 @@ def invariant_problems(path: Path) -> list[str]:
             " LEFT JOIN stock_transaction t ON t.lot_id = l.id GROUP BY l.id"
             " HAVING l.qty != COALESCE(SUM(t.qty), 0)"
         ),
-        "lot without any transaction": (
-            "SELECT l.id FROM stock_lot l WHERE NOT EXISTS"
-            " (SELECT 1 FROM stock_transaction t WHERE t.lot_id = l.id)"
+        # an abandoned line puts its scanned lot on record, empty, for the recovery's recount to
+        # count into (restock.py `_scanned_lot_on_record`): audited as the abandon's lot_on_record
+        "lot without any transaction (nor an abandoned line's empty lot on record)": (
+            "SELECT l.id FROM stock_lot l JOIN pocket p ON p.id = l.pocket_id WHERE NOT EXISTS"
+            " (SELECT 1 FROM stock_transaction t WHERE t.lot_id = l.id) AND NOT (l.qty = 0 AND"
+            " EXISTS (SELECT 1 FROM audit_entry a WHERE a.action = 'restock.abandoned'"
+            " AND json_extract(a.payload, '$.cabinet') = p.cabinet_id"
+            " AND json_extract(a.payload, '$.pocket') = p.code"
+            " AND json_extract(a.payload, '$.lot_on_record.gtin') = l.gtin"
+            " AND json_extract(a.payload, '$.lot_on_record.lot') = l.lot))"
         ),
         "transaction moving stock of no lot": (
             "SELECT id FROM stock_transaction WHERE lot_id IS NULL AND qty != 0"
