@@ -63,24 +63,69 @@ def serve(
     seed: Annotated[
         int, typer.Option("--seed", min=0, max=SEED_MAX, help="Seed of the virtual cabinet.")
     ] = 0,
+    fault: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--fault",
+            metavar="KIND:TARGET[@TIME]",
+            help="Break something (repeatable): e.g. lock_jammed:dio1:coil.0, "
+            "loadcell_drift:lc1:ch.0,rate_g_per_h=600, device_offline:lc2@30s, power_loss@1m. "
+            "TIME: seconds (or 2m, 1h) after the start; default at once. Kinds and targets: "
+            "docs/virtual-cabinet.md.",
+            show_default=False,
+        ),
+    ] = None,
+    control: Annotated[
+        Path | None,
+        typer.Option(
+            "--control",
+            metavar="PATH",
+            help="Unix socket for `adc sim fault` (inject and clear faults while it runs). "
+            "Default: adc-sim-UID.sock in $XDG_RUNTIME_DIR or the temporary directory.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Serve the virtual cabinet's buses until Ctrl-C or SIGTERM (then exit 0)."""
+    import os
     import signal
     import threading
 
     from adc.errors import BadInput
     from adc.profiles import load_profile, resolve_profile_path
-    from adc.sim.serve import CabinetServer, realtime_cabinet
+    from adc.sim.errors import SimInputError
+    from adc.sim.faults import parse_fault_spec
+    from adc.sim.serve import CabinetServer, FaultControl, default_control_path, realtime_cabinet
 
     tcp = _host_port(modbus_tcp) if modbus_tcp else None
+    specs = [parse_fault_spec(text) for text in fault or []]  # exit 2 naming a bad one
     loaded = load_profile(resolve_profile_path(profile))
     cabinet = realtime_cabinet(loaded, realtime_factor, seed)
+    for text, spec in zip(fault or [], specs, strict=True):
+        try:
+            cabinet.sim_check_fault(spec.kind, spec.target)
+        except SimInputError as err:
+            raise BadInput(f"fault {text!r}: {err.message}") from None
     server = CabinetServer(cabinet, tcp=tcp, pty=pty, line_timing=line_timing)
     try:
         served = server.start()
     except OSError as err:
         hint = "" if pty else " (serve serial buses on pseudo-terminals with --pty)"
         raise BadInput(f"cannot serve {loaded.name}: {err}{hint}") from None
+    path = control if control is not None else default_control_path()
+    controller = FaultControl(server, path)
+    try:
+        try:
+            controller.start()
+        except OSError as err:
+            if control is not None:
+                raise BadInput(f"--control {control}: {err}") from None
+            # The default one is taken by another serve: this one gets its own.
+            controller = FaultControl(server, path.with_name(f"{path.stem}-{os.getpid()}.sock"))
+            controller.start()
+    except BaseException:
+        server.close()
+        raise
     out = console()
     out.print(
         f"[bold]{loaded.name}[/]: virtual cabinet, seed {seed}, real-time factor {realtime_factor}"
@@ -88,6 +133,13 @@ def serve(
     for item in served:
         out.print(f"  bus {item.bus} ({item.transport}): {item.where}", highlight=False)
         out.print(f"    try: {item.hint(loaded)}", highlight=False, style="dim")
+    server.on_fault = lambda text: out.print(text, highlight=False)
+    for spec in specs:
+        done = server.inject(spec)
+        if spec.at_s:
+            out.print(f"fault scheduled: {done}", highlight=False)
+    where = "" if controller.path == default_control_path() else f" --serve {controller.path}"
+    out.print(f"faults: adc sim fault{where} inject|clear KIND:TARGET, or list", highlight=False)
     out.print("serving; Ctrl-C or SIGTERM stops", highlight=False)
     stop = threading.Event()
     previous = {
@@ -96,10 +148,61 @@ def serve(
     try:
         server.run_realtime(stop)
     finally:
+        controller.close()
         server.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     out.print("stopped", highlight=False)
+
+
+@app.command()
+def fault(
+    action: Annotated[
+        str, typer.Argument(metavar="inject|clear|list", help="What to do.", show_default=False)
+    ],
+    spec: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="[KIND:TARGET[@TIME]]",
+            help="The fault, as for `adc sim serve --fault` (TIME: from now).",
+            show_default=False,
+        ),
+    ] = None,
+    serve_path: Annotated[
+        Path | None,
+        typer.Option(
+            "--serve",
+            metavar="PATH",
+            help="The control socket of the running `adc sim serve` (default: the one it prints).",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Inject, clear or list the faults of a running `adc sim serve`."""
+    from adc.errors import BadInput, CheckFailed
+    from adc.sim.faults import parse_fault_spec
+    from adc.sim.serve import default_control_path, send_fault_command
+
+    if action not in ("inject", "clear", "list"):
+        raise BadInput(f"unknown action {action!r}: inject, clear or list")
+    if (action == "list") != (spec is None):
+        raise BadInput("list takes no fault" if spec else f"{action} needs KIND:TARGET")
+    if spec is not None:
+        parse_fault_spec(spec)  # a typo is exit 2 here, before anything is sent
+    path = serve_path if serve_path is not None else default_control_path()
+    try:
+        answer = send_fault_command(path, f"{action} {spec or ''}".strip())
+    except OSError as err:
+        raise CheckFailed(
+            f"no adc sim serve listens at {path} ({err.strerror or err}): start one, or give "
+            "the --serve PATH it printed"
+        ) from None
+    errors = [line.removeprefix("error: ") for line in answer if line.startswith("error: ")]
+    if errors:  # the served cabinet has no such target, or the command was malformed
+        raise BadInput("; ".join(errors))
+    out = console()
+    for line in answer:
+        out.print(line.removeprefix("ok: "), highlight=False)
 
 
 def _check_out_dir(out_dir: Path) -> None:

@@ -236,6 +236,11 @@ class VirtualCabinet:
         faults.remove(self._parts, fault_kind, where)
         self._faults.pop((fault_kind, where), None)
 
+    def sim_check_fault(self, kind: FaultKind | str, target: str | None = None) -> str | None:
+        """The canonical target this cabinet would give the fault, or SimInputError (nothing
+        changes: for checking a fault that is to be injected later)."""
+        return faults.resolve_target(self._parts, faults.parse_kind(kind), target)
+
     def active_faults(self) -> list[Fault]:
         """The faults in force now (a timed power loss drops out once power is back)."""
         if self._parts.power.on:

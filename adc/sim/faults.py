@@ -207,3 +207,92 @@ def power_on(parts: Parts) -> None:
     parts.power.on = True
     for channel in parts.channels.values():
         channel.power_cycled()
+
+
+# ---------------------------------------------------------------------------------- fault specs
+@dataclass(frozen=True)
+class FaultSpec:
+    """A fault as a person writes it on a command line: `KIND[:TARGET][@TIME][,PARAM=VALUE...]`.
+
+    TARGET is a point (`dio1:coil.0`, `lc1:ch.0`), a device or a bus name, none for `power_loss`;
+    TIME is when, in seconds after the start (`30`, `30s`, `2m`, `1h`; default: at once);
+    PARAM=VALUE are the kind's parameters (`rate_g_per_h=600`, `active=true`, ...)."""
+
+    kind: FaultKind
+    target: str | None
+    at_s: float | None
+    params: tuple[tuple[str, Any], ...] = ()
+
+    def __str__(self) -> str:
+        text = self.kind.value + (f":{self.target}" if self.target else "")
+        if self.at_s is not None:
+            text += f"@{self.at_s:g}s"
+        return text + "".join(f",{k}={v}" for k, v in self.params)
+
+
+_UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
+
+
+def parse_time(text: str, what: str) -> float:
+    """`30`, `30s`, `2m`, `1.5h` as seconds (>= 0), or SimInputError naming `what`."""
+    stripped = text.strip().lower()
+    number = stripped.rstrip("minsh")
+    unit = stripped[len(number) :]
+    try:
+        value = float(number) * _UNITS[unit]
+    except (ValueError, KeyError):
+        raise SimInputError(f"{what}: time {text!r} is not SECONDS (or 2m, 1h)") from None
+    if not 0 <= value < 10 * 365 * 86400 or value != value:
+        raise SimInputError(f"{what}: time {text!r} must be 0 or more")
+    return value
+
+
+def _param_value(kind: FaultKind, name: str, text: str, spec: str) -> Any:
+    if name == "active":
+        lowered = text.strip().lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+        raise SimInputError(f"fault {spec!r}: active={text!r} is not true or false")
+    try:
+        return float(text)
+    except ValueError:
+        raise SimInputError(f"fault {spec!r}: {name}={text!r} is not a number") from None
+
+
+def parse_fault_spec(text: str) -> FaultSpec:
+    """Parse `KIND[:TARGET][@TIME][,PARAM=VALUE...]` (the target is checked against a cabinet
+    later, by `VirtualCabinet.sim_check_fault`). One-line SimInputError naming what is wrong."""
+    head, *param_texts = text.strip().split(",")
+    where, at_sep, at_text = head.rpartition("@")
+    if not at_sep:
+        where, at_text = head, ""
+    kind_text, _, target = where.partition(":")
+    if not kind_text:
+        raise SimInputError(
+            f"fault {text!r}: wants KIND:TARGET[@TIME], e.g. lock_jammed:dio1:coil.0"
+        )
+    try:
+        kind = FaultKind(kind_text.strip().lower().replace("-", "_"))
+    except ValueError:
+        known = ", ".join(k.value for k in FaultKind)
+        raise SimInputError(
+            f"fault {text!r}: unknown kind {kind_text!r} (known: {known})"
+        ) from None
+    at_s = parse_time(at_text, f"fault {text!r}") if at_sep else None
+    params: dict[str, Any] = {}
+    for param in param_texts:
+        name, eq, value = param.partition("=")
+        name = name.strip()
+        if not eq or not name:
+            raise SimInputError(f"fault {text!r}: {param!r} is not PARAM=VALUE")
+        if name not in _PARAMS.get(kind, set()):
+            allowed = ", ".join(sorted(_PARAMS.get(kind, set()))) or "none"
+            raise SimInputError(f"fault {text!r}: {kind} takes no parameter {name!r} ({allowed})")
+        params[name] = _param_value(kind, name, value, text)
+    try:
+        _check_params(kind, params)
+    except SimInputError as err:
+        raise SimInputError(f"fault {text!r}: {err.message}") from None
+    return FaultSpec(kind, target.strip() or None, at_s, tuple(sorted(params.items())))

@@ -6,14 +6,24 @@ port the profile names (any pyserial URL). The cabinet runs in a `simpy.rt.Realt
 `run_realtime` steps it when each event is due and holds the emulators' lock only while it steps,
 so a request is served between events and always sees a consistent cabinet. A small ticker process
 keeps `env.now` moving between events, so time-based readings (settling, drift) follow the clock.
+
+Faults (`adc.sim.faults`) are given as `FaultSpec`s: at start (`--fault`), or while it runs through
+the control socket (`FaultControl`, a Unix socket with one line-based command per connection:
+`inject SPEC`, `clear SPEC`, `list`; the answer is `ok: ...` or `error: ...` lines), which is what
+`adc sim fault` talks to.
 """
 
 from __future__ import annotations
 
+import os
+import socket
+import socketserver
+import tempfile
 import threading
 import time
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import simpy
@@ -23,6 +33,8 @@ from adc.profiles.models import LockboardBus, ModbusRtuBus, ModbusTcpBus, Profil
 from adc.sim.cabinet import VirtualCabinet
 from adc.sim.emulator_lockboard import LockboardEmulator
 from adc.sim.emulator_modbus import ModbusRtuEmulator, ModbusTcpEmulator
+from adc.sim.errors import SimInputError
+from adc.sim.faults import FaultSpec, parse_fault_spec
 
 TICK_S = 0.02  # simulated seconds between ticks that keep env.now moving
 
@@ -66,6 +78,55 @@ class CabinetServer:
         self.line_timing = line_timing
         self.emulators: list[Any] = []
         self.served: list[Served] = []
+        self.on_fault: Callable[[str], None] = lambda _text: None  # told of each change
+
+    # ------------------------------------------------------------------------------------ faults
+    def inject(self, spec: FaultSpec) -> str:
+        """Inject a fault now or `spec.at_s` seconds (simulated) from now; SimInputError (nothing
+        changes) if the cabinet has no such target. Returns what was done, in a line."""
+        with self.lock:
+            target = self.cabinet.sim_check_fault(spec.kind, spec.target)
+            name = f"{spec.kind}" + (f" {target}" if target else "")
+            if spec.at_s:
+                self.cabinet.env.process(self._inject_later(spec, name))
+                return f"{name} in {spec.at_s:g} s"
+            self.cabinet.sim_inject_fault(spec.kind, spec.target, **dict(spec.params))
+        self.on_fault(f"fault injected: {name}")
+        return f"{name} injected"
+
+    def _inject_later(self, spec: FaultSpec, name: str) -> Generator[simpy.Event, Any, None]:
+        assert spec.at_s is not None
+        yield self.cabinet.env.timeout(spec.at_s)
+        self.cabinet.sim_inject_fault(spec.kind, spec.target, **dict(spec.params))  # under the lock
+        self.on_fault(f"fault injected: {name} (at {self.cabinet.env.now:.1f} s)")
+
+    def clear(self, spec: FaultSpec) -> str:
+        """Repair a fault (one that is not active is no error)."""
+        if spec.at_s is not None or spec.params:
+            raise SimInputError(f"clear {spec}: takes KIND:TARGET only (no @TIME, no parameters)")
+        with self.lock:
+            target = self.cabinet.sim_check_fault(spec.kind, spec.target)
+            name = f"{spec.kind}" + (f" {target}" if target else "")
+            active = any(
+                (f.kind, f.target) == (spec.kind, target) for f in self.cabinet.active_faults()
+            )
+            self.cabinet.sim_clear_fault(spec.kind, spec.target)
+        if not active:
+            return f"{name} was not active"
+        self.on_fault(f"fault cleared: {name}")
+        return f"{name} cleared"
+
+    def fault_lines(self) -> list[str]:
+        """The faults in force now, one line each."""
+        with self.lock:
+            active = self.cabinet.active_faults()
+            now = self.cabinet.env.now
+        lines = []
+        for fault in active:
+            params = "".join(f",{k}={v}" for k, v in fault.params)
+            where = f":{fault.target}" if fault.target else ""
+            lines.append(f"{fault.kind}{where}{params} (since {now - fault.since:.0f} s)")
+        return lines or ["no faults"]
 
     def start(self) -> list[Served]:
         """Start every bus's emulator; on failure, stop the ones started and re-raise."""
@@ -122,6 +183,101 @@ class CabinetServer:
         for emulator in reversed(self.emulators):
             emulator.close()
         self.emulators.clear()
+
+
+def default_control_path() -> Path:
+    """Where `adc sim serve` listens for `adc sim fault` unless told otherwise: one per user."""
+    base = os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()
+    return Path(base) / f"adc-sim-{os.getuid()}.sock"
+
+
+def _answers(path: Path) -> bool:
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.settimeout(1.0)
+        probe.connect(str(path))
+        return True
+    except (ConnectionRefusedError, FileNotFoundError):
+        return False  # a socket left behind by a serve that was killed
+    except OSError:
+        return True  # slow or busy: someone is there
+    finally:
+        probe.close()
+
+
+class _ControlServer(socketserver.ThreadingUnixStreamServer):
+    daemon_threads = True
+
+
+class FaultControl:
+    """The control socket of a running `adc sim serve`: one command line per connection.
+
+    `inject SPEC` / `clear SPEC` (SPEC as `adc.sim.faults.parse_fault_spec` reads it) and `list`;
+    the answer is one or more lines, each starting `ok: ` or, for a refused command, `error: `."""
+
+    def __init__(self, server: CabinetServer, path: Path) -> None:
+        self.server = server
+        self.path = path
+        self._socket: socketserver.UnixStreamServer | None = None
+        self._inode = -1
+
+    def start(self) -> Path:
+        """Listen at `path`; OSError if a live server already does (a stale socket is replaced)."""
+        if self.path.exists() or self.path.is_symlink():
+            if _answers(self.path):
+                raise OSError(f"control socket {self.path} is in use by another adc sim serve")
+            self.path.unlink()
+        control = self
+
+        class Handler(socketserver.StreamRequestHandler):
+            def handle(self) -> None:
+                line = self.rfile.readline(4096).decode("utf-8", "replace").strip()
+                for answer in control.command(line):
+                    self.wfile.write((answer + "\n").encode())
+
+        self._socket = _ControlServer(str(self.path), Handler)
+        os.chmod(self.path, 0o600)
+        self._inode = self.path.stat().st_ino
+        threading.Thread(target=self._socket.serve_forever, daemon=True).start()
+        return self.path
+
+    def command(self, line: str) -> list[str]:
+        verb, _, rest = line.partition(" ")
+        try:
+            if verb == "list" and not rest.strip():
+                return [f"ok: {text}" for text in self.server.fault_lines()]
+            if verb in ("inject", "clear") and rest.strip():
+                spec = parse_fault_spec(rest)
+                done = self.server.inject(spec) if verb == "inject" else self.server.clear(spec)
+                return [f"ok: {done}"]
+        except SimInputError as err:
+            return [f"error: {err.message}"]
+        return [f"error: {line[:80]!r}: wants inject KIND:TARGET[@TIME], clear KIND:TARGET or list"]
+
+    def close(self) -> None:
+        if self._socket is not None:
+            self._socket.shutdown()
+            self._socket.server_close()
+            self._socket = None
+            try:
+                if self.path.stat().st_ino == self._inode:  # still ours: not another serve's
+                    self.path.unlink()
+            except OSError:
+                pass
+
+
+def send_fault_command(path: Path, line: str, timeout_s: float = 5.0) -> list[str]:
+    """Send one command line to a serve's control socket; its answer lines. OSError if nobody
+    listens there."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
+        client.settimeout(timeout_s)
+        client.connect(str(path))
+        client.sendall(line.encode() + b"\n")
+        client.shutdown(socket.SHUT_WR)
+        data = b""
+        while chunk := client.recv(4096):
+            data += chunk
+    return data.decode("utf-8", "replace").splitlines()
 
 
 def _ticker(env: simpy.Environment) -> Generator[simpy.Event, None, None]:
