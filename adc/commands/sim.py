@@ -334,8 +334,9 @@ def run(
             title=f"{loaded.scenario.name}: {total_days:g} day(s), seed {result.world.seed}",
             title_justify="left",
         )
-        table.add_column("KPI", style="bold")
-        table.add_column("figure")
+        # KPI names are short and never cut; the figures wrap (a long word folds, no "…").
+        table.add_column("KPI", style="bold", no_wrap=True)
+        table.add_column("figure", overflow="fold")
         for what, figure in kpi_rows(kpis):
             table.add_row(what, figure)
         out = console()

@@ -6,6 +6,7 @@ the table layout is one function a test can render to text.
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 from adc.diag.results import Report, Verdict
@@ -20,22 +21,52 @@ STYLE = {Verdict.PASS: "green", Verdict.FAIL: "bold red", Verdict.NOT_EXERCISED:
 LABEL = {Verdict.PASS: "PASS", Verdict.FAIL: "FAIL", Verdict.NOT_EXERCISED: "NOT EXERCISED"}
 
 
-def report_table(report: Report) -> Any:
+# The controller's refusal of a lock that exposes controlled substances without a witness:
+# "needs a pharmacist witness: it exposes controlled substances (D3-P1: Morphine ..., C-II);
+# give --witness". Every lid's lock and switch row carries one; the table says it once.
+_WITNESS = re.compile(r"^(needs an? .+ witness): it exposes controlled substances \((.+)\); (.+)$")
+_ENTRY = re.compile(r"(\S+: .+?, C-[IVX0-9]+)(?:, |$)")  # "D3-P1: Morphine ..., C-II"
+SEE_BELOW = "no witness: see note"
+
+
+def witness_note(report: Report) -> str | None:
+    """The refusals for want of a witness, merged into one sentence (None if there are none, or
+    if one is worded otherwise: then each row keeps its own)."""
+    reasons = [c.reason for c in report.checks if "refused" in c.flags]
+    matches = [_WITNESS.match(reason) for reason in reasons]
+    if not reasons or not all(matches):
+        return None
+    heads = {m.group(1) for m in matches if m}
+    tails = {m.group(3) for m in matches if m}
+    if len(heads) != 1 or len(tails) != 1:
+        return None
+    exposed: list[str] = []
+    for m in matches:
+        assert m is not None
+        for entry in _ENTRY.findall(m.group(2)) or [m.group(2)]:
+            if entry not in exposed:
+                exposed.append(entry)
+    listed = "; ".join(exposed)
+    return f"{heads.pop()}: these locks expose controlled substances ({listed}); {tails.pop()}"
+
+
+def report_table(report: Report, *, merged: bool = False) -> Any:
     from rich.markup import escape
     from rich.table import Table
 
     table = Table(title=f"adc diag {report.command}: {escape(report.target)}", title_justify="left")
-    table.add_column("result", no_wrap=True)
+    table.add_column("result", min_width=13)  # "NOT EXERCISED" whole; flags may go below
     table.add_column("what")
     table.add_column("point", no_wrap=True)
     table.add_column("why")
     for check in report.checks:
         label = LABEL[check.verdict] + (f" ({', '.join(check.flags)})" if check.flags else "")
+        reason = SEE_BELOW if merged and "refused" in check.flags else check.reason
         table.add_row(
             f"[{STYLE[check.verdict]}]{escape(label)}[/]",
             escape(check.subject),
             escape(check.point or ""),
-            escape(check.reason),
+            escape(reason),
         )
     return table
 
@@ -43,8 +74,11 @@ def report_table(report: Report) -> Any:
 def print_report(console: Console, report: Report, recorded: str | None = None) -> None:
     from rich.markup import escape
 
+    note = witness_note(report)
     if report.checks:
-        console.print(report_table(report))
+        console.print(report_table(report, merged=note is not None))
+    if note:
+        console.print(f"  [yellow]{escape(note)}[/]", highlight=False)
     for note in report.notes:
         console.print(f"  {escape(note)}", highlight=False, style="dim")
     style = "green" if report.ok else "bold red"

@@ -59,6 +59,84 @@ def stock_outs(world: World) -> dict[str, dict[str, float]]:
     }
 
 
+COLD_CHAIN_C = (2.0, 8.0)  # the range a fridge must hold its stock in
+
+
+def cold_chain(world: World) -> dict[str, dict[str, float]]:
+    """Per fridge pocket (`CABINET/POCKET`): the lowest and highest temperature its probe reads
+    over the scenario's days and the hours outside 2-8 °C. The virtual fridge's temperature is the
+    profile's `[sim] fridge_temperature_c + fridge_drift_c_per_h × hours` (docs/virtual-cabinet.md),
+    a straight line, so its extremes are at the ends and the time outside is exact."""
+    low, high = COLD_CHAIN_C
+    start_h, end_h = world.t0 / 3600, world.horizon_s / 3600
+    out: dict[str, dict[str, float]] = {}
+    for cabinet, station in sorted(world.stations.items()):
+        sim = station.profile.sim
+        for _drawer, pocket in station.profile.pockets():
+            if not getattr(pocket, "temperature", None):
+                continue
+            at_start = sim.fridge_temperature_c + sim.fridge_drift_c_per_h * start_h
+            at_end = sim.fridge_temperature_c + sim.fridge_drift_c_per_h * end_h
+            span_h = end_h - start_h
+            if at_end == at_start:
+                outside_h = span_h if not low <= at_start <= high else 0.0
+            else:
+                # hours of [start, end] the line spends inside [low, high]
+                a, b = sorted(((low - at_start), (high - at_start)))
+                slope = (at_end - at_start) / span_h
+                t1, t2 = sorted((a / slope, b / slope))
+                inside_h = max(0.0, min(t2, span_h) - max(t1, 0.0))
+                outside_h = span_h - inside_h
+            out[f"{cabinet}/{pocket.id}"] = {
+                "min_c": round(min(at_start, at_end), 2),
+                "max_c": round(max(at_start, at_end), 2),
+                "hours_outside_2_8_c": round(outside_h, 2),
+            }
+    return out
+
+
+def by_cabinet(world: World, discrepancies_by_cabinet: dict[str, int]) -> dict[str, Any]:
+    """The headline figures of each cabinet of the run (the site-wide KPIs split by cabinet)."""
+    events: Counter[tuple[str, str]] = Counter()
+    units_refilled: Counter[str] = Counter()
+    for event in world.events:
+        cabinet = event.get("cabinet")
+        if cabinet is None:
+            continue
+        events[(cabinet, event["event"])] += 1
+        if event["event"] == "restock_line" and event.get("kind") == "refill":
+            units_refilled[cabinet] += int(event.get("units", 0))
+    out_of_stock: Counter[str] = Counter()
+    hours_out: Counter[str] = Counter()
+    for (cabinet, _pocket), series in world.levels.items():
+        for index, (t, on_hand) in enumerate(series):
+            if on_hand != 0:
+                continue
+            until = series[index + 1][0] if index + 1 < len(series) else world.horizon_s
+            start = max(t, world.t0)
+            if until > start:
+                hours_out[cabinet] += (until - start) / 3600
+            if t >= world.t0:
+                out_of_stock[cabinet] += 1
+    return {
+        cabinet: {
+            "pockets": len(station.pockets),
+            "removals": events[(cabinet, "removal")],
+            "removals_refused": events[(cabinet, "remove_refused")],
+            "stock_outs": out_of_stock[cabinet],
+            "hours_out": round(hours_out[cabinet], 2),
+            "refill_units": units_refilled[cabinet],
+            "discrepancies_opened": discrepancies_by_cabinet.get(cabinet, 0),
+            "faults_injected": sum(f.cabinet == cabinet for f in world.faults),
+            "faults_detected": sum(
+                f.cabinet == cabinet and f.detected_at is not None for f in world.faults
+            ),
+            "alarms": events[(cabinet, "alarm")],
+        }
+        for cabinet, station in sorted(world.stations.items())
+    }
+
+
 def compute_kpis(world: World) -> dict[str, Any]:
     ctl = world.ctl
     end = ctl.now()
@@ -68,7 +146,11 @@ def compute_kpis(world: World) -> dict[str, Any]:
         )
         discrepancies = session.execute(
             select(
-                Discrepancy.status, Discrepancy.deadline, Discrepancy.resolved_at, Pocket.kind
+                Discrepancy.status,
+                Discrepancy.deadline,
+                Discrepancy.resolved_at,
+                Pocket.kind,
+                Pocket.cabinet_id,
             ).join(Pocket, Pocket.id == Discrepancy.pocket_id)
         ).all()
         shortages = dict(
@@ -88,8 +170,10 @@ def compute_kpis(world: World) -> dict[str, Any]:
     opened: Counter[str] = Counter()
     resolved: Counter[str] = Counter()
     overdue: Counter[str] = Counter()
-    for status, deadline, resolved_at, kind in discrepancies:
+    opened_in: Counter[str] = Counter()
+    for status, deadline, resolved_at, kind, cabinet_id in discrepancies:
         opened[kind] += 1
+        opened_in[cabinet_id] += 1
         if status == DiscrepancyStatus.RESOLVED.value:
             resolved[kind] += 1
         if deadline is not None and (
@@ -185,6 +269,8 @@ def compute_kpis(world: World) -> dict[str, Any]:
             "alarms": int(counters.get("alarms", 0)),
             "recoveries": int(counters.get("recoveries", 0)),
         },
+        "by_cabinet": by_cabinet(world, dict(opened_in)),
+        "cold_chain": cold_chain(world),
         "audit": audit,
     }
     return kpis
@@ -217,8 +303,11 @@ def kpi_rows(kpis: dict[str, Any]) -> list[tuple[str, str]]:
             f"{kpis['stock_outs']['total']}, {kpis['stock_outs']['hours_out']} h out of stock",
         ),
     ]
-    for label, v in list(kpis["stock_outs"]["by_item"].items())[:8]:
-        rows.append((f"  {label}", f"{v['stock_outs']} out, {v['hours_out']} h"))
+    # Item names go in the figure column, where a narrow terminal wraps them at spaces; the KPI
+    # column holds only short names, so it never has to be cut.
+    for index, (label, v) in enumerate(list(kpis["stock_outs"]["by_item"].items())[:8]):
+        what = "  by item" if index == 0 else ""
+        rows.append((what, f"{label}: {v['stock_outs']} out, {v['hours_out']} h"))
     rows += [
         ("critical-low events", str(kpis["critical_low_events"])),
         (
@@ -253,6 +342,29 @@ def kpi_rows(kpis: dict[str, Any]) -> list[tuple[str, str]]:
             f"({_by_kind(faults['detected'])}); {faults['alarms']} alarms, "
             f"{faults['recoveries']} recoveries",
         ),
+    ]
+    per_cabinet = kpis.get("by_cabinet", {})
+    if len(per_cabinet) > 1:
+        for index, (cabinet, c) in enumerate(per_cabinet.items()):
+            rows.append(
+                (
+                    "by cabinet" if index == 0 else "",
+                    f"{cabinet}: {c['removals']} removals ({c['removals_refused']} refused), "
+                    f"{c['stock_outs']} stock-outs ({c['hours_out']} h), "
+                    f"{c['discrepancies_opened']} discrepancies, faults "
+                    f"{c['faults_detected']} of {c['faults_injected']} detected, "
+                    f"{c['alarms']} alarms",
+                )
+            )
+    for index, (pocket, f) in enumerate(kpis.get("cold_chain", {}).items()):
+        rows.append(
+            (
+                "cold chain" if index == 0 else "",
+                f"{pocket}: {f['min_c']}–{f['max_c']} °C, "
+                f"{f['hours_outside_2_8_c']} h outside 2–8 °C",
+            )
+        )
+    rows += [
         (
             "audit chain",
             f"verified, {kpis['audit']['entries']} entries"
