@@ -4,6 +4,7 @@
     └ per line: select(pocket, kind) or next_line()       IDLE → AWAITING_SCAN (refill, load)
                 scan(raw)                                  → READY_TO_UNLOCK, or NEEDS_CONFIRMATION
                 confirm_short_dated()                      NEEDS_CONFIRMATION → READY_TO_UNLOCK
+                reject_short_dated()                       NEEDS_CONFIRMATION → AWAITING_SCAN
                 unlock()                                   pulse drawer + pocket lock, light on → UNLOCKED
                 poll()  (repeat; the caller waits)         → OPEN → SETTLING → CLOSED
                 count(n)  where `line.count_due`           the count on access (OPEN to CLOSED)
@@ -347,6 +348,13 @@ class RestockSession:
         """The person accepts stock that expires within the policy's short-dated window."""
         self._expect(State.NEEDS_CONFIRMATION)
         self.state = State.READY_TO_UNLOCK
+
+    def reject_short_dated(self) -> None:
+        """The person declines the short-dated pack: its scan is dropped, another one is awaited."""
+        self._expect(State.NEEDS_CONFIRMATION)
+        line = self._line()
+        line.scan, line.verdict = None, None
+        self.state = State.AWAITING_SCAN
 
     # -------------------------------------------------------------------------------- hardware
     def unlock(self) -> None:
