@@ -37,3 +37,22 @@ def adc_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("ADC_HOME", str(home))
     monkeypatch.delenv("ADC_DATABASE_URL", raising=False)
     return home
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Skips summed up by reason, one line each (`-rs` would list every skipped test: 147 lines
+    of the same reason when PostgreSQL is not configured). `-rs` on the command line still lists
+    them one by one."""
+    from collections import Counter
+
+    skipped = terminalreporter.stats.get("skipped", [])
+    if not skipped or "s" in (terminalreporter.config.option.reportchars or ""):
+        return
+    reasons: Counter[str] = Counter()
+    for report in skipped:
+        longrepr = report.longrepr
+        reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+        reasons[reason.removeprefix("Skipped: ")] += 1
+    terminalreporter.section("skipped, by reason", sep="-")
+    for reason, count in reasons.most_common():
+        terminalreporter.line(f"{count:4d} × {reason}")

@@ -23,7 +23,7 @@ def _pyplot():  # type: ignore[no-untyped-def]
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise BadInput("--plot needs matplotlib: pip install 'adc[plots]'") from None
+        raise BadInput("--plot needs matplotlib: pip install 'adc[plot]'") from None
     return plt
 
 
@@ -71,7 +71,11 @@ def _stock(plt, world: World, path: Path, busiest: int) -> Path:  # type: ignore
         f"{world.loaded.scenario.name}: stock of the busiest pockets (dotted: critical low)"
     )
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    if ax.lines:
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    else:
+        ax.set_ylim(0, 1)
+        ax.text(end / 2, 0.5, "no stocked pockets", ha="center", va="center", color="grey")
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
@@ -85,6 +89,10 @@ def _discrepancies(plt, world: World, path: Path) -> Path:  # type: ignore[no-un
         xs = [0.0, *times, _days(world, world.horizon_s)]
         ys = [0, *range(1, len(times) + 1), len(times)]
         ax.step(xs, ys, where="post", label=f"{label} ({len(times)})")
+    total = sum(e["event"] == "discrepancy_opened" for e in world.events)
+    ax.set_xlim(0, _days(world, world.horizon_s))
+    ax.set_ylim(0, max(total, 1) * 1.05)  # a count: never below 0 (no events: 0..1, not ±0.04)
+    ax.yaxis.get_major_locator().set_params(integer=True)
     ax.set_xlabel("day")
     ax.set_ylabel("discrepancies (cumulative)")
     ax.set_title(f"{world.loaded.scenario.name}: discrepancies (resolution: {world.resolver_name})")
@@ -111,6 +119,10 @@ def _faults(plt, world: World, path: Path) -> Path:  # type: ignore[no-untyped-d
     ax.set_yticks(range(len(faults)))
     ax.set_yticklabels([f"{f.cabinet} {f.kind} {f.target or ''}" for f in faults], fontsize=7)
     ax.set_xlim(0, end)
+    if not faults:  # an empty chart says so, with no made-up axis
+        ax.set_ylim(-0.5, 0.5)
+        ax.set_yticks([])
+        ax.text(end / 2, 0, "no faults injected", ha="center", va="center", color="grey")
     ax.invert_yaxis()
     ax.set_xlabel("day")
     detected = sum(f.detected_at is not None for f in faults)
