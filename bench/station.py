@@ -22,15 +22,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from adc.commands.access import SystemClock  # noqa: E402
-from adc.controller import access_log, cabinets  # noqa: E402
-from adc.controller.context import Controller  # noqa: E402
-from adc.drivers.registry import open_backend  # noqa: E402
-from adc.drivers.station import StationDriver  # noqa: E402
-from adc.profiles import load_profile, resolve_profile_path  # noqa: E402
-from adc.sim.serve import CabinetServer, realtime_cabinet  # noqa: E402
-from adc.station.service import Station  # noqa: E402
-from tests.controller.site import CABINET, build_site, fast_pins  # noqa: E402
+from adc.commands.access import SystemClock
+from adc.controller import access_log, cabinets
+from adc.controller.context import Controller
+from adc.drivers.registry import open_backend
+from adc.drivers.station import StationDriver
+from adc.profiles import load_profile, resolve_profile_path
+from adc.sim.serve import CabinetServer, realtime_cabinet
+from adc.station.service import Station
+from tests.controller.site import CABINET, build_site, fast_pins
 
 
 def _ms(samples: list[float]) -> str:
