@@ -208,6 +208,9 @@ def _answers(path: Path) -> bool:
 class _ControlServer(socketserver.ThreadingUnixStreamServer):
     daemon_threads = True
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # never a traceback on the serve's terminal for one client's trouble
+
 
 class FaultControl:
     """The control socket of a running `adc sim serve`: one command line per connection.
@@ -231,9 +234,12 @@ class FaultControl:
 
         class Handler(socketserver.StreamRequestHandler):
             def handle(self) -> None:
-                line = self.rfile.readline(4096).decode("utf-8", "replace").strip()
-                for answer in control.command(line):
-                    self.wfile.write((answer + "\n").encode())
+                try:
+                    line = self.rfile.readline(4096).decode("utf-8", "replace").strip()
+                    answers = control.command(line)
+                    self.wfile.write("".join(a + "\n" for a in answers).encode())
+                except OSError:
+                    pass  # the client went away before the answer: what it asked is done
 
         self._socket = _ControlServer(str(self.path), Handler)
         os.chmod(self.path, 0o600)
@@ -252,6 +258,8 @@ class FaultControl:
                 return [f"ok: {done}"]
         except SimInputError as err:
             return [f"error: {err.message}"]
+        except Exception as err:  # the client hears of it; the server goes on
+            return [f"error: {type(err).__name__}: {err}"]
         return [f"error: {line[:80]!r}: wants inject KIND:TARGET[@TIME], clear KIND:TARGET or list"]
 
     def close(self) -> None:
