@@ -8,40 +8,191 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 
-from adc.commands import (
-    audit,
-    cabinets,
-    count,
-    db,
-    demo,
-    diag,
-    discrepancy,
-    items,
-    pockets,
-    profile,
-    recalls,
-    reports,
-    restock,
-    scan,
-    settings,
-    shortages,
-    sim,
-    users,
-    waste,
-)
-from adc.commands.common import FastHelpGroup
+from adc.commands.common import FastHelpGroup, plain_help
 from adc.errors import AdcError
+
+# Every command of `adc`, in the order `adc --help` lists them: name, "module:attribute" (a
+# command function, or a sub-group's `app`), and the line `adc --help` shows for it. Modules are
+# imported only when their command runs (or its help is asked for), so `adc --help` imports none
+# of them; tests/test_cli_basics.py checks each line against the command's own help.
+COMMANDS: list[tuple[str, str, str]] = [
+    (
+        "demo",
+        "adc.commands.demo:demo",
+        "The main job on a virtual cabinet: hardware, restock with refusals, recall, reports.",
+    ),
+    (
+        "init",
+        "adc.commands.db:init",
+        "Create the database, or upgrade it to this adc's schema (safe to run again).",
+    ),
+    (
+        "restock",
+        "adc.commands.restock:restock",
+        "Restock a cabinet: refill list, scan, load the unlocked pocket, close, record.",
+    ),
+    (
+        "scan",
+        "adc.commands.scan:scan",
+        "Parse a pack's barcode as a restock would, and look its GTIN up in the formulary.",
+    ),
+    (
+        "count",
+        "adc.commands.count:count",
+        "Cycle count: a blind count of each selected pocket; differences open discrepancies.",
+    ),
+    (
+        "waste",
+        "adc.commands.waste:waste",
+        "Record units wasted (a controlled substance needs a witness).",
+    ),
+    (
+        "return",
+        "adc.commands.waste:return_",
+        "Return units of a removal to the cabinet's return bin, or clear the bin out.",
+    ),
+    ("profile", "adc.commands.profile:app", "Validate, show and describe hardware profiles."),
+    ("user", "adc.commands.users:app", "Users, roles and PINs."),
+    ("item", "adc.commands.items:app", "The formulary: items, NDCs, GTINs."),
+    ("cabinet", "adc.commands.cabinets:app", "Cabinets and their drawers and pockets."),
+    (
+        "pocket",
+        "adc.commands.pockets:app",
+        "Pockets: assigned item, par, critical-low, max, stock.",
+    ),
+    (
+        "recall",
+        "adc.commands.recalls:app",
+        "Recalls: a product's lot (GTIN or NDC + lot), blocking every pocket that holds it.",
+    ),
+    (
+        "discrepancy",
+        "adc.commands.discrepancy:app",
+        "Count discrepancies: list them, resolve them with a witness.",
+    ),
+    (
+        "report",
+        "adc.commands.reports:app",
+        "Refill list, expiring stock, shortages, recalled stock, discrepancies, "
+        "controlled-substance activity.",
+    ),
+    (
+        "shortage",
+        "adc.commands.shortages:app",
+        "Shortage notifications: delivery and acknowledgement.",
+    ),
+    (
+        "settings",
+        "adc.commands.settings:app",
+        "Site policy values (and per-cabinet policy with --cabinet).",
+    ),
+    ("audit", "adc.commands.audit:app", "The audit trail."),
+    (
+        "sim",
+        "adc.commands.sim:app",
+        "Run the virtual cabinet: serve it on the wire, or run scenarios of simulated ward "
+        "activity.",
+    ),
+    (
+        "diag",
+        "adc.commands.diag:app",
+        "Service diagnostics: find buses and devices, cycle locks, check and calibrate sensors, "
+        "watch the cabinet, recover a failed drawer.",
+    ),
+    (
+        "station",
+        "adc.commands.station:app",
+        "The cabinet station: own the hardware, watch the cabinet, serve clients.",
+    ),
+]
+_WHERE = {name: where for name, where, _ in COMMANDS}
+_LISTED = {name: line for name, _, line in COMMANDS}
+
+
+def load_command(name: str) -> Any:
+    """The click command of one `adc` command, built from its module (imported now)."""
+    import importlib
+
+    module, _, attr = _WHERE[name].partition(":")
+    target = getattr(importlib.import_module(module), attr)
+    if isinstance(target, typer.Typer):
+        command = typer.main.get_group(target)
+    else:
+        single = typer.Typer()
+        single.command(name)(target)
+        command = typer.main.get_command(single)
+    command.name = name
+    return plain_help(command)
+
+
+class _LazyCommands(dict):  # type: ignore[type-arg]
+    """`adc`'s sub-commands by name, each built the first time it is looked up by value."""
+
+    def __init__(self) -> None:
+        super().__init__((name, None) for name in _WHERE)
+
+    def __getitem__(self, name: str) -> Any:
+        command = super().__getitem__(name)
+        if command is None:
+            command = load_command(name)
+            super().__setitem__(name, command)
+        return command
+
+    def get(self, name: str, default: Any = None) -> Any:  # type: ignore[override]
+        if name not in self:
+            return default
+        return self[name]
+
+    def values(self) -> Any:  # type: ignore[override]
+        return [self[name] for name in self]
+
+    def items(self) -> Any:  # type: ignore[override]
+        return [(name, self[name]) for name in self]
+
+    def loaded(self, name: str) -> Any:
+        return super().get(name)
 
 
 class _AdcGroup(FastHelpGroup):
     """Every failure a person can cause ends here as one line on stderr and its exit code, never a
     traceback: an `AdcError` from below; a usage error of the command line (typer would draw a
     boxed panel); a known database condition (locked, read-only: `adc.controller.db.known_failure`).
+
+    Its sub-commands are loaded lazily (`COMMANDS`): listing them (`adc --help`, completion of a
+    command name) shows each one's line without importing its module; running one, or its help,
+    imports just that module.
     """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.commands = _LazyCommands()
+        self._resolving = False
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return list(_WHERE)
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        if cmd_name not in _WHERE:
+            return None
+        if self._resolving:
+            return self.commands[cmd_name]
+        loaded = self.commands.loaded(cmd_name)
+        if loaded is not None:
+            return loaded
+        from typer.core import TyperCommand
+
+        return TyperCommand(cmd_name, help=_LISTED[cmd_name])  # its line in a listing
+
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        self._resolving = True
+        try:
+            return super().resolve_command(ctx, args)
+        finally:
+            self._resolving = False
 
     def make_context(
         self, info_name: str | None, args: list[str], parent: Any = None, **extra: Any
@@ -157,35 +308,33 @@ def _print_line(label: str, message: str) -> None:
     err_console().print(f"[bold red]{label}:[/] {escape(message)}", highlight=False, soft_wrap=True)
 
 
+def _version(value: bool) -> None:
+    if value:
+        from adc import __version__
+
+        print(f"adc {__version__}")
+        raise typer.Exit()
+
+
 app = typer.Typer(
     cls=_AdcGroup,
     name="adc",
     help="Run a hospital automated dispensing cabinet: restock, counts, scenarios, diagnostics.",
     no_args_is_help=True,
-    add_completion=False,
     pretty_exceptions_show_locals=False,
 )
 
-app.command("demo")(demo.demo)
-app.add_typer(profile.app, name="profile")
-app.command("init")(db.init)
-app.add_typer(users.app, name="user")
-app.add_typer(items.app, name="item")
-app.add_typer(cabinets.app, name="cabinet")
-app.add_typer(pockets.app, name="pocket")
-app.command("restock")(restock.restock)
-app.add_typer(recalls.app, name="recall")
-app.command("scan")(scan.scan)
-app.command("count")(count.count)
-app.add_typer(discrepancy.app, name="discrepancy")
-app.command("waste")(waste.waste)
-app.command("return")(waste.return_)
-app.add_typer(reports.app, name="report")
-app.add_typer(shortages.app, name="shortage")
-app.add_typer(settings.app, name="settings")
-app.add_typer(audit.app, name="audit")
-app.add_typer(sim.app, name="sim")
-app.add_typer(diag.app, name="diag")
+
+@app.callback()
+def _adc(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", is_eager=True, callback=_version, help="Show adc's version and exit."
+        ),
+    ] = False,
+) -> None:
+    pass
 
 
 def main() -> None:
@@ -193,7 +342,7 @@ def main() -> None:
     from adc.session.interrupts import terminate_as_interrupt
 
     terminate_as_interrupt()  # `kill PID` and a closed terminal clean up as Ctrl-C does
-    app()
+    app(prog_name="adc")  # `python -m adc` too: its usage lines, its completion variable
 
 
 if __name__ == "__main__":

@@ -17,6 +17,14 @@ app = command_group("Cabinets and their drawers and pockets.")
 def add(
     profile: Annotated[str, typer.Option(help="Hardware profile: a path or a shipped name.")],
     cabinet_id: Annotated[str, typer.Option("--id", help="The cabinet's id, e.g. ICU-3.")],
+    simulated: Annotated[
+        bool,
+        typer.Option(
+            "--simulated",
+            help="A virtual cabinet for practice or tests: the only kind whose master data "
+            "(calibration) a simulated backend (sim:) may write.",
+        ),
+    ] = False,
     user: UserOption = None,
     db: DbOption = None,
 ) -> None:
@@ -25,9 +33,10 @@ def add(
     from adc.controller import cabinets
 
     ctl = open_controller(db)
-    view = cabinets.add_cabinet(ctl, login(ctl, user), cabinet_id, profile)
+    view = cabinets.add_cabinet(ctl, login(ctl, user), cabinet_id, profile, simulated=simulated)
+    kind = ", simulated" if view.simulated else ""
     console().print(
-        f"cabinet {view.id} ({view.profile}): {view.drawers} drawers, {view.pockets} pockets",
+        f"cabinet {view.id} ({view.profile}{kind}): {view.drawers} drawers, {view.pockets} pockets",
         highlight=False,
     )
 
@@ -42,7 +51,10 @@ def list_(db: DbOption = None, as_json: JsonOption = False) -> None:
     if as_json:
         print_json([asdict(v) for v in views])
         return
+    if not views:
+        console().print("no cabinets registered (adc cabinet add)", highlight=False)
     for v in views:
+        kind = " (simulated)" if v.simulated else ""
         console().print(
-            f"{v.id}: {v.profile}, {v.drawers} drawers, {v.pockets} pockets", highlight=False
+            f"{v.id}{kind}: {v.profile}, {v.drawers} drawers, {v.pockets} pockets", highlight=False
         )

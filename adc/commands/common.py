@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -24,18 +24,78 @@ if TYPE_CHECKING:
 DB_ENV = "ADC_DATABASE_URL"
 
 
+class _PlainOption(TyperOption):
+    """An option as it reads in help: a flag takes no value, so it shows no `<bool>` type."""
+
+    def display_type_rich(self, ctx: Any) -> str | None:
+        if self.is_flag or self.count:
+            return None
+        return super().display_type_rich(ctx)
+
+
+class _PlainArgument(TyperArgument):
+    """An argument as it reads in a usage line: `SCENARIO`, `[NAME]` (typer 0.29 writes
+    `{scenario}` for a required one)."""
+
+    def _usage_display_name(self) -> str:
+        name = self.metavar if self.metavar is not None else (self.name or "").upper()
+        if not self.required:
+            name = f"[{name}]"
+        return name + ("..." if self.nargs != 1 else "")
+
+
+def _plain(param: Any) -> Any:
+    if type(param) is TyperOption:
+        param.__class__ = _PlainOption
+    elif type(param) is TyperArgument:
+        param.__class__ = _PlainArgument
+    return param
+
+
+class _PlainCommand(TyperCommand):
+    def get_help_option(self, ctx: Any) -> Any:
+        option = super().get_help_option(ctx)
+        return _plain(option) if option is not None else None
+
+
+def plain_help(command: Any) -> Any:
+    """A command (or group) whose help reads plainly (`_PlainOption`, `_PlainArgument`)."""
+    for param in command.params:
+        _plain(param)
+    if type(command) is TyperCommand:
+        command.__class__ = _PlainCommand
+    return command
+
+
 class FastHelpGroup(TyperGroup):
-    """A typer group whose `--help` flag defaults to False instead of None.
+    """A typer group whose `--help` flag defaults to False instead of None, and whose help reads
+    plainly (`plain_help`: no `<bool>` after a flag, `SCENARIO` in a usage line).
 
     typer 0.29 coerces a None flag value through a pydantic TypeAdapter, which imports pydantic
     (~60 ms) on every sub-command call, `--help` included; a bool default skips that path.
     """
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        plain_help(self)
+
     def get_help_option(self, ctx: Any) -> Any:
         option = super().get_help_option(ctx)
         if option is not None and option.default is None:
             option.default = False
-        return option
+        return _plain(option) if option is not None else None
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        params = super().get_params(ctx)
+        for param in params:  # typer's completion options: flags defaulting to None, as --help
+            if isinstance(param, TyperOption) and param.is_flag and param.default is None:
+                param.default = False
+            _plain(param)
+        return params
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        command = super().get_command(ctx, cmd_name)
+        return plain_help(command) if command is not None else None
 
 
 def command_group(help: str) -> typer.Typer:
@@ -118,6 +178,17 @@ def require_text(value: str, option: str, *, max_len: int = TEXT_MAX) -> str:
 def _short(text: str, limit: int = 40) -> str:
     """A value as it may be echoed in an error line: at most `limit` characters."""
     return text if len(text) <= limit else text[:limit] + f"… ({len(text)} characters)"
+
+
+SIMULATED_BACKENDS = {"sim"}  # backend URI schemes whose cabinet is a simulation, not hardware
+
+
+def is_simulated(uri: str | None) -> bool:
+    """Whether a `--backend` URI names a simulated cabinet: what it measures is the model's own
+    value, which the controller writes to no real cabinet's master data
+    (`controller.cabinets.check_measurement_source`)."""
+    scheme, _, _ = (uri or "").partition(":")
+    return scheme in SIMULATED_BACKENDS
 
 
 def user_data_dir() -> Path:

@@ -329,7 +329,7 @@ def _site(ctl: Controller, url: str, kept: bool) -> dict[str, Actor]:
         people[name] = users.authenticate(ctl, name, DEMO_PIN)
     with as_file(files("adc") / "data" / "formulary-demo.csv") as csv_path:
         imported = formulary.import_items(ctl, people["pharm"], csv_path)
-    view = cabinets.add_cabinet(ctl, people["svc"], CABINET, CABINET_PROFILE)
+    view = cabinets.add_cabinet(ctl, people["svc"], CABINET, CABINET_PROFILE, simulated=True)
     for pocket, gtin, par, critical_low, max_qty in ASSIGNMENTS:
         cabinets.assign_pocket(
             ctl,

@@ -23,6 +23,7 @@ from adc.commands.common import (
     JsonOption,
     command_group,
     console,
+    is_simulated,
     parse_count,
     print_json,
     require_text,
@@ -523,7 +524,7 @@ def calibrate(
     The pocket is emptied for the tare; with --known-count that many units are weighed. The
     zero/tare is written to the module, the unit weight to the database; both are recorded.
     """
-    from adc.controller.maintenance import set_unit_weight
+    from adc.controller.maintenance import check_calibration_source, set_unit_weight
     from adc.diag.calibrate import Settings
     from adc.diag.calibrate import calibrate as run
     from adc.diag.sensors import Target
@@ -531,6 +532,8 @@ def calibrate(
 
     recorder = _recorder(db, cabinet, user, witness, required=True)
     assert recorder is not None
+    simulated = is_simulated(backend)
+    check_calibration_source(recorder.ctl, recorder.cabinet, from_simulator=simulated)
     settings = Settings(command=LoadcellCommand.ZERO if zero else LoadcellCommand.TARE, save=save)
     with _opened(recorder, backend, profile, timeout_ms, person, person_timeout) as bench:
         target = Target(pocket, "weight", "")
@@ -554,6 +557,7 @@ def calibrate(
             float(unit),
             details={"known_count": known_count},
             witness=recorder.witness,
+            from_simulator=simulated,
         )
         was = f"{before:g} g" if before is not None else "unknown"
         report.notes.append(

@@ -29,6 +29,10 @@ app = command_group("Count discrepancies: list them, resolve them with a witness
 def discrepancy_table(rows: list, title: str) -> None:  # type: ignore[type-arg]
     from rich.table import Table
 
+    if not rows:
+        console().print("no discrepancies", highlight=False)
+        return
+
     table = Table(
         "id",
         "",

@@ -32,12 +32,21 @@ class CabinetView:
     profile: str
     drawers: int
     pockets: int
+    simulated: bool = False
 
 
 def add_cabinet(
-    ctl: Controller, actor: Actor, cabinet_id: str, profile_path: str | Path
+    ctl: Controller,
+    actor: Actor,
+    cabinet_id: str,
+    profile_path: str | Path,
+    *,
+    simulated: bool = False,
 ) -> CabinetView:
-    """Register a cabinet, its drawers and pockets from a hardware profile (path or shipped name)."""
+    """Register a cabinet, its drawers and pockets from a hardware profile (path or shipped name).
+
+    `simulated`: a virtual cabinet (demo, scenarios, practice), whose master data a simulated
+    backend may write (`check_measurement_source`)."""
     from adc.profiles import load_profile, resolve_profile_path
 
     if not CABINET_ID.match(cabinet_id):
@@ -57,6 +66,7 @@ def add_cabinet(
                 profile_path=str(path),
                 description=profile.description,
                 created_at=tx.now,
+                simulated=simulated,
             )
         )
         position = 0
@@ -99,9 +109,10 @@ def add_cabinet(
                 "path": str(path),
                 "drawers": len(profile.layout.drawers),
                 "pockets": position,
+                **({"simulated": True} if simulated else {}),
             },
         )
-    return CabinetView(cabinet_id, profile.name, len(profile.layout.drawers), position)
+    return CabinetView(cabinet_id, profile.name, len(profile.layout.drawers), position, simulated)
 
 
 def list_cabinets(ctl: Controller) -> list[CabinetView]:
@@ -111,7 +122,9 @@ def list_cabinets(ctl: Controller) -> list[CabinetView]:
         for cab in cabinets:
             drawers = session.execute(select(Drawer.id).where(Drawer.cabinet_id == cab.id)).all()
             pockets = session.execute(select(Pocket.id).where(Pocket.cabinet_id == cab.id)).all()
-            views.append(CabinetView(cab.id, cab.profile_name, len(drawers), len(pockets)))
+            views.append(
+                CabinetView(cab.id, cab.profile_name, len(drawers), len(pockets), cab.simulated)
+            )
         return views
 
 
@@ -120,6 +133,20 @@ def get_cabinet(session: Any, cabinet_id: str) -> Cabinet:
     if cabinet is None:
         raise no_such_cabinet(cabinet_id)
     return cabinet
+
+
+def check_measurement_source(cabinet: Cabinet, *, from_simulator: bool, what: str) -> None:
+    """The one rule for master data measured through a backend (a unit weight, ...): what a
+    simulated backend measures is the virtual cabinet's own default, not the cabinet's, so it may
+    be written only to a cabinet registered as simulated. `what` names the write, e.g. "the unit
+    weight of D1-P1's item"."""
+    if from_simulator and not cabinet.simulated:
+        raise Refused(
+            f"cabinet {cabinet.id} is not a simulated cabinet: {what} measured on a simulated "
+            "backend (sim:) would overwrite its master data with the virtual cabinet's; measure "
+            "it on the cabinet's own hardware (or register a cabinet with `adc cabinet add "
+            "--simulated` to practise)"
+        )
 
 
 def no_such_cabinet(cabinet_id: str) -> BadInput:

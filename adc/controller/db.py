@@ -113,6 +113,18 @@ def _index_recall_lot_key(conn: Connection) -> None:
     index_recall_lot_key(conn)
 
 
+def _add_cabinet_simulated(conn: Connection) -> None:
+    """A cabinet registered as simulated: a simulated backend may write its master data (the unit
+    weight a calibration measures), never a real cabinet's. A new database has the column from
+    the model already (version 1 creates the current tables)."""
+    if "simulated" in {c["name"] for c in inspect(conn).get_columns("cabinet")}:
+        return
+    default = "0" if conn.dialect.name == "sqlite" else "false"
+    conn.exec_driver_sql(
+        f"ALTER TABLE cabinet ADD COLUMN simulated BOOLEAN NOT NULL DEFAULT {default}"
+    )
+
+
 @dataclass(frozen=True)
 class Migration:
     version: int
@@ -141,6 +153,11 @@ MIGRATIONS: list[Migration] = [
         4,
         "index recall lots by key (case and spaces ignored): the recall check on the hot path",
         _index_recall_lot_key,
+    ),
+    Migration(
+        5,
+        "cabinet.simulated: only a simulated cabinet's master data may come from a simulated backend",
+        _add_cabinet_simulated,
     ),
 ]
 

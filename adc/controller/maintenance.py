@@ -32,7 +32,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlmodel import Session
 
-from adc.controller.cabinets import get_cabinet, no_such_cabinet
+from adc.controller.cabinets import check_measurement_source, get_cabinet, no_such_cabinet
 from adc.controller.context import Actor, Controller, Tx
 from adc.controller.models import (
     Drawer,
@@ -386,6 +386,15 @@ def record_run(
         return event.id or 0
 
 
+def check_calibration_source(ctl: Controller, cabinet_id: str, *, from_simulator: bool) -> None:
+    """Before a calibration runs: refused on a simulated backend unless the cabinet is a simulated
+    one (its tare and unit weight would be the virtual cabinet's; `set_unit_weight` checks again)."""
+    with ctl.read() as session:
+        check_measurement_source(
+            get_cabinet(session, cabinet_id), from_simulator=from_simulator, what="a calibration"
+        )
+
+
 def set_unit_weight(
     ctl: Controller,
     actor: Actor,
@@ -395,13 +404,20 @@ def set_unit_weight(
     *,
     details: dict[str, Any] | None = None,
     witness: Actor | None = None,
+    from_simulator: bool = False,
 ) -> tuple[str, float | None]:
     """A calibration's measured unit weight, written to the pocket's item; recorded. Returns the
-    item's label and its previous unit weight."""
+    item's label and its previous unit weight. `from_simulator`: measured on a simulated backend,
+    refused unless the cabinet is a simulated one (`cabinets.check_measurement_source`)."""
     if not 0 < unit_weight_g < 10_000:
         raise BadInput(f"a unit weight of {unit_weight_g} g is not plausible")
     with ctl.write(actor, Action.MAINTENANCE) as tx:
-        get_cabinet(tx.session, cabinet_id)
+        cabinet = get_cabinet(tx.session, cabinet_id)
+        check_measurement_source(
+            cabinet,
+            from_simulator=from_simulator,
+            what=f"the unit weight of {pocket_code}'s item",
+        )
         witness_user = _witness_user(tx.session, actor, witness)
         pocket = find_pocket(tx.session, cabinet_id, pocket_code)
         item = tx.session.get(Item, pocket.item_id) if pocket.item_id else None

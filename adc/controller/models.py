@@ -110,6 +110,9 @@ class Cabinet(SQLModel, table=True):
     profile_path: str
     description: str = ""
     created_at: datetime = Field(sa_type=UtcDateTime)
+    # a virtual cabinet (demo, scenarios, practice): the only kind whose master data a simulated
+    # backend may write (cabinets.check_measurement_source)
+    simulated: bool = Field(default=False, sa_column_kwargs={"server_default": "0"})
 
 
 class Drawer(SQLModel, table=True):

@@ -39,7 +39,7 @@ def test_a_database_from_before_step_4_upgrades_and_its_recalls_match_by_key(
     site.ctl.db.close()
     monkeypatch.undo()
     db = open_database(db_url, create=True)
-    assert init_database(db, START).applied == [4]
+    assert init_database(db, START).applied == list(range(4, dbmod.current_version() + 1))
     with db.read() as session:
         found = session.execute(
             text("SELECT name FROM sqlite_master WHERE name = 'ix_recall_lot_key'")

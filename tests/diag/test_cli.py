@@ -280,6 +280,9 @@ def test_calibrate_writes_the_unit_weight(site: Site, env: dict[str, str]) -> No
     stock(
         site, "D1-P1", ACETAMINOPHEN, 10
     )  # the formulary says 0.55 g; the virtual packs weigh 2 g
+    from tests.diag.test_calibrate_master_data import mark_simulated
+
+    mark_simulated(site)  # only a simulated cabinet takes a sim: backend's unit weight
     result = adc(
         env,
         "calibrate",

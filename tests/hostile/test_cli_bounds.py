@@ -100,7 +100,7 @@ def test_sim_run_days_are_bounded(site_env: dict[str, str]) -> None:
 
 def test_a_usage_error_is_one_line_with_where_to_find_help() -> None:
     result = run_adc("restock", "--foo")
-    assert one_line(result, 2) == "error: no such option: --foo (python -m adc restock --help)\n"
+    assert one_line(result, 2) == "error: no such option: --foo (adc restock --help)\n"
     one_line(run_adc("restock"), 2, "missing option '--cabinet'")
     one_line(run_adc("frobnicate"), 2, "no such command 'frobnicate'")
     one_line(run_adc("waste", "-c", "W1", "--qty", "0", "--reason", "x"), 2, "--qty", "at least 1")

@@ -108,7 +108,7 @@ def build_world(
         formulary.import_items(ctl, world.pharmacists[0], loaded.formulary_path)
         for cab_id, spec_index in scenario.cabinet_ids():
             path, profile = loaded.profiles[spec_index]
-            cabinets.add_cabinet(ctl, world.actors["service"], cab_id, path)
+            cabinets.add_cabinet(ctl, world.actors["service"], cab_id, path, simulated=True)
             world.stations[cab_id] = _station(world, cab_id, spec_index, path, profile, wire)
         for station in world.stations.values():
             station.nurses = [
