@@ -90,9 +90,14 @@ def show_rows(
     title: str,
     columns: Sequence[str],
     cells: Callable[[Any], Sequence[str]],
+    empty: str = "",
 ) -> None:
-    """`rows` as JSON or CSV if asked, else as a rich table: `columns`, then `cells(row)` a row."""
+    """`rows` as JSON or CSV if asked, else as a rich table: `columns`, then `cells(row)` a row;
+    no rows: the line `empty` (else "no " + title) instead of an empty table."""
     if emit_rows(rows, row_type, as_json=as_json, as_csv=as_csv):
+        return
+    if not rows:
+        console().print(empty or f"no {title}", highlight=False)
         return
     from rich.table import Table
 
@@ -168,6 +173,8 @@ def refill(
         flag = "CRITICAL" if line.critical else ""
         if line.blocked:
             flag = f"{flag} pull {line.blocked} first".strip()
+        if line.out_of_service:
+            flag = f"{flag} · cannot serve: {line.out_of_service}".strip(" ·")
         on_hand, par, need = str(line.on_hand), str(line.par), str(line.need)
         return [line.cabinet, line.pocket, line.item, on_hand, par, need, flag]
 
@@ -179,6 +186,7 @@ def refill(
         title="refill list",
         columns=("cabinet", "pocket", "item", "on hand", "par", "need", ""),
         cells=cells,
+        empty="no pockets below par: nothing to refill",
     )
 
 
@@ -198,14 +206,16 @@ def expiring(
         note = "EXPIRED: pull" if lot.expired else f"{lot.days_left} d"
         return [lot.expiry, lot.cabinet, lot.pocket, lot.item, lot.lot, str(lot.qty), note]
 
+    days = parse_days(within)
     show_rows(
-        expiring_lots(report_controller(db, cabinet), parse_days(within), cabinet),
+        expiring_lots(report_controller(db, cabinet), days, cabinet),
         ExpiringLot,
         as_json=as_json,
         as_csv=as_csv,
         title=f"expiring within {within}",
         columns=("expiry", "cabinet", "pocket", "item", "lot", "qty", ""),
         cells=cells,
+        empty=f"no lots expiring within {days} days",
     )
 
 

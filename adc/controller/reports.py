@@ -37,6 +37,9 @@ class RefillLine:
     need: int
     critical: bool
     blocked: str | None  # "expired", "recalled": pull before refilling
+    # why the line cannot be served now and what to do, e.g. "drawer D6 out of service (...):
+    # recover it (adc diag recover --drawer D6)"; None when it can be
+    out_of_service: str | None = None
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -76,6 +79,7 @@ def refill_list(ctl: Controller, cabinet: str | None = None) -> list[RefillLine]
         query = query.where(Pocket.cabinet_id == cabinet)
     with ctl.read() as session:
         rows = session.execute(query).all()
+    failed = _out_of_service(ctl, {r[0] for r in rows})
     return [
         RefillLine(
             cabinet=r[0],
@@ -93,9 +97,29 @@ def refill_list(ctl: Controller, cabinet: str | None = None) -> list[RefillLine]
             need=r[11] - r[10],
             critical=bool(r[14]),
             blocked="recalled" if r[16] else "expired" if r[15] else None,
+            out_of_service=failed.get((r[0], r[1])),
         )
         for r in rows
     ]
+
+
+def _out_of_service(ctl: Controller, cabinets: set[str]) -> dict[tuple[str, str], str]:
+    """(cabinet, drawer) → why its lines cannot be served and what to do, for every drawer out
+    of service in these cabinets."""
+    from adc.controller.maintenance import out_of_service
+
+    out: dict[tuple[str, str], str] = {}
+    for cabinet in sorted(cabinets):
+        for drawer, failures in out_of_service(ctl, cabinet).items():
+            last = failures[-1]
+            what = f"pocket {last.pocket} " if last.pocket else ""
+            what += f"{last.kind} at {last.at:%Y-%m-%d %H:%M} UTC"
+            what += f": {last.detail}" if last.detail else ""
+            out[(cabinet, drawer)] = (
+                f"drawer {drawer} out of service ({what}); "
+                f"recover it: adc diag recover --drawer {drawer}"
+            )
+    return out
 
 
 @dataclass(frozen=True)

@@ -70,6 +70,7 @@ class BoardRow:
     need: int
     critical: bool
     blocked: str | None
+    out_of_service: str | None = None  # why it cannot be served now, and what to do
     status: str = "to do"  # to do · current · done · skipped · left · flagged
     result: str = ""
     count: str = "none"  # the count on access due: none · verify · blind
@@ -178,6 +179,7 @@ class Runner:
                     entry.critical,
                     entry.blocked,
                 )
+                row.out_of_service = entry.out_of_service
 
     def progress(self) -> tuple[int, int]:
         """(lines done or marked out of stock, lines on the board); a flagged line is not done."""
@@ -671,10 +673,23 @@ class Runner:
             "skipped": [{"pocket": p, "reason": r} for p, r in s.skipped],
             "left": [{"pocket": p, "reason": r} for p, r in self.left],
             "flagged": [f["pocket"] for f in self.flagged],
+            "not_served": self.not_served(),
             "lines": [row.as_json() for row in self.board],
         }
         self._event("summary", **summary)
         return summary
+
+    def not_served(self) -> list[dict[str, str]]:
+        """Lines still to do that the round could not offer, and why (a drawer out of service,
+        stock to pull first)."""
+        return [
+            {
+                "pocket": row.pocket,
+                "reason": row.out_of_service or f"pull {row.blocked} stock first",
+            }
+            for row in self.board
+            if row.status == "to do" and (row.out_of_service or row.blocked)
+        ]
 
     # --------------------------------------------------------------------------------- helpers
     def report(self, kind: str, pocket: str | None, reason: str, /, **extra: Any) -> None:
@@ -700,4 +715,5 @@ def _row(entry: RefillLine) -> BoardRow:
         entry.need,
         entry.critical,
         entry.blocked,
+        entry.out_of_service,
     )

@@ -103,5 +103,7 @@ def describe(event: Event) -> str | None:
             parts.append(f"{len(d['left'])} left")
         if d["flagged"]:
             parts.append(f"[red]{len(d['flagged'])} flagged for recount[/]")
+        if d.get("not_served"):
+            parts.append(f"[yellow]{len(d['not_served'])} not served[/]")
         return "[bold]session ended:[/] " + ", ".join(parts)
     return None
