@@ -147,7 +147,7 @@ class Screen:
                 escape(row.item),
                 "[dim]blind[/]" if hidden else str(row.on_hand),
                 str(row.par),
-                "[dim]—[/]" if hidden else str(row.need),
+                "[dim]—[/]" if hidden else str(_need(row)),
                 status,
                 style=style,
             )
@@ -205,6 +205,20 @@ class Screen:
         return Panel(body, title=title, title_align="left", border_style="cyan", expand=False)
 
 
+def end_of_round(not_served: list[dict[str, str]]) -> str:
+    """`Refill list done.` only when every line was offered; else which were not, and why."""
+    if not not_served:
+        return "[bold green]Refill list done.[/]"
+    lines = "".join(f"\n  {escape(d['pocket'])}: {escape(d['reason'])}" for d in not_served)
+    return f"[bold yellow]Refill round over, {len(not_served)} line(s) not served:[/]{lines}"
+
+
+def _need(row: BoardRow) -> int:
+    """What the line still needs: once it is done, what par wants beyond the new on-hand (0 when
+    it was filled), not what it needed before."""
+    return max(row.par - row.on_hand, 0) if row.status == "done" else row.need
+
+
 def _status(row: BoardRow) -> tuple[str, str, str]:
     if row.status == "current":
         return "▶", "[bold]now[/]" + (" · [bold red]CRITICAL[/]" if row.critical else ""), "bold"
@@ -216,6 +230,8 @@ def _status(row: BoardRow) -> tuple[str, str, str]:
         return "⚑", "[red]recount required[/]", ""
     if row.status == "left":
         return "·", "[yellow]left, not done[/]", ""
+    if row.out_of_service:
+        return "✗", f"[red]cannot serve: {escape(row.out_of_service)}[/]", ""
     if row.blocked:
         return "!", f"[red]pull {row.blocked} stock first[/]", ""
     if row.critical:
@@ -281,6 +297,7 @@ class TerminalSession:
         self.read = read or (lambda prompt: self.console.input(prompt))
         self.fd = sys.stdin.fileno() if fd is None else fd
         self.quit = False
+        self.moved = 0  # units the simulated hands put in (minus taken out) in this access
 
     def run(self) -> None:
         """Go through the refill list until it is done or the person quits."""
@@ -289,7 +306,7 @@ class TerminalSession:
             self.runner.refresh_board()
             line = self.runner.next_line()
             if line is None:
-                self.screen.messages.append("[bold green]Refill list done.[/]")
+                self.screen.messages.append(end_of_round(self.runner.not_served()))
                 break
             self._work(line)
         self.runner.finish()
@@ -400,7 +417,14 @@ class TerminalSession:
                 self.runner.accept_short_dated()
                 return True
             if state is State.NEEDS_CONFIRMATION and word in ("", "n", "no"):
-                self.screen.messages.append("Not stocked: scan another pack")
+                line = self.runner.session.line
+                lot = line.scan.lot if line is not None and line.scan is not None else ""
+                self.runner.session.reject_short_dated()  # the pack is dropped, not the line
+                self.screen.messages.clear()  # what was said about the declined pack
+                self.screen.messages.extend(self.screen.outcomes)
+                self.screen.messages.append(
+                    f"Not stocked: lot {escape(lot)} declined (short-dated): scan another pack"
+                )
                 continue
             if not word:
                 continue
@@ -415,6 +439,7 @@ class TerminalSession:
 
         keys = KeyBuffer(self.fd)
         hands = self.runner.hands
+        self.moved = 0
         hint = (
             f"[dim]{escape(hands.help)} · quit · abandon REASON[/]"
             if hands.acts
@@ -425,7 +450,7 @@ class TerminalSession:
             typed = keys.poll()
             if typed is not None:
                 self._command(typed, status)
-            text = _access_text(status, keys.text, hint, self._count_hint(status))
+            text = _access_text(status, keys.text, hint, self._count_hint(status), self.moved)
             live.update(self.screen.frame(text), refresh=True)
 
         with (
@@ -513,13 +538,16 @@ class TerminalSession:
         elif verb == "close":
             self.runner.hand("close")
         elif verb in ("add", "put", "load", "take"):
-            default = 1 if verb == "take" else (line.need or 0)
+            left = (line.need or 0) - self.moved
+            default = 1 if verb == "take" else (left if left > 0 else line.need or 0)
             try:
                 units = int(args[0]) if args else default
             except ValueError:
                 self.screen.messages.append(f"[red]{escape(verb)} takes a number of packs[/]")
                 return
-            self.runner.hand("take" if verb == "take" else "put", units)
+            done = self.runner.hand("take" if verb == "take" else "put", units)
+            if done.ok:
+                self.moved += -units if verb == "take" else units
         elif verb == "help":
             self.screen.messages.append(escape(hands.help or "open and close the drawer"))
         else:
@@ -654,7 +682,21 @@ def _abandon_reason(typed: str) -> str | None:
     return rest.strip()
 
 
-def _access_text(status: AccessStatus, typed: str, hint: str, count: str = "") -> str:
+def _put_text(line: Line, moved: int) -> str:
+    """What to put in, given what the hands put in so far in this access."""
+    need = line.need or 0
+    pocket = f"pocket [bold]{line.pocket}[/]"
+    if moved == 0:
+        return f"put {need} into {pocket} and close the drawer"
+    if moved < need:
+        return f"{moved} put in: put {need - moved} more into {pocket} and close the drawer"
+    extra = f" ({moved - need} more than the line needs)" if moved > need else ""
+    return f"{moved} put into {pocket}{extra}: close the drawer, the scale counts them"
+
+
+def _access_text(
+    status: AccessStatus, typed: str, hint: str, count: str = "", moved: int = 0
+) -> str:
     line = status.line
     if status.state is State.UNLOCKED:
         left = status.remaining_s or 0.0
@@ -666,10 +708,7 @@ def _access_text(status: AccessStatus, typed: str, hint: str, count: str = "") -
     elif status.state is State.OPEN and count:
         what = f"[bold green]open[/] — {count}"
     elif status.state is State.OPEN:
-        what = (
-            f"[bold green]open[/] — put {line.need or 0} into pocket [bold]{line.pocket}[/] "
-            f"and close the drawer (open {status.open_s or 0:.0f} s)"
-        )
+        what = f"[bold green]open[/] — {_put_text(line, moved)} (open {status.open_s or 0:.0f} s)"
     else:
         what = "[bold]closed[/] — the scale is settling…"
     return f"{what}\n{hint}\n[bold]> [/]{escape(typed)}"
