@@ -10,6 +10,7 @@ at start-up. URIs:
                                      a pty path or a pyserial URL such as socket://HOST:PORT)
     lockboard://PORT?baudrate=N      the profile's CU16 lock boards on one serial line
     profile:[NAME-OR-PATH][?BUS=PORT]  every bus as the profile names it (ports may be moved)
+    station:PATH · station://127.0.0.1:PORT  the driver port by proxy through a running station
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ BACKENDS: dict[str, str] = {
     "modbus-rtu": "adc.drivers.modbus:open_rtu_backend",
     "lockboard": "adc.drivers.lockboard:open_backend",
     "profile": "adc.drivers.buses:open_backend",
+    "station": "adc.drivers.station:open_backend",
 }
 
 
