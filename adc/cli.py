@@ -337,11 +337,26 @@ def _adc(
     pass
 
 
+def _quiet_library_logs() -> None:
+    """A library's own log records never reach the person as a traceback.
+
+    SQLAlchemy logs "Error closing cursor" with the traceback when a stop signal lands inside a
+    row fetch (the command itself then cleans up and exits 130); with no handler configured,
+    Python's last-resort handler would print it on stderr. What a person needs to know comes
+    from our own error lines."""
+    import logging
+
+    quiet = logging.getLogger("sqlalchemy")
+    quiet.addHandler(logging.NullHandler())
+    quiet.propagate = False
+
+
 def main() -> None:
     """Console-script entry point."""
     from adc.session.interrupts import terminate_as_interrupt
 
     terminate_as_interrupt()  # `kill PID` and a closed terminal clean up as Ctrl-C does
+    _quiet_library_logs()
     app(prog_name="adc")  # `python -m adc` too: its usage lines, its completion variable
 
 

@@ -19,9 +19,11 @@ def test_a_scripted_restock_on_a_read_only_database_unlocks_nothing(tmp_path: Pa
     db = tmp_path / "site.db"
     demo = run_adc("demo", "--db", f"sqlite:///{db}", env={"ADC_HOME": str(tmp_path)})
     assert demo.returncode == 0, demo.stderr
-    script = tmp_path / "demo-restock.toml"
-    if not script.exists():  # the demo writes its round beside the database
-        script = next(tmp_path.rglob("demo-restock.toml"))
+    script = tmp_path / "restock.toml"  # furosemide, which the demo left out of stock
+    script.write_text(
+        '[[line]]\npocket = "D1-P2"\nscan = "(01)00304096102045(17)281231(10)FU1234"\n'
+        "quantity = 6\n"
+    )
     before = _dump(db)
     read_only = f"sqlite:///file:{db}?mode=ro&uri=true"
     run = run_adc(
