@@ -27,9 +27,9 @@ from pathlib import Path
 
 import simpy
 
-from adc.sim.scenario import load_scenario
-from adc.sim.scenario.kpis import compute_kpis
-from adc.sim.scenario.runner import build_world, start_processes
+from adc.scenario import load_scenario
+from adc.scenario.kpis import compute_kpis
+from adc.scenario.runner import build_world, start_processes
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET = 10_000

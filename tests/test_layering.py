@@ -55,17 +55,37 @@ def test_drivers_and_profiles_import_nothing_above(path: Path) -> None:
     assert not bad, f"{path} imports {bad}"
 
 
-def test_virtual_hardware_does_not_import_the_controller() -> None:
-    top_floor = {"scenario.py", "people.py", "workload.py"}
-    for path in _files("sim"):
-        if path.name in top_floor or path.parent.name == "scenario":
-            continue
-        bad = {n for n in _imports(path) if n.startswith(("adc.controller", "adc.cli"))}
-        assert not bad, f"{path} imports {bad}"
+@pytest.mark.parametrize("path", _files("sim"), ids=lambda p: str(p.relative_to(PKG)))
+def test_virtual_hardware_imports_nothing_above_the_driver_port(path: Path) -> None:
+    """adc/sim/ is the hardware floor: the virtual cabinet and its emulators. The scenario runner
+    (adc/scenario/) is the only part of the simulator that may import the controller."""
+    above = ("adc.controller", "adc.session", "adc.diag", "adc.scenario", "adc.station", "adc.cli")
+    bad = {n for n in _imports(path) if n.startswith((*above, "adc.commands"))}
+    assert not bad, f"{path} imports {bad}"
+
+
+def test_the_scenario_runner_is_its_own_floor() -> None:
+    """The move of issue 13: no scenario module is left under the hardware floor."""
+    assert not (PKG / "sim" / "scenario").exists()
+    assert (PKG / "scenario" / "runner.py").exists()
+
+
+@pytest.mark.parametrize(
+    "path", _files("session") + _files("diag"), ids=lambda p: str(p.relative_to(PKG))
+)
+def test_session_and_diag_do_not_import_the_scenario_or_the_station(path: Path) -> None:
+    """session/ and diag/ sit beside scenario/ and station/, not above them."""
+    bad = {n for n in _imports(path) if n.startswith(("adc.scenario", "adc.station"))}
+    assert not bad, f"{path} imports {bad}"
+
+
+def test_general_helpers_live_below_their_users() -> None:
+    """Clock waiting (adc/waiting.py) serves session/, diag/ and station/: it imports no adc."""
+    assert not {n for n in _imports(PKG / "waiting.py") if n.startswith("adc")}
 
 
 # ------------------------------------------------------------------ the application floor
-APPLICATION = ("session", "diag", "sim/scenario")
+APPLICATION = ("session", "diag", "scenario", "station")
 
 
 @pytest.mark.parametrize(
@@ -84,7 +104,7 @@ def test_emulators_import_nothing_above_the_virtual_hardware() -> None:
         bad = {
             n
             for n in _imports(path)
-            if n.startswith(("adc.controller", "adc.session", "adc.diag", "adc.sim.scenario"))
+            if n.startswith(("adc.controller", "adc.session", "adc.diag", "adc.scenario"))
         }
         assert not bad, f"{path} imports {bad}"
 

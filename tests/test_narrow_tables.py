@@ -9,8 +9,8 @@ import sys
 
 import pytest
 
-from adc.sim.scenario import load_scenario, run_scenario
-from adc.sim.scenario.kpis import kpi_rows
+from adc.scenario import load_scenario, run_scenario
+from adc.scenario.kpis import kpi_rows
 from tests.conftest import ROOT
 
 NARROW = {**os.environ, "COLUMNS": "80", "NO_COLOR": "1"}

@@ -65,8 +65,8 @@ def _visit(
     ctl: Controller, driver: CabinetDriver, cabinet: str, target: CycleTarget, actor: Actor
 ) -> CountVisit:
     """Open the pocket for the count through its access (adc/session/cyclecount.py)."""
-    from adc.diag.waiting import waiter_for
     from adc.session.cyclecount import CountVisit
+    from adc.waiting import waiter_for
 
     visit = CountVisit.begin(ctl, driver, waiter_for(driver), cabinet, target, actor)
     visit.unlock()

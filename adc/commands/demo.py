@@ -35,9 +35,9 @@ from adc.commands.common import SEED_MAX, console
 if TYPE_CHECKING:
     from adc.controller.context import Actor, Controller
     from adc.controller.db import Database
-    from adc.diag.waiting import Waiter
     from adc.drivers.sim import SimDriver
     from adc.profiles.models import Drawer, Pocket
+    from adc.waiting import Waiter
 
 DEMO_PIN = "1234"
 CABINET = "W1"

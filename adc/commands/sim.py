@@ -277,8 +277,8 @@ def run(
 ) -> None:
     """Run a scenario in simulated time through the real controller; print its KPIs."""
     from adc.errors import BadInput
-    from adc.sim.scenario import load_scenario, run_scenario
-    from adc.sim.scenario.kpis import kpi_rows, kpis_json
+    from adc.scenario import load_scenario, run_scenario
+    from adc.scenario.kpis import kpi_rows, kpis_json
 
     if plot and out_dir is None:
         raise BadInput("--plot writes PNG files: give --out DIR too")
@@ -322,7 +322,7 @@ def run(
             for event in result.world.events:
                 events.write(json.dumps(event, sort_keys=True) + "\n")
         if plot:
-            from adc.sim.scenario.plots import write_plots
+            from adc.scenario.plots import write_plots
 
             write_plots(result.world, out_dir)
     if as_json:

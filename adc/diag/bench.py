@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 
 from adc.diag.person import Ask, NoPerson, Person, PromptPerson, SimulatedPerson
 from adc.diag.service import ServiceAccess, service_for
-from adc.diag.waiting import Waiter, waiter_for
 from adc.errors import BadInput
+from adc.waiting import Waiter, waiter_for
 
 if TYPE_CHECKING:
     from adc.drivers.base import CabinetDriver

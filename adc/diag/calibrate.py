@@ -24,10 +24,10 @@ from adc.diag.bench import Bench
 from adc.diag.results import Check, Report, Verdict
 from adc.diag.selftest import Refuse, Timing, exercise_drawer
 from adc.diag.service import LoadcellCommand
-from adc.diag.waiting import poll_until
 from adc.drivers.base import DriverError, Quality, WeightReading
 from adc.errors import BadInput, Refused
 from adc.profiles.models import SensorKind
+from adc.waiting import poll_until
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from adc.diag.waiting import Waiter
+from adc.waiting import Waiter
 
 
 @dataclass(frozen=True)

@@ -23,11 +23,11 @@ from dataclasses import dataclass, field
 from adc.diag.bench import Bench
 from adc.diag.person import Door
 from adc.diag.results import Check, Report, Verdict
-from adc.diag.waiting import poll_until
 from adc.drivers.base import DeviceOffline, DriverError, LockNotReleased, RearmRefused
 from adc.errors import BadInput
 from adc.profiles.models import Drawer, LockboardCU16, PocketKind, Profile
 from adc.profiles.points import PointRef
+from adc.waiting import poll_until
 
 Visit = Callable[[str], None]  # called with a pocket id while a hand can reach into it
 Refuse = Callable[[str], "str | None"]  # lock point → why it may not be pulsed, or None

@@ -6,7 +6,7 @@ recorded) and never waits. This package drives it the way a person or a script d
   countdown, reacts to refusals, records, moves on, and cleans up after an interrupt (relock or
   flag for recount, never an unlocked pocket without a record). It knows no terminal and no
   simulator: what a person's hands do comes through a `hands.Hands` adapter, time through a
-  `Waiter` (adc/diag/waiting.py), and everything it does goes out as `events.Event`s.
+  `Waiter` (adc/waiting.py), and everything it does goes out as `events.Event`s.
 - `terminal` is the interactive screen (rich), `script` the TOML script runner (text or JSON
   lines); both render the same events.
 - `simhands.SimHands` are the hands of a simulated person at an in-process virtual cabinet. The

@@ -24,8 +24,8 @@ from adc.drivers.base import DriverError, Quality, RearmRefused
 if TYPE_CHECKING:
     from adc.controller.context import Actor, Controller
     from adc.controller.counts import CycleTarget, SensorCount
-    from adc.diag.waiting import Waiter
     from adc.drivers.base import CabinetDriver
+    from adc.waiting import Waiter
 
 STEP_S = 0.1  # how often the switches are read while the pocket is unlocked or open
 REARM_TRIES = 3  # unlock attempts while a lock re-arms after its last pulse

@@ -48,7 +48,7 @@ from adc.session.hands import Done, Hands
 if TYPE_CHECKING:
     from adc.controller.inventory import Movement
     from adc.controller.reports import RefillLine
-    from adc.diag.waiting import Waiter
+    from adc.waiting import Waiter
 
 STEP_S = 0.1  # how often the switches are read while a pocket is unlocked or open
 REARM_TRIES = 3  # unlock attempts while a lock re-arms after its last pulse

@@ -1,7 +1,7 @@
 """Time in a restock session: one waiter for the runner, one clock for the controller, both alike.
 
 The controller measures its timeouts (a pocket unlocked but not opened, a scale that does not
-settle) on its injected clock, and the runner lets time pass with a `Waiter` (adc/diag/waiting.py,
+settle) on its injected clock, and the runner lets time pass with a `Waiter` (adc/waiting.py,
 shared with diagnostics). They must agree, or a scripted session over the virtual cabinet, where
 simulated time runs instantly, would never see the controller's 30 s unlock timeout expire.
 So the controller's clock is derived from the waiter (`SessionClock`).
@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime, timedelta
 
-from adc.diag.waiting import SteppedTime, Waiter, waiter_for
+from adc.waiting import SteppedTime, Waiter, waiter_for
 
 __all__ = ["FollowWallClock", "SessionClock", "Waiter", "interactive_waiter", "waiter_for"]
 

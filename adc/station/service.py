@@ -37,9 +37,9 @@ from adc.station.lease import CabinetLock, state_dir, status_path
 if TYPE_CHECKING:
     from adc.controller.access import Alarm
     from adc.controller.context import Controller
-    from adc.diag.waiting import Waiter
     from adc.drivers.base import CabinetDriver, Snapshot
     from adc.drivers.station import StationServer
+    from adc.waiting import Waiter
 
 FAST_S = 0.1  # switches and locks
 SLOW_S = 1.0  # scales and temperatures
@@ -82,8 +82,8 @@ class Station:
 
     # ------------------------------------------------------------------------------ start
     def start(self) -> None:
-        from adc.diag.waiting import waiter_for
         from adc.session.timing import interactive_waiter
+        from adc.waiting import waiter_for
 
         self._lock = CabinetLock(self.directory, self.cabinet)
         self._lock.acquire()

@@ -26,12 +26,12 @@ from adc.controller.counts import cycle_targets
 from adc.controller.gs1 import parse_scan
 from adc.controller.models import AccessLog, AuditEntry, MaintenanceEvent
 from adc.controller.restock import LineKind, State, begin_restock
-from adc.diag.waiting import SteppedTime
 from adc.errors import Refused
 from adc.profiles import load_profile
 from adc.session.cyclecount import CountVisit
 from adc.session.hands import NoHands
 from adc.session.runner import Runner
+from adc.waiting import SteppedTime
 from tests.conftest import SHIPPED_PROFILES
 from tests.contract.rigs import RIGS, Rig
 from tests.controller.site import CABINET, ONDANSETRON_VIAL, START, Site, build_site, datamatrix

@@ -16,8 +16,8 @@ import pytest
 
 from adc.diag.bench import Bench, bench_for
 from adc.diag.person import NoPerson, Person, SimulatedPerson
-from adc.diag.waiting import SteppedTime
 from adc.profiles import load_profile, resolve_profile_path
+from adc.waiting import SteppedTime
 from tests.contract.rigs import RIGS, Rig
 from tests.controller.dbs import BACKENDS, PG_SKIP_REASON, fresh_database, pg_base_url
 from tests.controller.site import Site, build_site, fast_pins

@@ -105,7 +105,7 @@ def test_demo_and_scenario_cabinets_are_simulated(site: Site) -> None:
     """The scenario runner and the demo register their cabinets as simulated (grep-level check of
     the one call each makes; running them is covered by their own tests)."""
     root = Path(__file__).resolve().parents[2]
-    for path in ("adc/sim/scenario/runner.py", "adc/commands/demo.py"):
+    for path in ("adc/scenario/runner.py", "adc/commands/demo.py"):
         text = (root / path).read_text()
         assert "add_cabinet(" in text and "simulated=True" in text, path
 

@@ -33,8 +33,8 @@ from hypothesis import strategies as st
 
 from adc.errors import AdcError
 from adc.profiles import Profile, ProfileError, load_profile
+from adc.scenario.loader import LoadedScenario, ScenarioError, load_scenario
 from adc.session.script import Script, ScriptError, parse_script
-from adc.sim.scenario.loader import LoadedScenario, ScenarioError, load_scenario
 from adc.tomlfile import MAX_DEPTH
 from tests.conftest import SHIPPED_PROFILES
 

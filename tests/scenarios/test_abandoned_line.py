@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from adc.sim.scenario import load_scenario, run_scenario
+from adc.scenario import load_scenario, run_scenario
 
 # D2's drawer switch sticks reading open just before the 04:41 refill round: the technician
 # refills D2-P1, closes it by hand, and the cabinet never sees it close.

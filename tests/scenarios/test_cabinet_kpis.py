@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from adc.sim.scenario import load_scenario, run_scenario
+from adc.scenario import load_scenario, run_scenario
 from tests.scenarios.conftest import SCENARIOS
 
 

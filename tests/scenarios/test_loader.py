@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from adc.sim.scenario import ScenarioError, load_scenario
+from adc.scenario import ScenarioError, load_scenario
 from tests.scenarios.conftest import SCENARIOS, WARD_STOCK
 
 BAD = """spec = "1.0"

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import simpy
 
 from adc.drivers.base import RearmRefused
-from adc.sim.scenario.people import _unlock
+from adc.scenario.people import _unlock
 
 
 def test_a_person_waits_out_a_re_arming_solenoid_and_tries_again() -> None:

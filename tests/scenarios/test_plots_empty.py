@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from adc.sim.scenario import plots
+from adc.scenario import plots
 
 pytest.importorskip("matplotlib")
 

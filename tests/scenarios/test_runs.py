@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from adc.sim.scenario import load_scenario, run_scenario
-from adc.sim.scenario.kpis import kpis_json
+from adc.scenario import load_scenario, run_scenario
+from adc.scenario.kpis import kpis_json
 from tests.scenarios.conftest import SCENARIOS
 
 # Simulated days each shipped scenario runs for here: whole, but the 30-day hospital (one day of

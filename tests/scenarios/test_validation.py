@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from adc.controller.models import Discrepancy, Pocket, Transaction
-from adc.sim.scenario import load_scenario, run_scenario
+from adc.scenario import load_scenario, run_scenario
 from tests.scenarios.conftest import SCENARIOS, WARD_STOCK
 
 

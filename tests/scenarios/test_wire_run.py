@@ -1,5 +1,5 @@
 """`adc sim run --wire`: the same scenario through the real Modbus and lock-board drivers against
-the emulators (adc/sim/scenario/wire.py) gives the same run as the in-process driver.
+the emulators (adc/scenario/wire.py) gives the same run as the in-process driver.
 
 Time stays SimPy time and a driver call blocks the simulation until the emulator has answered, so
 where every request is answered (no bus noise, no device off the bus) the two tiers make the same
@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from adc.drivers.buses import WireDriver
-from adc.sim.scenario import load_scenario, run_scenario
-from adc.sim.scenario.kpis import kpis_json
+from adc.scenario import load_scenario, run_scenario
+from adc.scenario.kpis import kpis_json
 from tests.scenarios.conftest import ROOT, SCENARIOS
 
 SOAK = Path(__file__).with_name("wire-soak.toml")  # lock boards on a pty + Modbus TCP, faults

@@ -18,7 +18,6 @@ import pytest
 from adc.controller import cabinets
 from adc.controller.maintenance import out_of_service
 from adc.controller.restock import State, begin_restock
-from adc.diag.waiting import SteppedTime
 from adc.profiles import load_profile, resolve_profile_path
 from adc.session.events import Event
 from adc.session.hands import NoHands
@@ -26,6 +25,7 @@ from adc.session.runner import PULSE_WAIT_S, Runner
 from adc.session.script import check_against, parse_script, run_script
 from adc.session.simhands import SimHands
 from adc.session.timing import SessionClock
+from adc.waiting import SteppedTime
 from tests.contract.rigs import Rig, sim_rig
 from tests.contract.wire_backends import tcp_rig
 from tests.controller.site import fast_pins

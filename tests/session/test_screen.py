@@ -9,11 +9,11 @@ import pytest
 from rich.console import Console
 
 from adc.controller.restock import begin_restock
-from adc.diag.waiting import SteppedTime
 from adc.session.hands import NoHands
 from adc.session.runner import BoardRow, Runner
 from adc.session.terminal import Screen
 from adc.session.timing import FollowWallClock, SessionClock
+from adc.waiting import SteppedTime
 from tests.contract.rigs import sim_rig
 from tests.controller.site import fast_pins
 from tests.session.helpers import PROFILE, build_session_site

@@ -5,7 +5,7 @@
 the events. See docs/test-engineer-guide.md.
 """
 
-from adc.sim.scenario.loader import LoadedScenario, ScenarioError, load_scenario
-from adc.sim.scenario.runner import RunResult, run_scenario
+from adc.scenario.loader import LoadedScenario, ScenarioError, load_scenario
+from adc.scenario.runner import RunResult, run_scenario
 
 __all__ = ["LoadedScenario", "RunResult", "ScenarioError", "load_scenario", "run_scenario"]

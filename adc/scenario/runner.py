@@ -28,11 +28,11 @@ from adc.controller.restock import LineKind, begin_restock
 from adc.controller.withdrawal import CabinetWatch
 from adc.errors import BadInput
 from adc.profiles.models import PocketKind, Profile, SensorKind
+from adc.scenario import people
+from adc.scenario.loader import LoadedScenario
+from adc.scenario.workload import Demand, arrivals, day_profile
+from adc.scenario.world import PIN, PocketInfo, Shelf, SimClock, Station, World
 from adc.sim.cabinet import VirtualCabinet
-from adc.sim.scenario import people
-from adc.sim.scenario.loader import LoadedScenario
-from adc.sim.scenario.workload import Demand, arrivals, day_profile
-from adc.sim.scenario.world import PIN, PocketInfo, Shelf, SimClock, Station, World
 from adc.sim.wiring import canonical
 
 GO_LIVE_S = 7200.0  # SimPy seconds before day 0's midnight in which the pockets are loaded
@@ -58,7 +58,7 @@ def run_scenario(
     keep_events: bool = True,
 ) -> RunResult:
     """Run it to the end; `progress(done_s, total_s)` is called every simulated hour."""
-    from adc.sim.scenario.kpis import compute_kpis
+    from adc.scenario.kpis import compute_kpis
 
     began = walltime.perf_counter()
     world = build_world(loaded, seed=seed, days=days, db_url=db_url, wire=wire)
@@ -176,7 +176,7 @@ def _station(
         empty, env=world.env, seed=world.rng("cabinet", cab_id).randrange(2**31)
     )
     if wire:
-        from adc.sim.scenario.wire import open_wire_driver
+        from adc.scenario.wire import open_wire_driver
 
         driver, closer = open_wire_driver(cabinet, profile)
         world.closers.append(closer)

@@ -2,7 +2,7 @@
 
 This is the one place that wires virtual cabinet + driver + controller + simulated people. The
 controller gets a clock that reads SimPy time and a driver per cabinet; it never learns that either
-is simulated. The people (adc.sim.scenario.people) act on the virtual cabinets with `sim_*` calls
+is simulated. The people (adc.scenario.people) act on the virtual cabinets with `sim_*` calls
 and on the controller through its public functions, as a person at a real cabinet would.
 
 Ground truth the controller cannot see is kept here: which lot each physical unit in each pocket
@@ -24,9 +24,9 @@ import simpy
 from adc.controller.context import Actor, Controller
 from adc.drivers.base import CabinetDriver
 from adc.profiles.models import PocketKind, Profile
+from adc.scenario.loader import FormularyItem, LoadedScenario
+from adc.scenario.model import StockSpec
 from adc.sim.cabinet import VirtualCabinet
-from adc.sim.scenario.loader import FormularyItem, LoadedScenario
-from adc.sim.scenario.model import StockSpec
 
 PIN = "2468"
 

@@ -22,10 +22,10 @@ from adc.profiles import ProfileError, ProfileIssue, load_profile, resolve_profi
 from adc.profiles.checks import format_path
 from adc.profiles.loader import KeyPath, locate_lines
 from adc.profiles.models import PocketKind, Profile
-from adc.sim.scenario.model import Scenario
+from adc.scenario.model import Scenario
 from adc.tomlfile import TomlFileError, read_toml
 
-DEMO_FORMULARY = Path(__file__).resolve().parents[2] / "data" / "formulary-demo.csv"
+DEMO_FORMULARY = Path(__file__).resolve().parents[1] / "data" / "formulary-demo.csv"
 
 
 class ScenarioError(ProfileError):

@@ -18,7 +18,7 @@ import random
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from adc.sim.scenario.model import DemandSpec, minutes_of_day
+from adc.scenario.model import DemandSpec, minutes_of_day
 
 MINUTES = 1440
 

@@ -39,8 +39,8 @@ from adc.controller.restock import (
 )
 from adc.drivers.base import DriverError, RearmRefused
 from adc.errors import AdcError
+from adc.scenario.world import InjectedFault, PocketInfo, Station, World
 from adc.sim.errors import SimInputError
-from adc.sim.scenario.world import InjectedFault, PocketInfo, Station, World
 
 Proc = Generator[simpy.Event, Any, None]
 REACH_S = 0.1  # the hand is on the drawer when it unlocks: pulled inside the solenoid pulse

@@ -13,7 +13,7 @@ from collections import Counter
 from pathlib import Path
 
 from adc.errors import BadInput
-from adc.sim.scenario.world import World
+from adc.scenario.world import World
 
 
 def _pyplot():  # type: ignore[no-untyped-def]

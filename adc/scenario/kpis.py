@@ -28,7 +28,7 @@ from adc.controller.models import (
 )
 from adc.controller.stock import is_held
 from adc.errors import CheckFailed
-from adc.sim.scenario.world import World
+from adc.scenario.world import World
 
 
 def _label(item: Item) -> str:

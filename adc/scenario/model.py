@@ -4,7 +4,7 @@ A scenario describes a ward (or a hospital) for a number of simulated days: whic
 hardware profile each, the pockets' items and levels), the demand on each item, the people (nurses,
 technicians, pharmacists, a service engineer) with their task times and error rates, hardware
 faults (rates or scripted), lots that expire and recalls that arrive. Everything is data so a test
-engineer changes a number, not code; the loader (`adc.sim.scenario.loader`) checks it like a
+engineer changes a number, not code; the loader (`adc.scenario.loader`) checks it like a
 hardware profile, with key path and line for every problem.
 
 Times of day are "HH:MM" in the site's time zone; days count from 0 (the start date).
