@@ -30,11 +30,13 @@ import hashlib
 import json
 import os
 import shutil
+import socket
 import sqlite3
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,7 +50,8 @@ PROFILE = ROOT / "hardware-profiles" / "tcp-6drawer.toml"
 FORMULARY = ROOT / "adc" / "data" / "formulary-demo.csv"
 ACETAMINOPHEN = "00309046722618"
 WORKERS = 2
-TIMEOUT_S = 600
+TIMEOUT_S = 240  # below pytest-timeout's 300 s: a hang fails its leaf, naming it
+SERVED_PORT = ("127.0.0.1", 5020)  # PROFILE's Modbus TCP bus, where `sim serve` would listen
 LABELS = ("error: ", "refused: ", "check failed: ", "aborted: ")
 
 HUGE = "99999999999999999999999"  # past 64 bits
@@ -304,6 +307,31 @@ def matrix(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[dict[str,
     con.close()
     names = sorted(leaves())
     shares = [names[i::WORKERS] for i in range(WORKERS)]
+    with _port_held(SERVED_PORT):
+        return _run_workers(base, pristine, names, shares)
+
+
+@contextmanager
+def _port_held(address: tuple[str, int]) -> Iterator[None]:
+    """Hold the served profile's TCP port while the matrix runs. A hostile value that is in fact
+    valid (`sim serve PROFILE --control é`: a socket named é) would otherwise start a server
+    that serves until stopped, and the worker would wait on it for ever; with the port taken it
+    fails at once, cleanly, like any run. Taken already by someone else: the same effect."""
+    holder = socket.socket()
+    try:
+        holder.bind(address)
+        holder.listen(1)
+    except OSError:
+        pass
+    try:
+        yield
+    finally:
+        holder.close()
+
+
+def _run_workers(
+    base: Path, pristine: Path, names: list[str], shares: list[list[str]]
+) -> dict[str, list[dict[str, Any]]]:
     procs = []
     for number, share in enumerate(shares):
         workdir = base / f"worker{number}"
