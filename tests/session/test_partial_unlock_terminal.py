@@ -69,6 +69,17 @@ def _keeps_pulsing(server: CabinetServer, board: str, lock: int) -> Iterator[Non
         thread.join(5)
 
 
+@contextmanager
+def _jammed(server: CabinetServer, lock: str) -> Iterator[None]:
+    """The drawer's lock is jammed: its bolt never comes out. A CU16 board does not answer an
+    unlock (public protocol), so the driver learns it only from the status it reads back: the
+    pocket's own lock went out first, the drawer's did not (a partial unlock, every time; a lock
+    kept re-arming by another master is a race the board's status may or may not show)."""
+    with server.lock:
+        server.cabinet.sim_inject_fault("lock_jammed", lock)
+    yield
+
+
 def test_a_partial_unlock_says_which_lock_opened_and_unlocks_again(
     session_site: SessionSite,
 ) -> None:
@@ -142,7 +153,7 @@ def test_a_scripted_session_reports_the_partial_unlock_as_a_json_error_event(
     script = tmp_path / "round.toml"
     scan = hri(ONDANSETRON_VIAL, good_expiry(), "PU2")
     script.write_text(f'[[line]]\npocket = "D3-P1"\nscan = "{scan}"\nquantity = 4\n')
-    with served_rs485() as (server, backend), _keeps_pulsing(server, "lb0", 2):
+    with served_rs485() as (server, backend), _jammed(server, "lb0:lock.2"):
         result = subprocess.run(
             [
                 sys.executable,
@@ -166,7 +177,9 @@ def test_a_scripted_session_reports_the_partial_unlock_as_a_json_error_event(
             timeout=60,
         )
     events = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
-    (error,) = [e for e in events if e["event"] == "error"]
+    errors = [e for e in events if e["event"] == "error"]
+    assert len(errors) == 1, (result.stdout[-3000:], result.stderr[-2000:])
+    (error,) = errors
     assert error["partial_unlock"] is True and error["pocket"] == "D3-P1"
     assert error["released"] == ["lb1:lock.0"] and error["not_released"] == ["lb0:lock.2"]
     assert error["unconfirmed"] == [] and error["out_of_service"] is False and error["retry"]
