@@ -92,6 +92,11 @@ COMMANDS: list[tuple[str, str, str]] = [
     ),
     ("audit", "adc.commands.audit:app", "The audit trail."),
     (
+        "study",
+        "adc.commands.study:app",
+        "Investigational drugs: studies, their items, authorized users.",
+    ),
+    (
         "sim",
         "adc.commands.sim:app",
         "Run the virtual cabinet: serve it on the wire, or run scenarios of simulated ward "

@@ -349,3 +349,7 @@ def cs_activity(
         ),
         cells=cells,
     )
+
+
+# Reports of their own features add themselves to `app` (they import it from here).
+from adc.commands import report_accountability, report_diversion, report_fleet  # noqa: E402,F401

@@ -125,6 +125,13 @@ def _add_cabinet_simulated(conn: Connection) -> None:
     )
 
 
+def _step(module: str, conn: Connection) -> None:
+    """A schema step whose tables belong to one feature module: its `migrate(conn)` runs it."""
+    import importlib
+
+    importlib.import_module(module).migrate(conn)
+
+
 @dataclass(frozen=True)
 class Migration:
     version: int
@@ -158,6 +165,21 @@ MIGRATIONS: list[Migration] = [
         5,
         "cabinet.simulated: only a simulated cabinet's master data may come from a simulated backend",
         _add_cabinet_simulated,
+    ),
+    Migration(
+        6,
+        "station: cold chain, quarantine, notifications and scheduled work",
+        lambda conn: _step("adc.controller.station_tables", conn),
+    ),
+    Migration(
+        7,
+        "audit chains per cabinet, anchored in the site chain",
+        lambda conn: _step("adc.controller.audit_chains", conn),
+    ),
+    Migration(
+        8,
+        "investigational drugs: studies, study items, subjects' dispenses",
+        lambda conn: _step("adc.controller.study_tables", conn),
     ),
 ]
 
