@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -137,13 +138,20 @@ def _validation_issues(
     return issues
 
 
-def load_scenario(path: str | Path) -> LoadedScenario:
-    """Read and check a scenario file; ScenarioError (exit 2) lists every problem."""
+def load_scenario(
+    path: str | Path, *, edit: Callable[[dict[str, Any]], None] | None = None
+) -> LoadedScenario:
+    """Read and check a scenario file; ScenarioError (exit 2) lists every problem.
+
+    `edit` changes the file's raw data before it is checked (`adc sim sweep --set`), so an edited
+    value meets exactly the checks a value written in the file does."""
     path = Path(path)
     try:
         data, text = read_toml(path)
     except TomlFileError as err:
         raise ScenarioError([ProfileIssue(path, (), err.reason, err.line)]) from None
+    if edit is not None:
+        edit(data)
     lines = _locate_array_rows(text, locate_lines(text))
     try:
         scenario = Scenario.model_validate(data)
