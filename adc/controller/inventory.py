@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from adc.controller import counts, rows, shortages
+from adc.controller import counts, quarantine, rows, shortages, study_rules
 from adc.controller.cabinet_policy import (
     CabinetPolicy,
     cabinet_policy,
@@ -305,6 +305,7 @@ def _receive(
     store = tx.store
     if qty <= 0:
         raise BadInput(f"quantity to {kind.value} must be at least 1, got {qty}")
+    study_rules.guard(store, pocket, tx.user, "restock")
     today = ctl.today()
     verdict = verify_scan(store, pocket.code, pocket.item_id, scan, today, ctl.policy)
     item = rows.item(store, pocket.item_id)
@@ -405,6 +406,7 @@ def _sensor_discrepancy_fast(
     return open_discrepancy(tx, ctl, pocket, "sensor", found[0], found[1], txn_id)
 
 
+@study_rules.audit_refusals
 def refill(
     ctl: Controller,
     actor: Actor,
@@ -443,6 +445,7 @@ def refill(
         )
 
 
+@study_rules.audit_refusals
 def load(
     ctl: Controller,
     actor: Actor,
@@ -526,6 +529,7 @@ def fefo(lots: list[Any], qty: int) -> list[tuple[Any, int]]:
     return taken
 
 
+@study_rules.audit_refusals
 def remove(
     ctl: Controller,
     actor: Actor,
@@ -534,12 +538,15 @@ def remove(
     qty: int,
     *,
     reason: str | None = None,
+    subject: str | None = None,
+    dose: str | None = None,
 ) -> Movement:
     """Take doses out (first expiry first out); refused while the pocket holds expired or
     recalled stock, and, where a count is due on access, until the actor has counted it.
 
     The busiest change of all (every dose a nurse takes): it runs on the raw cursor
     (`Controller.write_fast`, rows.py), with the same rules as the other operations.
+    Investigational stock needs the subject's study id and the dose (study_rules.py).
     """
     with ctl.write_fast(actor, Action.REMOVE) as tx:
         store = tx.store
@@ -548,11 +555,13 @@ def remove(
             raise Refused(f"pocket {pocket.code} has no item assigned")
         if qty <= 0:
             raise BadInput(f"quantity to remove must be at least 1, got {qty}")
+        study = study_rules.guard(store, pocket, tx.user, "remove", subject=subject, dose=dose)
         counts.require_access_count_fast(tx, pocket, f"remove {qty}")
         lots = rows.held_lots(store, pocket.id)
         block = block_from_rows(pocket.code, lots, ctl.today())
         if block is not None:
             raise Refused(f"{block.reason}: removal blocked until it is pulled")
+        quarantine.refuse_if_quarantined(store, pocket.id, pocket.code)
         if qty > pocket.on_hand:
             raise Refused(f"pocket {pocket.code} holds {pocket.on_hand}, cannot remove {qty}")
         assert tx.user is not None
@@ -576,7 +585,9 @@ def remove(
             moved.append((txn_id, lot.id, -take))
         pocket = pocket._replace(on_hand=pocket.on_hand - qty)
         rows.set_on_hand(store, pocket.id, pocket.on_hand)
-        return finish_fast(tx, pocket, TxnKind.REMOVE, moved, {"reason": reason})
+        study_rules.record_dispense(store, study, [txn_id for txn_id, _, _ in moved])
+        payload = {"reason": reason, **study_rules.dispense_payload(study)}
+        return finish_fast(tx, pocket, TxnKind.REMOVE, moved, payload)
 
 
 def _write_off(
@@ -610,6 +621,7 @@ def _write_off(
     return txns
 
 
+@study_rules.audit_refusals
 def unload(
     ctl: Controller,
     actor: Actor,
@@ -630,6 +642,7 @@ def unload(
         pocket = find_pocket(tx.session, cabinet, pocket_code)
         if pocket.item_id is None:
             raise Refused(f"pocket {pocket.code} has no item assigned: nothing to unload")
+        study_rules.guard(tx.session, pocket, tx.user, "unload")
         counts.require_access_count(tx, pocket, "unload it")
         expected = pocket.on_hand
         lots = held_lots(tx.session, pocket.id or 0)
@@ -675,6 +688,7 @@ def unload(
         return movement
 
 
+@study_rules.audit_refusals
 def pull(
     ctl: Controller,
     actor: Actor,
@@ -693,6 +707,8 @@ def pull(
         raise BadInput(f"quantity removed cannot be negative, got {removed}")
     with ctl.write(actor, Action.PULL) as tx:
         pocket = find_pocket(tx.session, cabinet, pocket_code)
+        if pocket.item_id is not None:
+            study_rules.guard(tx.session, pocket, tx.user, "unload")
         today = ctl.today()
         lots = [
             lot
@@ -843,6 +859,7 @@ def open_discrepancy(
     )
 
 
+@study_rules.audit_refusals
 def count(
     ctl: Controller,
     actor: Actor,
@@ -860,6 +877,7 @@ def count(
         pocket = rows.pocket(tx.store, cabinet, pocket_code)
         if pocket.item_id is None:
             raise Refused(f"pocket {pocket.code} has no item assigned: nothing to count")
+        study_rules.guard(tx.store, pocket, tx.user, "count")
         done = apply_count(tx, ctl, pocket, counted, session_id=session_id)
         movement = finish_fast(
             tx,
