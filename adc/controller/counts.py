@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import or_, select
 from sqlmodel import Session
 
-from adc.controller import inventory, rows
+from adc.controller import inventory, rows, study_rules
 from adc.controller.cabinet_policy import (
     CountMode,
     cabinet_policy,
@@ -177,6 +177,7 @@ def fresh_own_count(user_id: int | None, now: datetime, last: Any) -> bool:
     )
 
 
+@study_rules.audit_refusals
 def count_pocket(
     ctl: Controller,
     actor: Actor,
@@ -207,6 +208,7 @@ def count_pocket(
         if pocket.item_id is None:
             raise Refused(f"pocket {pocket.code} has no item assigned: nothing to count")
         assert tx.user is not None
+        study_rules.guard(tx.store, pocket, tx.user, "count")
         last = rows.latest_touch(tx.store, pocket.id)
         fresh = fresh_own_count(tx.user.id, tx.now, last)
         pending = last if fresh and last.reason == RECOUNT_REQUESTED else None  # type: ignore[union-attr]
