@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from adc.controller import counts, inventory, maintenance, rows
+from adc.controller import counts, inventory, maintenance, quarantine, rows
 from adc.controller.access import (
     OPEN_ALARM_S,
     AccessState,
@@ -230,6 +230,7 @@ def begin_withdrawal(
         block = block_from_rows(pocket.code, rows.held_lots(store, pocket.id), ctl.today())
         if block is not None:
             raise Refused(f"{block.reason}: removal blocked until it is pulled")
+        quarantine.refuse_if_quarantined(store, pocket.id, pocket.code)
         if qty > pocket.on_hand:
             raise Refused(f"pocket {pocket.code} holds {pocket.on_hand}, cannot remove {qty}")
         item = rows.item(store, pocket.item_id)
