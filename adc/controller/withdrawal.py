@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from adc.controller import counts, inventory, maintenance, quarantine, rows
+from adc.controller import counts, inventory, maintenance, quarantine, rows, study_rules
 from adc.controller.access import (
     OPEN_ALARM_S,
     AccessState,
@@ -78,6 +78,8 @@ class Withdrawal:
     counted: counts.CountResult | None = None
     recorded: list[inventory.Movement] = field(default_factory=list)
     pulse_s: float = 0.0  # the longest unlock pulse among `points.locks` (0: from the profile)
+    subject: str | None = None  # study stock: the subject's study id and the dose (study_rules)
+    dose: str | None = None
     access: PocketAccess = field(init=False)
 
     def __post_init__(self) -> None:
@@ -168,7 +170,15 @@ class Withdrawal:
         ):
             what = "recount" if self.counted else f"{self.count_due.value} count"
             raise Refused(f"pocket {self.pocket} needs its {what} on access before the removal")
-        movement = inventory.remove(self.ctl, self.actor, self.cabinet, self.pocket, self.qty)
+        movement = inventory.remove(
+            self.ctl,
+            self.actor,
+            self.cabinet,
+            self.pocket,
+            self.qty,
+            subject=self.subject,
+            dose=self.dose,
+        )
         self.recorded.append(movement)
         if self.count_back and count_back is not None:
             self.recorded.append(
@@ -201,6 +211,7 @@ class Withdrawal:
             raise Refused(f"the withdrawal is {self.phase.value}, this step needs {wanted}")
 
 
+@study_rules.audit_refusals
 def begin_withdrawal(
     ctl: Controller,
     driver: CabinetDriver,
@@ -210,19 +221,23 @@ def begin_withdrawal(
     qty: int,
     *,
     count_back: bool | None = None,
+    subject: str | None = None,
+    dose: str | None = None,
 ) -> Withdrawal:
     """Check the rules before anything is unlocked; Refused says why not.
 
     `count_back` None: a blind count-back for controlled substances only (DEA counts).
+    Investigational stock: `subject` (the study id) and `dose` are required (study_rules.py).
     """
     if qty <= 0:
         raise BadInput(f"quantity to remove must be at least 1, got {qty}")
     # Every nurse's visit starts here: read on the raw cursor (store.py), one snapshot.
     with ctl.read_fast() as store:
-        require(rows.user(store, actor.user_id), actor.username, Action.REMOVE)
+        user = require(rows.user(store, actor.user_id), actor.username, Action.REMOVE)
         pocket = rows.pocket(store, cabinet, pocket_code)
         if pocket.item_id is None:
             raise Refused(f"pocket {pocket.code} has no item assigned")
+        study = study_rules.guard(store, pocket, user, "remove", subject=subject, dose=dose)
         drawer = rows.drawer(store, pocket.drawer_id)
         events = rows.drawer_events(store, cabinet, drawer.code)
         failures = maintenance.fold_failures(events, lambda uid: rows.username(store, uid))
@@ -247,6 +262,8 @@ def begin_withdrawal(
             count_back=controlled or bool(count_back),
             points=points,
             count_due=counts.count_mode_of_row(store, pocket, item),
+            subject=study.subject if study else None,
+            dose=study.dose if study else None,
         )
 
 
