@@ -53,7 +53,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import or_, select
 
-from adc.controller import counts, inventory, rows
+from adc.controller import counts, inventory, rows, study_rules
 from adc.controller.access import (
     DEFAULT_PULSE_S,
     RELOCK_GRACE_S,
@@ -121,6 +121,13 @@ _ACTION = {
     LineKind.COUNT: Action.COUNT,
 }
 _SCANNED = (LineKind.REFILL, LineKind.LOAD)
+_STUDY: dict[LineKind, study_rules.Doing] = {
+    LineKind.REFILL: "restock",
+    LineKind.LOAD: "restock",
+    LineKind.UNLOAD: "unload",
+    LineKind.PULL: "unload",
+    LineKind.COUNT: "count",
+}
 
 
 @dataclass
@@ -251,6 +258,7 @@ class RestockSession:
                 return self.select(entry.pocket)
         return None
 
+    @study_rules.audit_refusals
     def select(
         self,
         pocket_code: str,
@@ -269,7 +277,7 @@ class RestockSession:
             with self.ctl.read() as session:  # not inside the raw read: one connection at a time
                 load_item = find_item(session, item)
         with self.ctl.read_fast() as store:  # one snapshot on the raw cursor (store.py)
-            require(rows.user(store, self.actor.user_id), self.actor.username, _ACTION[kind])
+            user = require(rows.user(store, self.actor.user_id), self.actor.username, _ACTION[kind])
             pocket = rows.pocket(store, self.cabinet, pocket_code)
             drawer = rows.drawer(store, pocket.drawer_id)
             events = rows.drawer_events(store, self.cabinet, drawer.code)
@@ -289,6 +297,7 @@ class RestockSession:
                 item_row = load_item
             elif item_row is None:
                 raise Refused(f"pocket {pocket.code} has no item assigned")
+            study_rules.guard(store, pocket, user, _STUDY[kind], item_id=item_row.id)
             block = block_from_rows(pocket.code, held, self.ctl.today())
             if kind is LineKind.REFILL and block is not None:
                 raise Refused(f"{block.reason}: pull it before restocking")
