@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 from sqlmodel import Session
 
+from adc.controller import study_rules
 from adc.controller.cabinet_policy import cabinet_policy
 from adc.controller.cabinets import get_cabinet
 from adc.controller.models import Discrepancy, Item, Pocket, StockLot, Transaction, TxnKind
@@ -85,6 +86,9 @@ def return_units(
     with ctl.write(actor, Action.RETURN) as tx:
         found = removal(tx.session, removal_id)
         check_owner(tx, found, "return from it")
+        study_rules.refuse_cabinet_handling(
+            tx.session, found.txns[0].item_id, "put in the return bin"
+        )
         bin_ = return_bin(tx.session, cabinet)
         if qty > found.unaccounted:
             raise Refused(
