@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import func, select
 from sqlmodel import Session
 
-from adc.controller import counts, inventory
+from adc.controller import counts, inventory, study_rules
 from adc.controller.models import Item, Pocket, Role, Transaction, TxnKind, User
 from adc.controller.permissions import Action
 from adc.controller.stock import block_of, find_pocket, item_label
@@ -148,6 +148,7 @@ def waste(
         if removal_id is not None:
             found = removal(tx.session, removal_id)
             check_owner(tx, found, "waste from it")
+            study_rules.refuse_cabinet_handling(tx.session, found.txns[0].item_id, "wasted")
             source = tx.session.get(Pocket, found.txns[0].pocket_id)
             assert source is not None
             if source.cabinet_id != cabinet:
@@ -213,6 +214,7 @@ def waste(
         target = find_pocket(tx.session, cabinet, pocket)
         if target.item_id is None:
             raise Refused(f"pocket {target.code} has no item assigned")
+        study_rules.refuse_cabinet_handling(tx.session, target.item_id, "wasted")
         item = tx.session.get(Item, target.item_id)
         assert item is not None
         counts.require_access_count(tx, target, f"waste {qty} from it")
