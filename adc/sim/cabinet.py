@@ -22,9 +22,17 @@ The simulated person and the test engineer (`sim_*`, test-only inputs):
     `sim_leave_open(target) -> bool`  open it if it can be, and cancel any scheduled close.
     `sim_take(pocket, n=1) -> list[float]`  take n items (their unit weights are returned).
     `sim_add(pocket, n=1, unit_weight_g=None)`  put n items of that unit weight in.
+    `sim_force_open(drawer) -> bool`  yank a drawer open though its latch holds (the latch gives
+        way, unharmed; it holds again once the drawer is shut).
+    `sim_take_unseen(pocket, n=1) -> list[float]`  take n items through a pried gap: no door
+        moves, only the pocket's scale can tell.
     `sim_inject_fault(kind, target=None, **params)`, `sim_clear_fault(kind, target=None)`:
         the faults of `adc.sim.faults` (lock jammed / will not re-engage, switch stuck, load cell
-        stuck / drifting / noisy / offline, device offline, bus noise, power loss).
+        stuck / drifting / noisy / offline, device offline, bus noise, power loss, fridge failure).
+For a watch on simulated time (the scenario's supervision):
+    `on_change`   called after every change a reading can show (a door, a pocket's items, a fault,
+                  power back); `next_change(now)` the next instant a reading changes by itself
+                  (a scale settling, a fridge probe's next step, a timed power restore), or None.
 Ground truth for tests (what is, not what a sensor says): `is_open`, `units`, `lock_holding`,
 `active_faults`.
 """
@@ -63,6 +71,52 @@ class VirtualCabinet:
         self._return_bins = {
             pocket.id for _, pocket in profile.pockets() if pocket.kind is PocketKind.RETURN_BIN
         }
+        self.on_change: Any = None  # Callable[[], None] | None
+        self._parts.notify = self._changed
+        self._probe_steps = _probe_steps(profile)
+
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            self.on_change()
+
+    def next_change(self, now: float) -> float | None:
+        """The next SimPy instant after `now` at which a reading changes with nobody acting: a
+        pocket's scale settles (UNSTABLE → OK), a fridge probe's reading moves by one step of
+        its analog input, or a timed power loss ends. Load-cell noise is not a change (a
+        settled reading only wobbles around the same weight)."""
+        parts = self._parts
+        out: float | None = None
+        settle = parts.channels and max(c.settle_s for c in parts.channels.values())
+        if settle:
+            for pocket in parts.pockets.values():
+                at = pocket.changed_at + settle
+                if at > now and (out is None or at < out):
+                    out = at
+        for point, probe in parts.thermometers.items():
+            slope = probe.slope_c_per_s()
+            step = self._probe_steps.get(point)
+            if not slope or not step:
+                continue
+            celsius = probe.celsius()
+            counts = round(celsius / step)
+            edge = (counts + (0.5 if slope > 0 else -0.5)) * step
+            at = now + max((edge - celsius) / slope, 1e-6)
+            if probe.failed_at is not None and slope > 0:
+                at = min(at, _ceiling_at(probe, now, at))
+            if out is None or at < out:
+                out = at
+        restore = self._power_restore_at
+        if restore is not None and restore > now and (out is None or restore < out):
+            out = restore
+        return out
+
+    @property
+    def _power_restore_at(self) -> float | None:
+        fault = self._faults.get((FaultKind.POWER_LOSS, None))
+        if fault is None or self._parts.power.on:
+            return None
+        duration = dict(fault.params).get("duration_s")
+        return None if duration is None else fault.since + float(duration)
 
     # ------------------------------------------------------------------------ register-level view
     def device(self, name: str) -> AnyVirtualDevice:
@@ -102,7 +156,9 @@ class VirtualCabinet:
         """Let `seconds` of SimPy time pass (0: just settle what is due now)."""
         if seconds < 0:
             raise ValueError(f"time does not run backwards ({seconds} s)")
-        if seconds > 0:
+        if (
+            self.env.now + seconds > self.env.now
+        ):  # a step too small to move the float clock settles
             self.env.run(until=self.env.now + seconds)
             return
         while self.env.peek() <= self.env.now:
@@ -133,6 +189,7 @@ class VirtualCabinet:
         if door.why_not_open() is not None:
             return False
         door.is_open = True
+        self._changed()
         if close_after_s is not None:
             token = self._close_tokens.get(door, 0) + 1
             self._close_tokens[door] = token
@@ -154,7 +211,9 @@ class VirtualCabinet:
         for child in door.children:
             self._shut(child)
         self._close_tokens.pop(door, None)
-        door.is_open = False
+        if door.is_open:
+            door.is_open = False
+            self._changed()
 
     def sim_leave_open(self, target: str) -> bool:
         """The person walks away: it stays open (opening it first if it can); True if open."""
@@ -183,11 +242,15 @@ class VirtualCabinet:
         if weight <= 0 or n < 0:
             raise SimInputError(f"cannot stock pocket {pocket.id} with {n} items of {weight} g")
         pocket.units = [float(weight)] * min(n, pocket.capacity)  # settled: nobody moved it
+        self._changed()
 
     def sim_take(self, pocket_id: str, n: int = 1) -> list[float]:
         """Take `n` items out of an open pocket; their unit weights, last put in first."""
         pocket = self._pocket(pocket_id)
         self._reachable(pocket)
+        return self._take(pocket, n)
+
+    def _take(self, pocket: Pocket, n: int) -> list[float]:
         if n < 1 or n > len(pocket.units):
             raise SimInputError(
                 f"cannot take {n} from pocket {pocket.id}: it holds {len(pocket.units)}"
@@ -195,7 +258,24 @@ class VirtualCabinet:
         taken = pocket.units[-n:]
         del pocket.units[-n:]
         pocket.changed_at = self.env.now
+        self._changed()
         return taken
+
+    def sim_take_unseen(self, pocket_id: str, n: int = 1) -> list[float]:
+        """Take `n` items through a pried gap: no door moves, no switch changes; only the
+        pocket's scale can tell (a diversion the door sensing cannot see)."""
+        return self._take(self._pocket(pocket_id), n)
+
+    def sim_force_open(self, target: str) -> bool:
+        """Yank a drawer (or door) open though its latch holds: the latch gives way unharmed and
+        holds again once shut. False where its parent drawer is shut (a door cannot be reached)."""
+        door = self._door(target)
+        if door.parent is not None and not door.parent.is_open:
+            return False
+        if not door.is_open:
+            door.is_open = True
+            self._changed()
+        return True
 
     def sim_add(self, pocket_id: str, n: int = 1, unit_weight_g: float | None = None) -> None:
         """Put `n` items of `unit_weight_g` grams (default: the profile's) into an open pocket."""
@@ -211,6 +291,7 @@ class VirtualCabinet:
             )
         pocket.units.extend([float(weight)] * n)
         pocket.changed_at = self.env.now
+        self._changed()
 
     def _reachable(self, pocket: Pocket) -> None:
         reason = self.why_not_reachable(pocket.id)
@@ -227,6 +308,7 @@ class VirtualCabinet:
         faults.apply(self._parts, fault_kind, where, params)
         fault = Fault(fault_kind, where, tuple(sorted(params.items())), self.env.now)
         self._faults[(fault_kind, where)] = fault
+        self._changed()
         return fault
 
     def sim_clear_fault(self, kind: FaultKind | str, target: str | None = None) -> None:
@@ -235,6 +317,7 @@ class VirtualCabinet:
         where = faults.resolve_target(self._parts, fault_kind, target)
         faults.remove(self._parts, fault_kind, where)
         self._faults.pop((fault_kind, where), None)
+        self._changed()
 
     def sim_check_fault(self, kind: FaultKind | str, target: str | None = None) -> str | None:
         """The canonical target this cabinet would give the fault, or SimInputError (nothing
@@ -260,3 +343,27 @@ class VirtualCabinet:
         if solenoid is None:
             raise SimInputError(f"{point} is not a lock of {self.profile.name}")
         return solenoid.holding
+
+
+def _probe_steps(profile: Profile) -> dict[str, float]:
+    """°C per count of each temperature point's analog input (its reading moves in these steps)."""
+    steps: dict[str, float] = {}
+    for _drawer, pocket in profile.pockets():
+        if pocket.temperature:
+            point = canonical(pocket.temperature)
+            device = profile.devices.get(point.partition(":")[0])
+            scale = getattr(device, "analog_scale", None)
+            if scale:
+                steps[point] = float(scale)
+    return steps
+
+
+def _ceiling_at(probe: Any, now: float, at: float) -> float:
+    """When a failed fridge reaches the room (its reading stops moving), if before `at`."""
+    base = probe.start_c + probe.drift_c_per_h * now / 3600.0
+    left = probe.ceiling_c - probe.celsius()
+    rate = probe.fail_rate_c_per_h / 3600.0
+    if left <= 0 or rate <= 0:
+        return at
+    del base
+    return min(at, now + left / rate)
