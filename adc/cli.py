@@ -127,7 +127,7 @@ def load_command(name: str) -> Any:
     if isinstance(target, typer.Typer):
         command = typer.main.get_group(target)
     else:
-        single = typer.Typer()
+        single = typer.Typer(add_completion=False)  # completion is `adc --install-completion`
         single.command(name)(target)
         command = typer.main.get_command(single)
     command.name = name

@@ -35,6 +35,14 @@ def test_shell_completion_is_offered_and_completes_nested_commands() -> None:
         assert set(got.stdout.split()) == expected, (words, got.stdout, got.stderr)
 
 
+@pytest.mark.parametrize("command", ["init", "restock", "count", "demo"])
+def test_completion_is_offered_once_on_adc_not_on_each_command(command: str) -> None:
+    """Completion installs for `adc` as a whole; a command's own help does not offer it again."""
+    result = run_adc(command, "--help", env={"COLUMNS": "200"})
+    assert result.returncode == 0, result.stderr
+    assert "--install-completion" not in result.stdout and "--show-completion" not in result.stdout
+
+
 @pytest.mark.parametrize(
     "args", [["--help"], ["sim", "--help"], ["sim", "run", "--help"], ["restock", "--help"]]
 )

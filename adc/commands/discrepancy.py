@@ -113,8 +113,7 @@ def resolve(
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Close an open discrepancy with a reason and a witness (nothing recorded is changed; the
-    resolution is added)."""
+    """Close an open discrepancy with a reason and a witness; nothing recorded is changed."""
     from adc.commands.access import login, open_controller
     from adc.commands.witnessing import login_witness
     from adc.controller.discrepancies import parse_reason

@@ -29,8 +29,7 @@ def add(
     user: UserOption = None,
     db: DbOption = None,
 ) -> None:
-    """Record a recall; pockets holding the lot, under any GTIN of the product, are blocked for
-    removal until pulled."""
+    """Record a recall: pockets holding the lot, under any GTIN, are blocked until pulled."""
     from adc.commands.access import login, open_controller
     from adc.controller import recalls
 
