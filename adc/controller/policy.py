@@ -23,6 +23,14 @@ class Policy:
     cs_discrepancy_hours: int = 24  # controlled-substance discrepancies must be resolved by then
     timezone: str = "UTC"  # the site's time zone: what "today" means for expiry
     shortage_sink: str = ""  # file:PATH or command:COMMAND; empty = stored only
+    # diversion analytics (adc/controller/diversion.py): signal weights as `signal=weight,...`
+    # (empty: the defaults there), the score that flags a user, what counts as a late waste,
+    # the site's shift changes (HH:MM,...) and how soon after an access an alarm is near it
+    diversion_weights: str = ""
+    diversion_flag_score: float = 6.0
+    diversion_late_waste_min: int = 60
+    diversion_shift_changes: str = "07:00,19:00"
+    diversion_alarm_window_min: int = 30
 
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
@@ -35,6 +43,9 @@ _LIMITS: dict[str, tuple[float, float]] = {
     "settle_timeout_s": (0, 600),
     "weight_tolerance": (0.05, 0.49),
     "cs_discrepancy_hours": (1, 24 * 14),
+    "diversion_flag_score": (0.5, 1000),
+    "diversion_late_waste_min": (1, 24 * 60),
+    "diversion_alarm_window_min": (1, 24 * 60),
 }
 
 
@@ -60,7 +71,11 @@ def parse_setting(name: str, raw: str) -> tuple[str, Any]:
         if raw in ("file:", "command:"):
             raise BadInput(f"shortage-sink {raw!r} names no target")
         return key, raw
-    kind = float if key == "weight_tolerance" else int
+    if key in ("diversion_weights", "diversion_shift_changes"):
+        from adc.controller.diversion_settings import check_setting
+
+        return key, check_setting(name, raw)
+    kind = float if key in ("weight_tolerance", "diversion_flag_score") else int
     try:
         value = kind(raw)
     except ValueError:
