@@ -31,10 +31,18 @@ class Action(StrEnum):
     RETURN = "return"  # put unused doses into the cabinet's return bin
     RETURN_BIN_CLEAR = "return-bin.clear"  # empty the return bin and account for what was in it
     DISCREPANCY_RESOLVE = "discrepancy.resolve"  # close a discrepancy with a reason and a witness
+    DIVERSION_REVIEW = "diversion.review"  # read the diversion scores and a user's evidence
 
 
 PERMISSIONS: dict[Role, frozenset[Action]] = {
-    Role.ADMIN: frozenset({Action.USER_MANAGE, Action.SETTINGS_MANAGE, Action.CABINET_MANAGE}),
+    Role.ADMIN: frozenset(
+        {
+            Action.USER_MANAGE,
+            Action.SETTINGS_MANAGE,
+            Action.CABINET_MANAGE,
+            Action.DIVERSION_REVIEW,
+        }
+    ),
     Role.SERVICE: frozenset({Action.CABINET_MANAGE, Action.MAINTENANCE}),
     Role.TECHNICIAN: frozenset(
         {Action.POCKET_ASSIGN, Action.RESTOCK, Action.COUNT, Action.PULL, Action.RECALL_MANAGE}
@@ -56,6 +64,7 @@ PERMISSIONS: dict[Role, frozenset[Action]] = {
             Action.RETURN,
             Action.RETURN_BIN_CLEAR,
             Action.DISCREPANCY_RESOLVE,
+            Action.DIVERSION_REVIEW,
         }
     ),
 }

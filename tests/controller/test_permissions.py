@@ -12,6 +12,7 @@ import pytest
 from adc.controller import (
     cabinets,
     discrepancies,
+    diversion,
     formulary,
     inventory,
     recalls,
@@ -23,6 +24,7 @@ from adc.controller import (
 )
 from adc.controller.clock import ManualClock
 from adc.controller.context import Actor
+from adc.controller.diversion_signals import Period
 from adc.controller.gs1 import gtin_for_ndc, parse_scan
 from adc.controller.models import Role
 from adc.controller.permissions import PERMISSIONS, Action, allowed
@@ -32,7 +34,7 @@ from tests.controller.site import ACETAMINOPHEN, CABINET, HEPARIN, Site, build_s
 A = Action
 # The specification, written out independently of adc/controller/permissions.py.
 EXPECTED: dict[Role, set[Action]] = {
-    Role.ADMIN: {A.USER_MANAGE, A.SETTINGS_MANAGE, A.CABINET_MANAGE},
+    Role.ADMIN: {A.USER_MANAGE, A.SETTINGS_MANAGE, A.CABINET_MANAGE, A.DIVERSION_REVIEW},
     Role.SERVICE: {A.CABINET_MANAGE, A.MAINTENANCE},
     Role.TECHNICIAN: {A.POCKET_ASSIGN, A.RESTOCK, A.COUNT, A.PULL, A.RECALL_MANAGE},
     Role.NURSE: {A.REMOVE, A.COUNT, A.WASTE, A.RETURN, A.DISCREPANCY_RESOLVE},
@@ -49,6 +51,7 @@ EXPECTED: dict[Role, set[Action]] = {
         A.RETURN,
         A.RETURN_BIN_CLEAR,
         A.DISCREPANCY_RESOLVE,
+        A.DIVERSION_REVIEW,
     },
 }
 
@@ -139,6 +142,9 @@ def _actions(site: Site, tmp_path: Path, shortage_id: int) -> dict[Action, Calla
         A.RETURN: return_one,
         A.RETURN_BIN_CLEAR: lambda a: returns.clear_return_bin(ctl, a, "CS1", {acetaminophen: 2}),
         A.DISCREPANCY_RESOLVE: resolve,
+        A.DIVERSION_REVIEW: lambda a: diversion.review(
+            ctl, a, Period(ctl.now() - timedelta(days=1), ctl.now() + timedelta(days=1))
+        ),
     }
 
 
