@@ -21,7 +21,7 @@ from adc.commands.common import DbOption, JsonOption, command_group, console, pr
 
 app = command_group(
     "Refill list, expiring stock, shortages, recalled stock, discrepancies, controlled-substance"
-    " activity."
+    " activity, diversion scores."
 )
 
 CabinetFilter = Annotated[str | None, typer.Option("--cabinet", "-c", help="Only this cabinet.")]
@@ -81,6 +81,13 @@ def emit_rows(rows: Sequence[Any], row_type: type, *, as_json: bool, as_csv: boo
     return True
 
 
+def escape(text: str) -> str:
+    """`text` shown as it is in a table cell (a `[` in a name or note is not rich markup)."""
+    from rich.markup import escape as escape_markup
+
+    return escape_markup(text)
+
+
 def show_rows(
     rows: Sequence[Any],
     row_type: type,
@@ -91,20 +98,21 @@ def show_rows(
     columns: Sequence[str],
     cells: Callable[[Any], Sequence[str]],
     empty: str = "",
+    priority: Sequence[int] | None = None,
 ) -> None:
     """`rows` as JSON or CSV if asked, else as a rich table: `columns`, then `cells(row)` a row;
-    no rows: the line `empty` (else "no " + title) instead of an empty table."""
+    no rows: the line `empty` (else "no " + title) instead of an empty table. The table fits the
+    terminal (`adc.commands.fit`): a narrow one leaves out the columns of the lowest `priority`
+    (1 = keep; default: the rightmost go first) and says which."""
     if emit_rows(rows, row_type, as_json=as_json, as_csv=as_csv):
         return
     if not rows:
         console().print(empty or f"no {title}", highlight=False)
         return
-    from rich.table import Table
+    from adc.commands.fit import print_fitted
 
-    table = Table(*columns, title=title)
-    for row in rows:
-        table.add_row(*cells(row))
-    console().print(table)
+    table_rows = [list(cells(row)) for row in rows]
+    print_fitted(console(), columns, table_rows, title=title, priority=priority)
 
 
 def report_controller(db: str | None, cabinet: str | None) -> Any:
@@ -176,7 +184,7 @@ def refill(
         if line.out_of_service:
             flag = f"{flag} · cannot serve: {line.out_of_service}".strip(" ·")
         on_hand, par, need = str(line.on_hand), str(line.par), str(line.need)
-        return [line.cabinet, line.pocket, line.item, on_hand, par, need, flag]
+        return [line.cabinet, line.pocket, escape(line.item), on_hand, par, need, escape(flag)]
 
     show_rows(
         refill_list(report_controller(db, cabinet), cabinet),
@@ -187,6 +195,7 @@ def refill(
         columns=("cabinet", "pocket", "item", "on hand", "par", "need", ""),
         cells=cells,
         empty="no pockets below par: nothing to refill",
+        priority=(5, 1, 1, 2, 3, 2, 1),
     )
 
 
@@ -204,7 +213,8 @@ def expiring(
 
     def cells(lot: ExpiringLot) -> list[str]:
         note = "EXPIRED: pull" if lot.expired else f"{lot.days_left} d"
-        return [lot.expiry, lot.cabinet, lot.pocket, lot.item, lot.lot, str(lot.qty), note]
+        item, lot_id = escape(lot.item), escape(lot.lot)
+        return [lot.expiry, lot.cabinet, lot.pocket, item, lot_id, str(lot.qty), note]
 
     days = parse_days(within)
     show_rows(
@@ -215,6 +225,7 @@ def expiring(
         title=f"expiring within {within}",
         columns=("expiry", "cabinet", "pocket", "item", "lot", "qty", ""),
         cells=cells,
+        priority=(1, 4, 1, 1, 2, 2, 1),
         empty=f"no lots expiring within {days} days",
     )
 
@@ -240,9 +251,10 @@ def shortages(
         title="shortages",
         columns=("id", "since", "kind", "status", "cabinet", "pocket", "item", "on hand", "par"),
         cells=lambda n: [
-            *(str(n.id), n.created_at, n.kind, n.status, n.cabinet, n.pocket, n.item),
-            *(str(n.on_hand), str(n.par)),
+            *(str(n.id), n.created_at[:16].replace("T", " "), n.kind, n.status, n.cabinet),
+            *(n.pocket, escape(n.item), str(n.on_hand), str(n.par)),
         ],
+        priority=(1, 4, 3, 3, 5, 1, 1, 2, 2),
     )
 
 
@@ -263,7 +275,11 @@ def recalls(
         as_csv=as_csv,
         title="recalled stock",
         columns=("cabinet", "pocket", "item", "GTIN", "lot", "qty", "reason"),
-        cells=lambda r: [r.cabinet, r.pocket, r.item, r.gtin, r.lot, str(r.qty), r.reason],
+        cells=lambda r: [
+            *(r.cabinet, r.pocket, escape(r.item), r.gtin, escape(r.lot), str(r.qty)),
+            escape(r.reason),
+        ],
+        priority=(4, 1, 1, 3, 1, 2, 3),
     )
 
 
@@ -331,8 +347,8 @@ def cs_activity(
             note += f" [discrepancy {e.discrepancy}]"
         when = e.at[:19].replace("T", " ")
         return [
-            *(when, e.cabinet, e.pocket, e.item, e.schedule, e.kind, e.lot or ""),
-            *(f"{e.change:+d}", str(e.balance), e.user, e.witness or "", note.strip()),
+            *(when, e.cabinet, e.pocket, escape(e.item), e.schedule, e.kind, escape(e.lot or "")),
+            *(f"{e.change:+d}", str(e.balance), e.user, e.witness or "", escape(note.strip())),
         ]
 
     ctl = report_controller(db, cabinet)
@@ -348,6 +364,7 @@ def cs_activity(
             *("balance", "user", "witness", "note"),
         ),
         cells=cells,
+        priority=(1, 6, 1, 2, 5, 1, 4, 1, 1, 2, 3, 3),
     )
 
 
