@@ -20,7 +20,18 @@ Rules (each once per episode):
   cabinet's watch (`withdrawal.CabinetWatch`) does;
 - **power loss** (`alarm-power-loss`): every device offline, then back: every drawer holding
   controlled substances needs a recount, and a drawer that read open when the devices went is
-  `power-loss-open`.
+  `power-loss-open`;
+- **still differs after the access** (`alarm-unrecorded-change`): once an access (restock,
+  withdrawal) of a weighed pocket has closed and the pocket has settled for `SETTLE_S`, the
+  units its scale moved since before the access differ from the movement recorded in the
+  same time (the pocket's on-hand, `recorded`) → alarm and recount. Counts, recoveries and
+  service work re-weigh the pocket without judging it (a count corrects the record);
+- **cold chain** (`alarm-cold-chain`): a temperature-watched pocket (a fridge) reads outside its
+  range (`cold_chain.Limits`, 2–8 °C by default) for longer than its allowed excursion → alarm
+  and the stock in it quarantined (`quarantine.place`) until a pharmacist releases or pulls it.
+
+Recording (`record`) also notifies pharmacists (`notifications.py`) where one must act: a
+quarantine, and every blind recount that takes a drawer out of service.
 
 The station also decides here whether a client's unlock may go out (`authorize_unlock`: fail
 closed) and what its own start and stop mean on record (`station_started`, `station_stopped`).
@@ -64,10 +75,21 @@ DOOR_OPEN = "alarm-door-open"
 DEVICE_OFFLINE = "alarm-device-offline"
 BUS_ERRORS = "alarm-bus-errors"
 POWER_LOSS = "alarm-power-loss"
+COLD_CHAIN = "alarm-cold-chain"
+SETTLE_S = 2.0  # after an access closes, the pocket settles this long before it is judged
+JUDGED_PURPOSES = frozenset({"restock", "withdrawal", "demo"})  # accesses that move stock
 STATION_STARTED = "station-started"
 STATION_STOPPED = "station-stopped"
 STATION_KINDS = (STATION_STARTED, STATION_STOPPED)
-ALARM_KINDS = (UNAUTHORIZED, UNRECORDED, DOOR_OPEN, DEVICE_OFFLINE, BUS_ERRORS, POWER_LOSS)
+ALARM_KINDS = (
+    UNAUTHORIZED,
+    UNRECORDED,
+    DOOR_OPEN,
+    DEVICE_OFFLINE,
+    BUS_ERRORS,
+    POWER_LOSS,
+    COLD_CHAIN,
+)
 
 
 # ------------------------------------------------------------------------------------ layout
@@ -80,6 +102,9 @@ class PocketInfo:
     sensor: str | None  # a weight channel
     unit_weight_g: float | None
     controlled: bool
+    temperature: str | None = None  # a temperature input (fridge)
+    range_c: tuple[float, float] | None = None  # the cold-chain range, where watched
+    excursion_s: float = 0.0  # how long it may read outside the range
 
 
 @dataclass(frozen=True)
@@ -120,8 +145,11 @@ class Layout:
 
 
 def load_layout(ctl: Controller, cabinet: str) -> Layout:
+    from adc.controller.cold_chain import limits_of
+
     with ctl.read() as session:
         get_cabinet(session, cabinet)
+        limits = limits_of(session, cabinet)
         drawers = session.execute(
             select(Drawer).where(Drawer.cabinet_id == cabinet).order_by(Drawer.position)
         ).scalars()
@@ -142,6 +170,9 @@ def load_layout(ctl: Controller, cabinet: str) -> Layout:
                 sensor=p.sensor_point if p.sensor_kind == "weight" else None,
                 unit_weight_g=item.unit_weight_g if item else None,
                 controlled=item is not None and item.schedule is not None,
+                temperature=p.temperature_point,
+                range_c=(limits[p.code].min_c, limits[p.code].max_c) if p.code in limits else None,
+                excursion_s=limits[p.code].excursion_s if p.code in limits else 0.0,
             )
             members[drawer.code].append(p.code)
         return Layout(
@@ -163,6 +194,7 @@ class OpenAccess:
     drawer: str
     pocket: str | None
     user: str | None
+    purpose: str | None = None
 
 
 @dataclass(frozen=True)
@@ -174,6 +206,7 @@ class Finding:
     device: str | None = None
     point: str | None = None
     recount: str | None = None  # a failure kind to record on the drawer (blind recount due)
+    quarantine: bool = False  # the pocket's stock is quarantined
 
 
 @dataclass(frozen=True)
@@ -189,6 +222,12 @@ class WatchState:
     bus_alarmed: frozenset[str] = frozenset()
     power_out: bool = False
     open_at_outage: frozenset[str] = frozenset()  # drawers open when every device went
+    # pocket → (settled grams, recorded on-hand) before the access that covers it now, and
+    # whether that access moves stock (judged once it has closed and settled)
+    before_access: Mapping[str, tuple[float, int | None, bool]] = field(default_factory=dict)
+    closed_since: Mapping[str, float] = field(default_factory=dict)  # pocket → access closed
+    too_warm_since: Mapping[str, float] = field(default_factory=dict)  # pocket → left range
+    cold_alarmed: frozenset[str] = frozenset()
 
 
 def _seconds(now: datetime) -> float:
@@ -204,9 +243,13 @@ def evaluate(
     *,
     left_open_s: float = LEFT_OPEN_S,
     weights: bool = True,
+    recorded: Mapping[str, int] | None = None,
+    settle_s: float = SETTLE_S,
 ) -> tuple[WatchState, list[Finding]]:
     """The findings of one snapshot; see the module docstring. `weights` False: the slow
-    readings (scales) of this snapshot are not looked at (they are read at a slower rate)."""
+    readings (scales, temperatures) of this snapshot are not looked at (they are read at a
+    slower rate). `recorded`: each pocket's on-hand on record now (None: the movement after an
+    access is not judged)."""
     accesses = list(accesses)
     findings: list[Finding] = []
     t = _seconds(now)
@@ -322,14 +365,28 @@ def evaluate(
                 )
             )
 
-    # ---- scales: unrecorded change
+    # ---- scales: unrecorded change, and a difference that remains after an access
     reference = dict(state.reference_g)
+    before_access = dict(state.before_access)
+    closed_since = dict(state.closed_since)
+    purposes = {a.pocket or a.drawer: a.purpose for a in accesses}
+    for code, pocket in layout.pockets.items():
+        if not pocket.sensor or not pocket.unit_weight_g:
+            continue
+        if code in by_pocket or pocket.drawer in drawer_wide:
+            closed_since.pop(code, None)
+            if code not in before_access and code in reference:
+                judged = (purposes.get(code) or purposes.get(pocket.drawer)) in JUDGED_PURPOSES
+                on_record = recorded.get(code) if recorded is not None else None
+                before_access[code] = (reference[code], on_record, judged)
+            reference.pop(code, None)  # re-weighed once its access has closed
+        elif code in before_access and code not in closed_since:
+            closed_since[code] = t
     if weights:
         for code, pocket in layout.pockets.items():
             if not pocket.sensor or not pocket.unit_weight_g:
                 continue
             if code in by_pocket or pocket.drawer in drawer_wide:
-                reference.pop(code, None)  # re-weighed once its access has closed
                 continue
             switches = [layout.drawers[pocket.drawer].switch]
             if pocket.door_switch:
@@ -338,6 +395,35 @@ def evaluate(
                 continue  # open or unreadable: wait until it is shut
             reading = snap.weights.get(pocket.sensor)
             if reading is None or reading.quality.value != "ok":
+                continue
+            if code in before_access:
+                if t - closed_since.get(code, t) < settle_s:
+                    continue  # settling after its access
+                grams_before, on_record_before, judged = before_access.pop(code)
+                closed_since.pop(code, None)
+                reference[code] = reading.grams
+                on_record_now = recorded.get(code) if recorded is not None else None
+                if not judged or on_record_before is None or on_record_now is None:
+                    continue
+                delta = reading.grams - grams_before
+                weighed = round(delta / pocket.unit_weight_g)
+                if abs(delta) < max(0.6 * pocket.unit_weight_g, 1.0):
+                    weighed = 0
+                moved = on_record_now - on_record_before
+                if weighed != moved:
+                    findings.append(
+                        Finding(
+                            UNRECORDED,
+                            f"pocket {code} still differs after its access closed and settled: "
+                            f"its scale moved {weighed:+d} (Δ {delta:+.1f} g), the record "
+                            f"{moved:+d} ({on_record_before} → {on_record_now} on hand): "
+                            "blind recount required",
+                            drawer=pocket.drawer,
+                            pocket=code,
+                            point=pocket.sensor,
+                            recount=FLAG_KIND,
+                        )
+                    )
                 continue
             before = reference.get(code)
             reference[code] = reading.grams
@@ -360,6 +446,37 @@ def evaluate(
                     recount=FLAG_KIND,
                 )
             )
+    # ---- cold chain: out of range for longer than the allowed excursion
+    too_warm = dict(state.too_warm_since)
+    cold_alarmed = set(state.cold_alarmed)
+    if weights:
+        for code, pocket in layout.pockets.items():
+            if pocket.temperature is None or pocket.range_c is None:
+                continue
+            reading_c = snap.temperatures.get(pocket.temperature)
+            if reading_c is None or reading_c.quality.value != "ok":
+                continue  # unreadable: the device's own alarm says so
+            low, high = pocket.range_c
+            if low <= reading_c.celsius <= high:
+                too_warm.pop(code, None)
+                cold_alarmed.discard(code)
+                continue
+            since = too_warm.setdefault(code, t)
+            if code in cold_alarmed or t - since < pocket.excursion_s:
+                continue
+            cold_alarmed.add(code)
+            findings.append(
+                Finding(
+                    COLD_CHAIN,
+                    f"pocket {code} at {reading_c.celsius:.1f} °C, outside {low:g}–{high:g} °C "
+                    f"for {(t - since) / 60:.0f} min (allowed {pocket.excursion_s / 60:g} min): "
+                    "stock quarantined until a pharmacist releases or pulls it",
+                    drawer=pocket.drawer,
+                    pocket=code,
+                    point=pocket.temperature,
+                    quarantine=True,
+                )
+            )
     new = replace(
         state,
         started=True,
@@ -371,6 +488,10 @@ def evaluate(
         bus_alarmed=frozenset(bus_alarmed),
         power_out=power_out,
         open_at_outage=open_at_outage,
+        before_access=before_access,
+        closed_since=closed_since,
+        too_warm_since=too_warm,
+        cold_alarmed=frozenset(cold_alarmed),
     )
     return new, findings
 
@@ -386,31 +507,57 @@ def current_accesses(ctl: Controller, cabinet: str) -> list[OpenAccess]:
             ).scalars()
         }
     return [
-        OpenAccess(r.id or 0, r.drawer_code, r.pocket_code, names.get(r.user_id or -1))
+        OpenAccess(r.id or 0, r.drawer_code, r.pocket_code, names.get(r.user_id or -1), r.purpose)
         for r in rows
     ]
 
 
+def recorded_on_hand(ctl: Controller, cabinet: str) -> dict[str, int]:
+    """Every weighed pocket's on-hand on record (what `evaluate` compares a scale with)."""
+    with ctl.read() as session:
+        return dict(
+            session.execute(  # type: ignore[arg-type]
+                select(Pocket.code, Pocket.on_hand).where(
+                    Pocket.cabinet_id == cabinet, Pocket.sensor_kind == "weight"
+                )
+            ).all()
+        )
+
+
 def record(ctl: Controller, cabinet: str, findings: Iterable[Finding]) -> list[Alarm]:
-    """Each finding as an audited alarm, and its recount as a failure of the drawer."""
+    """Each finding as an audited alarm, its recount as a failure of the drawer, its quarantine
+    placed; pharmacists notified of each recount and quarantine."""
+    from adc.controller import notifications, quarantine
+
     out: list[Alarm] = []
     for f in findings:
-        out.append(
-            raise_alarm(
-                ctl,
-                cabinet,
-                f.kind,
-                f.detail,
-                drawer=f.drawer,
-                pocket=f.pocket,
-                device=f.device,
-                point=f.point,
-            )
+        alarm = raise_alarm(
+            ctl,
+            cabinet,
+            f.kind,
+            f.detail,
+            drawer=f.drawer,
+            pocket=f.pocket,
+            device=f.device,
+            point=f.point,
         )
+        out.append(alarm)
+        if f.quarantine and f.pocket:
+            quarantine.place(ctl, cabinet, f.pocket, f.detail, alarm_event=alarm.event_id)
         if f.recount and f.drawer:
-            out.append(
-                raise_alarm(ctl, cabinet, f.recount, f.detail, drawer=f.drawer, pocket=f.pocket)
-            )
+            flag = raise_alarm(ctl, cabinet, f.recount, f.detail, drawer=f.drawer, pocket=f.pocket)
+            out.append(flag)
+            with ctl.write(None, None) as tx:
+                notifications.notify(
+                    tx,
+                    cabinet,
+                    notifications.RECOUNT,
+                    f"recount:{flag.event_id}",
+                    f"drawer {f.drawer} out of service until a blind recount "
+                    f"(adc diag recover --drawer {f.drawer}): {f.detail}",
+                    drawer=f.drawer,
+                    pocket=f.pocket,
+                )
     return out
 
 

@@ -7,8 +7,10 @@
                  flagged (`recover_interrupted`), then the driver opened once and the server
                  started (Refused where the listen address is taken)
     step()       one poll: a snapshot (the planner's minimal reads), the supervision rules on it
-                 (scales looked at every `slow_s`), findings recorded, dead clients' accesses
-                 flagged every `recover_s`, the status file written
+                 (scales and temperatures looked at every `slow_s`, against the on-hand on
+                 record), findings recorded, dead clients' accesses flagged every `recover_s`,
+                 scheduled work (`station_schedule.run_due`: expiry sweep, escalation, shortage
+                 delivery) every `schedule_s`, the status file written
     run(stop)    step() every `fast_s` on the waiter until `stop` is set
     close(why)   server stopped, the stop on record, the driver closed, the lock released
 
@@ -28,7 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from adc.controller import supervision
+from adc.controller import station_schedule, supervision
 from adc.controller.access_log import recover_interrupted
 from adc.controller.supervision import WatchState
 from adc.drivers.base import DriverError
@@ -44,6 +46,7 @@ if TYPE_CHECKING:
 FAST_S = 0.1  # switches and locks
 SLOW_S = 1.0  # scales and temperatures
 RECOVER_S = 5.0  # dead clients' accesses
+SCHEDULE_S = 30.0  # scheduled work: is a period without its run on record?
 STATUS_S = 0.5  # status file
 
 
@@ -59,6 +62,7 @@ class Station:
     fast_s: float = FAST_S
     slow_s: float = SLOW_S
     recover_s: float = RECOVER_S
+    schedule_s: float = SCHEDULE_S
     left_open_s: float = supervision.LEFT_OPEN_S
     take_over: bool = False
     real_time: bool = False  # wait in wall time (a simulated cabinet kept in step)
@@ -77,6 +81,8 @@ class Station:
     _lock: CabinetLock | None = None
     _last_slow: float | None = None
     _last_recover: float | None = None
+    _last_schedule: float | None = None
+    scheduled: list[station_schedule.Run] = field(default_factory=list)
     _last_status: float = 0.0
     _started_wall: float = 0.0
 
@@ -168,6 +174,9 @@ class Station:
             self._last_recover = now_s
             raised.extend(_as_alarms(recover_interrupted(self.ctl, self.cabinet)))
             self.layout = supervision.load_layout(self.ctl, self.cabinet)  # assignments change
+        if self._last_schedule is None or now_s - self._last_schedule >= self.schedule_s:
+            self._last_schedule = now_s
+            self.scheduled.extend(station_schedule.run_due(self.ctl, self.cabinet))
         try:
             with self.bus_lock:
                 snap = self.driver.snapshot()
@@ -182,6 +191,11 @@ class Station:
         if slow:
             self._last_slow = now_s
         accesses = supervision.current_accesses(self.ctl, self.cabinet)
+        recorded = (
+            supervision.recorded_on_hand(self.ctl, self.cabinet)
+            if slow or accesses or self.state.before_access
+            else None
+        )
         self.state, findings = supervision.evaluate(
             self.state,
             snap,
@@ -190,6 +204,7 @@ class Station:
             self.ctl.now(),
             left_open_s=self.left_open_s,
             weights=slow,
+            recorded=recorded,
         )
         raised.extend(supervision.record(self.ctl, self.cabinet, findings))
         self.alarms.extend(raised)

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from adc.controller import maintenance, supervision
+from adc.controller import maintenance, notifications, quarantine, supervision
 from adc.controller.access_log import open_accesses
 from adc.station.lease import state_dir, status_path
 
@@ -83,5 +83,11 @@ def station_status(ctl: Controller, cabinet: str, directory: Path | None = None)
         "doors_open": (file or {}).get("doors_open") if current is not None else None,
         "accesses": accesses,
         "recount": recount,
+        "quarantines": [
+            q.as_json() for q in quarantine.list_quarantines(ctl, cabinet, open_only=True)
+        ],
+        "notifications": [
+            n.as_json() for n in notifications.list_notifications(ctl, cabinet, pending_only=True)
+        ],
         "alarms": alarms,
     }
