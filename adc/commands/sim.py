@@ -356,3 +356,238 @@ def run(
         from adc.errors import CheckFailed
 
         raise CheckFailed(f"audit chain of the run does not verify: {kpis['audit']['error']}")
+
+
+@app.command()
+def sweep(
+    scenario: Annotated[
+        Path, typer.Argument(help="Scenario file (TOML), e.g. scenarios/ward-7day.toml.")
+    ],
+    seeds: Annotated[
+        str,
+        typer.Option(
+            "--seeds",
+            metavar="SEEDS",
+            help="Seeds to run: a range 1..100, a list 1,2,5, or both (1..10,20).",
+            show_default=False,
+        ),
+    ],
+    out_dir: Annotated[
+        Path,
+        typer.Option(
+            "--out",
+            metavar="DIR",
+            help="Write runs.csv, runs.jsonl, summary.json, summary.csv and kpi-*.png here.",
+            show_default=False,
+        ),
+    ],
+    set_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            metavar="KEY=V1,V2",
+            help="Sweep a scenario key over values (repeatable: every combination runs), e.g. "
+            "cabinets[0].stock[2].par=8,12,16 or faults.rates.lock_jammed=0,0.01.",
+            show_default=False,
+        ),
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            min=1,
+            max=512,
+            help="Local worker processes (default: the number of cores).",
+            show_default=False,
+        ),
+    ] = None,
+    scheduler: Annotated[
+        str | None,
+        typer.Option(
+            "--scheduler",
+            metavar="tcp://HOST:PORT",
+            help="Run on this Dask distributed scheduler's workers instead (pip install "
+            "'adc[cluster]').",
+            show_default=False,
+        ),
+    ] = None,
+    days: Annotated[
+        float | None,
+        typer.Option(
+            "--days",
+            min=0.01,
+            max=DAYS_MAX,
+            help="Simulated days of each run (default: the scenario's).",
+            show_default=False,
+        ),
+    ] = None,
+    plot_kpi: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--plot-kpi",
+            metavar="KPI",
+            help="Plot this KPI's distribution (repeatable; dotted name as in summary.csv). "
+            "Default: removals.refused, stock_outs.hours_out, discrepancies.total_opened, "
+            "removals.mean_wait_s.",
+            show_default=False,
+        ),
+    ] = None,
+    no_plot: Annotated[bool, typer.Option("--no-plot", help="Write no PNG plots.")] = False,
+) -> None:
+    """Run a scenario over many seeds and parameter values; write every run and the statistics.
+
+    Each run is a normal `sim run` with its own in-memory database. Exit 1 if a run failed (its
+    error is in runs.csv; the others still ran), 130 after Ctrl-C (finished runs are kept)."""
+    import importlib.util
+    import os
+
+    from adc.errors import BadInput, CheckFailed
+    from adc.scenario.sweep_spec import plan_sweep
+
+    if scheduler is not None and workers is not None:
+        raise BadInput("--workers sizes the local pool; with --scheduler the cluster's workers run")
+    if plot_kpi and no_plot:
+        raise BadInput("--plot-kpi and --no-plot: choose one")
+    _check_out_dir(out_dir)
+    if scheduler is not None:
+        from adc.scenario.sweep_exec import check_address
+
+        check_address(scheduler)
+    if plot_kpi and importlib.util.find_spec("matplotlib") is None:
+        raise BadInput("--plot-kpi needs matplotlib: pip install 'adc[plot]'")
+    plan = plan_sweep(scenario, seeds, set_ or [], days)  # exit 2 naming a bad seed, key or value
+    client = None
+    if scheduler is not None:
+        from adc.scenario.sweep_exec import connect
+
+        client = connect(scheduler)
+    try:
+        try:
+            out_dir.mkdir(exist_ok=True)
+        except OSError as err:
+            raise BadInput(f"--out {str(out_dir)[:60]}: {err.strerror}") from None
+        count = workers or os.cpu_count() or 1
+        where = f"Dask cluster {scheduler}" if scheduler else f"{min(count, plan.total)} worker(s)"
+        result = _run_sweep_with_bar(plan, out_dir, count, client, where)
+    finally:
+        if client is not None:
+            client.close()
+    _report_sweep(plan, out_dir, result, where, plot_kpi, no_plot)
+    if result.failed:
+        errors = sorted({r["error"] for r in result.failed})
+        raise CheckFailed(
+            f"{len(result.failed)} of {len(result.rows)} runs failed (errors in "
+            f"{out_dir}/runs.csv); first: {errors[0][:200]}"
+        )
+
+
+def _run_sweep_with_bar(plan, out_dir: Path, workers: int, client, where: str):  # type: ignore[no-untyped-def]
+    """The sweep under a progress bar over runs; after Ctrl-C, one line saying what was kept."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from adc.scenario.sweep import run_sweep
+    from adc.session.interrupts import ignored_sigint
+
+    out = console()
+    combos = len(plan.combos)
+    out.print(
+        f"[bold]{plan.name}[/]: {plan.total} runs ({combos} combination(s) × "
+        f"{len(plan.seeds)} seeds) on {where}",
+        highlight=False,
+    )
+    with Progress(
+        TextColumn("[bold]runs"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[failed]}"),
+        TimeElapsedColumn(),
+        TextColumn("left"),
+        TimeRemainingColumn(),
+        console=out,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("runs", total=plan.total, failed="")
+        failed = 0
+
+        def on_row(row: dict) -> None:  # type: ignore[type-arg]
+            nonlocal failed
+            failed += row["status"] != "ok"
+            bar.update(task, advance=1, failed=f"[red]{failed} failed[/]" if failed else "")
+
+        try:
+            result = run_sweep(plan, out_dir, workers=workers, client=client, on_row=on_row)
+        except KeyboardInterrupt as err:
+            kept = getattr(err, "sweep_result", None)
+            with ignored_sigint():
+                bar.stop()
+                if kept is not None:
+                    out.print(
+                        f"stopped: kept the {len(kept.rows)} finished run(s) of {plan.total} in "
+                        f"{out_dir}/runs.csv, runs.jsonl, summary.json, summary.csv",
+                        highlight=False,
+                    )
+            raise
+    return result
+
+
+def _report_sweep(plan, out_dir: Path, result, where: str, plot_kpi, no_plot: bool) -> None:  # type: ignore[no-untyped-def]
+    import importlib.util
+
+    from rich.table import Table
+
+    from adc.scenario.sweep_plots import DEFAULT_KPIS
+
+    out = console()
+    shown = list(plot_kpi or DEFAULT_KPIS)
+    table = Table(title=f"{plan.name}: mean [95% CI] over the seeds", title_justify="left")
+    for key in plan.keys or ("scenario",):
+        table.add_column(key, style="bold", overflow="fold")
+    table.add_column("ok", justify="right")
+    for kpi in shown:
+        table.add_column(kpi, justify="right", overflow="fold")
+    for entry in result.summary:
+        cells = [str(v) for v in entry["params"].values()] or ["as in the file"]
+        cells.append(f"{entry['ok']}/{entry['runs']}")
+        for kpi in shown:
+            stats = entry["kpis"].get(kpi)
+            if stats is None:
+                cells.append("–")
+            elif stats["ci95_low"] is None:
+                cells.append(f"{stats['mean']:.3g}")
+            else:
+                cells.append(
+                    f"{stats['mean']:.3g} [{stats['ci95_low']:.3g}, {stats['ci95_high']:.3g}]"
+                )
+        table.add_row(*cells)
+    out.print(table)
+    rate = len(result.rows) / result.wall_s if result.wall_s else 0.0
+    out.print(
+        f"{len(result.rows)} runs ({len(result.failed)} failed) in {result.wall_s:.1f} s on "
+        f"{where} ({rate:.2f} runs/s)",
+        highlight=False,
+        style="dim",
+    )
+    written = ["runs.csv", "runs.jsonl", "summary.json", "summary.csv"]
+    if not no_plot:
+        if importlib.util.find_spec("matplotlib") is None:
+            out.print("no plots: matplotlib is not installed (pip install 'adc[plot]')")
+        else:
+            from adc.scenario.sweep_plots import write_sweep_plots
+
+            pngs = write_sweep_plots(out_dir, plan.name, result.rows, result.summary, shown)
+            written += [path.name for path in pngs.values()]
+            missing = [k for k in shown if k not in pngs]
+            if missing and len(result.rows) > len(result.failed):
+                out.print(
+                    f"no run reports {', '.join(missing)}: nothing to plot (KPI names: "
+                    f"{out_dir}/summary.csv)",
+                    highlight=False,
+                )
+    out.print(f"wrote {out_dir}/" + ", ".join(written), highlight=False)
