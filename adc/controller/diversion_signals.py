@@ -398,7 +398,6 @@ class _Computation:
             for uid, mine in removals.items()
         }
         wasted: Counter[int] = Counter()
-        of_removal: Counter[int] = Counter()
         late: dict[int, list[Evidence]] = defaultdict(list)
         witnesses: dict[int, Counter[int]] = defaultdict(Counter)
         returned: Counter[int] = Counter()
@@ -416,7 +415,6 @@ class _Computation:
                     witnesses[t.user_id][t.witness_id] += 1
                 source = self.by_id.get(t.related_id or 0)
                 if t.qty == 0 and source is not None:
-                    of_removal[t.user_id] += 1
                     delay = t.at - source.at
                     if delay >= self.late:
                         late[t.user_id].append(
@@ -447,9 +445,7 @@ class _Computation:
                 wasted[uid] / user.shifts if user.shifts else None
             )
             user.evidence["wasted_units_per_shift"] = list(user.evidence["waste_share"])
-            user.values["late_wastes"] = (
-                len(late[uid]) / of_removal[uid] if of_removal[uid] else None
-            )
+            user.values["late_wastes"] = len(late[uid]) / user.removals if user.removals else None
             user.evidence["late_wastes"] = late[uid]
             user.values["returns"] = returned[uid] / units if units else None
             seen = witnesses[uid]

@@ -160,7 +160,7 @@ def test_removals_per_shift_and_end_of_shift_share(site: Site, rec: Records) -> 
 
 
 def test_waste_share_late_wastes_and_witness_concentration(site: Site, rec: Records) -> None:
-    removals = [rec.txn("remove", "n1", at(8 + i), -2) for i in range(4)]  # 8 units removed
+    removals = [rec.txn("remove", "n1", at(8 + i), -2) for i in range(5)]  # 10 units removed
     # four wastes of 1 unit: three witnessed by w1, one by w2; the second is 90 min late
     rec.txn("waste", "n1", at(8.1), 0, counted=1, related_id=removals[0], witness="w1")
     late = rec.txn("waste", "n1", at(10.5), 0, counted=1, related_id=removals[1], witness="w1")
@@ -168,12 +168,12 @@ def test_waste_share_late_wastes_and_witness_concentration(site: Site, rec: Reco
     rec.txn("waste", "n1", at(11.5), 0, counted=1, related_id=removals[3], witness="w1")
     rec.txn("return", "n1", at(12), 1, related_id=removals[3])
     n1 = signals(site)["n1"]
-    assert n1.values["waste_share"] == pytest.approx(4 / 8)
+    assert n1.values["waste_share"] == pytest.approx(4 / 10)
     assert n1.values["wasted_units_per_shift"] == pytest.approx(4 / 1)
-    assert n1.values["late_wastes"] == pytest.approx(1 / 4)  # only the 90-minute one
+    assert n1.values["late_wastes"] == pytest.approx(1 / 5)  # the 90-minute one, of 5 removals
     assert [e.id for e in n1.evidence["late_wastes"]] == [late]
     assert n1.values["witness_concentration"] == pytest.approx(3 / 4)
-    assert n1.values["returns"] == pytest.approx(1 / 8)
+    assert n1.values["returns"] == pytest.approx(1 / 10)
 
 
 def test_too_few_wastes_say_nothing_about_witnesses(site: Site, rec: Records) -> None:
