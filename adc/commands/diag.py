@@ -161,7 +161,12 @@ def _bench(
     timeout_ms: int | None,
     person: str,
     person_timeout: float | None = None,
+    purpose: str | None = None,
 ) -> Bench:
+    """The bench a command tests. `purpose`: the command opens locks, each through the access
+    machine's service mode (`Recorder.gate`), on the access log under this purpose. A command
+    without a recorder (no --cabinet: no database) gets no gate, and the procedures pulse no
+    lock (fail closed); the lock-opening commands require --cabinet anyway."""
     from adc.diag.bench import PersonMode, open_bench
     from adc.errors import BadInput
 
@@ -187,6 +192,12 @@ def _bench(
         except BaseException:
             bench.close()
             raise
+        from adc.session.timing import SessionClock
+
+        # the access machine judges a relock on the controller's clock: the bench's time
+        recorder.ctl.clock = SessionClock(bench.waiter)
+        if purpose is not None:
+            bench.gate = recorder.gate(purpose)  # every pulse a ServiceCycle, on record
     return bench
 
 
@@ -198,9 +209,10 @@ def _opened(
     timeout_ms: int | None,
     person: str = "none",
     person_timeout: float | None = None,
+    purpose: str | None = None,
 ) -> Iterator[Bench]:
     """The bench of `_bench`, closed when the block ends, however it ends."""
-    bench = _bench(recorder, backend, profile, timeout_ms, person, person_timeout)
+    bench = _bench(recorder, backend, profile, timeout_ms, person, person_timeout, purpose)
     try:
         yield bench
     finally:
@@ -408,7 +420,9 @@ def selftest(
 
     recorder = _recorder(db, cabinet, user, witness, required=True)
     assert recorder is not None
-    with _opened(recorder, backend, profile, timeout_ms, person, person_timeout) as bench:
+    with _opened(
+        recorder, backend, profile, timeout_ms, person, person_timeout, "selftest"
+    ) as bench:
         report = run(bench, drawer, refuse=recorder.refuse(bench.profile))
     _finish(report, recorder, bench.profile, as_json)
 
@@ -535,7 +549,9 @@ def calibrate(
     simulated = is_simulated(backend)
     check_calibration_source(recorder.ctl, recorder.cabinet, from_simulator=simulated)
     settings = Settings(command=LoadcellCommand.ZERO if zero else LoadcellCommand.TARE, save=save)
-    with _opened(recorder, backend, profile, timeout_ms, person, person_timeout) as bench:
+    with _opened(
+        recorder, backend, profile, timeout_ms, person, person_timeout, "calibrate"
+    ) as bench:
         target = Target(pocket, "weight", "")
         recorder.fill([target])
         report = run(
@@ -771,7 +787,9 @@ def recover(
         counting = actor
     if not as_json:
         _print_plan(plan)
-    with _opened(recorder, backend, profile, timeout_ms, person, person_timeout) as bench:
+    with _opened(
+        recorder, backend, profile, timeout_ms, person, person_timeout, "recover"
+    ) as bench:
         outcome = run(
             bench,
             ctl,

@@ -36,8 +36,18 @@ and kind, by the system; an alarm likewise (`maintenance.alarm`). The access goe
 failure seen while it is open (the person's count and record are never lost); it is FAILED when
 nothing more can come of it. The clock is the controller's; the machine never sleeps.
 
-`service_pulse` is the one other way a lock is released: a service engineer cycling a lock with
-nobody taking anything (diagnostics record the run, `maintenance.record_run`).
+`ServiceCycle` is the machine's service mode: a service engineer cycling one lock (diagnostics:
+`adc diag selftest`, `calibrate`, `recover`). It has no in-service check (a drawer out of service
+is what the engineer tests and recovers) and no open/close tracking of its own (the procedure
+watches the door and measures), but it shares the rest: the access is on the access log before the
+pulse (so a kill -9 in the middle is flagged at the next start, as for any access), the relock is
+judged by `relock_verdict`, the same judgement and grace as `PocketAccess`, and a relock failure
+is recorded the same way (`relock-failed`, out of service). It pulses one lock, so a partial
+unlock cannot arise; a pulse that failed after it may have gone out is judged as sent (fail
+closed).
+
+`service_pulse` releases a lock with no access at all: only for a virtual cabinet with no
+database behind it (`adc demo`'s hardware scene), where nobody's access exists to record.
 """
 
 from __future__ import annotations
@@ -53,7 +63,7 @@ from adc.controller.cabinets import get_cabinet
 from adc.controller.context import Actor, Controller
 from adc.controller.maintenance import FAILURE_KINDS, MaintenanceKind, refuse_if_failed
 from adc.controller.models import Drawer, MaintenanceEvent, Pocket
-from adc.drivers.base import DriverError, PartialUnlock
+from adc.drivers.base import DriverError, PartialUnlock, RearmRefused
 
 if TYPE_CHECKING:
     from adc.drivers.base import CabinetDriver
@@ -72,10 +82,13 @@ __all__ = [
     "MaintenanceKind",
     "PocketAccess",
     "Points",
+    "RelockVerdict",
+    "ServiceCycle",
     "UnlockIncomplete",
     "pulse_length_s",
     "raise_alarm",
     "record_partial_unlock",
+    "relock_verdict",
     "service_pulse",
 ]
 
@@ -282,10 +295,59 @@ def record_partial_unlock(
 
 
 def service_pulse(driver: CabinetDriver, lock: str) -> None:
-    """Pulse one lock for service work with nobody taking anything (a diagnostics lock cycle, a
-    demonstration of the hardware). The caller records it (diagnostics: `record_run`); an access
-    for a person is a `PocketAccess`."""
+    """Pulse one lock with no access on record. Only for a virtual cabinet with no database behind
+    it (`adc demo`'s hardware scene: nobody's access, nothing to flag at a next start). Anything
+    with a database opens through a `PocketAccess` or a `ServiceCycle`."""
     driver.pulse(lock)
+
+
+# ------------------------------------------------------------------------ the relock judgement
+@dataclass(frozen=True)
+class RelockVerdict:
+    """`relock_verdict`'s answer: `judged` False means wait and ask again; judged and not `held`
+    is a relock failure, `what` says how."""
+
+    judged: bool
+    held: bool = False
+    what: str = ""
+
+
+def relock_verdict(
+    driver: CabinetDriver,
+    locks: tuple[str, ...],
+    pulse_s: float,
+    *,
+    pulse_end: datetime,
+    closed_at: datetime | None,
+    now: datetime,
+    final: bool = False,
+) -> RelockVerdict:
+    """The one relock judgement (a person's access and a service cycle alike): every lock must
+    read engaged once the pulse is over, within `RELOCK_GRACE_S` of the later of the pulse's end
+    and the close; one still loose (or unreadable) after that is a failure. While the pulse is on
+    nothing is judged (a pulsing lock reads released by design). `final`: no more waiting (the
+    access ends now): judge what the locks read."""
+    if now < pulse_end and not final:
+        return RelockVerdict(False)
+    loose: list[str] = []
+    error: DriverError | None = None
+    for point in locks:
+        try:
+            if not driver.lock_engaged(point):
+                loose.append(point)
+        except DriverError as err:
+            error = err
+    if not loose and error is None:
+        return RelockVerdict(True, True)
+    deadline = max(pulse_end, closed_at or now) + timedelta(seconds=RELOCK_GRACE_S)
+    if now < deadline and not final:
+        return RelockVerdict(False)  # a latch may take a moment after the pulse; a read may fail
+    if loose:
+        what = f"lock {', '.join(loose)} not engaged after the close and the {pulse_s:g} s pulse"
+    else:
+        assert error is not None
+        what = f"lock state unreadable after the close ({error.message})"
+    return RelockVerdict(True, False, what)
 
 
 # ---------------------------------------------------------------------------- the machine
@@ -529,34 +591,21 @@ class PocketAccess:
             self.notes.append(f"drawer {self.drawer} is open too long: close it")
 
     def _judge_relock(self, now: datetime) -> None:
-        """Every lock must read engaged once the pulse is over, within `RELOCK_GRACE_S` of the
-        later of the pulse's end and the close; one still loose (or unreadable) is a failure."""
-        pulse_end = self.pulse_end() or now
-        if now < pulse_end:
+        """`relock_verdict` over every lock of the pocket; a failure takes the drawer out."""
+        verdict = relock_verdict(
+            self.driver,
+            self.points.locks,
+            self.pulse_s,
+            pulse_end=self.pulse_end() or now,
+            closed_at=self.closed_at,
+            now=now,
+        )
+        if not verdict.judged:
             return
-        loose: list[str] = []
-        error: DriverError | None = None
-        for point in self.points.locks:
-            try:
-                if not self.driver.lock_engaged(point):
-                    loose.append(point)
-            except DriverError as err:
-                error = err
-        if not loose and error is None:
-            self.relock_judged = True
-            return
-        deadline = max(pulse_end, self.closed_at or now) + timedelta(seconds=RELOCK_GRACE_S)
-        if now < deadline:
-            return  # a latch may take a moment after the pulse; a read may fail once
         self.relock_judged = True
-        if loose:
-            what = (
-                f"lock {', '.join(loose)} not engaged after the close and the "
-                f"{self.pulse_s:g} s pulse"
-            )
-        else:
-            assert error is not None
-            what = f"lock state unreadable after the close ({error.message})"
+        if verdict.held:
+            return
+        what = verdict.what
         self._fail(
             MaintenanceKind.RELOCK_FAILED,
             f"{what}: drawer {self.drawer}, pocket {self.pocket} ({self.during})",
@@ -658,3 +707,119 @@ class PocketAccess:
         from adc.errors import Refused
 
         raise Refused(f"the access to {self.pocket} is {self.state.value}: {wanted}")
+
+
+# ------------------------------------------------------------------------ the service mode
+@dataclass
+class ServiceCycle:
+    """The access machine's service mode: a service engineer cycling one lock (diagnostics).
+
+    READY --unlock()--> UNLOCKED --relock()/finish()--> DONE, or FAILED (relock-failed recorded).
+    `unlock()` writes the access log row before the pulse (attributed to the service user; a
+    database that cannot take it refuses with nothing pulsed) and may be called again after a
+    `RearmRefused` (nothing was sent). `shut()` says the door was closed (the grace runs from the
+    later of that and the pulse's end). `relock()` is `relock_verdict` on this lock: None while
+    it is too early to say. `finish()` closes the row; a lock pulsed and never seen engaged is
+    judged there and then (fail closed: an interrupted procedure leaves no lock unjudged).
+    """
+
+    ctl: Controller
+    driver: CabinetDriver
+    cabinet: str
+    actor: Actor
+    drawer: str
+    pocket: str | None  # the pocket whose own lid or door this lock holds; None: the drawer's
+    lock: str
+    purpose: str  # selftest, calibrate, recover: on the access log row
+    pulse_s: float = DEFAULT_PULSE_S
+    session: str = ""
+    state: AccessState = AccessState.READY
+    access_id: int | None = None
+    unlocked_at: datetime | None = None
+    closed_at: datetime | None = None
+    held: bool | None = None  # the relock verdict once judged
+    alarms: list[Alarm] = field(default_factory=list)
+
+    @property
+    def during(self) -> str:
+        return f"{self.purpose} by {self.actor.username}"
+
+    def unlock(self) -> None:
+        """The row first, then the pulse. `RearmRefused` (nothing sent) leaves it READY; a
+        `LockNotReleased` went out once, and any other driver error may have: either way the
+        lock is UNLOCKED for the judgement, and the error is raised for the procedure to report."""
+        if self.state is not AccessState.READY:
+            from adc.errors import Refused
+
+            raise Refused(f"the service cycle of {self.lock} is {self.state.value}: unlock once")
+        if self.access_id is None:
+            self.access_id = open_access(
+                self.ctl, self.actor, self.cabinet, self.drawer, self.pocket, self.purpose,
+                self.session,
+            )  # fmt: skip
+        try:
+            self.driver.pulse(self.lock)
+        except RearmRefused:
+            raise
+        except DriverError:  # LockNotReleased went out once; any other error may have
+            self._unlocked()
+            raise
+        self._unlocked()
+
+    def shut(self) -> None:
+        """The door was closed (by the person, as the procedure saw it)."""
+        self.closed_at = self.ctl.now()
+
+    def relock(self, *, final: bool = False) -> bool | None:
+        """Whether the lock holds again: None while it is too early to say (`final`: judge now).
+        A failure is recorded once: relock-failed, the drawer out of service until recovered."""
+        if self.held is not None or self.unlocked_at is None:
+            return self.held
+        verdict = relock_verdict(
+            self.driver,
+            (self.lock,),
+            self.pulse_s,
+            pulse_end=self.unlocked_at + timedelta(seconds=self.pulse_s),
+            closed_at=self.closed_at,
+            now=self.ctl.now(),
+            final=final,
+        )
+        if not verdict.judged:
+            return None
+        self.held = verdict.held
+        if not verdict.held:
+            where = f"pocket {self.pocket} in drawer {self.drawer}" if self.pocket else (
+                f"drawer {self.drawer}"
+            )  # fmt: skip
+            self.alarms.append(
+                raise_alarm(
+                    self.ctl,
+                    self.cabinet,
+                    MaintenanceKind.RELOCK_FAILED,
+                    f"{verdict.what}: {where} ({self.during})",
+                    drawer=self.drawer,
+                    pocket=self.pocket,
+                    point=self.lock,
+                )
+            )
+            self.state = AccessState.FAILED
+        return self.held
+
+    def finish(self, outcome: str | None = None) -> bool:
+        """The cycle is over (however it ended): judge a lock not yet judged, close the row.
+        False where the database could not take the close (flagged at the next start)."""
+        if self.state is AccessState.DONE:
+            return True
+        if self.unlocked_at is not None and self.held is None:
+            self.relock(final=True)  # a failure that cannot be recorded leaves the row open
+        if self.state is not AccessState.FAILED:
+            self.state = AccessState.DONE
+        done = close_access(self.ctl, self.access_id, outcome or self.state.value)
+        if done:
+            self.access_id = None
+        return done
+
+    def _unlocked(self) -> None:
+        self.unlocked_at = self.ctl.now()
+        self.closed_at = None
+        self.state = AccessState.UNLOCKED

@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from adc.diag.person import Ask, NoPerson, Person, PromptPerson, SimulatedPerson
 from adc.diag.service import ServiceAccess, service_for
@@ -19,8 +19,18 @@ from adc.errors import BadInput
 from adc.waiting import Waiter, waiter_for
 
 if TYPE_CHECKING:
+    from adc.controller.access import ServiceCycle
     from adc.drivers.base import CabinetDriver
     from adc.profiles.models import Profile
+
+
+class Gate(Protocol):
+    """Where a procedure's lock pulses go through the controller's access machine: one
+    `ServiceCycle` per lock cycled, its access on record before the pulse (`Recorder.gate`)."""
+
+    def cycle(
+        self, driver: CabinetDriver, drawer: str, pocket: str | None, lock: str
+    ) -> ServiceCycle: ...
 
 
 class PersonMode(StrEnum):
@@ -37,6 +47,7 @@ class Bench:
     person: Person
     service: ServiceAccess
     target: str
+    gate: Gate | None = None  # None: no database to record an access on, so no lock is pulsed
 
     @property
     def profile(self) -> Profile:
@@ -75,6 +86,7 @@ def bench_for(
     target: str = "",
     waiter: Waiter | None = None,
     person: Person | None = None,
+    gate: Gate | None = None,
 ) -> Bench:
     """A bench around an open driver; missing capabilities are chosen from the driver."""
     return Bench(
@@ -83,6 +95,7 @@ def bench_for(
         person=person or person_for(driver, PersonMode.AUTO, None),
         service=service_for(driver),
         target=target or driver.profile.name,
+        gate=gate,
     )
 
 

@@ -5,11 +5,15 @@ It answers the controlled-substance rule for the procedures (`refuse`, from the 
 `access_refusals`), fills in what the database knows about pockets (item, unit weight, on-hand),
 and records each run as one maintenance event with its audit entry, including the drawers the run
 found failing (which takes them out of service until `adc diag recover`).
+
+It is also the procedures' gate to the locks (`gate`): every lock a run pulses is a `ServiceCycle`
+of the controller's access machine, attributed to the acting service user. A relock failure the
+machine recorded as it judged it is not recorded a second time with the run.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING
 
@@ -18,9 +22,11 @@ from adc.diag.selftest import Refuse
 from adc.errors import Refused
 
 if TYPE_CHECKING:
+    from adc.controller.access import ServiceCycle
     from adc.controller.context import Actor, Controller
     from adc.controller.maintenance import Found
     from adc.diag.sensors import Target
+    from adc.drivers.base import CabinetDriver
     from adc.profiles.models import Profile
 
 # flag of a failed check → failure kind recorded against its drawer
@@ -29,11 +35,56 @@ MARKS_FAILURES = {"selftest", "calibrate", "recover"}
 
 
 @dataclass
+class ServiceGate:
+    """A run's way to the locks: a `ServiceCycle` per lock, `purpose` on its access log row."""
+
+    recorder: Recorder
+    purpose: str
+    cycles: list[ServiceCycle] = field(default_factory=list)
+
+    def cycle(
+        self, driver: CabinetDriver, drawer: str, pocket: str | None, lock: str
+    ) -> ServiceCycle:
+        from adc.controller.access import ServiceCycle, pulse_length_s
+
+        rec = self.recorder
+        cycle = ServiceCycle(
+            rec.ctl,
+            driver,
+            rec.cabinet,
+            rec.actor,
+            drawer,
+            pocket,
+            lock,
+            self.purpose,
+            pulse_s=pulse_length_s(driver.profile, (lock,)),
+        )
+        self.cycles.append(cycle)
+        return cycle
+
+
+@dataclass
 class Recorder:
     ctl: Controller
     actor: Actor
     cabinet: str
     witness: Actor | None = None
+    gates: list[ServiceGate] = field(default_factory=list)
+
+    def gate(self, purpose: str) -> ServiceGate:
+        """The gate of one run (`purpose`: the command), for `Bench.gate`."""
+        gate = ServiceGate(self, purpose)
+        self.gates.append(gate)
+        return gate
+
+    def recorded_by_machine(self) -> set[tuple[str, str]]:
+        """(drawer, failure kind) of every failure the runs' service cycles recorded."""
+        return {
+            (alarm.drawer or "", alarm.kind)
+            for gate in self.gates
+            for cycle in gate.cycles
+            for alarm in cycle.alarms
+        }
 
     @cached_property
     def _registered(self) -> tuple[str, str]:
@@ -89,6 +140,8 @@ class Recorder:
         from adc.controller.maintenance import record_run
 
         found = failures_found(report, profile) if report.command in MARKS_FAILURES else []
+        already = self.recorded_by_machine()
+        found = [f for f in found if (f.drawer, f.kind) not in already]
         failing = [
             {"subject": c.subject, "point": c.point, "reason": c.reason, "flags": c.flags}
             for c in report.failures()

@@ -13,6 +13,14 @@ engineer does by hand, measured through the driver port:
 6. the person closes it: the switch must read closed again; after the pulse has ended the lock
    must re-engage; a pull without a pulse must not open it.
 Without a person, steps 4-6 that need hands are reported "not exercised", not passed.
+
+Every pulse is a `ServiceCycle` of the controller's access machine (`bench.gate`, the recorded
+run's): the access is on the access log before the pulse, attributed to the service user, so a
+process killed in the middle leaves a row the next start flags (the drawer out of service until
+recovered); the relock of step 6 is the machine's judgement (`relock_verdict`: engaged within
+`RELOCK_GRACE_S` of the later of the pulse's end and the close), and a relock failure is recorded
+by the machine as it is judged. Without a gate (no database: a bench procedure with nowhere to
+record the access) no lock is pulsed: fail closed, every door is "not exercised" (refused).
 """
 
 from __future__ import annotations
@@ -31,13 +39,17 @@ from adc.waiting import poll_until
 
 Visit = Callable[[str], None]  # called with a pocket id while a hand can reach into it
 Refuse = Callable[[str], "str | None"]  # lock point → why it may not be pulsed, or None
+NO_RECORD = (
+    "no database to record the access on: a lock is pulsed only with its access on record "
+    "(--cabinet ID --user NAME)"
+)
 
 
 @dataclass(frozen=True)
 class Timing:
     step_s: float = 0.005  # between reads while watching a lock release
     switch_step_s: float = 0.01  # between reads while watching a switch
-    relock_timeout_s: float = 0.5  # after the pulse ended, how long a lock may take to re-engage
+    # how long a lock may take to re-engage: the access machine's (RELOCK_GRACE_S), not ours
 
 
 @dataclass(frozen=True)
@@ -90,6 +102,7 @@ class DoorTest:
 
     bench: Bench
     door: Door
+    drawer: str  # the drawer the door belongs to (the access log's and a failure's drawer)
     timing: Timing = field(default_factory=Timing)
     lock_problems: list[str] = field(default_factory=list)
     lock_flags: list[str] = field(default_factory=list)
@@ -108,6 +121,9 @@ class DoorTest:
 
     def __post_init__(self) -> None:
         self.spec = lock_spec(self.bench.profile, self.door.lock)
+        assert self.bench.gate is not None, "exercise_drawer refuses a bench without a gate"
+        pocket = None if self.door.target == self.drawer else self.door.target
+        self.cycle = self.bench.gate.cycle(self.bench.driver, self.drawer, pocket, self.door.lock)
 
     # ----------------------------------------------------------------------------- reading
     def _engaged(self) -> bool:
@@ -194,19 +210,18 @@ class DoorTest:
         return self.is_open
 
     def _pulse(self) -> bool:
-        """Pulse the lock (waiting out a re-arm); False when the driver found the bolt never
-        came out (LockNotReleased: a lock board confirming by its feedback)."""
-        from adc.controller.access import service_pulse  # the one way a lock is cycled
-
+        """Pulse the lock through the access machine's service cycle (the access on record
+        first), waiting out a re-arm; False when the driver found the bolt never came out
+        (LockNotReleased: a lock board confirming by its feedback)."""
         self.pulse_started = self.bench.waiter.now()
         try:
             try:
-                service_pulse(self.bench.driver, self.door.lock)
+                self.cycle.unlock()
             except RearmRefused as refused:
                 self.lock_notes.append(f"waited {refused.remaining_ms:.0f} ms for re-arm")
                 self.bench.waiter.sleep(refused.remaining_ms / 1000 + 0.01)
                 self.pulse_started = self.bench.waiter.now()
-                service_pulse(self.bench.driver, self.door.lock)
+                self.cycle.unlock()
         except LockNotReleased:
             self.pulsed_at = self.pulse_started
             return False
@@ -214,10 +229,24 @@ class DoorTest:
         return True
 
     def close(self) -> None:
-        """Step 6: shut it, then the switch must read closed and the lock re-engage."""
-        if self.aborted is not None or self.pulsed_at is None:
-            return
+        """Step 6: shut it, then the switch must read closed and the lock re-engage (the access
+        machine's relock judgement); the cycle then ends on record."""
+        try:
+            if self.aborted is None and self.pulsed_at is not None:
+                self._close()
+        finally:
+            self.end()
+
+    def end(self) -> None:
+        """End the service cycle, however the test ended (a lock pulsed and not yet seen engaged
+        is judged now: fail closed). Idempotent."""
+        self.cycle.finish("aborted" if self.aborted is not None else None)
+
+    def _close(self) -> None:
+        from adc.controller.access import RELOCK_GRACE_S
+
         bench, door, waiter = self.bench, self.door, self.bench.waiter
+        assert self.pulsed_at is not None
         try:
             if self.is_open:
                 bench.person.close(door)
@@ -229,6 +258,7 @@ class DoorTest:
                     step_s=self._switch_step(),
                 )
                 self.closed_at = waiter.now()
+                self.cycle.shut()
                 if not self.saw_closed_after:
                     self.switch_problems.append(
                         f"still reads open after {door.label} was closed (stuck open?)"
@@ -237,21 +267,24 @@ class DoorTest:
             left = self.pulsed_at + self.spec.pulse_s - waiter.now()
             if left > 0:
                 waiter.sleep(left + 0.01)
-            _, _, engaged = poll_until(
+            held, _, judged = poll_until(
                 waiter,
-                self._engaged,
-                bool,
-                timeout_s=self.timing.relock_timeout_s,
+                self.cycle.relock,
+                lambda verdict: verdict is not None,
+                timeout_s=RELOCK_GRACE_S + self.timing.step_s,
                 step_s=self.timing.step_s,
             )
-            if engaged:
+            if not judged:
+                held = self.cycle.relock(final=True)
+            if held:
                 ended = max(self.pulsed_at + self.spec.pulse_s, self.closed_at or 0.0)
                 self.data["relock_ms"] = round(max(waiter.now() - ended, 0.0) * 1000, 1)
             else:
                 inferred = "" if self.spec.feedback else " (inferred: coil off and door shut)"
+                recorded = self.cycle.alarms[-1].event_id if self.cycle.alarms else None
                 self.lock_problems.append(
-                    f"not re-engaged {self.timing.relock_timeout_s:.1f} s after the pulse "
-                    f"ended{inferred}"
+                    f"not re-engaged {RELOCK_GRACE_S:.1f} s after the pulse ended{inferred}"
+                    + (f" (maintenance event {recorded}, relock-failed)" if recorded else "")
                 )
                 self.lock_flags.append("no-relock")
             if self.is_open and bench.person.pull_locked(door, waiter):
@@ -346,36 +379,44 @@ def exercise_drawer(
     outer = drawer_door(drawer)
     doors = [d for d in pocket_doors(drawer) if only is None or d[0] in only]
     why = refuse(outer.lock) if refuse else None
+    if why is None and bench.gate is None:
+        why = NO_RECORD  # fail closed: no lock opens without its access on record
     if why:
         inner = [_refused(door, why) for _, door, _ in doors if door is not None]
         return _refused(outer, why) + [c for pair in inner for c in pair]
-    test = DoorTest(bench, outer, timing)
-    drawer_open = test.open()
-    checks: list[Check] = []
-    for pocket, door, outside in doors:
-        if door is None:
-            continue
-        why = refuse(door.lock) if refuse else None
-        if why:
-            checks += _refused(door, why)
-            continue
-        if bench.person.present and not drawer_open and not outside:
-            reason = f"{outer.label} did not open, so {door.label} could not be reached"
-            checks += [
-                Check(f"lock of {door.label}", door.lock, Verdict.NOT_EXERCISED, reason),
-                Check(f"switch of {door.label}", door.switch, Verdict.NOT_EXERCISED, reason),
-            ]
-            continue
-        inner = DoorTest(bench, door, timing)
-        if inner.open() and visit:
-            visit(pocket)
-        inner.close()
-        checks += inner.checks()
-    if drawer_open and visit:
-        for pocket, door, _ in doors:
+    test = DoorTest(bench, outer, drawer.id, timing)
+    try:
+        drawer_open = test.open()
+        checks: list[Check] = []
+        for pocket, door, outside in doors:
             if door is None:
-                visit(pocket)
-    test.close()
+                continue
+            why = refuse(door.lock) if refuse else None
+            if why:
+                checks += _refused(door, why)
+                continue
+            if bench.person.present and not drawer_open and not outside:
+                reason = f"{outer.label} did not open, so {door.label} could not be reached"
+                checks += [
+                    Check(f"lock of {door.label}", door.lock, Verdict.NOT_EXERCISED, reason),
+                    Check(f"switch of {door.label}", door.switch, Verdict.NOT_EXERCISED, reason),
+                ]
+                continue
+            inner_test = DoorTest(bench, door, drawer.id, timing)
+            try:
+                if inner_test.open() and visit:
+                    visit(pocket)
+                inner_test.close()
+            finally:
+                inner_test.end()
+            checks += inner_test.checks()
+        if drawer_open and visit:
+            for pocket, door, _ in doors:
+                if door is None:
+                    visit(pocket)
+        test.close()
+    finally:
+        test.end()
     return test.checks() + checks
 
 

@@ -4,35 +4,97 @@
 person come from the rig: on the wire tiers the emulators serve a VirtualCabinet held in this
 process, so a test can drive its simulated person and inject faults while the real wire drivers
 talk to it over TCP or a pty. Time only moves when the procedure waits (the rig's `advance`).
+
+Every lock a procedure pulses goes through the controller's access machine (`Bench.gate`, a
+recorded run's `ServiceCycle`s), so a bench has a real database: the `site`'s when a test passes
+one, else a throwaway SQLite file with the rig's profile registered as cabinet `BENCH` and a
+service user (`bench_site`). The controller's clock follows the rig's time.
 """
 
 from __future__ import annotations
 
+import atexit
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from adc.controller import cabinets, users
+from adc.controller.clock import ManualClock
+from adc.controller.context import Controller
+from adc.controller.db import init_database, open_database
+from adc.controller.models import Role
 from adc.diag.bench import Bench, bench_for
 from adc.diag.person import NoPerson, Person, SimulatedPerson
+from adc.diag.recording import Recorder
 from adc.profiles import load_profile, resolve_profile_path
 from adc.waiting import SteppedTime
 from tests.contract.rigs import RIGS, Rig
 from tests.controller.dbs import BACKENDS, PG_SKIP_REASON, fresh_database, pg_base_url
-from tests.controller.site import Site, build_site, fast_pins
+from tests.controller.site import CABINET, PIN, START, Site, build_site, fast_pins
 
 SEED = 3
 TIERS = ["sim", "wire-tcp", "wire-rtu"]
+BENCH_CABINET = "BENCH"
 
 
-def bench(rig: Rig, person: Person | None = None) -> Bench:
+class RigTime:
+    """The controller's clock following a rig's simulated time from `start`."""
+
+    def __init__(self, cabinet: Any, start: datetime) -> None:
+        self.cabinet, self.start, self.t0 = cabinet, start, cabinet.env.now
+
+    def now(self) -> datetime:
+        return self.start + timedelta(seconds=self.cabinet.env.now - self.t0)
+
+
+_BENCH_DIRS: list[str] = []
+atexit.register(lambda: [shutil.rmtree(d, ignore_errors=True) for d in _BENCH_DIRS])
+
+
+def bench_site(rig: Rig) -> tuple[Controller, Any]:
+    """A throwaway SQLite database: the rig's profile registered as BENCH, a service user."""
+    where = tempfile.mkdtemp(prefix="adc-diag-bench-")
+    _BENCH_DIRS.append(where)
+    db = open_database(f"sqlite:///{where}/adc.db", create=True)
+    init_database(db, START)
+    ctl = Controller(db, RigTime(rig.cabinet, START))
+    before, users.SCRYPT_N = users.SCRYPT_N, 2**8
+    try:
+        users.add_user(ctl, None, "admin", "admin", PIN, "Bench Admin")
+        admin = users.authenticate(ctl, "admin", PIN)
+        users.add_user(ctl, admin, "service", Role.SERVICE.value, PIN)
+        service = users.authenticate(ctl, "service", PIN)
+    finally:
+        users.SCRYPT_N = before
+    cabinets.add_cabinet(ctl, service, BENCH_CABINET, rig.driver.profile.name, simulated=True)
+    return ctl, service
+
+
+def bench(
+    rig: Rig, person: Person | None = None, *, site: Site | None = None, purpose: str = "selftest"
+) -> Bench:
+    """A bench over the rig whose pulses go through the access machine (see the module doc):
+    `site`'s database (cabinet W1) when given, else a throwaway one (cabinet BENCH)."""
     cabinet = rig.cabinet
+    if site is not None:
+        ctl, actor, registered = site.ctl, site.service, CABINET
+        if isinstance(ctl.clock, ManualClock):
+            ctl.clock = RigTime(cabinet, ctl.clock.now())
+    else:
+        ctl, actor = bench_site(rig)
+        registered = BENCH_CABINET
     return bench_for(
         rig.driver,
         target=rig.backend,
         waiter=SteppedTime(rig.advance, lambda: cabinet.env.now),
         person=person if person is not None else SimulatedPerson(cabinet),
+        gate=Recorder(ctl, actor, registered).gate(purpose),
     )
 
 

@@ -26,7 +26,13 @@ def test_recovery_counts_what_is_there_and_returns_the_drawer(site: Site, tier: 
     maintenance.mark_failed(site.ctl, None, CABINET, "D1", "power-loss-open", "open at power loss")
     plan = maintenance.recovery_plan(site.ctl, CABINET, "D1")
     with tier("tcp-6drawer") as rig:
-        outcome = recover(bench(rig), site.ctl, site.service, plan, counter=site.tech)
+        outcome = recover(
+            bench(rig, site=site, purpose="recover"),
+            site.ctl,
+            site.service,
+            plan,
+            counter=site.tech,
+        )
     checks = {c.subject: c for c in outcome.report.checks}
     assert outcome.returned, outcome.report.failures()
     assert checks["blind recount of D1-P1"].verdict is Verdict.PASS
@@ -46,7 +52,13 @@ def test_a_drawer_that_still_jams_stays_out_of_service(site: Site, tier: Open) -
     plan = maintenance.recovery_plan(site.ctl, CABINET, "D2")
     with tier("tcp-6drawer") as rig:
         rig.cabinet.sim_inject_fault("lock_jammed", "dio1:coil.1")
-        outcome = recover(bench(rig), site.ctl, site.service, plan, counter=site.tech)
+        outcome = recover(
+            bench(rig, site=site, purpose="recover"),
+            site.ctl,
+            site.service,
+            plan,
+            counter=site.tech,
+        )
     assert not outcome.returned
     failed = {c.subject: c for c in outcome.report.failures()}
     assert failed["lock of drawer D2"].flags == ["jammed"]
@@ -63,7 +75,7 @@ def test_without_a_person_counts_from_the_command_line_do_not_prove_the_hardware
     plan = maintenance.recovery_plan(site.ctl, CABINET, "D2")
     with tier("tcp-6drawer") as rig:
         outcome = recover(
-            bench(rig, NoPerson()),
+            bench(rig, NoPerson(), site=site, purpose="recover"),
             site.ctl,
             site.service,
             plan,

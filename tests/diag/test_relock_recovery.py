@@ -60,7 +60,9 @@ def test_a_relock_failure_blocks_the_drawer_until_recovered(lockboard_site) -> N
 
     # the lock still fails its cycle: the drawer stays out of service
     plan = maintenance.recovery_plan(site.ctl, CABINET, "D1")
-    outcome = recover(bench(rig), site.ctl, site.service, plan, counter=site.tech)
+    outcome = recover(
+        bench(rig, site=site, purpose="recover"), site.ctl, site.service, plan, counter=site.tech
+    )
     assert not outcome.returned
     failed = {c.subject: c for c in outcome.report.failures()}
     assert "no-relock" in failed["lock of drawer D1"].flags
@@ -71,7 +73,9 @@ def test_a_relock_failure_blocks_the_drawer_until_recovered(lockboard_site) -> N
     rig.advance(3)
     plan = maintenance.recovery_plan(site.ctl, CABINET, "D1")
     assert plan.failures[0].kind == "relock-failed"  # (and what the failed cycle found)
-    outcome = recover(bench(rig), site.ctl, site.service, plan, counter=site.tech)
+    outcome = recover(
+        bench(rig, site=site, purpose="recover"), site.ctl, site.service, plan, counter=site.tech
+    )
     assert outcome.returned, outcome.report.failures()
     assert maintenance.out_of_service(site.ctl, CABINET) == {}
     rig.advance(3)
