@@ -4,16 +4,26 @@
 record in the database), opens the driver once, polls it and records what the supervision rules
 find; with `--listen` it serves the driver port to clients (`--backend station:PATH`). SIGTERM or
 SIGINT: it stops polling, records the stop, closes the bus and exits 0.
-`status` shows what the database and the station's status file say.
+`status` shows what the database and the station's status file say; `alarms` the alarm
+history (--json, --csv); `notifications` and `ack` what pharmacists must act on.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+from dataclasses import dataclass
+from typing import Annotated, Any
 
 import typer
 
-from adc.commands.common import DbOption, JsonOption, command_group, console, print_json
+from adc.commands.access import UserOption
+from adc.commands.common import (
+    DbOption,
+    JsonOption,
+    command_group,
+    console,
+    id_argument,
+    print_json,
+)
 
 app = command_group("The cabinet station: own the hardware, watch the cabinet, serve clients.")
 
@@ -160,8 +170,141 @@ def status(
         out.print(f"recount flags (drawers out of service): {len(info['recount'])}")
         for r in info["recount"]:
             out.print(f"  {r['drawer']}: {r['kind']} — {r['detail']}")
+        out.print(f"quarantines: {len(info['quarantines'])}")
+        for q in info["quarantines"]:
+            out.print(f"  #{q['id']} {q['pocket']}: {q['qty']} units — {q['reason']}",
+                      markup=False)  # fmt: skip
+        out.print(f"notifications to pharmacists pending: {len(info['notifications'])}")
+        for n in info["notifications"]:
+            out.print(f"  #{n['id']} {n['kind']}: {n['detail']}", markup=False)
         out.print(f"alarms since the station started: {len(info['alarms'])}")
         for a in info["alarms"][-20:]:
             out.print(f"  {a['at']} {a['kind']}: {a['detail']}")
     if not info["station"]["running"]:
         raise typer.Exit(1)
+
+
+@dataclass(frozen=True)
+class AlarmRow:
+    """One alarm or failure of the cabinet, as `adc station alarms` prints it."""
+
+    id: int
+    at: str
+    cabinet: str
+    kind: str
+    drawer: str | None
+    pocket: str | None
+    detail: str
+
+
+def _since(text: str) -> Any:
+    """--since 12h / 7d / 30m: that long before now."""
+    import re
+    from datetime import timedelta
+
+    from adc.errors import BadInput
+
+    match = re.fullmatch(r"\s*(\d{1,5})\s*([mhd])\s*", text)
+    if not match:
+        raise BadInput(f"--since takes a duration like 30m, 12h or 7d, got {text[:40]!r}")
+    n, unit = int(match.group(1)), match.group(2)
+    return timedelta(minutes=n) if unit == "m" else timedelta(hours=n if unit == "h" else 24 * n)
+
+
+@app.command("alarms")
+def alarms(
+    cabinet: CabinetOption,
+    start: Annotated[
+        str | None,
+        typer.Option("--from", help="From this day (YYYY-MM-DD, site time).", show_default=False),
+    ] = None,
+    end: Annotated[
+        str | None,
+        typer.Option("--to", help="To this day, included (YYYY-MM-DD).", show_default=False),
+    ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            "--since", help="The last 30m, 12h or 7d (instead of --from/--to).", show_default=False
+        ),
+    ] = None,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+    as_csv: Annotated[
+        bool, typer.Option("--csv", help="Print CSV: a header row, then one row per alarm.")
+    ] = False,
+) -> None:
+    """The cabinet's alarm history: every alarm and failure recorded (default: the last 30 days)."""
+    from adc.commands.reports import _period, report_controller, show_rows
+    from adc.controller.supervision import alarm_history
+    from adc.errors import BadInput
+
+    ctl = report_controller(db, cabinet)
+    if since is not None:
+        if start is not None or end is not None:
+            raise BadInput("--since goes without --from/--to")
+        lower, upper = ctl.now() - _since(since), None
+    else:
+        lower, upper = _period(ctl, start, end)
+    rows = [
+        AlarmRow(e.id or 0, e.at.isoformat(), e.cabinet_id, e.kind, e.drawer_code,
+                 e.pocket_code, e.detail)
+        for e in alarm_history(ctl, cabinet, since=lower, until=upper)
+    ]  # fmt: skip
+    show_rows(
+        rows,
+        AlarmRow,
+        as_json=as_json,
+        as_csv=as_csv,
+        title=f"alarms of cabinet {cabinet}",
+        empty=f"no alarms of cabinet {cabinet} in the period",
+        columns=["id", "at", "kind", "where", "detail"],
+        cells=lambda a: [str(a.id), a.at[:19], a.kind, a.pocket or a.drawer or "", a.detail],
+        priority=[1, 1, 1, 1, 2],
+    )
+
+
+@app.command("notifications")
+def notifications_(
+    cabinet: Annotated[
+        str | None, typer.Option("--cabinet", "-c", help="Only this cabinet.")
+    ] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Also the acknowledged ones.")] = False,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """What pharmacists must act on: quarantines, expired lots, escalated discrepancies, blind
+    recounts due (pending ones; --all: every one)."""
+    from adc.commands.access import open_controller
+    from adc.controller.notifications import list_notifications
+
+    ctl = open_controller(db)
+    rows = list_notifications(ctl, cabinet, pending_only=not all_)
+    if as_json:
+        print_json([n.as_json() for n in rows])
+        return
+    out = console()
+    if not rows:
+        out.print("no notifications" + ("" if all_ else " pending"), highlight=False)
+    for n in rows:
+        seen = f" (acknowledged by {n.acknowledged_by})" if n.acknowledged_by else ""
+        out.print(f"#{n.id} {n.created_at[:19]} {n.cabinet} {n.kind}{seen}: {n.detail}",
+                  highlight=False, markup=False)  # fmt: skip
+
+
+@app.command("ack")
+def ack(
+    notification_id: Annotated[
+        int, id_argument("Notification id (see adc station notifications).")
+    ],
+    user: UserOption = None,
+    db: DbOption = None,
+) -> None:
+    """A pharmacist acknowledges a notification (audited; anyone else is refused)."""
+    from adc.commands.access import login, open_controller
+    from adc.controller.notifications import acknowledge
+
+    ctl = open_controller(db)
+    note = acknowledge(ctl, login(ctl, user), notification_id)
+    console().print(f"notification {note.id} acknowledged by {note.acknowledged_by}",
+                    highlight=False)  # fmt: skip

@@ -781,9 +781,9 @@ def station_stopped(ctl: Controller, cabinet: str, started: int, reason: str) ->
 
 
 def alarm_history(
-    ctl: Controller, cabinet: str, *, since: datetime | None = None
+    ctl: Controller, cabinet: str, *, since: datetime | None = None, until: datetime | None = None
 ) -> list[MaintenanceEvent]:
-    """The cabinet's alarms and failures (newest last), from `since`."""
+    """The cabinet's alarms and failures (newest last), from `since`, before `until`."""
     kinds = [*ALARM_KINDS, *maintenance.FAILURE_KINDS, "alarm-left-open", "alarm-sensor"]
     query = select(MaintenanceEvent).where(
         MaintenanceEvent.cabinet_id == cabinet,
@@ -791,5 +791,7 @@ def alarm_history(
     )
     if since is not None:
         query = query.where(MaintenanceEvent.at >= since)
+    if until is not None:
+        query = query.where(MaintenanceEvent.at < until)
     with ctl.read() as session:
         return list(session.execute(query.order_by(MaintenanceEvent.id)).scalars())
