@@ -78,7 +78,12 @@ COMMANDS: list[tuple[str, str, str]] = [
         "report",
         "adc.commands.reports:app",
         "Refill list, expiring stock, shortages, recalled stock, discrepancies, "
-        "controlled-substance activity, diversion scores.",
+        "controlled-substance activity, diversion scores, quarantined stock.",
+    ),
+    (
+        "quarantine",
+        "adc.commands.quarantine:app",
+        "Quarantined stock: list it, release it or pull it (pharmacists).",
     ),
     (
         "shortage",
