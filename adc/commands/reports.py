@@ -21,7 +21,7 @@ from adc.commands.common import DbOption, JsonOption, command_group, console, pr
 
 app = command_group(
     "Refill list, expiring stock, shortages, recalled stock, discrepancies, controlled-substance"
-    " activity, diversion scores."
+    " activity, diversion scores, quarantined stock."
 )
 
 CabinetFilter = Annotated[str | None, typer.Option("--cabinet", "-c", help="Only this cabinet.")]
@@ -369,4 +369,9 @@ def cs_activity(
 
 
 # Reports of their own features add themselves to `app` (they import it from here).
-from adc.commands import report_accountability, report_diversion, report_fleet  # noqa: E402,F401
+from adc.commands import (  # noqa: E402,F401
+    report_accountability,
+    report_diversion,
+    report_fleet,
+    report_quarantine,
+)
