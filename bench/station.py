@@ -5,7 +5,8 @@
   station has recorded `alarm-unauthorized-access` (goal ≤ 1 s at the default rates);
 - idle bus requests per second the station spends (every device's request counter);
 - the extra latency of a proxied call over a direct driver: `snapshot`, `input_active` and
-  `unlock_together` (an access on record for the bench's process; one per re-arm window).
+  `unlock_together` (an access on record for the bench's process; one per re-arm window), and
+  the station's authorization check alone (`supervision.authorize_unlock`, one raw query).
 
     .venv/bin/python bench/station.py [--idle-s 5] [--calls 300] [--unlocks 4]
 """
@@ -13,6 +14,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -127,6 +129,8 @@ def main() -> None:
         print(f"{name}: direct {_ms(d)}; proxied {_ms(p)}; extra {extra:.2f} ms (median)")
     row = access_log.open_access(ctl, site.nurse, CABINET, "D2", "D2-P1", "bench")
     lock = ["dio1:coil.1"]
+    auth = _timed(lambda: station._authorize("unlock_together", lock, os.getpid()), args.calls)
+    print(f"authorize_unlock alone (the station's check before a client's pulse): {_ms(auth)}")
     d, p = [], []
     for _ in range(args.unlocks):
         d += _timed(lambda: direct.unlock_together(lock), 1)

@@ -46,7 +46,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
+from sqlalchemy.sql import ClauseElement
 from sqlmodel import Session
 
 from adc.controller import maintenance
@@ -567,35 +568,51 @@ def owner_of_pid(pid: int) -> str:
     return f"{socket.gethostname()}|{_boot_id()}|{pid}|{_start_ticks(pid)}"
 
 
+def _q_open_with_users() -> ClauseElement:
+    """The cabinet's open accesses, newest first, each with its user's name and standing: one
+    indexed query (`ix_access_log_open`) for the check an unlock waits on."""
+    log = AccessLog.__table__.c  # type: ignore[attr-defined]
+    user = User.__table__.c  # type: ignore[attr-defined]
+    return (
+        select(
+            log.id, log.drawer_code, log.pocket_code, log.owner, user.username, user.active,
+            user.locked,
+        )
+        .join_from(AccessLog.__table__, User.__table__, user.id == log.user_id)  # type: ignore[arg-type]
+        .where(log.cabinet_id == bindparam("cabinet"), log.closed_at.is_(None))
+        .order_by(log.id.desc())
+    )  # fmt: skip
+
+
 def authorize_unlock(
     ctl: Controller, cabinet: str, layout: Layout, locks: Iterable[str], *, peer: str | None
 ) -> OpenAccess:
     """The access a client's unlock is for, or Refused (fail closed): one access open on record
     covering every lock asked for, of an active user who is not locked out, opened by the
     process asking (`peer`, its access-log owner; None: not known, as over TCP, where the row's
-    process must at least be alive on this host)."""
-    wanted = sorted(set(locks))
+    process must at least be alive on this host). Read in one query on the raw cursor
+    (`store.py`): the unlock waits on it."""
+    wanted = set(locks)
     if not wanted:
         raise Refused("the station unlocks nothing without a lock named")
-    rows = open_accesses(ctl, cabinet)
-    with ctl.read() as session:
-        for row in reversed(rows):  # the newest first
-            if row.drawer_code not in layout.drawers:
-                continue
-            if not set(wanted) <= layout.locks_of(row.drawer_code, row.pocket_code):
-                continue
-            if peer is not None and row.owner != peer:
-                continue
-            if peer is None and owner_gone(row.owner):
-                continue
-            user = session.get(User, row.user_id) if row.user_id else None
-            if user is None or not user.active or user.locked:
-                continue
-            return OpenAccess(row.id or 0, row.drawer_code, row.pocket_code, user.username)
+    with ctl.read_fast() as store:
+        found = store.rows(_q_open_with_users, cabinet=cabinet)
+    for access_id, drawer, pocket, owner, username, active, locked in found:
+        if drawer not in layout.drawers:
+            continue
+        if not wanted <= layout.locks_of(drawer, pocket):
+            continue
+        if peer is not None and owner != peer:
+            continue
+        if peer is None and owner_gone(owner):
+            continue
+        if not active or locked:
+            continue
+        return OpenAccess(access_id, drawer, pocket, username)
     raise Refused(
-        f"the station refuses to unlock {', '.join(wanted)}: no access open on record for it "
-        "by an authenticated user of the process asking (open it through a restock, a count or "
-        "a withdrawal)"
+        f"the station refuses to unlock {', '.join(sorted(wanted))}: no access open on record "
+        "for it by an authenticated user of the process asking (open it through a restock, a "
+        "count or a withdrawal)"
     )
 
 
