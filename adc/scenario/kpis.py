@@ -273,6 +273,10 @@ def compute_kpis(world: World) -> dict[str, Any]:
         "cold_chain": cold_chain(world),
         "audit": audit,
     }
+    if world.loaded.scenario.diverters:  # planted diverters vs the diversion report
+        from adc.scenario.diverters import detection_kpis
+
+        kpis["diversion"] = detection_kpis(world)
     return kpis
 
 

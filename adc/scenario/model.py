@@ -18,6 +18,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from adc.scenario.diverters import DiverterSpec
+
 SPEC_VERSION = "1.0"
 _HHMM = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])$")
 
@@ -244,6 +246,7 @@ class Scenario(_Strict):
     errors: ErrorSpec = Field(default_factory=ErrorSpec)
     faults: FaultSpec = Field(default_factory=FaultSpec)
     recalls: list[RecallSpec] = Field(default_factory=list)
+    diverters: list[DiverterSpec] = Field(default_factory=list)  # adc/scenario/diverters.py
 
     @field_validator("spec")
     @classmethod

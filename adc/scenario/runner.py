@@ -28,7 +28,7 @@ from adc.controller.restock import LineKind, begin_restock
 from adc.controller.withdrawal import CabinetWatch
 from adc.errors import BadInput
 from adc.profiles.models import PocketKind, Profile, SensorKind
-from adc.scenario import people
+from adc.scenario import diverters, people
 from adc.scenario.loader import LoadedScenario
 from adc.scenario.workload import Demand, arrivals, day_profile
 from adc.scenario.world import PIN, PocketInfo, Shelf, SimClock, Station, World
@@ -240,6 +240,7 @@ def start_processes(world: World, progress: Callable[[float, float], None] | Non
     for index in range(scenario.pharmacists.count):
         env.process(people.pharmacist_rounds(world, index))
     _schedule_faults(world)
+    diverters.start(world)  # planted diverters' own visits (adc/scenario/diverters.py)
     for recall in scenario.recalls:
         item = world.loaded.item(recall.item)
         at = world.seconds_at(recall.day, recall.time)
