@@ -27,46 +27,39 @@ app = command_group("Count discrepancies: list them, resolve them with a witness
 
 
 def discrepancy_table(rows: list, title: str) -> None:  # type: ignore[type-arg]
-    from rich.table import Table
+    """The discrepancies as a table that fits the terminal: at 80 columns the ones that say which
+    discrepancy it is and what was found stay (id, state, pocket, item, expected, counted)."""
+    from rich.markup import escape
+
+    from adc.commands.fit import print_fitted
 
     if not rows:
         console().print("no discrepancies", highlight=False)
         return
-
-    table = Table(
-        "id",
-        "",
-        "status",
-        "opened",
-        "deadline",
-        "cabinet",
-        "pocket",
-        "item",
-        "trigger",
-        "expected",
-        "counted",
-        "by",
-        "reason",
-        title=title,
-    )
+    columns = ("id", "", "status", "opened", "deadline", "cabinet", "pocket", "item", "trigger")
+    columns += ("expected", "counted", "by", "reason")
+    priority = (1, 2, 3, 8, 5, 9, 1, 1, 7, 2, 2, 6, 4)
+    cells = []
     for r in rows:
         flag = "[bold red]OVERDUE[/]" if r.overdue else ("escalated" if r.escalated else "")
-        table.add_row(
-            str(r.id),
-            flag,
-            r.status,
-            r.opened_at[:16].replace("T", " "),
-            (r.deadline or "")[:16].replace("T", " "),
-            r.cabinet,
-            r.pocket,
-            r.item + (f" (C-{r.schedule})" if r.schedule else ""),
-            r.trigger,
-            str(r.expected),
-            str(r.counted),
-            r.opened_by,
-            (r.reason or "") + (f" — {r.note}" if r.note else ""),
+        cells.append(
+            [
+                str(r.id),
+                flag,
+                escape(r.status),
+                r.opened_at[:16].replace("T", " "),
+                (r.deadline or "")[:16].replace("T", " "),
+                escape(r.cabinet),
+                escape(r.pocket),
+                escape(r.item + (f" (C-{r.schedule})" if r.schedule else "")),
+                escape(r.trigger),
+                str(r.expected),
+                str(r.counted),
+                escape(r.opened_by),
+                escape((r.reason or "") + (f" — {r.note}" if r.note else "")),
+            ]
         )
-    console().print(table)
+    print_fitted(console(), columns, cells, title=title, priority=priority)
 
 
 @app.command("list")
