@@ -77,3 +77,10 @@ def test_a_note_in_square_brackets_is_shown_not_taken_for_markup(demo_db: str) -
     """The demo's blind count that differs twice opens discrepancy 2 on the recount's row."""
     wide = run_adc("report", "cs-activity", "--db", demo_db, env={"COLUMNS": "250"}).stdout
     assert "[discrepancy 2]" in wide, wide
+
+
+def test_a_flag_column_without_a_header_is_kept_by_default() -> None:
+    columns = ("user", "score", "", "top signals")
+    rows = [["pat", "3.2", "FLAG", "over-waste late-waste null-access"]]
+    table, left_out = fitted_table(columns, rows, width=30)
+    assert left_out == ["top signals"] and "FLAG" in _render(table, 30)

@@ -71,13 +71,15 @@ def fitted_table(
 ) -> tuple[Table, list[str]]:
     """A table of `rows` (cells in rich markup) no wider than `width`, and the columns left out.
 
-    `priority` ranks each column (1 = keep longest); without it the columns to the right go first.
+    `priority` ranks each column (1 = keep longest); without it the columns to the right go first,
+    except one without a header (a flag such as `FLAG` or `CRITICAL`: it could not be named).
     A column is left out only when the kept ones, each as wide as its longest word, do not fit.
     """
     from rich.table import Table
 
     count = len(columns)
-    ranks = list(priority) if priority is not None else list(range(1, count + 1))
+    default = [1 if not name else i + 1 for i, name in enumerate(columns)]  # a flag column stays
+    ranks = list(priority) if priority is not None else default
     if len(ranks) != count:
         raise ValueError(f"{count} columns but {len(ranks)} priorities")
     plain_rows = [[_plain(cell) for cell in row] for row in rows]
