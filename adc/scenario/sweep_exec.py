@@ -126,7 +126,7 @@ def run_dask(tasks: list[RunTask], client: Any) -> Iterator[dict[str, Any]]:
     by_key = {future.key: task for future, task in zip(futures, tasks, strict=True)}
     finished = False
     try:
-        for future in as_completed(futures):
+        for future in as_completed(futures, loop=client.loop):
             task = by_key[future.key]
             if future.status == "finished":
                 yield future.result()
