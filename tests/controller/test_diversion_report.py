@@ -183,3 +183,30 @@ def test_bad_input_is_one_line_exit_2(ward_url: str, args: tuple[str, ...], says
 def test_who_is_asking_must_be_said(ward_url: str) -> None:
     result = adc(ward_url, *SPAN, user=None)
     assert result.returncode == 2 and "--as NAME" in result.stderr
+
+
+def test_weights_and_thresholds_are_site_settings(site: Site) -> None:
+    from adc.controller.settings import set_setting
+
+    rec = Records(site)
+    _ward(rec)
+    assert rank_users(site.ctl, PERIOD)[0].flagged
+    # waste switched off: n3's wastes still show, but no longer score
+    set_setting(site.ctl, site.admin, "diversion-weights", "waste_share=0,wasted_units_per_shift=0")
+    top = rank_users(site.ctl, PERIOD)[0]
+    assert top.user == "n3"
+    assert {s.signal: s.contribution for s in top.signals}["waste_share"] == 0
+    assert not top.flagged  # late_wastes alone (z 4 × 1) stays under the flag score of 6
+    set_setting(site.ctl, site.admin, "diversion-flag-score", "3.5")
+    assert rank_users(site.ctl, PERIOD)[0].flagged
+    # a waste two hours after its removal is not late when late means three hours
+    set_setting(site.ctl, site.admin, "diversion-late-waste-min", "180")
+    assert rank_users(site.ctl, PERIOD)[0].score == 0
+    for name, value, says in (
+        ("diversion-weights", "waste=2", "signal=weight"),
+        ("diversion-weights", "waste_share=x", "takes a number"),
+        ("diversion-shift-changes", "7am", "times of day"),
+        ("diversion-flag-score", "0", "between"),
+    ):
+        with pytest.raises(BadInput, match=says):
+            set_setting(site.ctl, site.admin, name, value)
