@@ -340,6 +340,10 @@ class AuditEntry(SQLModel, table=True):
     __tablename__ = "audit_entry"
 
     seq: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    # Which chain the entry links into ("site" or "cabinet:<id>") and its place in it; None for
+    # entries written before chains per cabinet (schema v7), whose place is `seq` (audit_chains.py).
+    chain: str = Field(default="site", max_length=80)
+    chain_seq: int | None = None
     at: str  # ISO 8601 UTC with microseconds, as hashed
     actor: str
     witness: str | None = None
