@@ -45,6 +45,7 @@ def test_every_shipped_scenario_loads() -> None:
     names = sorted(p.stem for p in SCENARIOS.glob("*.toml"))
     assert names == [
         "cs-miscounts",
+        "diversion-30day",
         "fault-storm",
         "hospital-30day",
         "restock-delayed",
