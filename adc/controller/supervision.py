@@ -407,11 +407,10 @@ def evaluate(
                 if not judged or on_record_before is None or on_record_now is None:
                     continue
                 delta = reading.grams - grams_before
-                weighed = round(delta / pocket.unit_weight_g)
-                if abs(delta) < max(0.6 * pocket.unit_weight_g, 1.0):
-                    weighed = 0
                 moved = on_record_now - on_record_before
-                if weighed != moved:
+                off_g = delta - moved * pocket.unit_weight_g  # beyond the scale's noise?
+                weighed = moved + round(off_g / pocket.unit_weight_g)
+                if weighed != moved and abs(off_g) >= max(0.6 * pocket.unit_weight_g, 1.0):
                     findings.append(
                         Finding(
                             UNRECORDED,

@@ -4,6 +4,7 @@ given). Each case asserts the alarm, the maintenance event and the audit entries
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -25,6 +26,8 @@ from adc.controller import (
 from adc.controller.cold_chain import set_limits
 from adc.controller.gs1 import parse_scan
 from adc.controller.models import Discrepancy
+from adc.controller.restock import State as RestockState
+from adc.controller.restock import begin_restock
 from adc.controller.stock import find_pocket
 from adc.controller.withdrawal import begin_withdrawal
 from adc.errors import BadInput, Refused
@@ -293,3 +296,59 @@ def test_an_overdue_controlled_discrepancy_is_escalated_and_notified(stocked: Ri
     assert discrepancies.list_discrepancies(site.ctl)[0].escalated
     with pytest.raises(Refused):
         notifications.acknowledge(site.ctl, site.nurse, note.id)
+
+
+def test_a_restock_recorded_as_loaded_raises_nothing(rig: Rig) -> None:
+    """Tablets of 0.55 g on a scale with noise: the rule judges grams beyond the noise, so a
+    line recorded as loaded is no alarm."""
+    site, cabinet = rig.site, rig.cabinet
+    session = begin_restock(site.ctl, rig.driver, CABINET, site.tech)
+    session.select("D1-P2")
+    session.scan(datamatrix("00309046722618", GOOD, "R1"))
+    raised: list[Any] = []
+
+    def steps(n: int) -> None:
+        for _ in range(n):
+            raised.extend(rig.wait(0.1))
+            session.poll()
+
+    session.unlock()
+    steps(1)
+    assert cabinet.sim_open("D1")
+    steps(5)
+    cabinet.sim_add("D1-P2", 6, 0.55)
+    cabinet.sim_close("D1")
+    steps(20)
+    assert session.state is RestockState.CLOSED
+    assert session.confirm_quantity(6, accept_discrepancy=True).on_hand == 6
+    raised += rig.wait(4.0)
+    assert raised == [] and rig.events("alarm-unrecorded-change") == []
+
+
+def test_authorize_unlock_fails_closed(rig: Rig) -> None:
+    from sqlalchemy import update
+
+    from adc.controller import access_log, supervision
+    from adc.controller.models import User
+
+    site, layout = rig.site, rig.station.layout
+    assert layout is not None
+    me = supervision.owner_of_pid(os.getpid())
+    with pytest.raises(Refused, match="no access open"):
+        supervision.authorize_unlock(site.ctl, CABINET, layout, ["dio1:coil.0"], peer=me)
+    row = access_log.open_access(site.ctl, site.nurse, CABINET, "D1", "D1-P1", "withdrawal")
+    found = supervision.authorize_unlock(site.ctl, CABINET, layout, ["dio1:coil.0"], peer=me)
+    assert (found.id, found.drawer, found.user) == (row, "D1", "nurse")
+    for locks, peer in ((["dio1:coil.1"], me), (["dio1:coil.0"], "other|-|1|-")):
+        with pytest.raises(Refused):  # another drawer's lock; another process's access
+            supervision.authorize_unlock(site.ctl, CABINET, layout, locks, peer=peer)
+    for column in ("locked", "active"):
+        value = column == "locked"
+        with site.ctl.db.engine.begin() as conn:
+            conn.execute(update(User).where(User.username == "nurse").values({column: value}))
+        with pytest.raises(Refused):  # a locked-out or disabled user's access opens nothing
+            supervision.authorize_unlock(site.ctl, CABINET, layout, ["dio1:coil.0"], peer=me)
+        with site.ctl.db.engine.begin() as conn:
+            conn.execute(update(User).where(User.username == "nurse").values({column: not value}))
+    with pytest.raises(Refused, match="without a lock"):
+        supervision.authorize_unlock(site.ctl, CABINET, layout, [], peer=me)
