@@ -32,13 +32,14 @@ The simulated person and the test engineer (`sim_*`, test-only inputs):
 For a watch on simulated time (the scenario's supervision):
     `on_change`   called after every change a reading can show (a door, a pocket's items, a fault,
                   power back); `next_change(now)` the next instant a reading changes by itself
-                  (a scale settling, a fridge probe's next step, a timed power restore), or None.
+                  (a scale settling, a fridge probe's next step), or None.
 Ground truth for tests (what is, not what a sensor says): `is_open`, `units`, `lock_holding`,
 `active_faults`.
 """
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Generator
 from typing import Any
@@ -82,16 +83,17 @@ class VirtualCabinet:
     def next_change(self, now: float) -> float | None:
         """The next SimPy instant after `now` at which a reading changes with nobody acting: a
         pocket's scale settles (UNSTABLE → OK), a fridge probe's reading moves by one step of
-        its analog input, or a timed power loss ends. Load-cell noise is not a change (a
+        its analog input. Load-cell noise is not a change (a
         settled reading only wobbles around the same weight)."""
         parts = self._parts
         out: float | None = None
         settle = parts.channels and max(c.settle_s for c in parts.channels.values())
         if settle:
             for pocket in parts.pockets.values():
-                at = pocket.changed_at + settle
-                if at > now and (out is None or at < out):
-                    out = at
+                if now - pocket.changed_at < settle:  # the channel's own test: still settling
+                    at = max(pocket.changed_at + settle, math.nextafter(now, math.inf))
+                    if out is None or at < out:
+                        out = at
         for point, probe in parts.thermometers.items():
             slope = probe.slope_c_per_s()
             step = self._probe_steps.get(point)
@@ -101,22 +103,14 @@ class VirtualCabinet:
             counts = round(celsius / step)
             edge = (counts + (0.5 if slope > 0 else -0.5)) * step
             at = now + max((edge - celsius) / slope, 1e-6)
-            if probe.failed_at is not None and slope > 0:
-                at = min(at, _ceiling_at(probe, now, at))
+            if probe.failed_at is not None and probe.fail_rate_c_per_h > 0:
+                # it stops warming at the room's temperature: look again then
+                left = probe.ceiling_c - celsius
+                if left > 0:
+                    at = min(at, now + left / (probe.fail_rate_c_per_h / 3600.0))
             if out is None or at < out:
                 out = at
-        restore = self._power_restore_at
-        if restore is not None and restore > now and (out is None or restore < out):
-            out = restore
-        return out
-
-    @property
-    def _power_restore_at(self) -> float | None:
-        fault = self._faults.get((FaultKind.POWER_LOSS, None))
-        if fault is None or self._parts.power.on:
-            return None
-        duration = dict(fault.params).get("duration_s")
-        return None if duration is None else fault.since + float(duration)
+        return out  # a timed power restore calls `on_change` itself
 
     # ------------------------------------------------------------------------ register-level view
     def device(self, name: str) -> AnyVirtualDevice:
@@ -356,14 +350,3 @@ def _probe_steps(profile: Profile) -> dict[str, float]:
             if scale:
                 steps[point] = float(scale)
     return steps
-
-
-def _ceiling_at(probe: Any, now: float, at: float) -> float:
-    """When a failed fridge reaches the room (its reading stops moving), if before `at`."""
-    base = probe.start_c + probe.drift_c_per_h * now / 3600.0
-    left = probe.ceiling_c - probe.celsius()
-    rate = probe.fail_rate_c_per_h / 3600.0
-    if left <= 0 or rate <= 0:
-        return at
-    del base
-    return min(at, now + left / rate)

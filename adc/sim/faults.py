@@ -12,6 +12,7 @@
 | device_offline     | device name   |                         | the device does not answer at all             |
 | bus_noise          | bus name      | probability (0.5)       | the wire tier corrupts that share of frames   |
 | power_loss         | (none)        | duration_s (until clear)| locks drop out, no device answers; zero/tare revert to saved |
+| fridge_failure     | temperature point | rate_c_per_h (6.0), ceiling_c (22.0) | the fridge stops cooling: its probe warms at that rate up to the room |
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ class FaultKind(StrEnum):
     DEVICE_OFFLINE = "device_offline"
     BUS_NOISE = "bus_noise"
     POWER_LOSS = "power_loss"
+    FRIDGE_FAILURE = "fridge_failure"
 
 
 _TARGET = {
@@ -51,6 +53,7 @@ _TARGET = {
     FaultKind.DEVICE_OFFLINE: "device",
     FaultKind.BUS_NOISE: "bus",
     FaultKind.POWER_LOSS: None,
+    FaultKind.FRIDGE_FAILURE: "temperature",
 }
 _PARAMS: dict[FaultKind, set[str]] = {
     FaultKind.SWITCH_STUCK: {"active"},
@@ -58,6 +61,7 @@ _PARAMS: dict[FaultKind, set[str]] = {
     FaultKind.LOADCELL_NOISY: {"noise_g"},
     FaultKind.BUS_NOISE: {"probability"},
     FaultKind.POWER_LOSS: {"duration_s"},
+    FaultKind.FRIDGE_FAILURE: {"rate_c_per_h", "ceiling_c"},
 }
 
 
@@ -97,7 +101,12 @@ def resolve_target(parts: Parts, kind: FaultKind, target: str | None) -> str | N
         point = canonical(target)
     except ValueError as err:
         raise SimInputError(f"fault {kind}: {err}") from None
-    table = {"lock": parts.solenoids, "input": parts.inputs, "channel": parts.channels}[wanted]
+    table = {
+        "lock": parts.solenoids,
+        "input": parts.inputs,
+        "channel": parts.channels,
+        "temperature": parts.thermometers,
+    }[wanted]
     if point not in table:
         raise SimInputError(f"fault {kind} needs a {wanted} point; {point} is not one")
     return point
@@ -129,6 +138,12 @@ def apply(parts: Parts, kind: FaultKind, target: str | None, params: dict[str, A
         parts.devices[target].failed = True  # type: ignore[index]
     elif kind is FaultKind.BUS_NOISE:
         parts.bus_noise[target] = float(params.get("probability", 0.5))  # type: ignore[index]
+    elif kind is FaultKind.FRIDGE_FAILURE:
+        probe = parts.thermometers[target]  # type: ignore[index]
+        if probe.failed_at is None:
+            probe.failed_at = now
+        probe.fail_rate_c_per_h = float(params.get("rate_c_per_h", 6.0))
+        probe.ceiling_c = float(params.get("ceiling_c", 22.0))
     else:
         _power_off(parts, params.get("duration_s"))
 
@@ -144,6 +159,11 @@ def _check_params(kind: FaultKind, params: dict[str, Any]) -> None:
     duration = params.get("duration_s")
     if duration is not None and float(duration) <= 0:
         raise SimInputError(f"power loss duration must be positive, not {duration}")
+    rate = params.get("rate_c_per_h", 6.0)
+    if not 0.0 < float(rate) <= 100.0:
+        raise SimInputError(
+            f"fridge failure rate_c_per_h must be above 0 and at most 100, not {rate}"
+        )
 
 
 _CHANNEL_FAULTS = {
@@ -176,6 +196,8 @@ def remove(parts: Parts, kind: FaultKind, target: str | None) -> None:
         parts.devices[target].failed = False  # type: ignore[index]
     elif kind is FaultKind.BUS_NOISE:
         parts.bus_noise[target] = 0.0  # type: ignore[index]
+    elif kind is FaultKind.FRIDGE_FAILURE:
+        parts.thermometers[target].failed_at = None  # type: ignore[index]  # repaired: cold again
     else:
         power_on(parts)
 
@@ -207,6 +229,7 @@ def power_on(parts: Parts) -> None:
     parts.power.on = True
     for channel in parts.channels.values():
         channel.power_cycled()
+    parts.notify()
 
 
 # ---------------------------------------------------------------------------------- fault specs

@@ -195,14 +195,29 @@ class PlainOutput:
 
 @dataclass
 class Thermometer:
-    """A fridge probe: the set temperature plus a linear drift over SimPy time."""
+    """A fridge probe: the set temperature plus a linear drift over SimPy time; a failed fridge
+    (`fail`) warms at `rate` °C/h from the moment it failed up to the room's `ceiling_c`."""
 
     env: simpy.Environment
     start_c: float
     drift_c_per_h: float
+    failed_at: float | None = None
+    fail_rate_c_per_h: float = 0.0
+    ceiling_c: float = 22.0
 
     def celsius(self) -> float:
-        return self.start_c + self.drift_c_per_h * self.env.now / 3600.0
+        base = self.start_c + self.drift_c_per_h * self.env.now / 3600.0
+        if self.failed_at is None:
+            return base
+        warmed = self.fail_rate_c_per_h * (self.env.now - self.failed_at) / 3600.0
+        return base + max(0.0, min(warmed, self.ceiling_c - base))
+
+    def slope_c_per_s(self) -> float:
+        """How fast the reading moves now (0.0 once a failed fridge has reached the room)."""
+        slope = self.drift_c_per_h / 3600.0
+        if self.failed_at is not None and self.celsius() < self.ceiling_c:
+            slope += self.fail_rate_c_per_h / 3600.0
+        return slope
 
 
 # Status words of a weighing channel, as on the wire.

@@ -60,6 +60,9 @@ class Parts:
     pocket_drawer: dict[str, Door] = field(default_factory=dict)
     devices: dict[str, AnyVirtualDevice] = field(default_factory=dict)
     bus_noise: dict[str, float] = field(default_factory=dict)
+    # Called after anything a reading can show has changed (set by the VirtualCabinet): a watch
+    # on simulated time polls after a change instead of at every tick.
+    notify: Callable[[], None] = field(default=lambda: None, repr=False)
 
 
 def _lock_points(profile: Profile) -> set[str]:
