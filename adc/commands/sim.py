@@ -439,7 +439,6 @@ def sweep(
     Each run is a normal `sim run` with its own in-memory database. Exit 1 if a run failed (its
     error is in runs.csv; the others still ran), 130 after Ctrl-C (finished runs are kept)."""
     import importlib.util
-    import os
 
     from adc.errors import BadInput, CheckFailed
     from adc.scenario.sweep_spec import plan_sweep
@@ -466,7 +465,7 @@ def sweep(
             out_dir.mkdir(exist_ok=True)
         except OSError as err:
             raise BadInput(f"--out {str(out_dir)[:60]}: {err.strerror}") from None
-        count = workers or os.cpu_count() or 1
+        count = workers or _cores()
         where = f"Dask cluster {scheduler}" if scheduler else f"{min(count, plan.total)} worker(s)"
         result = _run_sweep_with_bar(plan, out_dir, count, client, where)
     finally:
@@ -479,6 +478,15 @@ def sweep(
             f"{len(result.failed)} of {len(result.rows)} runs failed (errors in "
             f"{out_dir}/runs.csv); first: {errors[0][:200]}"
         )
+
+
+def _cores() -> int:
+    """The cores this process may run on (a container or `taskset` may allow fewer than exist)."""
+    import os
+
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0)) or 1
+    return os.cpu_count() or 1
 
 
 def _run_sweep_with_bar(plan, out_dir: Path, workers: int, client, where: str):  # type: ignore[no-untyped-def]

@@ -50,6 +50,8 @@ class SweepFiles:
         self._csv_at = 0.0
         for name in FILES:  # a previous sweep's files here would mix with this one's
             (out / name).unlink(missing_ok=True)
+        for old in out.glob("kpi-*.png"):
+            old.unlink()
         self._jsonl = (out / "runs.jsonl").open("w", encoding="utf-8")
 
     def add(self, row: dict[str, Any]) -> None:

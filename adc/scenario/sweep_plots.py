@@ -23,7 +23,8 @@ DEFAULT_KPIS = (
 
 
 def _label(params: dict[str, Any]) -> str:
-    return "\n".join(f"{k}={v}" for k, v in params.items()) or "as in the file"
+    """A tick shows the values; the axis title names the keys (long: `cabinets[0].stock[2].par`)."""
+    return "\n".join(str(v) for v in params.values()) or "as in the file"
 
 
 def _filename(kpi: str) -> str:
@@ -59,7 +60,9 @@ def write_sweep_plots(
         fig, ax = plt.subplots(figsize=(max(6.0, 1.6 * len(summary) + 2), 4.8), dpi=110)
         positions = list(range(1, len(series) + 1))
         kept = [(p, s) for p, s in zip(positions, series, strict=True) if s]
-        ax.boxplot([s for _, s in kept], positions=[p for p, _ in kept], widths=0.5)
+        ax.boxplot(
+            [s for _, s in kept], positions=[p for p, _ in kept], widths=0.5, showfliers=False
+        )  # every run is drawn as a point: no separate outlier marks
         for position, points in kept:
             spread = 0.18
             xs = [
@@ -82,6 +85,7 @@ def write_sweep_plots(
                 )
         ax.set_xticks(positions)
         ax.set_xticklabels([_label(e["params"]) for e in summary], fontsize=8)
+        ax.set_xlabel(" / ".join(summary[0]["params"]) if summary[0]["params"] else "")
         ax.set_ylabel(kpi)
         runs = sum(len(s) for s in series)
         ax.set_title(f"{title}: {kpi} ({runs} runs; red: mean ± 95% CI)", fontsize=10)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 import time
 from typing import Any
 
@@ -22,6 +23,10 @@ from adc.scenario.sweep_spec import Params, RunTask, load_with
 VOLATILE = ("wall_s", "worker")
 
 _loaded: dict[tuple[str, Params], LoadedScenario] = {}
+# One run at a time per process: a Dask worker started with several threads would otherwise run
+# two at once, and a run swaps module state (the PIN hash cost of its throwaway users). Threads
+# would not run them faster anyway: a run is pure Python and holds the GIL.
+_one_at_a_time = threading.Lock()
 
 
 def _scenario(task: RunTask) -> LoadedScenario:
@@ -48,7 +53,8 @@ def run_task(task: RunTask) -> dict[str, Any]:
         "kpis": None,
     }
     try:
-        result = run_scenario(_scenario(task), seed=task.seed, days=task.days)
+        with _one_at_a_time:
+            result = run_scenario(_scenario(task), seed=task.seed, days=task.days)
         row["kpis"] = result.kpis
         audit = result.kpis.get("audit", {})
         if not audit.get("verified", False):

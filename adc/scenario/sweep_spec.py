@@ -24,7 +24,7 @@ from adc.scenario.loader import LoadedScenario, ScenarioError, load_scenario
 
 SEED_MAX = 2**32 - 1
 MAX_RUNS = 100_000  # a typo such as 1..10000000 is refused, not queued
-_RANGE = re.compile(r"^\s*(\d+)\s*\.\.\s*(\d+)\s*$")
+_RANGE = re.compile(r"^\s*([0-9]+)\s*\.\.\s*([0-9]+)\s*$")
 _SEGMENT = re.compile(r"([A-Za-z_][A-Za-z0-9_-]*)((?:\[\d+\])*)")
 
 Params = tuple[tuple[str, Any], ...]  # (key, value) in --set order: hashable, picklable
