@@ -406,8 +406,8 @@ def sweep(
         typer.Option(
             "--scheduler",
             metavar="tcp://HOST:PORT",
-            help="Run on this Dask distributed scheduler's workers instead (pip install "
-            "'adc[cluster]').",
+            help="Run on this Dask distributed scheduler's workers instead (needs Dask: adc's "
+            "cluster extra).",
             show_default=False,
         ),
     ] = None,
@@ -540,6 +540,7 @@ def _run_sweep_with_bar(plan, out_dir: Path, workers: int, client, where: str): 
                         f"stopped: kept the {len(kept.rows)} finished run(s) of {plan.total} in "
                         f"{out_dir}/runs.csv, runs.jsonl, summary.json, summary.csv",
                         highlight=False,
+                        markup=False,
                     )
             raise
     return result
@@ -548,6 +549,7 @@ def _run_sweep_with_bar(plan, out_dir: Path, workers: int, client, where: str): 
 def _report_sweep(plan, out_dir: Path, result, where: str, plot_kpi, no_plot: bool) -> None:  # type: ignore[no-untyped-def]
     import importlib.util
 
+    from rich.markup import escape
     from rich.table import Table
 
     from adc.scenario.sweep_plots import DEFAULT_KPIS
@@ -556,12 +558,12 @@ def _report_sweep(plan, out_dir: Path, result, where: str, plot_kpi, no_plot: bo
     shown = list(plot_kpi or DEFAULT_KPIS)
     table = Table(title=f"{plan.name}: mean [95% CI] over the seeds", title_justify="left")
     for key in plan.keys or ("scenario",):
-        table.add_column(key, style="bold", overflow="fold")
+        table.add_column(escape(key), style="bold", overflow="fold")
     table.add_column("ok", justify="right")
     for kpi in shown:
-        table.add_column(kpi, justify="right", overflow="fold")
+        table.add_column(escape(kpi), justify="right", overflow="fold")
     for entry in result.summary:
-        cells = [str(v) for v in entry["params"].values()] or ["as in the file"]
+        cells = [escape(str(v)) for v in entry["params"].values()] or ["as in the file"]
         cells.append(f"{entry['ok']}/{entry['runs']}")
         for kpi in shown:
             stats = entry["kpis"].get(kpi)
@@ -585,7 +587,9 @@ def _report_sweep(plan, out_dir: Path, result, where: str, plot_kpi, no_plot: bo
     written = ["runs.csv", "runs.jsonl", "summary.json", "summary.csv"]
     if not no_plot:
         if importlib.util.find_spec("matplotlib") is None:
-            out.print("no plots: matplotlib is not installed (pip install 'adc[plot]')")
+            out.print(
+                "no plots: matplotlib is not installed (pip install 'adc[plot]')", markup=False
+            )
         else:
             from adc.scenario.sweep_plots import write_sweep_plots
 
@@ -597,5 +601,6 @@ def _report_sweep(plan, out_dir: Path, result, where: str, plot_kpi, no_plot: bo
                     f"no run reports {', '.join(missing)}: nothing to plot (KPI names: "
                     f"{out_dir}/summary.csv)",
                     highlight=False,
+                    markup=False,
                 )
-    out.print(f"wrote {out_dir}/" + ", ".join(written), highlight=False)
+    out.print(f"wrote {out_dir}/" + ", ".join(written), highlight=False, markup=False)
