@@ -15,9 +15,13 @@ Jobs and their periods:
 - `shortage-delivery`, every `DELIVERY_MIN` minutes: shortage notifications not yet delivered
   go to the site's sink (`shortages.deliver_pending`, at least once).
 
-A run is a `station_run` row (cabinet, job, period), written after the job: the row's
+A run is a `station_run` row (cabinet, job, period), audited, written after the job: the row's
 uniqueness means one run per period; a job cut short before its row re-runs at the next start
-and finds its own earlier work (notifications and escalations are idempotent).
+and finds its own earlier work (notifications and escalations are idempotent). The expiry
+sweep is recorded every day; an escalation or delivery run is recorded only when it did
+something (escalated, delivered, or failed to deliver): an idle one every few minutes would
+fill the audit trail with nothing. Idle periods are remembered by the station (`seen`), and
+after a restart the current period's idle run simply runs again, which changes nothing.
 """
 
 from __future__ import annotations
@@ -100,14 +104,20 @@ def _record(ctl: Controller, cabinet: str, job: str, period: str, result: dict[s
     return True
 
 
-def run_due(ctl: Controller, cabinet: str) -> list[Run]:
-    """Run every job whose current period has no run on record; the runs made."""
+def run_due(ctl: Controller, cabinet: str, seen: dict[str, str] | None = None) -> list[Run]:
+    """Run every job whose current period has not run (on record, or idle in `seen`, the
+    caller's memory of this process's runs); the runs made."""
+    seen = seen if seen is not None else {}
     out = []
     for job in JOBS:
         period = period_of(ctl, job)
-        if _done(ctl, cabinet, job, period):
+        if seen.get(job) == period or _done(ctl, cabinet, job, period):
+            seen[job] = period
             continue
         result = _JOBS[job](ctl, cabinet)
+        seen[job] = period
+        if job != EXPIRY and not any(result.values()):
+            continue  # idle: nothing to record
         if _record(ctl, cabinet, job, period, result):
             out.append(Run(job, period, result))
     return out
@@ -187,6 +197,7 @@ def expiry_sweep(ctl: Controller, cabinet: str) -> dict[str, Any]:
 def escalation(ctl: Controller, cabinet: str) -> dict[str, Any]:
     from adc.controller.discrepancies import escalate_overdue
 
+    before = len(ctl.delivery_errors)
     new = escalate_overdue(ctl)
     if new:
         with ctl.write(None, None) as tx:
@@ -206,7 +217,7 @@ def escalation(ctl: Controller, cabinet: str) -> dict[str, Any]:
                     f"(adc discrepancy resolve {disc_id})",
                     pocket=code,
                 )
-    return {"escalated": new, "delivery_errors": list(ctl.delivery_errors)}
+    return {"escalated": new, "delivery_errors": ctl.delivery_errors[before:]}
 
 
 def delivery(ctl: Controller, cabinet: str) -> dict[str, Any]:

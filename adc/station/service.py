@@ -83,6 +83,7 @@ class Station:
     _last_recover: float | None = None
     _last_schedule: float | None = None
     scheduled: list[station_schedule.Run] = field(default_factory=list)
+    _schedule_seen: dict[str, str] = field(default_factory=dict)
     _last_status: float = 0.0
     _started_wall: float = 0.0
 
@@ -176,7 +177,9 @@ class Station:
             self.layout = supervision.load_layout(self.ctl, self.cabinet)  # assignments change
         if self._last_schedule is None or now_s - self._last_schedule >= self.schedule_s:
             self._last_schedule = now_s
-            self.scheduled.extend(station_schedule.run_due(self.ctl, self.cabinet))
+            self.scheduled.extend(
+                station_schedule.run_due(self.ctl, self.cabinet, self._schedule_seen)
+            )
         try:
             with self.bus_lock:
                 snap = self.driver.snapshot()

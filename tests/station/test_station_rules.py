@@ -4,6 +4,7 @@ given). Each case asserts the alarm, the maintenance event and the audit entries
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from datetime import date
@@ -291,8 +292,10 @@ def test_an_overdue_controlled_discrepancy_is_escalated_and_notified(stocked: Ri
     rig.wait(0.2)
     assert len(rig.audit("discrepancy.escalate")) == 1
     assert len(notifications.list_notifications(site.ctl, CABINET)) == 1
-    runs = station_schedule.runs(site.ctl, CABINET, "discrepancy-escalation")
-    assert len(runs) == 3 and len({r.period for r in runs}) == 3
+    (run,) = station_schedule.runs(site.ctl, CABINET, "discrepancy-escalation")  # idle: none
+    assert json.loads(run.result)["escalated"] == [disc.id]
+    jobs = [a["job"] for a in rig.audit("station.scheduled")]
+    assert jobs.count("discrepancy-escalation") == 1
     assert discrepancies.list_discrepancies(site.ctl)[0].escalated
     with pytest.raises(Refused):
         notifications.acknowledge(site.ctl, site.nurse, note.id)
@@ -352,3 +355,27 @@ def test_authorize_unlock_fails_closed(rig: Rig) -> None:
             conn.execute(update(User).where(User.username == "nurse").values({column: not value}))
     with pytest.raises(Refused, match="without a lock"):
         supervision.authorize_unlock(site.ctl, CABINET, layout, [], peer=me)
+
+
+def test_shortage_notifications_are_delivered_by_the_station(rig: Rig, tmp_path: Path) -> None:
+    from adc.controller.settings import set_setting
+
+    site = rig.site
+    sink = tmp_path / "pharmacy.jsonl"
+    broken = tmp_path / "no-such-dir" / "pharmacy.jsonl"  # the sink fails at first
+    set_setting(site.ctl, site.admin, "shortage-sink", f"file:{broken}")
+    _stock(rig, "D1-P1", "00309046722618", 5)
+    inventory.remove(site.ctl, site.nurse, CABINET, "D1-P1", 4)  # 1 left: critical-low
+    assert rig.audit("shortage.delivered") == []  # delivery at the change failed
+    set_setting(site.ctl, site.admin, "shortage-sink", f"file:{sink}")
+    rig.wait(61.0, step_s=1.0)  # the next delivery period, on the station's own schedule
+    lines = [json.loads(line) for line in sink.read_text().splitlines()]
+    assert "critical-low" in [n["kind"] for n in lines]
+    (run,) = station_schedule.runs(site.ctl, CABINET, "shortage-delivery")
+    assert json.loads(run.result) == {"delivered": len(lines), "errors": []}
+    assert [a["ids"] for a in rig.audit("shortage.delivered")] == [[n["id"] for n in lines]]
+    site.clock.skip_days(1)  # a later period: nothing new to deliver, nothing recorded
+    rig.station._last_schedule = None
+    rig.wait(0.2)
+    assert len(sink.read_text().splitlines()) == len(lines)
+    assert len(station_schedule.runs(site.ctl, CABINET, "shortage-delivery")) == 1
