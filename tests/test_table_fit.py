@@ -84,3 +84,14 @@ def test_a_flag_column_without_a_header_is_kept_by_default() -> None:
     rows = [["pat", "3.2", "FLAG", "over-waste late-waste null-access"]]
     table, left_out = fitted_table(columns, rows, width=30)
     assert left_out == ["top signals"] and "FLAG" in _render(table, 30)
+
+
+def test_profile_validate_prints_one_line_per_profile_at_80_columns() -> None:
+    from tests.conftest import ROOT
+
+    profiles = sorted(str(p) for p in (ROOT / "hardware-profiles").glob("*.toml"))
+    result = run_adc("profile", "validate", *profiles, env={"COLUMNS": "80"})
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert len(lines) == len(profiles), result.stdout
+    assert all(line.startswith("ok ") and line.endswith("pocket(s)") for line in lines), lines

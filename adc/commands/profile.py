@@ -32,6 +32,7 @@ def validate(
             f"{len(profile.devices)} device(s), {len(profile.layout.drawers)} drawer(s), "
             f"{len(profile.pockets())} pocket(s)",
             highlight=False,
+            soft_wrap=True,  # one line per file, also at 80 columns and in a pipe (grep, CI logs)
         )
     if problems:
         raise BadInput(f"{len(problems)} problem(s) in {len(paths)} profile(s)", details=problems)
