@@ -17,15 +17,15 @@ besides the person whose access opened it.
 
 from __future__ import annotations
 
-from bisect import bisect_left
+from bisect import bisect_right
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import select, type_coerce
+from sqlalchemy.types import NullType
 
-from adc.controller.counts import RECOUNT_REQUESTED
 from adc.controller.diversion_settings import SIGNALS, parse_shift_changes
 from adc.controller.models import (
     AccessLog,
@@ -49,6 +49,7 @@ UNRECORDED = "alarm-unrecorded-change"
 NULL_OUTCOMES = frozenset({"open", "closed"})  # opened, nothing recorded
 CANCELLED_OUTCOMES = frozenset({"ready", "unlocked", "interrupted", "abandoned"})
 END_OF_SHIFT = timedelta(hours=1)
+EVIDENCE_CAP = 50  # records kept as evidence of a rate over all removals (the latest)
 LOOKBACK = timedelta(days=7)  # how far before the period the last access of a pocket is sought
 
 
@@ -84,26 +85,41 @@ class Period:
 
 
 class ShiftClock:
-    """The site's shift windows: which shift a time falls in, and is it the shift's last hour."""
+    """The site's shift windows: which shift a time falls in, and how long until the next change.
+
+    Local time from the zone's UTC offset, looked up once per UTC hour (offsets change on whole
+    hours), so a year of records costs integer arithmetic, not a time-zone conversion each."""
 
     def __init__(self, changes: str, zone: ZoneInfo) -> None:
         self.changes = parse_shift_changes(changes)
         self.zone = zone
+        self._offsets: dict[int, int] = {}
 
-    def shift_of(self, at: datetime) -> tuple[str, int]:
-        local = at.astimezone(self.zone)
-        minute = local.hour * 60 + local.minute
-        day = local.date()
-        index = bisect_left(self.changes, minute + 1) - 1  # last change at or before `minute`
+    def _local_minute(self, at: datetime) -> tuple[int, float]:
+        """(local day number since the epoch, minute of that local day)."""
+        ts = at.timestamp()
+        hour = int(ts // 3600)
+        offset = self._offsets.get(hour)
+        if offset is None:
+            delta = at.astimezone(self.zone).utcoffset()
+            offset = int(delta.total_seconds()) if delta else 0
+            self._offsets[hour] = offset
+        local = ts + offset
+        day = int(local // 86400)
+        return day, (local - day * 86400) / 60
+
+    def shift_of(self, at: datetime) -> tuple[int, int]:
+        """(local day the shift began, index of the change that began it)."""
+        day, minute = self._local_minute(at)
+        index = bisect_right(self.changes, minute) - 1  # last change at or before `minute`
         if index < 0:
-            day, index = day - timedelta(days=1), len(self.changes) - 1
-        return day.isoformat(), index
+            day, index = day - 1, len(self.changes) - 1
+        return day, index
 
     def minutes_to_change(self, at: datetime) -> float:
-        local = at.astimezone(self.zone)
-        minute = local.hour * 60 + local.minute + local.second / 60
-        later = [c for c in self.changes if c > minute]
-        nxt = later[0] if later else self.changes[0] + 24 * 60
+        _day, minute = self._local_minute(at)
+        index = bisect_right(self.changes, minute)
+        nxt = self.changes[index] if index < len(self.changes) else self.changes[0] + 24 * 60
         return nxt - minute
 
 
@@ -160,20 +176,21 @@ def _load(ctl: Controller, period: Period) -> _Data:
     start = period.since - LOOKBACK
     cab = period.cabinet
     with ctl.read() as s:
+        conn = s.connection()  # Core rows: no ORM loading per row
         controlled = {
             i
-            for (i,) in s.execute(select(Item.id).where(Item.schedule.is_not(None))).all()  # type: ignore[union-attr]
+            for (i,) in conn.execute(select(Item.id).where(Item.schedule.is_not(None))).all()  # type: ignore[union-attr]
         }
         users = {
             uid: (name, role)
-            for uid, name, role in s.execute(select(User.id, User.username, User.role)).all()
+            for uid, name, role in conn.execute(select(User.id, User.username, User.role)).all()
         }
-        drawer_codes = dict(s.execute(select(Drawer.id, Drawer.code)).all())
+        drawer_codes = dict(conn.execute(select(Drawer.id, Drawer.code)).all())
         pockets: dict[int, tuple[str, str, str]] = {}
         pocket_ids: dict[tuple[str, str], int] = {}
         cs_pockets: set[int] = set()
         cs_drawers: set[tuple[str, str]] = set()
-        for pid, cabinet, code, drawer_id, item_id in s.execute(
+        for pid, cabinet, code, drawer_id, item_id in conn.execute(
             select(Pocket.id, Pocket.cabinet_id, Pocket.code, Pocket.drawer_id, Pocket.item_id)
         ).all():
             pockets[pid] = (cabinet, code, drawer_codes.get(drawer_id, ""))
@@ -183,7 +200,7 @@ def _load(ctl: Controller, period: Period) -> _Data:
                 cs_drawers.add((cabinet, drawer_codes.get(drawer_id, "")))
         q = select(
             Transaction.id,
-            Transaction.at,
+            _raw(Transaction.at),
             Transaction.kind,
             Transaction.cabinet_id,
             Transaction.pocket_id,
@@ -202,7 +219,11 @@ def _load(ctl: Controller, period: Period) -> _Data:
         )
         if cab:
             q = q.where(Transaction.cabinet_id == cab)
-        txns = [_Txn(*row) for row in s.execute(q.order_by(Transaction.id)).all()]
+        txns = []
+        for row in conn.execute(q.order_by(Transaction.id)):
+            t = _Txn(*row)
+            t.at = _utc(t.at)
+            txns.append(t)
         have = {t.id for t in txns}
         missing = {
             t.related_id
@@ -210,10 +231,10 @@ def _load(ctl: Controller, period: Period) -> _Data:
             if t.kind == TxnKind.WASTE and t.related_id and t.related_id not in have
         }
         if missing:  # removals older than the lookback, wasted in the period
-            more = s.execute(
+            more = conn.execute(
                 select(
                     Transaction.id,
-                    Transaction.at,
+                    _raw(Transaction.at),
                     Transaction.kind,
                     Transaction.cabinet_id,
                     Transaction.pocket_id,
@@ -227,7 +248,10 @@ def _load(ctl: Controller, period: Period) -> _Data:
                     Transaction.audit_seq,
                 ).where(Transaction.id.in_(sorted(missing)))  # type: ignore[union-attr]
             ).all()
-            txns = sorted([*txns, *(_Txn(*row) for row in more)], key=lambda t: t.id)
+            extra = [_Txn(*row) for row in more]
+            for t in extra:
+                t.at = _utc(t.at)
+            txns = sorted([*txns, *extra], key=lambda t: t.id)
         qa = select(
             AccessLog.id,
             AccessLog.user_id,
@@ -235,15 +259,15 @@ def _load(ctl: Controller, period: Period) -> _Data:
             AccessLog.drawer_code,
             AccessLog.pocket_code,
             AccessLog.purpose,
-            AccessLog.opened_at,
-            AccessLog.closed_at,
+            _raw(AccessLog.opened_at),
+            _raw(AccessLog.closed_at),
             AccessLog.outcome,
         ).where(AccessLog.opened_at >= start, AccessLog.opened_at < period.until)
         if cab:
             qa = qa.where(AccessLog.cabinet_id == cab)
         accesses = [
-            row
-            for row in s.execute(qa.order_by(AccessLog.id)).all()
+            (*row[:6], _utc(row[6]), _utc(row[7]), row[8])
+            for row in conn.execute(qa.order_by(AccessLog.id))
             if (row[2], row[3]) in cs_drawers
         ]
         qd = select(
@@ -262,7 +286,7 @@ def _load(ctl: Controller, period: Period) -> _Data:
         )
         if cab:
             qd = qd.where(Discrepancy.cabinet_id == cab)
-        discrepancies = list(s.execute(qd.order_by(Discrepancy.id)).all())
+        discrepancies = list(conn.execute(qd.order_by(Discrepancy.id)).all())
         qm = select(
             MaintenanceEvent.id,
             MaintenanceEvent.cabinet_id,
@@ -277,7 +301,7 @@ def _load(ctl: Controller, period: Period) -> _Data:
         )
         if cab:
             qm = qm.where(MaintenanceEvent.cabinet_id == cab)
-        alarms = list(s.execute(qm.order_by(MaintenanceEvent.id)).all())
+        alarms = list(conn.execute(qm.order_by(MaintenanceEvent.id)).all())
     del cs_pockets
     return _Data(
         users,
@@ -289,6 +313,20 @@ def _load(ctl: Controller, period: Period) -> _Data:
         discrepancies,  # type: ignore[arg-type]
         alarms,  # type: ignore[arg-type]
     )
+
+
+def _raw(column: Any) -> Any:
+    """A time column as the driver returns it (`_utc` converts): the ORM's per-row conversion
+    costs more than the rest of reading a year of records."""
+    return type_coerce(column, NullType())
+
+
+def _utc(value: Any) -> Any:
+    if value is None or isinstance(value, datetime):
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+    return datetime.fromisoformat(value).replace(tzinfo=UTC)  # SQLite: naive UTC text
 
 
 def _iso(at: datetime) -> str:
@@ -361,31 +399,24 @@ class _Computation:
         for uid, user in out.items():
             mine = removals.get(uid, {})
             user.values["removals_per_shift"] = len(mine) / user.shifts if user.shifts else None
-            ends = []
+            ends: list[tuple[_Txn, float]] = []
+            last_hour = END_OF_SHIFT.total_seconds() / 60
             for rows in mine.values():
-                first = rows[0]
-                user.evidence["removals_per_shift"].append(
-                    self._ev(
-                        "txn",
-                        first.id,
-                        first.at,
-                        first.pocket_id,
-                        f"removed {-sum(r.qty for r in rows)}",
-                    )
-                )
-                left = self.shifts.minutes_to_change(first.at)
-                if left <= END_OF_SHIFT.total_seconds() / 60:
-                    ends.append(
-                        self._ev(
-                            "txn",
-                            first.id,
-                            first.at,
-                            first.pocket_id,
-                            f"{left:.0f} min before shift change",
-                        )
-                    )
+                left = self.shifts.minutes_to_change(rows[0].at)
+                if left <= last_hour:
+                    ends.append((rows[0], left))
             user.values["end_of_shift_removals"] = len(ends) / len(mine) if mine else None
-            user.evidence["end_of_shift_removals"] = ends
+            # the evidence of a rate is its latest records (EVIDENCE_CAP), not every removal
+            user.evidence["removals_per_shift"] = [
+                self._ev(
+                    "txn", r[0].id, r[0].at, r[0].pocket_id, f"removed {-sum(x.qty for x in r)}"
+                )
+                for r in list(mine.values())[-EVIDENCE_CAP:]
+            ]
+            user.evidence["end_of_shift_removals"] = [
+                self._ev("txn", t.id, t.at, t.pocket_id, f"{left:.0f} min before shift change")
+                for t, left in ends[-EVIDENCE_CAP:]
+            ]
 
     def _waste_signals(
         self,
@@ -506,17 +537,17 @@ class _Computation:
                 len(user.evidence["count_differences"]) / n if n else None
             )
 
-    def _touches(self) -> dict[int, list[tuple[datetime, int, int]]]:
+    def _touches(self, pockets: set[int]) -> dict[int, list[tuple[datetime, int, int]]]:
         """Per pocket, who handled it when: (time, transaction id or 0, user) sorted. Movements
         (not counts, not records that move nothing) and closed accesses."""
         touches: dict[int, list[tuple[datetime, int, int]]] = defaultdict(list)
         for t in self.d.txns:
-            if t.kind == TxnKind.COUNT or t.qty == 0 or t.reason == RECOUNT_REQUESTED:
+            if t.pocket_id not in pockets or t.kind == TxnKind.COUNT or t.qty == 0:
                 continue
             touches[t.pocket_id].append((t.at, t.id, t.user_id))
         for _aid, uid, cabinet, _drawer, pocket, _p, _opened, closed, _o in self.d.accesses:
             pid = self.d.pocket_ids.get((cabinet, pocket or ""))
-            if pid is not None and closed is not None and uid is not None:
+            if pid in pockets and closed is not None and uid is not None:
                 touches[pid].append((closed, 0, uid))
         for rows in touches.values():
             rows.sort()
@@ -538,7 +569,7 @@ class _Computation:
         return (best[2], best[0]) if best else None
 
     def _discrepancy_signal(self, out: dict[int, UserSignals]) -> None:
-        self._touch_index = self._touches()
+        self._touch_index = self._touches({row[2] for row in self.d.discrepancies})
         for (
             did,
             _cab,

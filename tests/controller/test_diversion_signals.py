@@ -136,11 +136,17 @@ def test_shift_clock_windows_and_the_last_hour() -> None:
     from zoneinfo import ZoneInfo
 
     clock = ShiftClock("07:00,19:00", ZoneInfo("UTC"))
-    assert clock.shift_of(at(8)) == ("2026-03-02", 0)
-    assert clock.shift_of(at(19)) == ("2026-03-02", 1)
-    assert clock.shift_of(at(6.5, day=1)) == ("2026-03-02", 1)  # the night shift began yesterday
+    day_shift, night_shift = clock.shift_of(at(8)), clock.shift_of(at(19))
+    assert clock.shift_of(at(7)) == day_shift == clock.shift_of(at(18.99))
+    assert night_shift != day_shift
+    assert clock.shift_of(at(6.5, day=1)) == night_shift  # the night shift began yesterday
+    assert clock.shift_of(at(7, day=1)) not in (day_shift, night_shift)
     assert clock.minutes_to_change(at(18.5)) == 30
     assert clock.minutes_to_change(at(20)) == 11 * 60
+    # a zone with a half-hour offset: 07:00 in Kolkata is 01:30 UTC
+    india = ShiftClock("07:00,19:00", ZoneInfo("Asia/Kolkata"))
+    assert india.minutes_to_change(at(1)) == 30
+    assert india.shift_of(at(1.49)) != india.shift_of(at(1.5))
 
 
 def test_removals_per_shift_and_end_of_shift_share(site: Site, rec: Records) -> None:
