@@ -41,7 +41,9 @@ def ensure_venv(extras: str) -> None:
         return
     run(BIN / "python", "-m", "pip", "install", "--quiet", "--upgrade", "pip")
     target = f".[{extras}]" if extras else "."
-    run(BIN / "python", "-m", "pip", "install", "--quiet", "-e", target)
+    # -qq: setuptools' "Editable installation ... be careful with folders" warning (printed on
+    # every flat-layout editable install) is not the newcomer's concern; errors still show.
+    run(BIN / "python", "-m", "pip", "install", "-qq", "-e", target)
     stamp.write_text(digest)
 
 
