@@ -198,7 +198,11 @@ def _visit(driver: SimDriver, drawer: Drawer) -> None:
         f"a person takes two items from drawer {drawer.id}"
     )
     log(f"unlock: pulse {drawer.lock}")
-    service_pulse(driver, drawer.lock)  # the hardware alone: no database, no person's access
+    # The hardware alone, through the driver port: this part runs before any database exists
+    # (`--hardware` never opens one), so there is no access to record and no next start to flag
+    # it. `service_pulse` is the access machine's one pulse without a record, for exactly this;
+    # part 2, with its database, opens every pocket through a PocketAccess.
+    service_pulse(driver, drawer.lock)
     driver.advance(release)
     opened = cabinet.sim_open(drawer.id)
     log(f"a person pulls drawer {drawer.id}: {'it opens' if opened else 'it stays shut'}")
@@ -467,7 +471,6 @@ def _shut(driver: SimDriver, drawer: str, poll: Callable[[], object]) -> None:
 def _controlled(ctl: Controller, driver: SimDriver, people: dict[str, Actor]) -> None:
     """Count on access, witness, a discrepancy opened by a blind count, and its resolution."""
     from adc.controller import cabinets, discrepancies, users, withdrawal
-    from adc.controller.access import service_pulse
     from adc.controller.cabinet_policy import set_cabinet_setting
     from adc.controller.restock import LineKind, begin_restock
 
@@ -478,18 +481,11 @@ def _controlled(ctl: Controller, driver: SimDriver, people: dict[str, Actor]) ->
     )
     cab = driver.cabinet
     drawer = CS_POCKET.split("-")[0]
-    spec_drawer, spec_pocket = driver.profile.pocket(CS_POCKET)
-    for point in (spec_drawer.lock, spec_pocket.lid_lock):  # the scene: the pocket starts empty
-        if point:
-            service_pulse(driver, point)  # setting the stage, before the story: nobody's access
-    driver.advance(0.05)
-    (
-        cab.sim_open(drawer),
-        cab.sim_open(CS_POCKET),
-        cab.sim_take(CS_POCKET, len(cab.units(CS_POCKET))),
-    )
-    cab.sim_close(drawer)
-    driver.advance(3.0)  # the solenoids re-arm
+    # The scene: the pocket starts empty. Set by the test engineer's input of the virtual cabinet
+    # (what it holds before anyone acts), not by opening it: with a database behind the demo,
+    # every unlock is a person's access through the access machine, and nobody's is due here.
+    cab.sim_stock(CS_POCKET, 0)
+    driver.advance(3.05)  # the story keeps its times (setting the scene took this long)
     cabinets.assign_pocket(
         ctl, people["pharm"], CABINET, CS_POCKET, MORPHINE, par=5, critical_low=1, max_qty=10
     )

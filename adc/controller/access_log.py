@@ -31,10 +31,10 @@ from sqlalchemy.sql import ClauseElement
 
 from adc.controller.context import Actor, Controller
 from adc.controller.dberrors import DatabaseUnavailable, is_unavailable, why_unwritable
-from adc.controller.models import AccessLog, MaintenanceEvent
+from adc.controller.models import AccessLog
 from adc.controller.store import Store
 
-INTERRUPTED = "interrupted"
+INTERRUPTED = "interrupted"  # (maintenance.INTERRUPTED: the row's outcome once flagged)
 FLAG_KIND = "failed"  # the maintenance failure a blind recount clears (as an abandoned line's)
 
 
@@ -252,6 +252,7 @@ def recover_interrupted(ctl: Controller, cabinet: str) -> list[InterruptedAccess
 
 
 def _flag(ctl: Controller, cabinet: str, row: AccessLog) -> InterruptedAccess | None:
+    from adc.controller.maintenance import record_interrupted_access
     from adc.controller.models import User
 
     with ctl.write(None, None) as tx:
@@ -266,35 +267,7 @@ def _flag(ctl: Controller, cabinet: str, row: AccessLog) -> InterruptedAccess | 
             f"{row.opened_at:%Y-%m-%d %H:%M:%S} UTC, the process ended before it did "
             "(killed, crashed or power lost): contents unknown, blind recount required"
         )
-        event = MaintenanceEvent(
-            cabinet_id=cabinet,
-            drawer_code=row.drawer_code,
-            pocket_code=row.pocket_code,
-            kind=FLAG_KIND,
-            detail=detail,
-            user_id=row.user_id,
-            at=tx.now,
-        )
-        tx.session.add(event)
-        tx.session.flush()
-        seq = tx.audit(
-            "access.interrupted",
-            {
-                "cabinet": cabinet,
-                "drawer": row.drawer_code,
-                "pocket": row.pocket_code,
-                "access": row.id,
-                "purpose": row.purpose,
-                "session": row.session,
-                "user": who,
-                "opened_at": row.opened_at.isoformat(),
-                "owner": row.owner,
-                "maintenance_event": event.id,
-                "maintenance_kind": FLAG_KIND,
-            },
-        )
-        fresh.closed_at, fresh.outcome = tx.now, INTERRUPTED
-        tx.session.add(fresh)
+        event_id, seq = record_interrupted_access(tx, cabinet, fresh, who, detail)
     return InterruptedAccess(
         access_id=row.id or 0,
         drawer=row.drawer_code,
@@ -302,6 +275,6 @@ def _flag(ctl: Controller, cabinet: str, row: AccessLog) -> InterruptedAccess | 
         purpose=row.purpose,
         user=who,
         opened_at=row.opened_at,
-        maintenance_event=event.id or 0,
+        maintenance_event=event_id,
         audit_seq=seq,
     )

@@ -35,6 +35,7 @@ from sqlmodel import Session
 from adc.controller.cabinets import check_measurement_source, get_cabinet, no_such_cabinet
 from adc.controller.context import Actor, Controller, Tx
 from adc.controller.models import (
+    AccessLog,
     Drawer,
     Item,
     MaintenanceEvent,
@@ -278,6 +279,52 @@ def mark_failed(
     with ctl.write(actor, Action.MAINTENANCE if actor else None) as tx:
         get_cabinet(tx.session, cabinet_id)
         return _fail(tx, cabinet_id, Found(drawer, kind, detail, pocket))
+
+
+INTERRUPTED = "interrupted"  # the outcome of an access closed because its process ended
+
+
+def record_interrupted_access(
+    tx: Tx, cabinet_id: str, row: AccessLog, who: str, detail: str, **why: Any
+) -> tuple[int, int]:
+    """The one record of an access whose process ended before it did (found at the next start,
+    or by the station that was watching it): a `failed` maintenance event on its drawer and
+    pocket, attributed to the access's user (out of service until a blind recount clears it),
+    its `access.interrupted` audit entry (`why` adds the cause), and the row closed as
+    interrupted, all in the caller's transaction. `row` is the open row read in it. Returns the
+    maintenance event's id and the audit entry's sequence number."""
+    kind = MaintenanceKind.FAILED.value
+    event = MaintenanceEvent(
+        cabinet_id=cabinet_id,
+        drawer_code=row.drawer_code,
+        pocket_code=row.pocket_code,
+        kind=kind,
+        detail=detail,
+        user_id=row.user_id,
+        at=tx.now,
+    )
+    tx.session.add(event)
+    tx.session.flush()
+    seq = tx.audit(
+        "access.interrupted",
+        {
+            "cabinet": cabinet_id,
+            "drawer": row.drawer_code,
+            "pocket": row.pocket_code,
+            "access": row.id,
+            "purpose": row.purpose,
+            "session": row.session,
+            "user": who,
+            "opened_at": row.opened_at.isoformat(),
+            "owner": row.owner,
+            **why,
+            "maintenance_event": event.id,
+            "maintenance_kind": kind,
+        },
+    )
+    row.closed_at, row.outcome = tx.now, INTERRUPTED
+    tx.session.add(row)
+    return event.id or 0, seq
 
 
 # --------------------------------------------------------------------- controlled substances

@@ -27,6 +27,7 @@ KINDS = (
     "count",  # the count on access: match, recount (asked once), or discrepancy (with its id)
     "closed",  # closed again, the scale settled: what the sensor measured
     "timeout",  # not opened within the unlock timeout: relatched
+    "not-opened",  # the person says it stayed shut when pulled: open-failed, drawer out of service
     "note",  # something the controller noted on the line (scale unreadable, relock failed)
     "recorded",  # the line was recorded in one transaction
     "skipped",  # marked out of stock: pharmacists are notified

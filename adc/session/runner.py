@@ -109,6 +109,10 @@ class Quit(Exception):
     """Raised by an access tick when the person asks to stop (handled like an interrupt)."""
 
 
+class NotOpened(Exception):
+    """Raised by an access tick when the person says the pocket stayed shut when pulled."""
+
+
 class Abandon(Exception):
     """Raised by an access tick when the person gives the line up (once it was opened)."""
 
@@ -511,6 +515,27 @@ class Runner:
         row = self._row(line)
         row.status, row.result = "skipped", reason
         self._event("skipped", pocket=line.pocket, reason=reason, shortage=True)
+
+    def not_opened(self) -> dict[str, Any]:
+        """The person pulled and the pocket stayed shut (while it was unlocked, or after it
+        relatched unopened). Recorded the one way, by the controller's access
+        (`PocketAccess.not_opened`): open-failed, a maintenance event with its audit entry, the
+        drawer out of service until `adc diag recover`. The line is then left without a record
+        (nothing was reached). Refused (the line stays) once the pocket was opened, or before
+        anything was unlocked."""
+        line = self._line()
+        with self.critical():
+            alarm = self.session.not_opened()
+        failed = {
+            "pocket": line.pocket,
+            "drawer": line.drawer,
+            "kind": alarm.kind,
+            "maintenance_event": alarm.event_id,
+            "detail": alarm.detail,
+        }
+        self._event("not-opened", **failed)
+        self.leave("did not open: the drawer is out of service")
+        return failed
 
     def leave(self, reason: str) -> bool:
         """Drop the line without a record. One whose pocket was opened (earlier in the line,

@@ -33,6 +33,12 @@
     abandon = "scale disagrees, cannot recount"   # opened, loaded, closed, then given up:
                                    # nothing recorded, the drawer flagged for a blind recount
 
+    [[line]]
+    pocket = "D4-P1"
+    scan = "(01)00300080841815(17)271231(10)IN1"
+    stuck = true                   # if it does not open (not opened in time), say it stayed
+                                   # shut: open-failed, the drawer out of service
+
 Where a pocket's count on access is due (controlled substances always; others per the cabinet's
 count mode) the line gives `count`, entered once the pocket is open and before the packs go in;
 where it differs and the cabinet allows one recount, `recount` is entered (without one the line
@@ -45,6 +51,11 @@ stock, the drawer is flagged for a blind recount (out of service until `adc diag
 script goes on with its next line, and the exit code is 1 (a drawer needs service). A line that
 cannot be recorded (the scale contradicts `quantity`, the count on access was not completed) is
 abandoned the same way, with the reason it could not be recorded.
+
+`stuck = true` is the technician's "it did not open": where the unlock times out with the pocket
+never opened, the controller's access records it (open-failed: a maintenance event with its
+audit entry, the drawer out of service until `adc diag recover`), the line is left and the exit
+code is 1. Where the pocket does open, `stuck` is not used (a note says so) and the line goes on.
 
 Scans are tried in order until one is accepted; the refused ones are reported with the reason
 (that is how a script shows a wrong-drug or expired-lot refusal). The GS separator is written
@@ -83,6 +94,7 @@ LINE_KEYS = {
     "count",
     "recount",
     "abandon",
+    "stuck",
 }
 TOP_KEYS = {"cabinet", "line"}
 MAX_COUNT = 100_000  # a count on access above this is a typing error, whatever the pocket
@@ -109,6 +121,7 @@ class ScriptLine:
     count: int | None = None  # the count on access, where one is due
     recount: int | None = None  # the one recount, where the count differed
     abandon: str | None = None  # give the line up after the access, with this reason
+    stuck: bool = False  # not opened in time: the person says it stayed shut (open-failed)
     quantity_line: int | None = None  # where `quantity` is written
 
 
@@ -372,7 +385,9 @@ def _parse_block(
         problems.append(Problem(at("recount"), "recount needs count (the first count)"))
     if skip is not None and ("count" in block or "recount" in block):
         problems.append(Problem(at("count"), "a skipped line opens nothing: no count"))
-    for flag in ("accept_short_dated", "confirm_discrepancy"):
+    if block.get("stuck") is True and skip is not None:
+        problems.append(Problem(at("stuck"), "a skipped line unlocks nothing: it cannot be stuck"))
+    for flag in ("accept_short_dated", "confirm_discrepancy", "stuck"):
         value = block.get(flag, False)
         if not isinstance(value, bool):
             problems.append(Problem(at(flag), f"{flag} is true or false, not {value!r}"))
@@ -587,11 +602,18 @@ def _run_line(runner: Runner, block: ScriptLine) -> bool:
         return False
     counting = _Counting(runner, block)
     outcome = runner.access(_hands_tick(runner, block, counting))
+    if outcome == "timeout" and block.stuck:
+        runner.not_opened()  # the controller records it; the line is left
+        return False
     if outcome == "timeout":
         runner.leave("not opened in time")
         return False
     if outcome == "failed":
         return False
+    if block.stuck:
+        runner.report(
+            "note", line.pocket, "stuck not used: the pocket opened", script_line=block.number
+        )
     if block.count is not None and not counting.tried and not runner.count_pending():
         runner.report(
             "note",

@@ -18,6 +18,11 @@ pocket is open or closed, at the count or the quantity prompt: nothing is record
 drawer is flagged for a blind recount (out of service until `adc diag recover`), and the next line
 comes up. Before anything was opened there is nothing to abandon: `skip` marks it out of stock.
 
+A pocket that stays shut when pulled is answered `stuck`, typed during the countdown or at the
+"not opened in time" prompt: the controller's access records it (open-failed: a maintenance event
+with its audit entry, the drawer out of service until `adc diag recover`), and the next line
+comes up.
+
 Nothing here decides anything: refusals and counts come from the controller through the runner.
 """
 
@@ -44,7 +49,7 @@ from adc.controller.cabinet_policy import CountMode
 from adc.controller.restock import State
 from adc.errors import BadInput, Refused
 from adc.session.events import Event
-from adc.session.runner import Abandon, AccessStatus, BoardRow, Quit, Runner
+from adc.session.runner import Abandon, AccessStatus, BoardRow, NotOpened, Quit, Runner
 from adc.session.text import describe
 
 if TYPE_CHECKING:
@@ -53,6 +58,7 @@ if TYPE_CHECKING:
 HELP = (
     "scan a pack · skip [reason] = out of stock (pharmacists notified) · quit = end the session · "
     "abandon REASON = give up a line once its pocket was opened (flagged for recount) · "
+    "stuck = the unlocked pocket stayed shut when pulled (its drawer goes out of service) · "
     "Ctrl-C = stop now (an opened pocket is flagged for recount)"
 )
 ABANDON_HINT = "abandon REASON = give the line up (the drawer is flagged for recount)"
@@ -69,6 +75,7 @@ class Screen:
     outcomes: deque[str] = field(default_factory=lambda: deque(maxlen=1))
     summary: str = ""
     clear: bool = True
+    not_opened: str | None = None  # the pocket the last event said did not open
 
     def listen(self, event: Event) -> None:
         """Keep what the person should read: this line's messages, and the last line's result."""
@@ -78,6 +85,9 @@ class Screen:
             return
         if event.kind in ("session", "unlocked", "opened"):
             return  # shown by the frame itself
+        if event.kind == "unfinished" and self.not_opened == event.data.get("pocket"):
+            return  # left because it did not open: the not-opened line says it
+        self.not_opened = event.data.get("pocket") if event.kind == "not-opened" else None
         text = describe(event)
         if not text:
             return
@@ -85,7 +95,14 @@ class Screen:
             self.summary = text
             return
         self.messages.append(text.strip())
-        if event.kind in ("recorded", "skipped", "unfinished", "interrupted", "abandoned"):
+        if event.kind in (
+            "recorded",
+            "skipped",
+            "unfinished",
+            "interrupted",
+            "abandoned",
+            "not-opened",
+        ):
             self.outcomes.append(text.strip())
 
     # ------------------------------------------------------------------------------- drawing
@@ -331,8 +348,8 @@ class TerminalSession:
             if outcome == "closed":
                 self._confirm_quantity()
                 return
-            if outcome in ("failed", "abandoned"):
-                return  # flagged for recount; the message says so; the next line comes up
+            if outcome in ("failed", "abandoned", "not-opened"):
+                return  # flagged or out of service; the message says so; the next line comes up
             if outcome == "quit":
                 self.runner.interrupt("quit")
                 self.quit = True
@@ -341,7 +358,8 @@ class TerminalSession:
                 continue  # _ready_to_pull asks again
             answer = self._ask(
                 "[yellow]Not opened in time — the drawer is locked again.[/] "
-                "Enter = unlock again · skip = out of stock · quit",
+                "Enter = unlock again · stuck = it stayed shut when pulled · skip = out of stock "
+                "· quit",
             )
             if not self._after_timeout(answer):
                 return
@@ -367,20 +385,25 @@ class TerminalSession:
             answer = self._ask(
                 f"Type [bold]open[/] (or Enter) to unlock drawer {escape(line.drawer)} and pull "
                 "it with the simulated hands · skip = out of stock · quit"
+                + (" · stuck = it stayed shut" if line.unlocked_at is not None else "")
             )
             word = answer.strip().lower()
             if word in ("", "open"):
                 return True
             if not self._after_timeout(answer):
                 return False
+            if word == "stuck":
+                continue  # refused (nothing unlocked yet): the message says why
             if _abandon_reason(answer) is not None:
                 self._nothing_to_abandon()
                 continue
             self.screen.messages.append(f"[yellow]'{escape(answer.strip())}': type open[/]")
 
     def _after_timeout(self, answer: str) -> bool:
-        """skip or quit typed instead of unlocking: False when the line was left."""
+        """skip, stuck or quit typed instead of unlocking: False when the line was left."""
         word = answer.strip().lower()
+        if word == "stuck":
+            return not self._not_opened()
         if word == "quit":
             self.runner.leave("quit")
             self.quit = True
@@ -434,7 +457,7 @@ class TerminalSession:
 
     def _wait_access(self) -> str:
         """The countdown while the pocket is unlocked or open: 'closed', 'timeout', 'failed'
-        (lost contact: flagged) or 'quit'."""
+        (lost contact: flagged), 'not-opened' (`stuck`: out of service) or 'quit'."""
         from rich.live import Live
 
         keys = KeyBuffer(self.fd)
@@ -443,7 +466,8 @@ class TerminalSession:
         hint = (
             f"[dim]{escape(hands.help)} · quit · abandon REASON[/]"
             if hands.acts
-            else "[dim]quit = stop · abandon REASON = give the line up once opened[/]"
+            else "[dim]quit = stop · stuck = it stayed shut when pulled · abandon REASON = give "
+            "the line up once opened[/]"
         )
 
         def tick(status: AccessStatus) -> None:
@@ -470,6 +494,19 @@ class TerminalSession:
                     if self._abandon(stop.reason):
                         return "abandoned"
                     # refused: the line stays as it was; go on waiting for the pocket
+                except NotOpened:
+                    if self._not_opened():
+                        return "not-opened"
+
+    def _not_opened(self) -> bool:
+        """The person says the pocket stayed shut: the runner has the controller record it (the
+        drawer out of service) and leaves the line. False (and why) when that is refused."""
+        try:
+            self.runner.not_opened()
+        except (Refused, BadInput) as err:
+            self.screen.messages.append(f"[red]✗ refused:[/] {escape(err.message)}")
+            return False
+        return True
 
     def _abandon(self, reason: str | None) -> bool:
         """Give the line up with the person's reason; False (and why) when that is refused."""
@@ -508,6 +545,13 @@ class TerminalSession:
                 self._abandon(reason)  # says a reason is needed
                 return
             raise Abandon(reason)
+        if verb == "stuck" and not args:
+            if status.state is State.UNLOCKED:
+                raise NotOpened
+            self.screen.messages.append(
+                "[yellow]It did open:[/] close it; abandon REASON gives the line up"
+            )
+            return
         if verb == "quit":
             if status.state is State.UNLOCKED:
                 raise Quit

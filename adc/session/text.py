@@ -67,6 +67,12 @@ def describe(event: Event) -> str | None:
         return f"  closed: {escape(d['verdict'])}"
     if kind == "timeout":
         return f"  [yellow]⏱ {reason}[/]"
+    if kind == "not-opened":
+        return (
+            f"[red]⚑ {pocket} did not open[/]: drawer {escape(d['drawer'])} is out of service "
+            f"({escape(d['kind'])}, maintenance event {d['maintenance_event']}); "
+            f"adc diag recover --drawer {escape(d['drawer'])}"
+        )
     if kind == "note":
         return f"  [yellow]note:[/] {escape(str(d.get('text') or d.get('reason') or ''))}{where}"
     if kind == "recorded":

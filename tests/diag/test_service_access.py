@@ -201,3 +201,54 @@ def test_a_selftest_killed_while_a_drawer_is_unlatched_is_flagged_at_the_next_st
     assert "drawer D1 out of service" in nxt.stdout
     assert "selftest of drawer D1 by service" in nxt.stdout
     assert open_access_rows(db) == {}
+
+
+def test_a_pulse_that_may_have_gone_out_is_judged_and_recorded_fail_closed() -> None:
+    """The board took the pulse and went silent before answering: the access was on record
+    first, and the cycle's end judges the lock it cannot read as not relocked (out of service)."""
+    from adc.controller.access import AccessState, ServiceCycle
+    from adc.controller.maintenance import out_of_service
+    from adc.drivers.base import DeviceOffline
+    from tests.diag.conftest import bench_site
+
+    class SilentAfterPulse:
+        def __init__(self, driver: Any) -> None:
+            self._driver, self.silent = driver, False
+
+        def pulse(self, point: str) -> None:
+            self._driver.pulse(point)
+            self.silent = True
+            raise DeviceOffline("lb0", "no answer to the unlock", point)
+
+        def lock_engaged(self, point: str) -> bool:
+            if self.silent:
+                raise DeviceOffline("lb0", "no answer", point)
+            return bool(self._driver.lock_engaged(point))
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self._driver, name)
+
+    with _rig("rs485-2bus") as rig:
+        ctl, service = bench_site(rig)
+        cycle = ServiceCycle(
+            ctl, SilentAfterPulse(rig.driver), BENCH_CABINET, service, "D1", None, "lb0:lock.0",
+            "selftest",
+        )  # fmt: skip
+        try:
+            cycle.unlock()
+        except DeviceOffline:
+            pass
+        else:
+            raise AssertionError("the pulse's error is the procedure's to report")
+        assert cycle.state is AccessState.UNLOCKED
+        with ctl.read() as session:
+            (row,) = session.execute(select(AccessLog)).scalars()
+            assert row.closed_at is None and row.purpose == "selftest"
+        rig.advance(2.0)
+        assert cycle.finish("aborted")
+    assert cycle.state is AccessState.FAILED and cycle.held is False
+    assert [f.kind for f in out_of_service(ctl, BENCH_CABINET)["D1"]] == ["relock-failed"]
+    assert "lock state unreadable" in cycle.alarms[0].detail
+    with ctl.read() as session:
+        (row,) = session.execute(select(AccessLog)).scalars()
+        assert row.closed_at is not None and row.outcome == "aborted"
