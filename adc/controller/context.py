@@ -15,13 +15,14 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import event, insert, select
+from sqlalchemy import event, select
 from sqlmodel import Session
 
 from adc.controller import audit, rows
+from adc.controller import audit_chains as chains
 from adc.controller.clock import Clock, utc
 from adc.controller.db import Database
-from adc.controller.models import AuditEntry, Role, Setting, User
+from adc.controller.models import Role, Setting, User
 from adc.controller.permissions import Action, allowed
 from adc.controller.policy import Policy, policy_from_settings
 from adc.controller.store import Store
@@ -47,30 +48,39 @@ class _Audited(ABC):
     user: Any
     audited: bool
     seqs: list[int]
+    chain: str
+    places: list[int]
     _head: tuple[int, str] | None
+    _next: int | None
 
     @abstractmethod
-    def _read_head(self) -> tuple[int, str]:
-        """The audit trail's last (sequence, hash), read under the writer lock."""
+    def _run(self) -> chains.RowRunner:
+        """`run(build, **params)` on this transaction's connection."""
+
+    @abstractmethod
+    def _dialect(self) -> str: ...
 
     @abstractmethod
     def _insert(self, values: dict[str, Any]) -> None:
         """Insert one audit entry's columns."""
 
     def upcoming_seq(self) -> int:
-        """The sequence number the next audit entry of this transaction will get.
+        """The unique number the next audit entry of this transaction will get.
 
-        Safe because the writer lock is held: records written before their audit entry (stock
-        transactions) can carry it from the start and are never updated afterwards.
+        Drawn once and kept for that entry: records written before their audit entry (stock
+        transactions) carry it from the start and are never updated afterwards.
         """
-        if self._head is None:
-            self._head = self._read_head()
-        return self._head[0] + 1
+        if self._next is None:
+            self._next = chains.next_id(self._run(), self._dialect())
+        return self._next
 
     def audit(self, action: str, payload: dict[str, Any], *, witness: Any = None) -> int:
-        """Append the audit entry of this change (`witness`: anything with a `username`)."""
+        """Append the audit entry of this change to its chain (the cabinet's, or the site's) and
+        return its unique number (`witness`: anything with a `username`)."""
         if self._head is None:
-            self._head = self._read_head()
+            self._head = chains.read_head(self._run(), self.chain)  # under the chain's lock
+        entry_id = self.upcoming_seq()
+        self._next = None
         values = audit.entry_values(
             self._head,
             at=self.now,
@@ -78,12 +88,24 @@ class _Audited(ABC):
             witness=witness.username if witness else None,
             action=action,
             payload=payload,
+            chain=self.chain,
+            entry_id=entry_id,
         )
         self._insert(values)
-        self._head = (values["seq"], values["hash"])
+        self._head = (values["chain_seq"], values["hash"])
         self.audited = True
-        self.seqs.append(values["seq"])
-        return int(values["seq"])
+        self.seqs.append(entry_id)
+        self.places.append(values["chain_seq"])
+        return entry_id
+
+    def anchor_due(self) -> tuple[str, tuple[int, str]] | None:
+        """This cabinet chain's head, when one of its entries reached a multiple of ANCHOR_EVERY
+        (then the head is anchored in the site chain after the commit)."""
+        if self.chain == chains.SITE or self._head is None:
+            return None
+        if any(place % chains.ANCHOR_EVERY == 0 for place in self.places):
+            return self.chain, self._head
+        return None
 
 
 @dataclass
@@ -96,17 +118,23 @@ class Tx(_Audited):
     audited: bool = False
     new_shortages: bool = False
     seqs: list[int] = field(default_factory=list)
+    chain: str = chains.SITE
+    places: list[int] = field(default_factory=list)
     _head: tuple[int, str] | None = None
+    _next: int | None = None
 
-    def _read_head(self) -> tuple[int, str]:
-        return audit.head(self.session)
+    def _run(self) -> chains.RowRunner:
+        return chains.session_runner(self.session)
+
+    def _dialect(self) -> str:
+        return self.session.get_bind().dialect.name
 
     def load_user(self, user_id: int) -> User | None:
         return self.session.get(User, user_id)
 
     def _insert(self, values: dict[str, Any]) -> None:
         # A Core insert: the entry is never loaded back or changed, so it needs no unit of work.
-        self.session.execute(insert(AuditEntry), [values])
+        self.session.execute(chains.q_insert(), [values])
 
 
 @dataclass
@@ -122,16 +150,22 @@ class FastTx(_Audited):
     audited: bool = False
     new_shortages: bool = False
     seqs: list[int] = field(default_factory=list)
+    chain: str = chains.SITE
+    places: list[int] = field(default_factory=list)
     _head: tuple[int, str] | None = None
+    _next: int | None = None
 
-    def _read_head(self) -> tuple[int, str]:
-        return rows.audit_head(self.store) or (0, audit.GENESIS_HASH)
+    def _run(self) -> chains.RowRunner:
+        return chains.store_runner(self.store)
+
+    def _dialect(self) -> str:
+        return self.store.dialect.name
 
     def load_user(self, user_id: int) -> rows.UserRow | None:
         return rows.user(self.store, user_id)
 
     def _insert(self, values: dict[str, Any]) -> None:
-        rows.insert_audit(self.store, values)
+        self.store.run(chains.q_insert, **values)
 
 
 class AdcSession(Session):
@@ -215,40 +249,51 @@ class Controller:
             yield session
 
     @contextmanager
-    def write(self, actor: Actor | None, action: Action | None) -> Iterator[Tx]:
+    def write(
+        self, actor: Actor | None, action: Action | None, *, cabinet: str | None = None
+    ) -> Iterator[Tx]:
         """A locked transaction for one change by `actor` (None only for system bootstrap steps).
 
-        A database that fails under it (locked, read-only, gone) is `DatabaseUnavailable`."""
-        with _database_errors(self.db.url), self.db.write(AdcSession) as session:
+        `cabinet`: the change concerns that cabinet only: it takes that cabinet's writer lock and
+        is audited in its chain, in parallel with other cabinets. Without it the change is
+        site-wide: the site lock (which waits for no cabinet and excludes them all) and the
+        site chain. A database that fails under it (locked, read-only, gone) is
+        `DatabaseUnavailable`."""
+        scope = () if cabinet is None else (cabinet,)
+        with _database_errors(self.db.url), self.db.write(AdcSession, cabinets=scope) as session:
             user = None
             if actor is not None:
                 if action is None:
                     raise ValueError("an actor's change must name its action")
                 user = require(session.get(User, actor.user_id), actor.username, action)
-            tx = Tx(session=session, now=self.now(), user=user)
+            tx = Tx(session=session, now=self.now(), user=user, chain=chains.chain_of(cabinet))
             yield tx
             session.flush()
             if session.info.get("changed") and not tx.audited:
                 raise RuntimeError("a change without an audit entry may not be committed")
-        self._after_commit(tx.new_shortages)
+        self._after_commit(tx)
 
     @contextmanager
-    def write_fast(self, actor: Actor, action: Action) -> Iterator[FastTx]:
-        """`write` for the hot path: the same lock and checks, on the raw cursor (store.py).
+    def write_fast(
+        self, actor: Actor, action: Action, *, cabinet: str | None = None
+    ) -> Iterator[FastTx]:
+        """`write` for the hot path: the same locks (`cabinet` as there) and checks, on the raw
+        cursor (store.py).
 
         Every change made in it must append its audit entry: one that did not is rolled back.
         """
-        with _database_errors(self.db.url), self.db.raw_write() as raw:
+        scope = () if cabinet is None else (cabinet,)
+        with _database_errors(self.db.url), self.db.raw_write(cabinets=scope) as raw:
             store = Store(raw, self.db.engine.dialect)
             try:
                 user = require(rows.user(store, actor.user_id), actor.username, action)
-                tx = FastTx(store=store, now=self.now(), user=user)
+                tx = FastTx(store=store, now=self.now(), user=user, chain=chains.chain_of(cabinet))
                 yield tx
                 if not tx.audited:
                     raise RuntimeError("a change without an audit entry may not be committed")
             finally:
                 store.close()
-        self._after_commit(tx.new_shortages)
+        self._after_commit(tx)
 
     @contextmanager
     def read_fast(self) -> Iterator[Store]:
@@ -260,8 +305,44 @@ class Controller:
             finally:
                 store.close()
 
-    def _after_commit(self, new_shortages: bool) -> None:
-        if new_shortages and self.policy.shortage_sink:
+    def _after_commit(self, tx: _Audited) -> None:
+        due = tx.anchor_due()
+        if due is not None:
+            self.anchor(dict([due]), wait=False)
+        if getattr(tx, "new_shortages", False) and self.policy.shortage_sink:
             from adc.controller.shortages import deliver_pending
 
             deliver_pending(self)
+
+    def anchor(
+        self, heads: dict[str, tuple[int, str]] | None = None, *, wait: bool = True
+    ) -> int | None:
+        """Append an anchor to the site chain: the last anchor's cabinet heads, with `heads`
+        (None: every cabinet chain's head as committed now) taking their place where newer.
+
+        `wait=False` (after a cabinet's change) anchors only if the site chain is free at once,
+        so a cabinet never waits for the site; a skipped anchor is taken at the next multiple.
+        Returns the anchor's number, or None when skipped."""
+        with _database_errors(self.db.url), self.db.anchor_write(wait=wait) as session:
+            if session is None:
+                return None
+            run = chains.session_runner(session)
+            recorded = chains.last_anchor(run)
+            if heads is None:
+                heads = {
+                    name: chains.read_head(run, name) for name in chains.cabinet_chains(session)
+                }
+            merged = dict(recorded)
+            for name, head in heads.items():
+                if head[0] > merged.get(name, (0, ""))[0]:
+                    merged[name] = head
+            if merged == recorded:
+                return None
+            entry = audit.append(
+                session,
+                at=self.now(),
+                actor=SYSTEM,
+                action=chains.ANCHOR_ACTION,
+                payload=chains.anchor_payload(merged),
+            )
+            return int(entry.seq)

@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, inspect, select, text
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, select
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
 from sqlmodel import Session, SQLModel
@@ -31,7 +31,10 @@ from sqlmodel import Session, SQLModel
 from adc.controller import models as m
 from adc.errors import AdcError, BadInput
 
-WRITER_LOCK_KEY = 0x0ADC_0001  # PostgreSQL advisory lock serialising writers
+WRITER_LOCK_KEY = 0x0ADC_0001  # PostgreSQL: site changes hold it exclusive, cabinet changes shared
+SITE_CHAIN_KEY = 0x0ADC_0002  # PostgreSQL: an anchor appending to the site chain beside cabinets
+CABINET_LOCK_SPACE = 0x0ADC  # PostgreSQL: a cabinet's lock is (CABINET_LOCK_SPACE, hashtext(id))
+SITE_POLL_S = (0.001, 0.02)  # a site change retries its exclusive lock at these bounds (s)
 LOCK_TIMEOUT_ENV = "ADC_DB_LOCK_TIMEOUT"
 LOCK_TIMEOUT_S = 30.0
 
@@ -213,15 +216,20 @@ class Database:
         self.url = url or safe_url(engine.url)  # as shown to a person: no password
 
     @contextmanager
-    def write(self, session_class: type[Session] = Session) -> Iterator[Session]:
-        """A session holding the writer lock; commits on success, rolls back on any error."""
+    def write(
+        self, session_class: type[Session] = Session, *, cabinets: Sequence[str] = ()
+    ) -> Iterator[Session]:
+        """A session holding the writer lock of `cabinets` (none: the site's); commits on
+        success, rolls back on any error. See `_lock_postgresql` for the locks."""
         with self.engine.connect() as conn:
             conn.execution_options(adc_write=True)
             with session_class(bind=conn, expire_on_commit=False) as session:
                 if self.dialect == "postgresql":
-                    session.execute(
-                        text("SELECT pg_advisory_xact_lock(:key)"), {"key": WRITER_LOCK_KEY}
-                    )
+                    try:
+                        _lock_postgresql(_session_scalar(session), cabinets)
+                    except BaseException:
+                        session.rollback()
+                        raise
                 else:
                     session.connection()  # emits BEGIN IMMEDIATE now, before anything is read
                 try:
@@ -232,15 +240,44 @@ class Database:
                     raise
 
     @contextmanager
-    def raw_write(self) -> Iterator[Any]:
-        """`write` on the DB-API connection itself: the same writer lock, commit and rollback,
+    def anchor_write(self, *, wait: bool = True) -> Iterator[Session | None]:
+        """A session that may append to the site chain beside cabinets' changes (an anchor):
+        the site lock shared and the site chain's own lock. `wait=False` yields None at once
+        when either is taken. SQLite: the one writer lock, as `write`."""
+        if self.dialect != "postgresql":
+            with self.write() as session:
+                yield session
+            return
+        with self.engine.connect() as conn, Session(bind=conn, expire_on_commit=False) as session:
+            scalar = _session_scalar(session)
+            try:
+                if wait:
+                    scalar(_PG_SHARED_SITE_CHAIN, ())
+                elif not scalar(_PG_TRY_SHARED_SITE_CHAIN, ()):
+                    session.rollback()  # releases whichever of the two it got
+                    yield None
+                    return
+                yield session
+                session.commit()
+            except BaseException:
+                session.rollback()
+                raise
+
+    @contextmanager
+    def raw_write(self, *, cabinets: Sequence[str] = ()) -> Iterator[Any]:
+        """`write` on the DB-API connection itself: the same writer locks, commit and rollback,
         none of the ORM's per-call work (see store.py). Yields the connection."""
         with self._raw() as raw:
             # Taking the lock opens the transaction. If that fails nothing of ours is open, and
             # nothing is rolled back: on `sqlite://` the connection is shared with the ORM, whose
             # transaction it may be in the middle of.
             if self.dialect == "postgresql":
-                raw.execute("SELECT pg_advisory_xact_lock(%s)", (WRITER_LOCK_KEY,))
+                try:
+                    _lock_postgresql(_raw_scalar(raw), cabinets)
+                except BaseException:
+                    with contextlib.suppress(Exception):
+                        raw.rollback()
+                    raise
             else:
                 raw.execute("BEGIN IMMEDIATE")
             with _ending(raw, commit=True):
@@ -281,6 +318,75 @@ class Database:
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+# ------------------------------------------------------------------ PostgreSQL writer locks
+_PG_TRY_SITE = "SELECT pg_try_advisory_xact_lock(%s)"
+_PG_SHARED_SITE_CHAIN = (
+    f"SELECT pg_advisory_xact_lock_shared({WRITER_LOCK_KEY}), "
+    f"pg_advisory_xact_lock({SITE_CHAIN_KEY})"
+)
+_PG_TRY_SHARED_SITE_CHAIN = (
+    f"SELECT pg_try_advisory_xact_lock_shared({WRITER_LOCK_KEY}) "
+    f"AND pg_try_advisory_xact_lock({SITE_CHAIN_KEY})"
+)
+Scalar = Callable[[str, tuple[Any, ...]], Any]
+
+
+def cabinet_lock_sql(count: int) -> str:
+    """The statement taking the site lock shared and `count` cabinets' locks, in that order."""
+    cabinets = ", ".join(
+        f"pg_advisory_xact_lock({CABINET_LOCK_SPACE}, hashtext(%s))" for _ in range(count)
+    )
+    return f"SELECT pg_advisory_xact_lock_shared({WRITER_LOCK_KEY}), {cabinets}"
+
+
+def _lock_postgresql(scalar: Scalar, cabinets: Sequence[str]) -> None:
+    """Take a change's writer locks on PostgreSQL, in the one fixed order that rules out a
+    deadlock: the site lock, then the cabinets' locks by cabinet id.
+
+    - A cabinet's change holds the site lock shared and its cabinet's lock exclusive: changes on
+      different cabinets run in parallel; two on one cabinet take turns. A change touching two
+      cabinets names both, and they are locked in sorted order.
+    - A site-wide change holds the site lock exclusive, so it runs alone, as every change did
+      before chains per cabinet. It never queues for it: a waiting exclusive request would make
+      every cabinet queue behind it, so one stalled cabinet would stall them all. It retries
+      `pg_try_advisory_xact_lock` (1 to 20 ms apart) until `lock_wait()` has passed.
+    A cabinet lock's wait is bounded by lock_timeout (set on every connection)."""
+    if cabinets:
+        ordered = sorted(set(cabinets))
+        scalar(cabinet_lock_sql(len(ordered)), tuple(ordered))
+        return
+    import random
+    import time
+
+    from adc.controller.dberrors import LockTimeout
+
+    wait = lock_wait()
+    deadline = time.monotonic() + wait
+    pause = SITE_POLL_S[0]
+    while not scalar(_PG_TRY_SITE, (WRITER_LOCK_KEY,)):
+        if time.monotonic() >= deadline:
+            raise LockTimeout(
+                f"a site-wide change waited {wait:g} s for cabinets' changes to finish"
+            )
+        time.sleep(pause * random.uniform(0.5, 1.0))
+        pause = min(pause * 2, SITE_POLL_S[1])
+
+
+def _session_scalar(session: Session) -> Scalar:
+    def scalar(sql: str, params: tuple[Any, ...]) -> Any:
+        return session.connection().exec_driver_sql(sql, params).scalar()
+
+    return scalar
+
+
+def _raw_scalar(raw: Any) -> Scalar:
+    def scalar(sql: str, params: tuple[Any, ...]) -> Any:
+        row = raw.execute(sql, params).fetchone()
+        return None if row is None else row[0]
+
+    return scalar
 
 
 @contextmanager

@@ -15,6 +15,11 @@ class DatabaseUnavailable(Refused):
     """The database could not take a change; nothing of that change was recorded."""
 
 
+class LockTimeout(Exception):
+    """A change could not get its writer lock in time (db.py: a site-wide change's own wait;
+    PostgreSQL's lock_timeout and SQLite's busy timeout raise the driver's errors)."""
+
+
 def is_unavailable(err: BaseException) -> bool:
     """Whether `err` says the database cannot take a change now (locked, read-only, gone, disk)
     rather than that the change itself is wrong (a constraint: a bug, left to surface).
@@ -24,7 +29,7 @@ def is_unavailable(err: BaseException) -> bool:
 
     from sqlalchemy.exc import InternalError, OperationalError
 
-    if isinstance(err, OperationalError | InternalError):
+    if isinstance(err, LockTimeout | OperationalError | InternalError):
         return True
     if isinstance(err, sqlite3.OperationalError):
         return True
@@ -41,14 +46,29 @@ def _first_line(err: BaseException) -> str:
     return (str(orig).strip().splitlines() or [type(orig).__name__])[0]
 
 
+def _waited() -> str:
+    from adc.controller.db import lock_wait
+
+    try:
+        return f"{lock_wait():g} s"
+    except Exception:  # a bad ADC_DB_LOCK_TIMEOUT is reported where it is read
+        return "its timeout"
+
+
 def why_unwritable(err: BaseException) -> str:
     """What is wrong with the database, in the words a person reads."""
     text = _first_line(err)
     lowered = text.lower()
     if "readonly" in lowered or "read-only" in lowered or "read only" in lowered:
         return "the database is read-only"
+    if isinstance(err, LockTimeout):
+        return f"the database is busy: {text}; try again"
     if "locked" in lowered or "lock timeout" in lowered or "busy" in lowered:
-        return "the database is locked by another process; try again"
+        return f"the database is busy: locked by another process; try again (waited {_waited()})"
+    if "statement timeout" in lowered:
+        return f"the database is busy: a statement ran longer than allowed ({text})"
+    if "idle-in-transaction" in lowered or "idle_in_transaction" in lowered:
+        return f"the connection to the database was closed: a transaction stalled ({text})"
     if "disk" in lowered and ("full" in lowered or "i/o" in lowered):
         return f"the database's disk failed ({text})"
     if "connection" in lowered or "server closed" in lowered or "terminating" in lowered:

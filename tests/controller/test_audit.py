@@ -36,17 +36,20 @@ def test_every_change_is_audited_with_a_valid_chain(site: Site) -> None:
     actions = [e.action for e in entries]
     assert actions[:3] == ["db.init", "user.add", "user.add"]
     assert {"formulary.import", "cabinet.add"} <= set(actions)
-    assert [e.seq for e in entries] == list(range(1, len(entries) + 1))
+    site_chain = [e for e in entries if e.chain == "site"]
+    assert [e.chain_seq for e in site_chain] == list(range(1, len(site_chain) + 1))
     first, second = entries[0], entries[1]
     assert first.prev_hash == audit.GENESIS_HASH and second.prev_hash == first.hash
     assert second.hash == entry_hash(
-        second.seq,
+        second.chain_seq,
         second.at,
         second.actor,
         second.witness,
         second.action,
         second.payload,
         second.prev_hash,
+        "site",
+        second.seq,
     )
     assert verify_trail(site.ctl).entries == len(entries)
 
@@ -71,7 +74,9 @@ def test_a_tampered_entry_is_named(site: Site, field: str) -> None:
     _drop_triggers(site)
     with site.ctl.db.write() as session:
         session.execute(text(f"UPDATE audit_entry SET {field} = {field} || 'x' WHERE seq = 3"))
-    with pytest.raises(CheckFailed, match=r"audit chain broken at entry 3 \(user.add by admin"):
+    with pytest.raises(
+        CheckFailed, match=r"audit chain site broken at entry 3 \(#3 user.add by admin"
+    ):
         verify_trail(site.ctl)
 
 
@@ -79,7 +84,9 @@ def test_a_deleted_entry_is_a_gap(site: Site) -> None:
     _drop_triggers(site)
     with site.ctl.db.write() as session:
         session.execute(text("DELETE FROM audit_entry WHERE seq = 4"))
-    with pytest.raises(CheckFailed, match=r"broken at entry 5 .*expected entry 4, found 5"):
+    with pytest.raises(
+        CheckFailed, match=r"chain site broken at entry 5 .*expected entry 4, found 5"
+    ):
         verify_trail(site.ctl)
 
 
@@ -90,7 +97,10 @@ def test_a_cut_tail_is_found_through_the_stock_transactions(site: Site) -> None:
     _drop_triggers(site)
     with site.ctl.db.write() as session:
         session.execute(text(f"DELETE FROM audit_entry WHERE seq >= {movement.audit_seq}"))
-    with pytest.raises(CheckFailed, match=f"refer to entry {movement.audit_seq}"):
+    with pytest.raises(
+        CheckFailed,
+        match=f"audit entry #{movement.audit_seq} is missing: a stock transaction of cabinet",
+    ):
         verify_trail(site.ctl)
 
 
@@ -134,10 +144,21 @@ def test_two_writers_at_once_keep_the_chain_gap_free(site: Site) -> None:
         thread.join()
     assert not errors, errors
     report = verify_trail(site.ctl)
-    assert report.entries == before + 2 * per_writer
+    cabinet_chain = {c.chain: c.entries for c in report.chains}[f"cabinet:{CABINET}"]
+    assert cabinet_chain == 2 * per_writer  # both writers' changes in the cabinet's one chain
+    assert report.anchors == 1  # its head reached 100: anchored in the site chain
+    assert report.entries == before + 2 * per_writer + report.anchors
     with site.ctl.read() as session:
-        seqs = session.execute(select(AuditEntry.seq).order_by(AuditEntry.seq)).scalars().all()
-        assert seqs == list(range(1, report.entries + 1))
+        places = (
+            session.execute(
+                select(AuditEntry.chain_seq)
+                .where(AuditEntry.chain == f"cabinet:{CABINET}")
+                .order_by(AuditEntry.chain_seq)
+            )
+            .scalars()
+            .all()
+        )
+        assert places == list(range(1, 2 * per_writer + 1))
         refills = select(func.count()).where(AuditEntry.action == "stock.refill")
         assert session.execute(refills).scalar() == per_writer
         assert verify_chain(session).head_hash == report.head_hash
