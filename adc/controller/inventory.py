@@ -425,7 +425,7 @@ def refill(
     A pocket whose count is due on access (controlled substances always) must have been counted
     by the actor just before (`counts.count_pocket`); see `counts.require_access_count`.
     """
-    with ctl.write_fast(actor, Action.RESTOCK) as tx:
+    with ctl.write_fast(actor, Action.RESTOCK, cabinet=cabinet) as tx:
         pocket = rows.pocket(tx.store, cabinet, pocket_code)
         if pocket.item_id is None:
             raise Refused(f"pocket {pocket.code} has no item assigned: load it instead")
@@ -466,7 +466,7 @@ def load(
     `levels` is (par, critical_low, max).
     """
     par, critical_low, max_qty = levels
-    with ctl.write_fast(actor, Action.RESTOCK) as tx:
+    with ctl.write_fast(actor, Action.RESTOCK, cabinet=cabinet) as tx:
         pocket = rows.pocket(tx.store, cabinet, pocket_code)
         if pocket.kind == "return-bin":
             raise Refused(f"pocket {pocket.code} is a return bin: it holds no assigned item")
@@ -548,7 +548,7 @@ def remove(
     (`Controller.write_fast`, rows.py), with the same rules as the other operations.
     Investigational stock needs the subject's study id and the dose (study_rules.py).
     """
-    with ctl.write_fast(actor, Action.REMOVE) as tx:
+    with ctl.write_fast(actor, Action.REMOVE, cabinet=cabinet) as tx:
         store = tx.store
         pocket = rows.pocket(store, cabinet, pocket_code)
         if pocket.item_id is None:
@@ -873,7 +873,7 @@ def count(
     `apply_count`). The count on access, with its recount, is `counts.count_pocket`."""
     if counted < 0:
         raise BadInput(f"a count cannot be negative, got {counted}")
-    with ctl.write_fast(actor, Action.COUNT) as tx:
+    with ctl.write_fast(actor, Action.COUNT, cabinet=cabinet) as tx:
         pocket = rows.pocket(tx.store, cabinet, pocket_code)
         if pocket.item_id is None:
             raise Refused(f"pocket {pocket.code} has no item assigned: nothing to count")
