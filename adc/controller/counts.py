@@ -198,7 +198,7 @@ def count_pocket(
         raise BadInput(f"a count is a whole number, got {counted!r}")
     if counted < 0:
         raise BadInput(f"a count cannot be negative, got {counted}")
-    with ctl.write_fast(actor, Action.COUNT) as tx:
+    with ctl.write_fast(actor, Action.COUNT, cabinet=cabinet) as tx:
         pocket = rows.pocket(tx.store, cabinet, pocket_code)
         if pocket.kind == "return-bin":
             raise Refused(
