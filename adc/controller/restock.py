@@ -628,7 +628,7 @@ class RestockSession:
         if out_of_stock:
             from adc.controller.shortages import open_unfilled
 
-            with self.ctl.write(self.actor, _ACTION[line.kind]) as tx:
+            with self.ctl.write(self.actor, _ACTION[line.kind], cabinet=self.cabinet) as tx:
                 pocket = find_pocket(tx.session, self.cabinet, line.pocket)
                 note = open_unfilled(tx, pocket)
                 tx.audit(
@@ -706,7 +706,7 @@ class RestockSession:
             f"{self.actor.username}, session {self.id}, pocket {line.pocket}{lot}{measured}: "
             "contents unknown, blind recount required"
         )
-        with self.ctl.write(self.actor, _ACTION[line.kind]) as tx:
+        with self.ctl.write(self.actor, _ACTION[line.kind], cabinet=self.cabinet) as tx:
             pocket = find_pocket(tx.session, self.cabinet, line.pocket)
             on_record = self._scanned_lot_on_record(tx, line, pocket)
             event = self._event(tx, line, ABANDONED, detail)
