@@ -144,7 +144,7 @@ def waste(
     why = _check_qty(qty, reason)
     if (removal_id is None) == (pocket is None):
         raise BadInput("waste names either the removal it comes from or the pocket, not both")
-    with ctl.write(actor, Action.WASTE) as tx:
+    with ctl.write(actor, Action.WASTE, cabinet=cabinet) as tx:
         if removal_id is not None:
             found = removal(tx.session, removal_id)
             check_owner(tx, found, "waste from it")
