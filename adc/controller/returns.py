@@ -83,7 +83,7 @@ def return_units(
     """Put `qty` units of removal `removal_id` into `cabinet`'s return bin."""
     if isinstance(qty, bool) or not isinstance(qty, int) or qty <= 0:
         raise BadInput(f"quantity to return must be a whole number of at least 1, got {qty!r}")
-    with ctl.write(actor, Action.RETURN) as tx:
+    with ctl.write(actor, Action.RETURN, cabinet=cabinet) as tx:
         found = removal(tx.session, removal_id)
         check_owner(tx, found, "return from it")
         study_rules.refuse_cabinet_handling(
@@ -241,7 +241,7 @@ def clear_return_bin(
     for item_id, n in counted.items():
         if isinstance(n, bool) or not isinstance(n, int) or n < 0:
             raise BadInput(f"count for item {item_id} must be a whole number ≥ 0, got {n!r}")
-    with ctl.write(actor, Action.RETURN_BIN_CLEAR) as tx:
+    with ctl.write(actor, Action.RETURN_BIN_CLEAR, cabinet=cabinet) as tx:
         bin_ = return_bin(tx.session, cabinet)
         held = _held(tx.session, bin_)
         if not held:
