@@ -19,6 +19,7 @@ import re
 import signal
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from adc.errors import BadInput
@@ -43,10 +44,22 @@ def _failed(task: RunTask, error: str) -> dict[str, Any]:
     }
 
 
-def _worker_init() -> None:
+_started: Any = None  # in a local worker: where it says which run it begins
+
+
+def _worker_init(started: Any) -> None:
+    global _started
+    _started = started
     for name in ("SIGINT", "SIGHUP"):
         if hasattr(signal, name):
             signal.signal(getattr(signal, name), signal.SIG_IGN)
+
+
+def _tracked(task: RunTask) -> dict[str, Any]:
+    """Say the run begins (written to the pipe at once: it must survive the process dying next),
+    then run it."""
+    _started.put(task.run)
+    return run_task(task)
 
 
 def _context() -> Any:
@@ -54,31 +67,90 @@ def _context() -> Any:
         return multiprocessing.get_context("spawn")
     context = multiprocessing.get_context("forkserver")
     # The server imports the simulation once; each worker forks from it ready to run.
-    context.set_forkserver_preload(["adc.scenario.sweep_run", "adc.scenario.runner"])
+    context.set_forkserver_preload(
+        ["adc.scenario.sweep_exec", "adc.scenario.sweep_run", "adc.scenario.runner"]
+    )
     return context
 
 
 def run_local(tasks: list[RunTask], workers: int) -> Iterator[dict[str, Any]]:
-    """Rows of `tasks` run on `workers` local processes, as they finish."""
+    """Rows of `tasks` run on `workers` local processes, as they finish.
+
+    A worker process that dies (killed, out of memory, a crash in native code) breaks the whole
+    pool: every run not finished gets BrokenProcessPool. The runs that had not begun go back in
+    the queue; those that had are suspects, and each runs again alone in a one-worker pool, where
+    a death can only be its own: that run is a failed row, the others' rows are as if nothing
+    happened."""
+    queue, suspects = list(tasks), []
+    while queue or suspects:
+        if suspects:
+            suspects, queue_alone = [], suspects
+            again: list[RunTask] = []
+            yield from _one_pool(queue_alone, 1, again, None)
+            suspects = again  # those not reached before the pool broke
+        else:
+            again, suspect = [], []
+            yield from _one_pool(queue, workers, again, suspect)
+            queue, suspects = again, suspect
+
+
+def _one_pool(
+    tasks: list[RunTask],
+    workers: int,
+    again: list[RunTask],
+    suspects: list[RunTask] | None,
+) -> Iterator[dict[str, Any]]:
+    """Run `tasks` in one pool. After a worker died: runs never begun go to `again`; runs begun
+    go to `suspects`, or (with `suspects` None: a one-worker pool) are the culprit's failed row."""
+    context = _context()
+    started_queue = context.SimpleQueue()
     pool = ProcessPoolExecutor(
         max_workers=max(1, min(workers, len(tasks))),
-        mp_context=_context(),
+        mp_context=context,
         initializer=_worker_init,
+        initargs=(started_queue,),
     )
     futures: dict[Future[dict[str, Any]], RunTask] = {}
     pending: set[Future[dict[str, Any]]] = set()
+    started: set[int] = set()
+    unstarted: list[RunTask] = []
+    rows = 0
+    broken: BaseException | None = None
     finished = False
+
+    def drain() -> None:
+        while not started_queue.empty():
+            started.add(started_queue.get())
+
     try:
-        futures = {pool.submit(run_task, task): task for task in tasks}
+        futures = {pool.submit(_tracked, task): task for task in tasks}
         pending = set(futures)
         while pending:
             done, pending = wait(pending, timeout=0.25, return_when=FIRST_COMPLETED)
+            drain()  # also keeps the pipe from filling on a long sweep
             for future in sorted(done, key=lambda f: futures[f].run):
+                task = futures[future]
                 error = future.exception()
                 if error is None:
+                    rows += 1
                     yield future.result()
-                else:  # the worker process died under the run (killed, out of memory)
-                    yield _failed(futures[future], f"{type(error).__name__}: {error}")
+                elif not isinstance(error, BrokenProcessPool):
+                    rows += 1
+                    yield _failed(task, f"{type(error).__name__}: {error}")
+                elif task.run not in started:
+                    broken = error
+                    unstarted.append(task)  # never began: innocent
+                elif suspects is not None:
+                    suspects.append(task)
+                else:
+                    rows += 1
+                    yield _failed(task, f"the worker process died under this run ({error})")
+        if broken is not None and not rows and not started:
+            # Workers die before any run begins (an install broken for them): no retry helps.
+            for task in unstarted:
+                yield _failed(task, f"worker processes die before a run begins ({broken})")
+        else:
+            again.extend(unstarted)
         finished = True
     finally:
         if not finished:
@@ -89,6 +161,7 @@ def run_local(tasks: list[RunTask], workers: int) -> Iterator[dict[str, Any]]:
                 if process.is_alive():
                     process.terminate()
         pool.shutdown(wait=True, cancel_futures=True)
+        started_queue.close()
 
 
 def check_address(address: str) -> str:

@@ -22,7 +22,7 @@ from adc.scenario.sweep_exec import run_dask, run_local
 from adc.scenario.sweep_run import comparable
 from adc.scenario.sweep_spec import plan_sweep
 from adc.scenario.sweep_stats import t_quantile
-from tests.scenarios.conftest import WARD_STOCK
+from tests.scenarios.conftest import ROOT, WARD_STOCK
 
 SEEDS = "1..4"
 PAR = "cabinets[0].stock[4].par=10,25"  # D6-P1: a busy pocket's par level, two designs
@@ -223,3 +223,41 @@ def test_ctrl_c_keeps_the_finished_runs_and_ends_the_workers(
         time.sleep(0.1)
     else:
         pytest.fail("processes of the sweep outlived it")
+
+
+def test_a_worker_that_dies_fails_only_its_own_runs(scenario: Path, tmp_path: Path) -> None:
+    """The second design's runs kill their worker process (tests/scenarios/sweep_crash.py): each
+    is a failed row; the first design's runs, in the same broken pools, still come out whole."""
+    out = tmp_path / "out"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "adc",
+            "sim",
+            "sweep",
+            str(scenario),
+            "--seeds",
+            "1..3",
+            "--set",
+            "pharmacists.resolver=none,tests.scenarios.sweep_crash:resolve",
+            "--workers",
+            "2",
+            "--out",
+            str(out),
+            "--no-plot",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+        env={**os.environ, "ADC_TEST_SWEEP_CRASH": "1"},
+    )
+    assert done.returncode == 1, done.stderr
+    assert "3 of 6 runs failed" in done.stderr and "Traceback" not in done.stderr
+    rows = sorted(
+        (json.loads(line) for line in (out / "runs.jsonl").read_text().splitlines()),
+        key=lambda r: r["run"],
+    )
+    assert [r["status"] for r in rows] == ["ok"] * 3 + ["failed"] * 3
+    assert all("worker process died under this run" in r["error"] for r in rows[3:])
