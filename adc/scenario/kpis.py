@@ -273,11 +273,48 @@ def compute_kpis(world: World) -> dict[str, Any]:
         "cold_chain": cold_chain(world),
         "audit": audit,
     }
+    if world.loaded.scenario.incidents:
+        kpis["incidents"] = incidents(world)
     if world.loaded.scenario.diverters:  # planted diverters vs the diversion report
         from adc.scenario.diverters import detection_kpis
 
         kpis["diversion"] = detection_kpis(world)
     return kpis
+
+
+def incidents(world: World) -> dict[str, Any]:
+    """Each scripted incident: detected by the station's supervision (and how many simulated
+    seconds after it happened) or missed by the end of the run."""
+    rows = []
+    for incident in world.incidents:
+        at = incident.at - world.t0
+        row: dict[str, Any] = {
+            "id": incident.id,
+            "cabinet": incident.cabinet,
+            "kind": incident.kind,
+            "target": incident.target,
+            "day": int(at // 86400),
+            "at_s": round(at, 3),
+            "detected": incident.detected_at is not None,
+            "seconds_to_detect": None
+            if incident.detected_at is None
+            else round(incident.detected_at - incident.at, 3),
+            "alarm": incident.detected_by,
+        }
+        rows.append(row)
+    detected = [r for r in rows if r["detected"]]
+    by_kind: dict[str, dict[str, int]] = {}
+    for r in rows:
+        entry = by_kind.setdefault(r["kind"], {"scripted": 0, "detected": 0, "missed": 0})
+        entry["scripted"] += 1
+        entry["detected" if r["detected"] else "missed"] += 1
+    return {
+        "scripted": len(rows),
+        "detected": len(detected),
+        "missed": len(rows) - len(detected),
+        "by_kind": dict(sorted(by_kind.items())),
+        "list": rows,
+    }
 
 
 def kpis_json(kpis: dict[str, Any]) -> str:
@@ -368,6 +405,18 @@ def kpi_rows(kpis: dict[str, Any]) -> list[tuple[str, str]]:
                 f"{f['hours_outside_2_8_c']} h outside 2–8 °C",
             )
         )
+    inc = kpis.get("incidents")
+    if inc:
+        rows.append(
+            (
+                "incidents",
+                f"{inc['detected']} of {inc['scripted']} detected by supervision, "
+                f"{inc['missed']} missed",
+            )
+        )
+        for r in inc["list"]:
+            seen = f"detected after {r['seconds_to_detect']:g} s" if r["detected"] else "MISSED"
+            rows.append(("", f"{r['kind']} {r['cabinet']} {r['target'] or ''}: {seen}"))
     rows += [
         (
             "audit chain",

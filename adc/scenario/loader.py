@@ -206,6 +206,7 @@ def _cross_check(scenario: Scenario, path: Path, lines: dict[KeyPath, int]) -> L
             if items and _ref_key(stock.item) not in items:
                 problem((*key, "item"), f"no item {stock.item!r} (GTIN or NDC) in the formulary")
     _check_faults(scenario, loaded, problem)
+    _check_incidents(scenario, loaded, problem)
     for r_index, recall in enumerate(scenario.recalls):
         if items and _ref_key(recall.item) not in items:
             problem(("recalls", r_index, "item"), f"no item {recall.item!r} in the formulary")
@@ -225,6 +226,36 @@ def _profile(
         first = err.issues[0] if err.issues else None
         problem(key, f"profile {name!r}: {first.message if first else err.message}")
         return None
+
+
+def _check_incidents(scenario: Scenario, loaded: LoadedScenario, problem: Any) -> None:
+    """Each incident names a cabinet of the scenario and a drawer or pocket its profile has (a
+    fridge pocket for a fridge failure)."""
+    ids = dict(scenario.cabinet_ids())
+    for index, incident in enumerate(scenario.incidents):
+        key: KeyPath = ("incidents", index)
+        spec_index = ids.get(incident.cabinet)
+        if spec_index is None:
+            problem((*key, "cabinet"), f"no cabinet {incident.cabinet!r} in this scenario")
+            continue
+        if spec_index not in loaded.profiles or incident.target is None:
+            continue
+        profile = loaded.profiles[spec_index][1]
+        if incident.kind == "forced_open":
+            if incident.target not in {d.id for d in profile.layout.drawers}:
+                problem(
+                    (*key, "target"), f"profile {profile.name} has no drawer {incident.target!r}"
+                )
+            continue
+        try:
+            _drawer, pocket = profile.pocket(incident.target)
+        except KeyError:
+            problem((*key, "target"), f"profile {profile.name} has no pocket {incident.target!r}")
+            continue
+        if incident.kind == "fridge_failure" and not pocket.temperature:
+            problem((*key, "target"), f"pocket {pocket.id} is not a fridge (no temperature point)")
+        if incident.kind == "unrecorded_removal" and pocket.sensor.kind.value != "weight":
+            problem((*key, "target"), f"pocket {pocket.id} has no scale: nothing could tell")
 
 
 def _check_faults(scenario: Scenario, loaded: LoadedScenario, problem: Any) -> None:

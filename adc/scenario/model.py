@@ -192,6 +192,7 @@ FaultKindName = Literal[
     "device_offline",
     "bus_noise",
     "power_loss",
+    "fridge_failure",
 ]
 
 
@@ -209,7 +210,12 @@ class FaultSpec(_Strict):
         default_factory=dict, description="Faults per cabinet per day, by kind (random targets)."
     )
     scripted: list[ScriptedFault] = Field(default_factory=list)
-    watch_s: float = Field(300.0, gt=0, description="How often the cabinet checks its hardware.")
+    watch_s: float = Field(
+        300.0,
+        gt=0,
+        description="Not used any more (kept so older files load): the cabinet is watched by the "
+        "station's supervision at the station's polling rates.",
+    )
 
     @field_validator("rates")
     @classmethod
@@ -218,6 +224,44 @@ class FaultSpec(_Strict):
         if bad:
             raise ValueError(f"fault rates are 0..100 per cabinet per day, not {bad}")
         return value
+
+
+IncidentKind = Literal["forced_open", "unrecorded_removal", "fridge_failure", "power_cut"]
+
+
+class IncidentSpec(_Strict):
+    """Something the station's supervision must notice, scripted at a time of day:
+
+    - `forced_open`: someone yanks drawer `target` open though it is locked, takes `units` packs
+      from its first stocked pocket (0: none) and shuts it after `open_s`;
+    - `unrecorded_removal`: `units` packs leave pocket `target` with no transaction and no door
+      moving (through a pried gap): only the pocket's scale can tell;
+    - `fridge_failure`: the fridge of pocket `target` stops cooling and warms at `rate_c_per_h`
+      until the service engineer repairs it;
+    - `power_cut`: every device of the cabinet goes dark for `minutes`, then comes back.
+
+    The people only act; whether and when it is detected is the controller's supervision."""
+
+    day: int = Field(ge=0)
+    time: TimeOfDay
+    cabinet: str
+    kind: IncidentKind
+    target: str | None = Field(
+        None, description="Drawer (forced_open), pocket (unrecorded_removal, fridge_failure)."
+    )
+    units: int = Field(1, ge=0, le=1000, description="Packs taken (forced_open, unrecorded).")
+    open_s: float = Field(30.0, gt=0, le=86400, description="forced_open: open this long.")
+    minutes: float = Field(10.0, gt=0, le=10080, description="power_cut: dark this long.")
+    rate_c_per_h: float = Field(6.0, gt=0, le=100, description="fridge_failure: warming rate.")
+
+    @model_validator(mode="after")
+    def _target(self) -> IncidentSpec:
+        if self.kind == "power_cut" and self.target is not None:
+            raise ValueError("a power_cut affects the whole cabinet: it takes no target")
+        if self.kind != "power_cut" and not self.target:
+            what = "drawer" if self.kind == "forced_open" else "pocket"
+            raise ValueError(f"a {self.kind} needs a target: the {what}")
+        return self
 
 
 class RecallSpec(_Strict):
@@ -247,6 +291,10 @@ class Scenario(_Strict):
     faults: FaultSpec = Field(default_factory=FaultSpec)
     recalls: list[RecallSpec] = Field(default_factory=list)
     diverters: list[DiverterSpec] = Field(default_factory=list)  # adc/scenario/diverters.py
+    incidents: list[IncidentSpec] = Field(
+        default_factory=list,
+        description="Scripted incidents the station's supervision must detect (KPI `incidents`).",
+    )
 
     @field_validator("spec")
     @classmethod

@@ -8,7 +8,7 @@ controller refuses, a person takes as an answer: it is recorded as an event and 
 
 People only act: open, take, add, close, wait, give up ("it did not open", abandon a line), call
 service. Every alarm, failure and out-of-service decision comes from the controller (the pocket's
-`PocketAccess`, the cabinet's watch); a person reads what it recorded on the screen and calls
+`PocketAccess`, the station's supervision: adc.scenario.supervise); a person reads what it recorded on the screen and calls
 service for it (`_report`).
 
 Human errors are drawn per removal from the scenario's rates, each from its own random stream:
@@ -295,9 +295,27 @@ def refill_round(world: World, tech_index: int, station: Station) -> Proc:
                 world.emit("line_refused", cabinet=station.id, pocket=code, reason=err.message)
                 continue
             session = yield from _work_line(world, station, session, line)
+        # What `session.next_line()` does before every line, with the refill list read once
+        # per session instead of once per line (nothing else changes it while the technician
+        # holds the screen): the first entry not done in this session, not blocked, its drawer
+        # in service (read again before each line, as next_line does).
+        entries: list[Any] | None = None
+        listed_for: RestockSession | None = None
         while True:
             try:
-                line = session.next_line()
+                if entries is None or listed_for is not session:
+                    entries, listed_for = session.refill_list(), session
+                failed = maintenance.out_of_service(world.ctl, station.id)
+                done = session._done  # next_line's own record of the lines ended
+                entry = next(
+                    (
+                        e
+                        for e in entries
+                        if e.pocket not in done and e.blocked is None and e.drawer not in failed
+                    ),
+                    None,
+                )
+                line = session.select(entry.pocket) if entry is not None else None
             except AdcError as err:
                 world.emit("line_refused", cabinet=station.id, reason=err.message)
                 break
@@ -516,6 +534,13 @@ def _abandon_line(
     return session
 
 
+def alarm_tokens(alarm: Alarm) -> set[str]:
+    """What an alarm points at: its drawer, pocket, device or point; `cabinet` when it names
+    none of them (a whole-cabinet alarm such as a power loss)."""
+    out = _tokens(alarm)
+    return out or {"cabinet"}
+
+
 def _tokens(alarm: Alarm) -> set[str]:
     out = set()
     if alarm.drawer:
@@ -529,11 +554,27 @@ def _tokens(alarm: Alarm) -> set[str]:
     return out
 
 
-def on_alarm(world: World, station: Station, tokens: set[str], detail: str) -> None:
+def on_alarm(
+    world: World, station: Station, tokens: set[str], detail: str, *, source: str = "screen"
+) -> None:
     """The cabinet said something is wrong: faults it points at count as detected, and the
-    service engineer is called (once per cabinet until they have been)."""
+    service engineer is called (once per cabinet until they have been). Scripted incidents
+    count only what the station's supervision found (`source` "supervision")."""
     world.count("alarms")
     world.emit("alarm", cabinet=station.id, detail=detail, where=sorted(tokens))
+    if source == "supervision":
+        for incident in world.incidents:
+            found = incident.cabinet == station.id and incident.scope & tokens
+            if found and incident.detected_at is None and world.env.now >= incident.at:
+                incident.detected_at = world.env.now
+                incident.detected_by = detail
+                world.emit(
+                    "incident_detected",
+                    id=incident.id,
+                    cabinet=station.id,
+                    kind=incident.kind,
+                    after_s=round(world.env.now - incident.at, 3),
+                )
     for fault in world.faults:
         found = fault.cabinet == station.id and fault.scope & tokens
         if found and fault.repaired_at is None and fault.detected_at is None:
@@ -564,6 +605,12 @@ def service_visit(world: World, station: Station) -> Proc:
                 station.cabinet.sim_clear_fault(fault.kind, fault.target)
                 fault.repaired_at = world.env.now
                 world.emit("fault_repaired", id=fault.id, cabinet=station.id, kind=fault.kind)
+        for incident in world.incidents:
+            broken = incident.kind == "fridge_failure" and incident.repaired_at is None
+            if broken and incident.cabinet == station.id and incident.detected_at:
+                station.cabinet.sim_clear_fault("fridge_failure", _probe_of(station, incident))
+                incident.repaired_at = world.env.now
+                world.emit("incident_repaired", id=incident.id, cabinet=station.id, kind="fridge")
         yield world.env.timeout(spec.repair_min * 60)
         world.count("service_s", spec.repair_min * 60)
         service = world.actors["service"]
@@ -625,17 +672,64 @@ def fault_at(world: World, at: float, action: Callable[[], None]) -> Proc:
     action()
 
 
-def watch_cabinet(world: World, station: Station) -> Proc:
-    """The cabinet's own periodic hardware check (`CabinetWatch`)."""
-    every = world.loaded.scenario.faults.watch_s
-    while True:
-        yield world.env.timeout(every)
-        for alarm in station.watch.check():
-            on_alarm(world, station, _tokens(alarm), alarm.detail)
-
-
 def recall_arrives(world: World, gtin: str, lot: str, reason: str) -> None:
     world.recalled.add((gtin, lot))
     blocked = recalls.add_recall(world.ctl, world.pharmacists[0], gtin, lot, reason)
     world.count("recall_pockets_blocked", len(blocked))
     world.emit("recall", gtin=gtin, lot=lot, blocked=blocked)
+
+
+# ---------------------------------------------------------------------------- scripted incidents
+def incident(world: World, station: Station, spec: Any, scope: frozenset[str]) -> None:
+    """A scripted incident happens (scenario.incidents): people and physics act; whether it is
+    found is up to the station's supervision (see `on_alarm`)."""
+    cabinet = station.cabinet
+    record = InjectedFault(
+        len(world.incidents) + 1, station.id, spec.kind, spec.target, world.env.now, scope
+    )
+    world.incidents.append(record)
+    world.emit("incident", id=record.id, cabinet=station.id, kind=spec.kind, target=spec.target)
+    if spec.kind == "power_cut":
+        cabinet.sim_inject_fault("power_loss", None, duration_s=spec.minutes * 60)
+    elif spec.kind == "fridge_failure":
+        cabinet.sim_inject_fault(
+            "fridge_failure", _probe_of(station, record), rate_c_per_h=spec.rate_c_per_h
+        )
+    elif spec.kind == "unrecorded_removal":
+        shelf = station.shelves.get(spec.target)
+        n = min(spec.units, len(cabinet.units(spec.target)))
+        if n:
+            cabinet.sim_take_unseen(spec.target, n)
+            if shelf is not None:
+                shelf.take(n)
+        world.emit("incident_taken", id=record.id, cabinet=station.id, pocket=spec.target, units=n)
+    else:
+        world.env.process(_forced_open(world, station, spec, record))
+
+
+def _forced_open(world: World, station: Station, spec: Any, record: InjectedFault) -> Proc:
+    """Someone yanks the drawer open, takes packs from its first stocked open pocket, and
+    shuts it after `open_s`."""
+    cabinet = station.cabinet
+    if not cabinet.sim_force_open(spec.target):
+        world.emit("incident_refused", id=record.id, why="the drawer would not come open")
+        return
+    reachable = [
+        code
+        for code, info in station.pockets.items()
+        if info.drawer == spec.target and not info.has_door and station.shelves[code].units
+    ]
+    if reachable and spec.units:
+        code = reachable[0]
+        n = min(spec.units, station.shelves[code].units)
+        cabinet.sim_take(code, n)
+        station.shelves[code].take(n)
+        world.emit("incident_taken", id=record.id, cabinet=station.id, pocket=code, units=n)
+    yield world.env.timeout(spec.open_s)
+    with contextlib.suppress(SimInputError):
+        cabinet.sim_close(spec.target)
+
+
+def _probe_of(station: Station, incident: InjectedFault) -> str:
+    _drawer, pocket = station.profile.pocket(incident.target or "")
+    return str(pocket.temperature)

@@ -25,11 +25,11 @@ from adc.controller.context import Controller
 from adc.controller.db import init_database, open_database
 from adc.controller.policy import Policy
 from adc.controller.restock import LineKind, begin_restock
-from adc.controller.withdrawal import CabinetWatch
 from adc.errors import BadInput
 from adc.profiles.models import PocketKind, Profile, SensorKind
 from adc.scenario import diverters, people
 from adc.scenario.loader import LoadedScenario
+from adc.scenario.supervise import Supervisor, WatchedDriver, polling_rates
 from adc.scenario.workload import Demand, arrivals, day_profile
 from adc.scenario.world import PIN, PocketInfo, Shelf, SimClock, Station, World
 from adc.sim.cabinet import VirtualCabinet
@@ -213,7 +213,21 @@ def _station(
         pockets=infos,
         shelves={code: Shelf() for code in infos},
     )
-    station.watch = CabinetWatch(world.ctl, driver, cab_id)
+    # The station's supervision reads the driver itself; the controller's calls (through the
+    # people) reach it through WatchedDriver, which tells the watch the controller acted.
+    fast_s, slow_s = polling_rates(profile)
+    watch = Supervisor(
+        world,
+        station,
+        driver,
+        fast_s=fast_s,
+        slow_s=slow_s,
+        on_alarm=lambda alarm, s=station: people.on_alarm(
+            world, s, people.alarm_tokens(alarm), alarm.detail, source="supervision"
+        ),
+    )
+    station.watch = watch
+    station.driver = WatchedDriver(driver, watch.controller_acted)
     return station
 
 
@@ -233,7 +247,7 @@ def start_processes(world: World, progress: Callable[[float, float], None] | Non
             for d in arrivals(world.rng("demand", station.id), rates, profile, horizon_days)
         )
         env.process(people.demand_source(world, station, demands))
-        env.process(people.watch_cabinet(world, station))
+        env.process(station.watch.run())
     for index in range(scenario.technicians.count):
         mine = stations[index :: scenario.technicians.count]
         env.process(people.technician_shift(world, index, mine))
@@ -241,6 +255,7 @@ def start_processes(world: World, progress: Callable[[float, float], None] | Non
         env.process(people.pharmacist_rounds(world, index))
     _schedule_faults(world)
     diverters.start(world)  # planted diverters' own visits (adc/scenario/diverters.py)
+    _schedule_incidents(world)
     for recall in scenario.recalls:
         item = world.loaded.item(recall.item)
         at = world.seconds_at(recall.day, recall.time)
@@ -318,6 +333,8 @@ def fault_scope(profile: Profile, kind: str, target: str | None) -> frozenset[st
         point = canonical(target or "")
         return frozenset({f"point:{point}", *uses.get(point, set())})
     scope = {f"device:{d}" for d in devices}
+    if kind == "power_loss":
+        scope.add("cabinet")  # the supervision's whole-cabinet power-loss alarm points here
     for point, where in uses.items():
         if point.partition(":")[0] in devices:
             scope |= where | {f"point:{point}"}
@@ -388,6 +405,31 @@ def _schedule_faults(world: World) -> None:
                 lambda s=station, f=fault, sc=scope: people.inject(
                     world, s, f.kind, f.target, dict(f.params), sc
                 ),
+            )
+        )
+
+
+def incident_scope(profile: Profile, kind: str, target: str | None) -> frozenset[str]:
+    """What a supervision alarm must point at to count as having found this incident."""
+    if kind == "power_cut":
+        return frozenset({"cabinet"})
+    if kind == "forced_open":
+        drawer = profile.drawer(target or "")
+        return frozenset({f"drawer:{drawer.id}", f"point:{canonical(drawer.switch)}"})
+    _drawer, pocket = profile.pocket(target or "")
+    points = [pocket.temperature] if kind == "fridge_failure" else [pocket.sensor.point]
+    return frozenset({f"pocket:{pocket.id}", *(f"point:{canonical(p)}" for p in points if p)})
+
+
+def _schedule_incidents(world: World) -> None:
+    for spec in world.loaded.scenario.incidents:
+        station = world.stations[spec.cabinet]
+        scope = incident_scope(station.profile, spec.kind, spec.target)
+        world.env.process(
+            people.fault_at(
+                world,
+                world.seconds_at(spec.day, spec.time),
+                lambda s=station, i=spec, sc=scope: people.incident(world, s, i, sc),
             )
         )
 

@@ -142,6 +142,7 @@ class World:
     pharmacists: list[Actor] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
     faults: list[InjectedFault] = field(default_factory=list)
+    incidents: list[InjectedFault] = field(default_factory=list)  # scripted (scenario.incidents)
     recalled: set[tuple[str, str]] = field(default_factory=set)
     levels: dict[tuple[str, str], list[tuple[float, int]]] = field(default_factory=dict)
     counters: dict[str, float] = field(default_factory=dict)

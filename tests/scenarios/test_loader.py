@@ -49,6 +49,7 @@ def test_every_shipped_scenario_loads() -> None:
         "fault-storm",
         "hospital-30day",
         "restock-delayed",
+        "station-incidents",
         "ward-7day",
     ]
     for path in SCENARIOS.glob("*.toml"):

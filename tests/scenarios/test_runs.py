@@ -41,7 +41,12 @@ def test_the_delayed_restock_runs_out_of_stock() -> None:
     kpis = run_scenario(load_scenario(SCENARIOS / "restock-delayed.toml")).kpis
     assert kpis["refill"]["skipped_rounds"] == 1 and kpis["refill"]["rounds"] == 1
     assert kpis["stock_outs"]["total"] >= 1 and kpis["stock_outs"]["hours_out"] > 0
-    assert kpis["removals"]["refused_out_of_stock"] >= 1
+    # Refused because the pocket is empty on record, or because its drawer is out of service:
+    # the station's supervision flags a drawer for a blind recount when a light pack's scale
+    # moves by its noise (seed 0: D1-P2's 0.55 g tablets, +1.1 g), and the empty D1-P1 in it is
+    # then refused as out of service first.
+    refused = kpis["removals"]
+    assert refused["refused_out_of_stock"] + refused["refused_out_of_service"] >= 1
 
 
 def test_same_scenario_and_seed_give_byte_identical_kpis() -> None:

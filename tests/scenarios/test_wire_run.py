@@ -49,8 +49,9 @@ def test_a_wire_run_gives_the_in_process_run_kpis(scenario: Path, days: float | 
     assert kpis_json(kpis) == kpis_json(in_process.kpis)
     assert wired.world.events == in_process.world.events
     for station in wired.world.stations.values():  # it did go over the wire, to every device
-        assert isinstance(station.driver, WireDriver)
-        frames = _frames(station.driver)
+        driver = station.watch.driver  # the controller's calls reach it through WatchedDriver
+        assert isinstance(driver, WireDriver)
+        frames = _frames(driver)
         assert set(frames) == set(station.profile.devices)
         assert all(count > 0 for count in frames.values()), frames
 
