@@ -40,6 +40,12 @@ def test_alarms_quarantine_and_notifications_from_the_command_line(fridge: Rig) 
     done = run_adc("station", "alarms", "--cabinet", CABINET, "--since", "1x", env=env)
     assert done.returncode == 2 and "--since" in done.stderr and "Traceback" not in done.stderr
 
+    done = run_adc("station", "status", "--cabinet", CABINET, "--json", env=env)
+    status = json.loads(done.stdout)
+    assert done.returncode == 1 and status["station"]["running"] is False  # stopped above
+    assert [x["id"] for x in status["quarantines"]] == [q.id]
+    assert [n["kind"] for n in status["notifications"]] == ["quarantine"]
+
     done = run_adc("report", "quarantine", "--json", env=env)
     (row,) = json.loads(done.stdout)
     assert row["id"] == q.id and row["pocket"] == FRIDGE and "13.0 °C" in row["reason"]
