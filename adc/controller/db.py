@@ -264,16 +264,23 @@ class Database:
                 raise
 
     @contextmanager
-    def raw_write(self, *, cabinets: Sequence[str] = ()) -> Iterator[Any]:
+    def raw_write(self, *, cabinets: Sequence[str] = (), shared: bool = False) -> Iterator[Any]:
         """`write` on the DB-API connection itself: the same writer locks, commit and rollback,
-        none of the ORM's per-call work (see store.py). Yields the connection."""
+        none of the ORM's per-call work (see store.py). Yields the connection.
+
+        `shared`: only the site lock, shared (PostgreSQL), for a write that no other change reads
+        and modifies, e.g. closing an access row by its id, or a probe that writes nothing: it
+        waits for no cabinet and is excluded only by a site-wide change."""
         with self._raw() as raw:
             # Taking the lock opens the transaction. If that fails nothing of ours is open, and
             # nothing is rolled back: on `sqlite://` the connection is shared with the ORM, whose
             # transaction it may be in the middle of.
             if self.dialect == "postgresql":
                 try:
-                    _lock_postgresql(_raw_scalar(raw), cabinets)
+                    if shared and not cabinets:
+                        raw.execute(f"SELECT pg_advisory_xact_lock_shared({WRITER_LOCK_KEY})")
+                    else:
+                        _lock_postgresql(_raw_scalar(raw), cabinets)
                 except BaseException:
                     with contextlib.suppress(Exception):
                         raw.rollback()
