@@ -138,7 +138,7 @@ def prove_writable(ctl: Controller, doing: str) -> None:
     """Take the writer lock and run a write that changes nothing: a session proves the database
     takes its records before the person starts, not at the first unlock (read-only, locked)."""
     try:
-        with ctl.db.raw_write() as raw:
+        with ctl.db.raw_write(shared=True) as raw:
             store = Store(raw, ctl.db.engine.dialect)
             try:
                 store.run(_q_probe, none=-1)
@@ -161,7 +161,7 @@ def open_access(
 ) -> int:
     """Write the access before its pulse; its id. DatabaseUnwritable if that cannot be done."""
     try:
-        with ctl.db.raw_write() as raw:
+        with ctl.db.raw_write(cabinets=(cabinet,)) as raw:
             store = Store(raw, ctl.db.engine.dialect)
             try:
                 return store.insert(
@@ -190,7 +190,7 @@ def close_access(ctl: Controller, access_id: int | None, outcome: str) -> bool:
     if access_id is None:
         return True
     try:
-        with ctl.db.raw_write() as raw:
+        with ctl.db.raw_write(shared=True) as raw:
             store = Store(raw, ctl.db.engine.dialect)
             try:
                 store.run(_q_close, access_id=access_id, closed_at=ctl.now(), outcome=outcome)
@@ -255,7 +255,7 @@ def _flag(ctl: Controller, cabinet: str, row: AccessLog) -> InterruptedAccess | 
     from adc.controller.maintenance import record_interrupted_access
     from adc.controller.models import User
 
-    with ctl.write(None, None) as tx:
+    with ctl.write(None, None, cabinet=cabinet) as tx:
         fresh = tx.session.get(AccessLog, row.id)
         if fresh is None or fresh.closed_at is not None:
             return None  # another start recovered it meanwhile
