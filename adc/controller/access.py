@@ -176,7 +176,7 @@ def raise_alarm(
         assert drawer is not None
         event_id = maintenance.mark_failed(ctl, None, cabinet, drawer, kind, detail, pocket=pocket)
     else:
-        with ctl.write(None, None) as tx:
+        with ctl.write(None, None, cabinet=cabinet) as tx:
             get_cabinet(tx.session, cabinet)
             event = MaintenanceEvent(
                 cabinet_id=cabinet,
@@ -757,14 +757,15 @@ class ServiceCycle:
                 self.ctl, self.actor, self.cabinet, self.drawer, self.pocket, self.purpose,
                 self.session,
             )  # fmt: skip
+        self._unlocked()  # from here an interrupt (Ctrl-C) leaves the lock to be judged
         try:
             self.driver.pulse(self.lock)
         except RearmRefused:
+            self.unlocked_at, self.state = None, AccessState.READY  # nothing was sent
             raise
-        except DriverError:  # LockNotReleased went out once; any other error may have
-            self._unlocked()
-            raise
-        self._unlocked()
+        # any other DriverError propagates UNLOCKED: LockNotReleased went out once, any other
+        # error may have gone out; the relock is judged as for a pulse that did
+        self.unlocked_at = self.ctl.now()  # the pulse is judged from its return, as an access's
 
     def shut(self) -> None:
         """The door was closed (by the person, as the procedure saw it)."""
