@@ -27,7 +27,7 @@ class Policy:
     # (empty: the defaults there), the score that flags a user, what counts as a late waste,
     # the site's shift changes (HH:MM,...) and how soon after an access an alarm is near it
     diversion_weights: str = ""
-    diversion_flag_score: float = 6.0
+    diversion_flag_score: float = 3.0
     diversion_late_waste_min: int = 60
     diversion_shift_changes: str = "07:00,19:00"
     diversion_alarm_window_min: int = 30
