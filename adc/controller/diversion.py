@@ -9,10 +9,15 @@ activity in the period was mostly on the same cabinet (`UserSignals.home`); a gr
 Each signal is compared with a robust statistic, so one diverter cannot hide by moving the
 yardstick: z = (value − median) / (1.4826 · MAD). Where more than half the peers share one value
 (MAD = 0: most nurses waste nothing) the scale falls back to 1.2533 · the mean absolute deviation
-from the median, and where every peer has the same value the signal says nothing (z = 0). Only
-values above the peers count, each capped at `Z_CAP` so one signal cannot make a score alone; the
-score is the weighted sum (weights: the `diversion-weights` setting). A score of at least
-`diversion-flag-score` flags the user for review.
+from the median, and where every peer has the same value the signal says nothing (z = 0).
+
+A signal adds weight × (min(z, `Z_CAP`) − `Z_FLOOR`) to the score where z exceeds `Z_FLOOR`, and
+nothing otherwise: only values well above the peers count, and one signal alone cannot make a
+score unbounded. The floor matters: with a dozen signals, summing every positive z adds the noise
+of all of them (an honest user's expected sum of positive parts of 12 normal z is about 4.8, and
+in the diversion-30day scenario honest nurses were flagged at 1-3 per run that way); above 1.5
+robust standard deviations the noise adds about 0.03 per signal. Weights: the `diversion-weights`
+setting; a score of at least `diversion-flag-score` flags the user for review.
 
 Who may look: pharmacists and admins (`Action.DIVERSION_REVIEW`). Every look is audited, and so is
 every refused attempt (a nurse trying to see who is watched is itself worth knowing).
@@ -38,6 +43,7 @@ if TYPE_CHECKING:
 
 MIN_PEERS = 5
 Z_CAP = 5.0
+Z_FLOOR = 1.5  # robust standard deviations above the peers' median before a signal counts
 MAD_SCALE = 1.4826  # MAD → standard deviation for normal data
 MEAN_AD_SCALE = 1.2533  # mean absolute deviation → standard deviation for normal data
 TOP = 3  # signals named per user
@@ -120,7 +126,7 @@ def rank_users(
                     median(peers) if peers else None,
                     z,
                     weight,
-                    weight * min(max(z, 0.0), Z_CAP),
+                    weight * max(min(z, Z_CAP) - Z_FLOOR, 0.0),
                     u.evidence[signal],
                 )
             )

@@ -215,11 +215,15 @@ def detection_kpis(world: World, top_k: int = TOP_K) -> dict[str, Any]:
     begin = world.start + timedelta(seconds=world.t0)
     days = int(world.days)
     first_top: dict[str, int | None] = dict.fromkeys(planted)
+    rank_by_day: dict[str, list[int | None]] = {name: [] for name in planted}
     honest_top_by_day: list[int] = []
     final: list[Any] = []
     for day in range(1, days + 1):
         scores = rank_users(world.ctl, Period(begin, begin + timedelta(days=day)))
         top = [s.user for s in scores[:top_k]]
+        order = {s.user: i for i, s in enumerate(scores, 1)}
+        for name in planted:
+            rank_by_day[name].append(order.get(name))
         for name in planted:
             if first_top[name] is None and name in top:
                 first_top[name] = day
@@ -241,6 +245,7 @@ def detection_kpis(world: World, top_k: int = TOP_K) -> dict[str, Any]:
                 "score": round(s.score, 2) if s else None,
                 "flagged": spec.nurse in flagged,
                 "first_day_in_top_k": first_top[spec.nurse],
+                "rank_by_day": rank_by_day[spec.nurse],
                 "top_signals": [d.signal for d in s.drivers] if s else [],
             }
         )
