@@ -29,7 +29,7 @@ def _cell(value: Any) -> Any:
     if value is None:
         return ""
     if isinstance(value, (dict, list, tuple, bool)):
-        return json.dumps(value, ensure_ascii=False)
+        return json.dumps(value, ensure_ascii=False, default=str)
     return value
 
 
@@ -55,7 +55,7 @@ class SweepFiles:
         self._jsonl = (out / "runs.jsonl").open("w", encoding="utf-8")
 
     def add(self, row: dict[str, Any]) -> None:
-        self._jsonl.write(json.dumps(row, sort_keys=True, ensure_ascii=False) + "\n")
+        self._jsonl.write(json.dumps(row, sort_keys=True, ensure_ascii=False, default=str) + "\n")
         self._jsonl.flush()
         self.rows.append(row)
         if time.monotonic() - self._csv_at >= CSV_EVERY_S:
@@ -99,7 +99,9 @@ class SweepFiles:
         }
         _replace(
             self.out / "summary.json",
-            lambda out: out.write(json.dumps(document, indent=2, ensure_ascii=False) + "\n"),
+            lambda out: out.write(
+                json.dumps(document, indent=2, ensure_ascii=False, default=str) + "\n"
+            ),
         )
 
         def write(out: Any) -> None:

@@ -10,6 +10,7 @@ one worker, many workers or a cluster compare equal on everything else.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import threading
@@ -17,12 +18,12 @@ import time
 from typing import Any
 
 from adc.scenario.loader import LoadedScenario
-from adc.scenario.sweep_spec import Params, RunTask, load_with
+from adc.scenario.sweep_spec import RunTask, load_with
 
 # Fields of a row that say where and how fast it ran, not what it found.
 VOLATILE = ("wall_s", "worker")
 
-_loaded: dict[tuple[str, Params], LoadedScenario] = {}
+_loaded: dict[tuple[str, str], LoadedScenario] = {}
 # One run at a time per process: a Dask worker started with several threads would otherwise run
 # two at once, and a run swaps module state (the PIN hash cost of its throwaway users). Threads
 # would not run them faster anyway: a run is pure Python and holds the GIL.
@@ -31,7 +32,7 @@ _one_at_a_time = threading.Lock()
 
 def _scenario(task: RunTask) -> LoadedScenario:
     """Loaded once per process and parameter combination (a worker runs many seeds of each)."""
-    key = (task.scenario, task.params)
+    key = (task.scenario, json.dumps(task.params, default=str))  # a value may be a list
     if key not in _loaded:
         _loaded[key] = load_with(task.scenario, task.params)
     return _loaded[key]

@@ -261,3 +261,21 @@ def test_a_worker_that_dies_fails_only_its_own_runs(scenario: Path, tmp_path: Pa
     )
     assert [r["status"] for r in rows] == ["ok"] * 3 + ["failed"] * 3
     assert all("worker process died under this run" in r["error"] for r in rows[3:])
+
+
+def test_list_and_date_values_run_and_are_written(scenario: Path, tmp_path: Path) -> None:
+    """TOML reads `[5, 10]` as a list and `2026-03-05` as a date: both reach the run and the files."""
+    from adc.scenario.sweep_out import SweepFiles
+    from adc.scenario.sweep_run import run_task
+
+    plan = plan_sweep(scenario, "3", ["start=2026-03-05", "technicians.line_s=[5, 10]"], days=0.05)
+    row = run_task(plan.tasks()[0])
+    assert row["status"] == "ok", row["error"]
+    files = SweepFiles(tmp_path, plan)
+    files.add(row)
+    files.finish(interrupted=False)
+    written = json.loads((tmp_path / "runs.jsonl").read_text())
+    assert written["params"] == {"start": "2026-03-05", "technicians.line_s": [5, 10]}
+    with (tmp_path / "runs.csv").open(newline="") as f:
+        line = next(csv.DictReader(f))
+    assert (line["start"], line["technicians.line_s"]) == ("2026-03-05", "[5, 10]")
