@@ -59,9 +59,7 @@ def test_the_report_ranks_the_planted_diverters(tmp_path: Path) -> None:
     """Seed 1, 7 days, 8 nurses, measured: the over-waster rank 1 (score 5.8, flagged, in the top
     3 from day 1), the extra-unit taker rank 2 (score 4.3, flagged, in the top 3 from day 5); no
     honest nurse flagged. The test asserts what the issue asks (the over-waster first), the rest
-    loosely (the taker in the top 3)."""Seed 1, 7 days, 8 nurses: measured rank 1 (over-waste, score 9.7, flagged from day 1)
-    and rank 2 (extra-unit, score 4.3, in the top 3 from day 7, not flagged); no honest nurse
-    flagged. The test asserts what the issue asks (the over-waster first), the rest loosely."""
+    loosely (the taker in the top 3)."""
     path = _scenario(
         tmp_path,
         7,
