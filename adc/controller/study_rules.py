@@ -58,15 +58,16 @@ _WORDISH = re.compile(r"[A-Za-z]{5,}")
 
 
 class StudyRefused(Refused):
-    """A rule of study stock said no; audited (see `audit_refusals`)."""
+    """A rule of study stock said no; audited (see `audit_refusals`). Constructible from its
+    message alone, as SimPy and pickling re-create an exception."""
 
     def __init__(
         self,
         message: str,
         *,
-        protocol: str,
-        doing: str,
-        user_id: int | None,
+        protocol: str = "",
+        doing: str = "",
+        user_id: int | None = None,
         cabinet: str | None = None,
         pocket: str | None = None,
     ) -> None:
@@ -319,6 +320,28 @@ def refuse_cabinet_handling(conn: Any, item_id: int, what: str) -> None:
             f"investigational stock of protocol {protocol} is not {what}: unused units go back "
             "to the pharmacy with a reason (adc study return REMOVAL --qty N --reason ...)"
         )
+
+
+def _q_foreign_pockets() -> ClauseElement:
+    """Study pockets of a cabinet whose study the user is not authorized for."""
+    from adc.controller.models import Pocket
+
+    mine = select(StudyUser.protocol).where(StudyUser.user_id == bindparam("user"))
+    return (
+        select(Pocket.code)
+        .join(StudyPocket, StudyPocket.pocket_id == Pocket.id)
+        .where(Pocket.cabinet_id == bindparam("cabinet"), StudyPocket.protocol.not_in(mine))
+    )
+
+
+def lines_for(ctl: Any, user_id: int, cabinet: str, lines: list[Any]) -> list[Any]:
+    """A restock session's work list without the study pockets its user may not restock (they
+    would only be refused at select): the investigational pharmacy refills those."""
+    with ctl.read() as session:
+        foreign = set(
+            session.execute(_q_foreign_pockets(), {"user": user_id, "cabinet": cabinet}).scalars()
+        )
+    return [line for line in lines if line.pocket not in foreign] if foreign else lines
 
 
 # ------------------------------------------------------------------------ audited refusals
