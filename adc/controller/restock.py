@@ -244,7 +244,8 @@ class RestockSession:
 
     # ------------------------------------------------------------------------------ choosing
     def refill_list(self) -> list[RefillLine]:
-        return refill_list(self.ctl, self.cabinet)
+        lines = refill_list(self.ctl, self.cabinet)
+        return study_rules.lines_for(self.ctl, self.actor.user_id, self.cabinet, lines)
 
     def next_line(self) -> Line | None:
         """Select the next refill line not yet done or skipped in this session (None: all done)."""
