@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from adc.controller import users, withdrawal
+from adc.controller import inventory, users, withdrawal
 from adc.controller.models import AccessLog
 from adc.controller.restock import State, begin_restock
 from adc.controller.study_report import accountability
@@ -89,3 +89,17 @@ def test_a_withdrawal_checks_the_study_rules_before_the_unlock_and_records_the_s
         ("001-0009", "5 mg", 2, 3)
     ]
     assert record.reconciled
+
+
+def test_a_technicians_refill_list_leaves_out_study_pockets_not_his(
+    rig: tuple[Site, Any, int],
+) -> None:
+    site, driver, item_id = rig
+    receive(site, item_id, 12)
+    inventory.remove(site.ctl, site.nurse, CABINET, STUDY_POCKET, 5, subject="001-0001", dose="1")
+    tech = begin_restock(site.ctl, driver, CABINET, site.tech)
+    pharmacist = begin_restock(site.ctl, driver, CABINET, site.pharmacist)
+    assert STUDY_POCKET not in {line.pocket for line in tech.refill_list()}
+    assert STUDY_POCKET in {line.pocket for line in pharmacist.refill_list()}
+    tech.end()
+    pharmacist.end()
