@@ -23,6 +23,7 @@ from sqlalchemy.sql import ClauseElement
 
 from adc.controller import notifications, rows
 from adc.controller.context import Actor, Controller
+from adc.controller.lots import lot_key
 from adc.controller.models import Pocket, TxnKind, User
 from adc.controller.permissions import Action
 from adc.controller.station_tables import Quarantine
@@ -233,8 +234,8 @@ class Pulled:
 
 
 def pull(ctl: Controller, actor: Actor, quarantine_id: int, removed: int, note: str = "") -> Pulled:
-    """Every lot the pocket holds is written off as a pull (`removed`: what the pharmacist took
-    out; a difference from the record opens a discrepancy). Pharmacists only."""
+    """Every lot the quarantine holds is written off as a pull (`removed`: what the pharmacist
+    took out; a difference from the record opens a discrepancy). Pharmacists only."""
     from adc.controller import inventory  # inventory's removal imports this module
 
     if removed < 0:
@@ -246,7 +247,12 @@ def pull(ctl: Controller, actor: Actor, quarantine_id: int, removed: int, note: 
         if tx.user is None or tx.user.role != "pharmacist":
             raise Refused(f"user {actor.username} is not a pharmacist")
         pocket = rows.pocket(store, view.cabinet, view.pocket)
-        lots = rows.held_lots(store, pocket.id)
+        placed = {(lot_key(lot["lot"]), lot["expiry"]) for lot in view.lots}
+        lots = [  # the lots it quarantined (stock added since is not written off with them)
+            lot
+            for lot in rows.held_lots(store, pocket.id)
+            if (lot_key(lot.lot), lot.expiry.isoformat()) in placed
+        ]
         expected = sum(lot.qty for lot in lots)
         seq = tx.upcoming_seq()
         moved: list[tuple[int, int | None, int]] = []
