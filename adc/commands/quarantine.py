@@ -1,7 +1,7 @@
 """`adc quarantine list|release|pull|limits`: stock the station quarantined (a fridge out of its
 range longer than the allowed excursion), and the pharmacist's decision on it.
 
-`release` (the stock is fit for use; a note says why) and `pull` (every quarantined lot off as a
+`release` (the stock is fit for use; a note says why) and `pull` (the quarantined lots written off as a
 pull; what was taken out is counted, a difference opens a discrepancy) are a pharmacist's:
 anyone else is refused (exit 1) and the refusal is audited. `limits` shows or sets a
 temperature-watched pocket's range and allowed excursion (`MIN:MAX:MINUTES`).
