@@ -11,11 +11,12 @@ the terminal beyond the `on_row` callback.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from adc.errors import BadInput
 from adc.scenario.sweep_exec import run_dask, run_local
 from adc.scenario.sweep_out import SweepFiles
 from adc.scenario.sweep_spec import Sweep
@@ -43,30 +44,43 @@ def run_sweep(
 ) -> SweepResult:
     """Run the sweep into `out`. On KeyboardInterrupt the finished runs are written (runs.csv,
     summaries) and the interrupt is raised again with the result on it (`err.sweep_result`)."""
-    files = SweepFiles(out, sweep)
+    try:
+        files = SweepFiles(out, sweep)
+    except OSError as err:
+        raise _out_error(out, err) from None
     result = SweepResult(files.rows)
     tasks = sweep.tasks()
-    rows: Iterator[dict[str, Any]] = (
+    rows: Generator[dict[str, Any], None, None] = (
         run_dask(tasks, client) if client is not None else run_local(tasks, workers)
     )
     began = time.perf_counter()
     try:
         for row in rows:
-            files.add(row)
+            try:
+                files.add(row)
+            except OSError as err:  # the output directory: disk full, removed under us
+                raise _out_error(out, err) from None
             if on_row is not None:
                 on_row(row)
     except KeyboardInterrupt as err:
-        close = getattr(rows, "close", None)
-        if close is not None:
-            close()  # the executor cancels and ends what is still running
+        rows.close()  # the executor cancels and ends what is still running
         result.interrupted = True
         result.wall_s = time.perf_counter() - began
         result.summary = files.finish(interrupted=True)
         err.sweep_result = result  # type: ignore[attr-defined]
         raise
+    finally:
+        rows.close()  # on any way out: no worker outlives the sweep
     result.wall_s = time.perf_counter() - began
-    result.summary = files.finish(interrupted=False)
+    try:
+        result.summary = files.finish(interrupted=False)
+    except OSError as err:
+        raise _out_error(out, err) from None
     return result
+
+
+def _out_error(out: Path, err: OSError) -> BadInput:
+    return BadInput(f"--out {str(out)[:60]}: cannot write there: {err.strerror or err}")
 
 
 __all__ = ["SweepResult", "run_sweep"]
