@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import simpy
-from pydantic import BaseModel, ConfigDict, Field
 
 from adc.controller import formulary, studies, withdrawal
 from adc.controller.gs1 import gtin_check_digit
@@ -36,6 +35,7 @@ from adc.profiles.models import PocketKind
 from adc.scenario import people
 from adc.scenario.loader import FormularyItem
 from adc.scenario.model import StockSpec
+from adc.scenario.study_spec import StudySpec
 from adc.scenario.world import PocketInfo, Shelf
 
 if TYPE_CHECKING:
@@ -43,23 +43,6 @@ if TYPE_CHECKING:
 
 Proc = Generator[simpy.Event, Any, None]
 STUDY_GTIN = "0061414199999" + str(gtin_check_digit("0061414199999"))  # no NDC: a study's own
-
-
-class StudySpec(BaseModel):
-    """`[study]` in a scenario file."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    protocol: str = Field("SIM-STUDY-001", description="The study's protocol number.")
-    cabinet: str | None = Field(None, description="The cabinet (default: the first).")
-    pocket: str = Field(description="A pocket of the cabinet the scenario does not stock.")
-    subjects: int = Field(6, ge=1, le=200, description="Subjects enrolled.")
-    doses_per_day: int = Field(1, ge=1, le=4, description="Doses a day per subject.")
-    dose_units: int = Field(1, ge=1, le=10, description="Units per dose.")
-    stock: int = Field(20, ge=2, le=1000, description="Units the pharmacist keeps in the pocket.")
-    unit_weight_g: float = Field(0.4, gt=0, description="What one unit weighs.")
-    return_rate: float = Field(0.1, ge=0, le=1, description="Share of doses held and returned.")
-    first_dose: str = Field("08:00", description="Local time of the first dose of the day.")
 
 
 def start(world: World, spec: StudySpec | None) -> None:
