@@ -19,6 +19,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from adc.scenario.diverters import DiverterSpec
+from adc.scenario.study_spec import StudySpec
 
 SPEC_VERSION = "1.0"
 _HHMM = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])$")
@@ -291,6 +292,7 @@ class Scenario(_Strict):
     faults: FaultSpec = Field(default_factory=FaultSpec)
     recalls: list[RecallSpec] = Field(default_factory=list)
     diverters: list[DiverterSpec] = Field(default_factory=list)  # adc/scenario/diverters.py
+    study: StudySpec | None = None  # a study pocket with enrolled subjects (scenario/study.py)
     incidents: list[IncidentSpec] = Field(
         default_factory=list,
         description="Scripted incidents the station's supervision must detect (KPI `incidents`).",
