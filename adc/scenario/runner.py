@@ -27,7 +27,7 @@ from adc.controller.policy import Policy
 from adc.controller.restock import LineKind, begin_restock
 from adc.errors import BadInput
 from adc.profiles.models import PocketKind, Profile, SensorKind
-from adc.scenario import diverters, people
+from adc.scenario import diverters, people, study
 from adc.scenario.loader import LoadedScenario
 from adc.scenario.supervise import Supervisor, WatchedDriver, polling_rates
 from adc.scenario.workload import Demand, arrivals, day_profile
@@ -255,6 +255,7 @@ def start_processes(world: World, progress: Callable[[float, float], None] | Non
         env.process(people.pharmacist_rounds(world, index))
     _schedule_faults(world)
     diverters.start(world)  # planted diverters' own visits (adc/scenario/diverters.py)
+    study.start(world, scenario.study)  # a study pocket's subjects (adc/scenario/study.py)
     _schedule_incidents(world)
     for recall in scenario.recalls:
         item = world.loaded.item(recall.item)
