@@ -279,6 +279,10 @@ def compute_kpis(world: World) -> dict[str, Any]:
         from adc.scenario.diverters import detection_kpis
 
         kpis["diversion"] = detection_kpis(world)
+    if world.loaded.scenario.study is not None:  # the study's record reconciles with on-hand
+        from adc.scenario.study import study_kpis
+
+        kpis["study"] = study_kpis(world, world.loaded.scenario.study)
     return kpis
 
 
