@@ -6,11 +6,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select
 
 from adc.controller.models import AuditEntry
 from adc.controller.study_tables import StudyDispense
-from adc.scenario import load_scenario
+from adc.errors import BadInput
+from adc.scenario import load_scenario, run_scenario
 from adc.scenario.runner import build_world, close_world, start_processes
 from adc.scenario.study import StudySpec, start, study_kpis
 
@@ -40,3 +42,23 @@ def test_a_study_pocket_reconciles_at_the_end_of_a_run(tmp_path: Path) -> None:
     assert kpis["rows"]["receipt"] >= 2  # the load, then a refill the next morning
     assert subjects == {f"001-{n:04d}" for n in range(1, 5)}
     assert refusals == 0  # the technicians' lists leave the study pocket out: nothing refused
+
+
+def test_a_scenario_file_names_the_study_and_its_kpi_says_it_reconciles(tmp_path: Path) -> None:
+    text = (ROOT / "scenarios" / "ward-7day.toml").read_text()
+    path = tmp_path / "ward-study.toml"
+    path.write_text(
+        text.replace("days = 7", "days = 1")
+        + '\n[study]\nprotocol = "NCI-SIM-7"\npocket = "D4-P2"\nsubjects = 3\nstock = 8\n'
+    )
+    result = run_scenario(load_scenario(path), db_url=f"sqlite:///{tmp_path / 'run.db'}")
+    kpis = result.kpis["study"]
+    assert kpis["protocol"] == "NCI-SIM-7" and kpis["balance_equals_on_hand_every_lot"]
+    assert kpis["dispenses"] == 3 and kpis["rows"]["receipt"] == 1, kpis
+    bad = tmp_path / "bad.toml"
+    bad.write_text(text + '\n[study]\npocket = "D4-P2"\nsubjcts = 3\n')
+    with pytest.raises(BadInput) as err:
+        load_scenario(bad)
+    assert any("study" in line and "subjcts" in line for line in err.value.details), (
+        err.value.details
+    )
