@@ -95,3 +95,23 @@ def test_profile_validate_prints_one_line_per_profile_at_80_columns() -> None:
     lines = result.stdout.splitlines()
     assert len(lines) == len(profiles), result.stdout
     assert all(line.startswith("ok ") and line.endswith("pocket(s)") for line in lines), lines
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("item", "import"),
+        ("recall", "--help"),
+        ("discrepancy", "--help"),
+        ("recall", "add"),
+        ("discrepancy", "resolve"),
+        ("cabinet", "add"),
+        ("user", "add"),
+    ],
+)
+def test_help_at_80_columns_cuts_no_word(command: tuple[str, str]) -> None:
+    args = command if command[-1] == "--help" else (*command, "--help")
+    result = run_adc(*args, env={"COLUMNS": "80"})
+    assert result.returncode == 0, result.stderr
+    assert "…" not in result.stdout, result.stdout
+    assert max(len(line) for line in result.stdout.splitlines()) <= 80

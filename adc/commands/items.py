@@ -18,7 +18,10 @@ app = command_group("The formulary: items, NDCs, GTINs.")
 def import_(
     file: Annotated[
         Path,
-        typer.Argument(help="CSV: name,strength,form,ndc,gtins,schedule,high_alert,unit_weight_g"),
+        typer.Argument(
+            help="CSV with the columns name, strength, form, ndc, gtins, schedule, high_alert, "
+            "unit_weight_g."
+        ),
     ],
     user: UserOption = None,
     db: DbOption = None,
