@@ -55,3 +55,21 @@ def test_skips_are_summed_up_by_reason(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SKIPPED [" not in result.stdout, result.stdout
     assert "5 × no PostgreSQL here" in result.stdout and "1 × another reason" in result.stdout
+
+
+def test_the_readme_links_every_guide_and_names_every_command() -> None:
+    """A newcomer starts at the README: its documentation index links each guide and reference
+    (and each link leads to a file), and its command list names every top-level `adc` command."""
+    import re
+
+    from adc.cli import COMMANDS
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    links = set(re.findall(r"\]\((docs/[^)#]+\.md)\)", readme))
+    for doc in ("technician-guide", "test-engineer-guide", "service-guide", "profile-reference"):
+        assert f"docs/{doc}.md" in links, doc
+    for link in links:
+        assert (ROOT / link).is_file(), link
+    commands = readme.split("## Commands", 1)[1].split("\n## ", 1)[0]
+    for name, _, _ in COMMANDS:
+        assert re.search(rf"\badc (\S+ / )*{name}\b|[/·] (adc )?{name}\b", commands), name
