@@ -556,26 +556,34 @@ def _report_sweep(plan, out_dir: Path, result, where: str, plot_kpi, no_plot: bo
 
     out = console()
     shown = list(plot_kpi or DEFAULT_KPIS)
-    table = Table(title=f"{plan.name}: mean [95% CI] over the seeds", title_justify="left")
-    for key in plan.keys or ("scenario",):
-        table.add_column(escape(key), style="bold", overflow="fold")
-    table.add_column("ok", justify="right")
-    for kpi in shown:
-        table.add_column(escape(kpi), justify="right", overflow="fold")
+    # One row per (combination, KPI): KPI names are never cut; a combination is said once.
+    keys = ", ".join(plan.keys)
+    title = f"{plan.name} over {len(plan.seeds)} seed(s)" + (f"; values of {keys}" if keys else "")
+    table = Table(title=escape(title), title_justify="left")
+    table.add_column("values" if keys else "scenario", overflow="fold")
+    table.add_column("ok", justify="right", no_wrap=True)
+    table.add_column("KPI", style="bold", no_wrap=True)
+    table.add_column("mean", justify="right", no_wrap=True)
+    table.add_column("95% CI", justify="right", no_wrap=True)
+    table.add_column("min–max", justify="right", overflow="fold")
     for entry in result.summary:
-        cells = [escape(str(v)) for v in entry["params"].values()] or ["as in the file"]
-        cells.append(f"{entry['ok']}/{entry['runs']}")
-        for kpi in shown:
+        said = ", ".join(str(v) for v in entry["params"].values()) or "as in the file"
+        ok = f"{entry['ok']}/{entry['runs']}"
+        for index, kpi in enumerate(shown):
             stats = entry["kpis"].get(kpi)
-            if stats is None:
-                cells.append("–")
-            elif stats["ci95_low"] is None:
-                cells.append(f"{stats['mean']:.3g}")
-            else:
-                cells.append(
-                    f"{stats['mean']:.3g} [{stats['ci95_low']:.3g}, {stats['ci95_high']:.3g}]"
-                )
-        table.add_row(*cells)
+            figures = ["–", "", ""]
+            if stats is not None:
+                figures = [f"{stats['mean']:.3g}", "", f"{stats['min']:.3g}–{stats['max']:.3g}"]
+                if stats["ci95_low"] is not None:
+                    figures[1] = f"{stats['ci95_low']:.3g} to {stats['ci95_high']:.3g}"
+            first = index == 0
+            table.add_row(
+                escape(said) if first else "",
+                ok if first else "",
+                escape(kpi),
+                *figures,
+                end_section=index == len(shown) - 1,
+            )
     out.print(table)
     rate = len(result.rows) / result.wall_s if result.wall_s else 0.0
     out.print(
