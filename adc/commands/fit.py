@@ -121,6 +121,6 @@ def print_fitted(
     if left_out:
         console.print(
             f"[dim]{console.width} columns: not shown {', '.join(left_out)} "
-            "(a wider terminal, --csv or --json shows every column)[/]",
+            "(--csv, --json or a wider terminal show all)[/]",
             highlight=False,
         )
