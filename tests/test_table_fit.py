@@ -107,6 +107,8 @@ def test_profile_validate_prints_one_line_per_profile_at_80_columns() -> None:
         ("discrepancy", "resolve"),
         ("cabinet", "add"),
         ("user", "add"),
+        ("pocket", "assign"),  # a wide option column: --db's URL was cut to 'psycopg://..…'
+        ("waste", "--help"),
     ],
 )
 def test_help_at_80_columns_cuts_no_word(command: tuple[str, str]) -> None:

@@ -108,7 +108,7 @@ DbOption = Annotated[
     typer.Option(
         "--db",
         envvar=DB_ENV,
-        help="Database URL (sqlite:///FILE or postgresql+psycopg://...). "
+        help="Database URL: sqlite:///FILE, or a postgresql+psycopg:// URL. "
         "Default: a SQLite file in the user's data directory.",
         show_default=False,
     ),
