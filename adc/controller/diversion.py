@@ -9,7 +9,11 @@ activity in the period was mostly on the same cabinet (`UserSignals.home`); a gr
 Each signal is compared with a robust statistic, so one diverter cannot hide by moving the
 yardstick: z = (value − median) / (1.4826 · MAD). Where more than half the peers share one value
 (MAD = 0: most nurses waste nothing) the scale falls back to 1.2533 · the mean absolute deviation
-from the median, and where every peer has the same value the signal says nothing (z = 0).
+from the median, and where every peer has the same value the signal says nothing (z = 0). The
+scale is never finer than one event of the user's own (1 / what the value is a share or rate of:
+1/shifts for a rate per shift, 1/removals for a share of removals): with most peers at zero, the
+mean-deviation scale of a sparse signal is tiny and one honest event (one alarm, one late waste)
+would read as z = 12; a difference of one event is never more than z = 1.
 
 A signal adds weight × (min(z, `Z_CAP`) − `Z_FLOOR`) to the score where z exceeds `Z_FLOOR`, and
 nothing otherwise: only values well above the peers count, and one signal alone cannot make a
@@ -50,9 +54,9 @@ TOP = 3  # signals named per user
 EVIDENCE_REFS = 12  # record references in a report row
 
 
-def robust_z(value: float | None, peers: list[float]) -> float:
+def robust_z(value: float | None, peers: list[float], unit: float = 0.0) -> float:
     """How far above the peers' median `value` lies, in robust standard deviations (see the
-    module docstring for MAD = 0). None (no denominator for this user) is typical: 0."""
+    module docstring for MAD = 0 and `unit`). None (no denominator for this user) is typical: 0."""
     if value is None or not peers:
         return 0.0
     mid = median(peers)
@@ -60,6 +64,7 @@ def robust_z(value: float | None, peers: list[float]) -> float:
     scale = MAD_SCALE * median(deviations)
     if scale == 0:
         scale = MEAN_AD_SCALE * sum(deviations) / len(deviations)
+    scale = max(scale, unit)
     if scale == 0:
         return 0.0
     return (value - mid) / scale
@@ -117,7 +122,8 @@ def rank_users(
         signals = []
         for signal in SIGNALS:
             peers = [v for p in group if (v := p.values[signal]) is not None]
-            z = robust_z(u.values[signal], peers)
+            per = u.per.get(signal, 0)
+            z = robust_z(u.values[signal], peers, 1 / per if per else 0.0)
             weight = weights.get(signal, 0.0)
             signals.append(
                 SignalScore(

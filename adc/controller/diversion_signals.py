@@ -75,6 +75,9 @@ class UserSignals:
     removals: int
     values: dict[str, float | None] = field(default_factory=dict)
     evidence: dict[str, list[Evidence]] = field(default_factory=dict)
+    # what each value is a share or rate of (shifts, removals, units, counts, ...): one event
+    # more moves the value by 1/per, the finest difference the data can show (diversion.py)
+    per: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -399,6 +402,7 @@ class _Computation:
         for uid, user in out.items():
             mine = removals.get(uid, {})
             user.values["removals_per_shift"] = len(mine) / user.shifts if user.shifts else None
+            user.per["removals_per_shift"] = user.shifts
             ends: list[tuple[_Txn, float]] = []
             last_hour = END_OF_SHIFT.total_seconds() / 60
             for rows in mine.values():
@@ -406,6 +410,7 @@ class _Computation:
                 if left <= last_hour:
                     ends.append((rows[0], left))
             user.values["end_of_shift_removals"] = len(ends) / len(mine) if mine else None
+            user.per["end_of_shift_removals"] = len(mine)
             # the evidence of a rate is its latest records (EVIDENCE_CAP), not every removal
             user.evidence["removals_per_shift"] = [
                 self._ev(
@@ -479,11 +484,18 @@ class _Computation:
             user.values["late_wastes"] = len(late[uid]) / user.removals if user.removals else None
             user.evidence["late_wastes"] = late[uid]
             user.values["returns"] = returned[uid] / units if units else None
+            user.per.update(
+                waste_share=units,
+                returns=units,
+                wasted_units_per_shift=user.shifts,
+                late_wastes=user.removals,
+            )
             seen = witnesses[uid]
             total = sum(seen.values())
             if total >= 3:
                 top, n = seen.most_common(1)[0]
                 user.values["witness_concentration"] = n / total
+                user.per["witness_concentration"] = total
                 name = self.d.users.get(top, (str(top), ""))[0]
                 user.evidence["witness_concentration"] = [
                     replace(e, note=f"{e.note} (witness {name})")
@@ -514,6 +526,7 @@ class _Computation:
                 )
         for uid, user in out.items():
             n = total[uid]
+            user.per.update(null_accesses=n, cancelled_accesses=n)
             user.values["null_accesses"] = len(user.evidence["null_accesses"]) / n if n else None
             user.values["cancelled_accesses"] = (
                 len(user.evidence["cancelled_accesses"]) / n if n else None
@@ -533,6 +546,7 @@ class _Computation:
                 )
         for uid, user in out.items():
             n = counted[uid]
+            user.per["count_differences"] = n
             user.values["count_differences"] = (
                 len(user.evidence["count_differences"]) / n if n else None
             )
@@ -599,6 +613,7 @@ class _Computation:
         for user in out.values():
             n = len(user.evidence["discrepancies_after_access"])
             user.values["discrepancies_after_access"] = n / user.shifts if user.shifts else None
+            user.per["discrepancies_after_access"] = user.shifts
 
     def _alarm_signal(self, out: dict[int, UserSignals]) -> None:
         by_drawer: dict[tuple[str, str], list[tuple[datetime, int, int]]] = defaultdict(list)
@@ -629,3 +644,4 @@ class _Computation:
         for user in out.values():
             n = len(user.evidence["alarms_near_access"])
             user.values["alarms_near_access"] = n / user.shifts if user.shifts else None
+            user.per["alarms_near_access"] = user.shifts

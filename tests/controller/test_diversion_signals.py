@@ -260,4 +260,7 @@ def test_robust_z_median_mad_and_its_guards() -> None:
     # MAD = 0 (most peers alike): mean absolute deviation 0.2 → scale 0.25066
     assert robust_z(1, [0, 0, 0, 0, 1]) == pytest.approx(1 / (1.2533 * 0.2))
     assert robust_z(5, [2, 2, 2]) == 0.0  # every peer the same: no yardstick
+    # never finer than one event of the user's own: one alarm in 10 shifts is z 1, not 4
+    assert robust_z(1 / 10, [0, 0, 0, 0, 1 / 10], unit=1 / 10) == pytest.approx(1.0)
+    assert robust_z(6, [1, 2, 3, 4, 5], unit=0.5) == pytest.approx(3 / 1.4826)  # MAD is coarser
     assert robust_z(None, [1, 2, 3]) == 0.0

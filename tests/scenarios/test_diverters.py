@@ -56,10 +56,10 @@ def _scenario(tmp_path: Path, days: float, *diverters: str, seed: int = 1) -> Pa
 
 
 def test_the_report_ranks_the_planted_diverters(tmp_path: Path) -> None:
-    """Seed 1, 7 days, 8 nurses, measured: the over-waster rank 1 (score 5.8, flagged, in the top
-    3 from day 1), the extra-unit taker rank 2 (score 4.3, flagged, in the top 3 from day 5); no
-    honest nurse flagged. The test asserts what the issue asks (the over-waster first), the rest
-    loosely (the taker in the top 3)."""
+    """Seed 1, 7 days, 8 nurses, measured: the over-waster (9 diversions) rank 1 from day 1,
+    score 5.8, flagged; the extra-unit taker (2 diversions) rank 2 from day 6, score 1.1, not
+    flagged; no honest nurse flagged. The test asserts what the issue asks (the over-waster
+    first, flagged), the rest loosely (the taker in the top 3)."""
     path = _scenario(
         tmp_path,
         7,
