@@ -300,6 +300,7 @@ def go_live(world: World, station: Station) -> Any:
             session = yield from people._work_line(world, station, session, session.line)
         if session.line is None:
             session.end()
+    station.watch.layout_stale = True  # the pockets have their items now: read the layout again
 
 
 # ---------------------------------------------------------------------------------------- faults

@@ -105,7 +105,9 @@ class Supervisor:
         self.layout: supervision.Layout | None = None
         self.accesses: list[supervision.OpenAccess] = []
         self.acted = True
-        self.layout_stale = True  # pockets assigned (the go-live's loads): read the layout again
+        # Pockets are assigned only by the go-live's loads in a scenario: the layout is read at
+        # the start and again when the go-live is done (the station reads it every 5 s).
+        self.layout_stale = True
         self.recorded: dict[str, int] | None = None
         self.dirty = True
         self.polls = 0
@@ -208,7 +210,7 @@ class Supervisor:
         ctl, cabinet = self.world.ctl, self.station.id
         if self.layout is None or self.layout_stale:
             self.layout = supervision.load_layout(ctl, cabinet)
-            self.layout_stale = self.env.now < self.world.t0  # the go-live assigns pockets
+            self.layout_stale = False  # read again once the go-live has assigned the pockets
         if self.acted:
             self.read_record()
         try:
@@ -242,17 +244,12 @@ class Supervisor:
         if change is not None:
             at = max(k + 1, self.tick_after(change))
             slow_bound = -(-at // e) * e  # the first slow tick that reads the changed value
-        # slow ticks before it: the next one first (a settled scale is read there: the common
-        # case), then the rest by bisection
-        first: int | None = None
-        nxt_slow = (k // e + 1) * e
-        if nxt_slow < slow_bound:
-            first = nxt_slow if self._differs(nxt_slow, True) else None
-            if first is None:
-                first = self._first_differing(nxt_slow + e, slow_bound - 1, weights=True, step=e)
+        # Slow ticks before it, then fast ticks before the first slow difference. Each search
+        # looks at its far end first: nothing differs there (the common case) → nothing differs
+        # before it either (time-driven rules only go from "not yet" to "now").
+        first = self._first_differing((k // e + 1) * e, slow_bound - 1, weights=True, step=e)
         if first is None and slow_bound < horizon:
             first = slow_bound
-        # fast ticks before that: time alone (a door open too long)
         fast = self._first_differing(
             k + 1, (first if first is not None else horizon) - 1, weights=False
         )
@@ -283,10 +280,20 @@ class Supervisor:
 
     def _first_differing(self, lo: int, hi: int, *, weights: bool, step: int = 1) -> int | None:
         """The first tick (a multiple of `step`) in [lo, hi] at which the rules would find
-        something on the last snapshot; None if not even at hi."""
+        something on the last snapshot; None if not even at hi. The far end first, then
+        galloping out from lo (what differs mostly differs soon: a scale read at the next slow
+        tick, an access judged once it has settled), then bisection."""
         a, b = -(-lo // step), hi // step
         if a > b or not self._differs(b * step, weights):
             return None
+        span = 1
+        while a + span < b:  # gallop: a, a+1, a+3, a+7, ...
+            probe = a + span - 1
+            if self._differs(probe * step, weights):
+                b = probe
+                break
+            a = probe + 1
+            span *= 2
         while a < b:
             mid = (a + b) // 2
             if self._differs(mid * step, weights):
