@@ -37,10 +37,11 @@ def _same(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def _report(label: str, wall: float, rows: list[dict[str, Any]], base: float | None) -> None:
     per_run = sum(r["wall_s"] for r in rows) / len(rows)
+    cpu = sum(r["cpu_s"] for r in rows) / len(rows)
     ratio = f"  speed-up {base / wall:4.2f}x" if base else ""
     print(
-        f"{label:<28} {wall:6.2f} s wall  {len(rows) / wall:5.2f} runs/s  "
-        f"(a run: {per_run:.2f} s inside its worker){ratio}",
+        f"{label:<28} {wall:6.2f} s wall  {len(rows) / wall:5.2f} runs/s  (a run: {per_run:.2f} s "
+        f"wall, {cpu:.2f} s CPU: {cpu / per_run:4.0%} of a core){ratio}",
         flush=True,
     )
 

@@ -40,6 +40,7 @@ def _failed(task: RunTask, error: str) -> dict[str, Any]:
         "error": error,
         "kpis": None,
         "wall_s": 0.0,
+        "cpu_s": 0.0,
         "worker": None,
     }
 

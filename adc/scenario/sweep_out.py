@@ -66,7 +66,8 @@ class SweepFiles:
         rows = sorted(self.rows, key=lambda r: r["run"])
         flat = [numeric_kpis(r["kpis"]) if r["kpis"] else {} for r in rows]
         kpi_columns = sorted({key for f in flat for key in f})
-        head = ["run", "combo", "seed", *self.sweep.keys, "status", "error", "wall_s", "worker"]
+        head = ["run", "combo", "seed", *self.sweep.keys, "status", "error", "wall_s", "cpu_s"]
+        head.append("worker")
 
         def write(out: Any) -> None:
             writer = csv.writer(out)
@@ -74,7 +75,8 @@ class SweepFiles:
             for row, kpis in zip(rows, flat, strict=True):
                 fixed = [row["run"], row["combo"], row["seed"]]
                 fixed += [_cell(row["params"].get(k)) for k in self.sweep.keys]
-                fixed += [row["status"], _cell(row["error"]), row["wall_s"], row["worker"]]
+                fixed += [row["status"], _cell(row["error"]), row["wall_s"], row.get("cpu_s")]
+                fixed.append(row["worker"])
                 writer.writerow(fixed + [_cell(kpis.get(k)) for k in kpi_columns])
 
         _replace(self.out / "runs.csv", write)

@@ -4,7 +4,7 @@ same `run_scenario` that `adc sim run` calls, with its own in-memory database, t
 A run never raises: whatever goes wrong (a rule the scenario trips, an exception in the
 simulation, an audit chain that does not verify) becomes a failed row with its error, so one bad
 run does not end a sweep of a hundred. The row depends only on the scenario, the parameter values
-and the seed; where it ran and how long it took are kept apart (`wall_s`, `worker`), so rows from
+and the seed; where it ran and how long it took are kept apart (`wall_s`, `cpu_s`, `worker`), so rows from
 one worker, many workers or a cluster compare equal on everything else.
 """
 
@@ -21,7 +21,7 @@ from adc.scenario.loader import LoadedScenario
 from adc.scenario.sweep_spec import RunTask, load_with
 
 # Fields of a row that say where and how fast it ran, not what it found.
-VOLATILE = ("wall_s", "worker")
+VOLATILE = ("wall_s", "cpu_s", "worker")
 
 _loaded: dict[tuple[str, str], LoadedScenario] = {}
 # One run at a time per process: a Dask worker started with several threads would otherwise run
@@ -43,7 +43,7 @@ def run_task(task: RunTask) -> dict[str, Any]:
     from adc.errors import AdcError
     from adc.scenario.runner import run_scenario
 
-    began = time.perf_counter()
+    began, cpu = time.perf_counter(), time.process_time()
     row: dict[str, Any] = {
         "run": task.run,
         "combo": task.combo,
@@ -66,6 +66,7 @@ def run_task(task: RunTask) -> dict[str, Any]:
     except Exception as err:  # a bug or a broken run: recorded, the sweep goes on
         row["status"], row["error"] = "failed", f"{type(err).__name__}: {err}"
     row["wall_s"] = round(time.perf_counter() - began, 3)
+    row["cpu_s"] = round(time.process_time() - cpu, 3)  # below wall_s: the core was shared
     row["worker"] = f"{socket.gethostname()}:{os.getpid()}"
     return row
 
