@@ -87,12 +87,46 @@ def cold_chain(world: World) -> dict[str, dict[str, float]]:
                 t1, t2 = sorted((a / slope, b / slope))
                 inside_h = max(0.0, min(t2, span_h) - max(t1, 0.0))
                 outside_h = span_h - inside_h
-            out[f"{cabinet}/{pocket.id}"] = {
+            entry = {
                 "min_c": round(min(at_start, at_end), 2),
                 "max_c": round(max(at_start, at_end), 2),
                 "hours_outside_2_8_c": round(outside_h, 2),
             }
+            failures = [
+                i
+                for i in world.incidents
+                if i.kind == "fridge_failure" and i.cabinet == cabinet and i.target == pocket.id
+            ]
+            if failures:
+                entry = _failed_fridge(world, sim, failures)
+            out[f"{cabinet}/{pocket.id}"] = entry
     return out
+
+
+def _failed_fridge(world: World, sim: Any, failures: list[Any]) -> dict[str, float]:
+    """A fridge that failed during the run (scripted `fridge_failure`): its probe is the
+    profile's line plus the warming of each failure until its repair (docs/virtual-cabinet.md),
+    sampled every 10 simulated seconds over the scenario's days."""
+    low, high = COLD_CHAIN_C
+    step = 10.0
+    t, end = world.t0, world.horizon_s
+    lowest, highest, outside = float("inf"), float("-inf"), 0
+    while t <= end:
+        base = sim.fridge_temperature_c + sim.fridge_drift_c_per_h * t / 3600
+        celsius = base
+        for f in failures:
+            until = f.repaired_at if f.repaired_at is not None else float("inf")
+            if f.at <= t < until:
+                warmed = f.params.get("rate_c_per_h", 6.0) * (t - f.at) / 3600
+                celsius = base + max(0.0, min(warmed, 22.0 - base))
+        lowest, highest = min(lowest, celsius), max(highest, celsius)
+        outside += not low <= celsius <= high
+        t += step
+    return {
+        "min_c": round(lowest, 2),
+        "max_c": round(highest, 2),
+        "hours_outside_2_8_c": round(outside * step / 3600, 2),
+    }
 
 
 def by_cabinet(world: World, discrepancies_by_cabinet: dict[str, int]) -> dict[str, Any]:

@@ -685,7 +685,13 @@ def incident(world: World, station: Station, spec: Any, scope: frozenset[str]) -
     found is up to the station's supervision (see `on_alarm`)."""
     cabinet = station.cabinet
     record = InjectedFault(
-        len(world.incidents) + 1, station.id, spec.kind, spec.target, world.env.now, scope
+        len(world.incidents) + 1,
+        station.id,
+        spec.kind,
+        spec.target,
+        world.env.now,
+        scope,
+        params={"rate_c_per_h": spec.rate_c_per_h} if spec.kind == "fridge_failure" else {},
     )
     world.incidents.append(record)
     world.emit("incident", id=record.id, cabinet=station.id, kind=spec.kind, target=spec.target)

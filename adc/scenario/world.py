@@ -125,6 +125,7 @@ class InjectedFault:
     detected_at: float | None = None
     repaired_at: float | None = None
     detected_by: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass

@@ -65,6 +65,8 @@ def test_the_four_incidents_are_detected_by_supervision_at_the_polling_rate() ->
         assert any(e.kind == supervision.COLD_CHAIN for e in cs1)
     else:
         assert not fridge["detected"] and fridge["seconds_to_detect"] is None
+    fridge_kpi = kpis["cold_chain"]["CS1/F-1"]  # the failed fridge's own record, repaired
+    assert 8.0 < fridge_kpi["max_c"] < 22.0 and 0.5 < fridge_kpi["hours_outside_2_8_c"] < 24
     kinds = [e.kind for e in w1]
     assert supervision.UNAUTHORIZED in kinds
     assert supervision.UNRECORDED in kinds
