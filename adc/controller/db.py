@@ -31,9 +31,14 @@ from sqlmodel import Session, SQLModel
 from adc.controller import models as m
 from adc.errors import AdcError, BadInput
 
-WRITER_LOCK_KEY = 0x0ADC_0001  # PostgreSQL: site changes hold it exclusive, cabinet changes shared
-SITE_CHAIN_KEY = 0x0ADC_0002  # PostgreSQL: an anchor appending to the site chain beside cabinets
-CABINET_LOCK_SPACE = 0x0ADC  # PostgreSQL: a cabinet's lock is (CABINET_LOCK_SPACE, hashtext(id))
+# PostgreSQL advisory lock keys, per schema (advisory locks are per database, and several sites'
+# schemas may share one database: tests do). Site changes hold the site key exclusive, cabinet
+# changes shared; an anchor appending to the site chain beside cabinets holds the site-chain key;
+# a cabinet's lock is the two-key (space, hashtext(cabinet id)), a lock space of its own.
+SITE_LOCK_KEY_SQL = "hashtextextended('adc.site.' || current_schema(), 0)"
+SITE_CHAIN_KEY_SQL = "hashtextextended('adc.site-chain.' || current_schema(), 0)"
+CABINET_LOCK_SPACE_SQL = "hashtext('adc.cabinet.' || current_schema())"
+SITE_LOCK_SQL = f"SELECT pg_advisory_xact_lock({SITE_LOCK_KEY_SQL})"  # what a site change holds
 SITE_POLL_S = (0.001, 0.02)  # a site change retries its exclusive lock at these bounds (s)
 LOCK_TIMEOUT_ENV = "ADC_DB_LOCK_TIMEOUT"
 LOCK_TIMEOUT_S = 30.0
@@ -278,7 +283,7 @@ class Database:
             if self.dialect == "postgresql":
                 try:
                     if shared and not cabinets:
-                        raw.execute(f"SELECT pg_advisory_xact_lock_shared({WRITER_LOCK_KEY})")
+                        raw.execute(f"SELECT pg_advisory_xact_lock_shared({SITE_LOCK_KEY_SQL})")
                     else:
                         _lock_postgresql(_raw_scalar(raw), cabinets)
                 except BaseException:
@@ -286,7 +291,7 @@ class Database:
                         raw.rollback()
                     raise
             else:
-                raw.execute("BEGIN IMMEDIATE")
+                begin_immediate(raw, lock_wait())
             with _ending(raw, commit=True):
                 yield raw
 
@@ -328,14 +333,14 @@ class Database:
 
 
 # ------------------------------------------------------------------ PostgreSQL writer locks
-_PG_TRY_SITE = "SELECT pg_try_advisory_xact_lock(%s)"
+_PG_TRY_SITE = f"SELECT pg_try_advisory_xact_lock({SITE_LOCK_KEY_SQL})"
 _PG_SHARED_SITE_CHAIN = (
-    f"SELECT pg_advisory_xact_lock_shared({WRITER_LOCK_KEY}), "
-    f"pg_advisory_xact_lock({SITE_CHAIN_KEY})"
+    f"SELECT pg_advisory_xact_lock_shared({SITE_LOCK_KEY_SQL}), "
+    f"pg_advisory_xact_lock({SITE_CHAIN_KEY_SQL})"
 )
 _PG_TRY_SHARED_SITE_CHAIN = (
-    f"SELECT pg_try_advisory_xact_lock_shared({WRITER_LOCK_KEY}) "
-    f"AND pg_try_advisory_xact_lock({SITE_CHAIN_KEY})"
+    f"SELECT pg_try_advisory_xact_lock_shared({SITE_LOCK_KEY_SQL}) "
+    f"AND pg_try_advisory_xact_lock({SITE_CHAIN_KEY_SQL})"
 )
 Scalar = Callable[[str, tuple[Any, ...]], Any]
 
@@ -343,9 +348,9 @@ Scalar = Callable[[str, tuple[Any, ...]], Any]
 def cabinet_lock_sql(count: int) -> str:
     """The statement taking the site lock shared and `count` cabinets' locks, in that order."""
     cabinets = ", ".join(
-        f"pg_advisory_xact_lock({CABINET_LOCK_SPACE}, hashtext(%s))" for _ in range(count)
+        f"pg_advisory_xact_lock({CABINET_LOCK_SPACE_SQL}, hashtext(%s))" for _ in range(count)
     )
-    return f"SELECT pg_advisory_xact_lock_shared({WRITER_LOCK_KEY}), {cabinets}"
+    return f"SELECT pg_advisory_xact_lock_shared({SITE_LOCK_KEY_SQL}), {cabinets}"
 
 
 def _lock_postgresql(scalar: Scalar, cabinets: Sequence[str]) -> None:
@@ -372,7 +377,7 @@ def _lock_postgresql(scalar: Scalar, cabinets: Sequence[str]) -> None:
     wait = lock_wait()
     deadline = time.monotonic() + wait
     pause = SITE_POLL_S[0]
-    while not scalar(_PG_TRY_SITE, (WRITER_LOCK_KEY,)):
+    while not scalar(_PG_TRY_SITE, ()):
         if time.monotonic() >= deadline:
             raise LockTimeout(
                 f"a site-wide change waited {wait:g} s for cabinets' changes to finish"
@@ -424,16 +429,73 @@ def _configure_sqlite(engine: Engine, wait_ms: int) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        immediate = conn.get_execution_options().get("adc_write")
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        if conn.get_execution_options().get("adc_write"):
+            begin_immediate(conn.connection.dbapi_connection, wait_ms / 1000)
+        else:
+            conn.exec_driver_sql("BEGIN")
+
+
+SQLITE_RETRY_S = (0.0002, 0.004)  # BEGIN IMMEDIATE retried at these bounds (s), see below
+
+
+def begin_immediate(dbapi_conn: Any, wait_s: float) -> None:
+    """SQLite's BEGIN IMMEDIATE, retried every 0.2 to 4 ms until `wait_s` has passed.
+
+    Why not SQLite's own busy handler: it sleeps longer and longer (up to 100 ms a try), so a
+    writer that has waited a while sleeps through the moments the lock is free while newcomers
+    take it (measured: median wait 0.01 ms, some 2.7 s with 8 writers). Short, jittered retries
+    keep every waiter in the race; the busy timeout is off for this statement only."""
+    import random
+    import sqlite3
+    import time
+
+    dbapi_conn.execute("PRAGMA busy_timeout = 0")
+    try:
+        deadline = time.monotonic() + wait_s
+        pause = SQLITE_RETRY_S[0]
+        while True:
+            try:
+                dbapi_conn.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as err:
+                text_ = str(err).lower()
+                if ("locked" not in text_ and "busy" not in text_) or time.monotonic() >= deadline:
+                    raise
+            time.sleep(pause * random.uniform(0.5, 1.0))
+            pause = min(pause * 1.5, SQLITE_RETRY_S[1])
+    finally:
+        dbapi_conn.execute(f"PRAGMA busy_timeout = {round(wait_s * 1000):d}")
+
+
+STATEMENT_TIMEOUT_S = 60.0  # at least; twice the lock wait where that is longer
+IDLE_IN_TRANSACTION_S = 60.0  # likewise
+
+
+def session_timeouts(wait_ms: int) -> dict[str, str]:
+    """What every PostgreSQL session of ours sets, so no writer waits forever:
+    - lock_timeout: a wait for a lock (a cabinet's, a row's) ends after `lock_wait()`;
+    - statement_timeout: no statement runs longer than max(60 s, 2 × lock wait) (a lock wait
+      ends first, as a lock timeout);
+    - idle_in_transaction_session_timeout: the server ends a session of ours that sits in an
+      open transaction (a process stopped or hung while holding its cabinet's lock) after
+      max(60 s, 2 × lock wait), which releases its locks; nothing of that change is kept."""
+    longer = max(STATEMENT_TIMEOUT_S * 1000, 2 * wait_ms)
+    idle = max(IDLE_IN_TRANSACTION_S * 1000, 2 * wait_ms)
+    return {
+        "lock_timeout": f"{wait_ms}ms",
+        "statement_timeout": f"{round(longer)}ms",
+        "idle_in_transaction_session_timeout": f"{round(idle)}ms",
+    }
 
 
 def _configure_postgresql(engine: Engine, wait_ms: int) -> None:
+    settings = session_timeouts(wait_ms)
+
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
-        # Without it a writer waits for the advisory lock (or a row lock) for ever.
         with dbapi_conn.cursor() as cursor:
-            cursor.execute("SELECT set_config('lock_timeout', %s, false)", (f"{wait_ms}ms",))
+            for name, value in settings.items():
+                cursor.execute("SELECT set_config(%s, %s, false)", (name, value))
         dbapi_conn.commit()
 
 

@@ -62,7 +62,7 @@ def why_unwritable(err: BaseException) -> str:
     if "readonly" in lowered or "read-only" in lowered or "read only" in lowered:
         return "the database is read-only"
     if isinstance(err, LockTimeout):
-        return f"the database is busy: {text}; try again"
+        return f"the database is busy: locked by another process; try again ({text})"
     if "locked" in lowered or "lock timeout" in lowered or "busy" in lowered:
         return f"the database is busy: locked by another process; try again (waited {_waited()})"
     if "statement timeout" in lowered:

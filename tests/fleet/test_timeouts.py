@@ -1,0 +1,143 @@
+"""No writer waits forever: a stalled transaction on cabinet W1 (another connection holding its
+lock) leaves cabinet W2's removals free on PostgreSQL; a removal on W1, or a site-wide change,
+is refused after the lock wait with one line, nothing of it written. SQLite has one writer: the
+same stall refuses every change after the wait, cleanly."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import psycopg
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.engine import make_url
+
+from adc.controller import settings
+from adc.controller.context import Controller
+from adc.controller.db import cabinet_lock_sql, open_database
+from adc.controller.dberrors import DatabaseUnavailable
+from adc.controller.models import AuditEntry, Pocket
+from tests.controller.site import START, ManualClock
+from tests.fleet.fleet import POCKET, Fleet, stock_problems
+
+WAIT_S = "1"
+
+
+@contextmanager
+def _stalled(url: str, cabinet: str) -> Iterator[None]:
+    """Another connection holds `cabinet`'s writer lock (SQLite: the one write lock) in an open
+    transaction until the block ends: a writer that stalled."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        holder = sqlite3.connect(parsed.database, isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        return
+    options = parsed.query.get("options")
+    conn = psycopg.connect(
+        host=parsed.host,
+        port=parsed.port,
+        user=parsed.username,
+        dbname=parsed.database,
+        options=options if isinstance(options, str) else None,
+    )
+    try:
+        conn.execute(cabinet_lock_sql(1), (cabinet,))
+        yield
+    finally:
+        conn.rollback()
+        conn.close()
+
+
+def _state(fleet: Fleet) -> tuple[int, dict[str, int]]:
+    with fleet.site.ctl.read() as session:
+        entries = session.execute(select(func.count()).select_from(AuditEntry)).scalar() or 0
+        on_hand = dict(
+            session.execute(
+                select(Pocket.cabinet_id, Pocket.on_hand).where(Pocket.code == POCKET)
+            ).all()
+        )
+    return entries, on_hand
+
+
+@pytest.fixture
+def waiting(fleet: Fleet, monkeypatch: pytest.MonkeyPatch) -> Fleet:
+    """The fleet with a 1 s lock wait (read when an engine is made) and stock in both pockets."""
+    fleet.refill("W1", 10)
+    fleet.refill("W2", 10)
+    monkeypatch.setenv("ADC_DB_LOCK_TIMEOUT", WAIT_S)
+    fleet.site.ctl.db.close()
+    fleet.site.ctl = Controller(open_database(fleet.site.url), fleet.site.clock)
+    return fleet
+
+
+def test_a_stalled_cabinet_blocks_only_itself(waiting: Fleet) -> None:
+    fleet = waiting
+    postgres = fleet.site.ctl.db.dialect == "postgresql"
+    before = _state(fleet)
+    with _stalled(fleet.site.url, "W1"):
+        if postgres:
+            fleet.remove("W2", 1)  # done while W1's lock is still held: it never waited for it
+        with pytest.raises(
+            DatabaseUnavailable, match=r"^the database .*is busy: .*nothing of it was recorded"
+        ):
+            fleet.remove("W1", 1)
+        if not postgres:
+            with pytest.raises(DatabaseUnavailable, match="is busy"):
+                fleet.remove("W2", 1)  # SQLite: one writer for the file
+    entries, on_hand = _state(fleet)
+    assert on_hand["W1"] == before[1]["W1"]  # the refused removal moved nothing
+    assert on_hand["W2"] == before[1]["W2"] - (1 if postgres else 0)
+    assert entries == before[0] + (1 if postgres else 0)
+    assert stock_problems(fleet.site) == []
+    fleet.remove("W1", 1)  # the stall over, the next change goes through
+
+
+def test_a_site_wide_change_waits_for_a_stalled_cabinet_without_blocking_the_others(
+    waiting: Fleet,
+) -> None:
+    fleet = waiting
+    if fleet.site.ctl.db.dialect != "postgresql":
+        pytest.skip("SQLite has one writer lock: no cabinet runs beside another")
+    outcome: list[BaseException | None] = []
+
+    def site_change() -> None:
+        ctl = Controller(open_database(fleet.site.url), ManualClock(START))
+        try:
+            settings.set_setting(ctl, fleet.site.admin, "short-dated-days", "9")
+            outcome.append(None)
+        except BaseException as err:
+            outcome.append(err)
+        finally:
+            ctl.db.close()
+
+    with _stalled(fleet.site.url, "W1"):
+        waiter = threading.Thread(target=site_change)
+        waiter.start()
+        fleet.remove("W2", 1)  # the site change is waiting meanwhile: W2 does not queue behind it
+        assert waiter.is_alive() or outcome == [None]
+        waiter.join(timeout=30)
+    assert len(outcome) == 1 and isinstance(outcome[0], DatabaseUnavailable)
+    assert "is busy" in str(outcome[0]) and "site-wide change waited 1 s" in str(outcome[0])
+
+
+def test_postgresql_sessions_bound_every_wait(waiting: Fleet) -> None:
+    if waiting.site.ctl.db.dialect != "postgresql":
+        pytest.skip("PostgreSQL session settings")
+    with waiting.site.ctl.read() as session:
+        shown = {
+            name: session.execute(select(func.current_setting(name))).scalar()
+            for name in ("lock_timeout", "statement_timeout", "idle_in_transaction_session_timeout")
+        }
+    assert shown == {
+        "lock_timeout": "1s",
+        "statement_timeout": "1min",
+        "idle_in_transaction_session_timeout": "1min",
+    }
