@@ -24,7 +24,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from adc.controller.db import WRITER_LOCK_KEY
+from adc.controller.db import SITE_LOCK_SQL
 from tests.conftest import run_adc
 from tests.controller.dbs import PG_SKIP_REASON, fresh_database, pg_base_url
 from tests.controller.site import ACETAMINOPHEN, build_site, fast_pins, hri
@@ -160,7 +160,7 @@ def test_a_locked_postgresql_database_is_a_refusal(
     holder = create_engine(pg_site)
     try:
         with holder.connect() as conn:
-            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": WRITER_LOCK_KEY})
+            conn.execute(text(SITE_LOCK_SQL))
             result = run_adc(*_commands(tmp_path)[command], env=_env(pg_site, tmp_path / "home"))
             conn.rollback()
     finally:
