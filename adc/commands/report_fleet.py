@@ -1,3 +1,65 @@
-"""`adc report` commands of one feature; they add themselves to adc.commands.reports.app."""
+"""`adc report fleet`: every cabinet at once (last change, alarms, discrepancies, drawers out of
+service, critical-low pockets, expiring lots); it adds itself to adc.commands.reports.app."""
 
 from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from adc.commands.common import DbOption, JsonOption
+from adc.commands.reports import CsvOption, app, show_rows
+
+CabinetList = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--cabinet",
+        "-c",
+        help="Only these cabinets (repeat, or separate with commas).",
+        show_default=False,
+    ),
+]
+
+
+@app.command("fleet")
+def fleet_report(
+    cabinet: CabinetList = None,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+    as_csv: CsvOption = False,
+) -> None:
+    """Every cabinet at once: last change, alarms (24 h), open discrepancies, drawers out of
+    service, critical-low pockets, lots expiring within the short-dated days."""
+    from adc.commands.access import open_controller
+    from adc.controller.fleet import FleetRow, fleet_status
+
+    names = [n.strip() for given in cabinet or [] for n in given.split(",") if n.strip()]
+    ctl = open_controller(db)
+    rows = fleet_status(ctl, names or None)
+    show_rows(
+        rows,
+        FleetRow,
+        as_json=as_json,
+        as_csv=as_csv,
+        title="fleet",
+        empty="no cabinets registered",
+        columns=[
+            "cabinet",
+            "last change",
+            "alarms 24h",
+            "open discrepancies",
+            "drawers out of service",
+            "critical-low pockets",
+            "expiring lots",
+        ],
+        cells=lambda r: [
+            r.cabinet,
+            (r.last_change or "—")[:16].replace("T", " "),
+            str(r.alarms_24h),
+            str(r.open_discrepancies),
+            str(r.drawers_out_of_service),
+            str(r.critical_low_pockets),
+            str(r.expiring_lots),
+        ],
+        priority=[1, 2, 1, 1, 1, 1, 1],
+    )
