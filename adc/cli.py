@@ -78,7 +78,8 @@ COMMANDS: list[tuple[str, str, str]] = [
         "report",
         "adc.commands.reports:app",
         "Refill list, expiring stock, shortages, recalled stock, discrepancies, "
-        "controlled-substance activity, diversion scores, quarantined stock, study accountability.",
+        "controlled-substance activity, diversion scores, quarantined stock, study accountability,"
+        " fleet status.",
     ),
     (
         "quarantine",
