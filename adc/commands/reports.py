@@ -21,7 +21,7 @@ from adc.commands.common import DbOption, JsonOption, command_group, console, pr
 
 app = command_group(
     "Refill list, expiring stock, shortages, recalled stock, discrepancies, controlled-substance"
-    " activity, diversion scores, quarantined stock, study accountability."
+    " activity, diversion scores, quarantined stock, study accountability, fleet status."
 )
 
 CabinetFilter = Annotated[str | None, typer.Option("--cabinet", "-c", help="Only this cabinet.")]
