@@ -244,10 +244,19 @@ class Supervisor:
         if change is not None:
             at = max(k + 1, self.tick_after(change))
             slow_bound = -(-at // e) * e  # the first slow tick that reads the changed value
-        # Slow ticks before it, then fast ticks before the first slow difference. Each search
-        # looks at its far end first: nothing differs there (the common case) → nothing differs
-        # before it either (time-driven rules only go from "not yet" to "now").
-        first = self._first_differing((k // e + 1) * e, slow_bound - 1, weights=True, step=e)
+        # The next slow tick first (a scale read there after a change: the common case); else
+        # one look at the far end with the slow readings looked at, which covers the fast
+        # rules too (the `weights` flag only leaves the slow readings out): nothing differs
+        # there → nothing differs before it (time-driven rules only go from "not yet" to "now").
+        end = slow_bound if slow_bound < horizon else horizon  # exclusive
+        nxt_slow = (k // e + 1) * e
+        first: int | None = None
+        if nxt_slow < end and self._differs(nxt_slow, True):
+            first = nxt_slow
+        elif end - 1 <= k or not self._differs(end - 1, True):
+            return slow_bound if slow_bound < horizon else None
+        else:
+            first = self._first_differing(nxt_slow + e, end - 1, weights=True, step=e)
         if first is None and slow_bound < horizon:
             first = slow_bound
         fast = self._first_differing(
