@@ -308,7 +308,14 @@ class Controller:
     def _after_commit(self, tx: _Audited) -> None:
         due = tx.anchor_due()
         if due is not None:
-            self.anchor(dict([due]), wait=False)
+            import contextlib
+
+            from adc.controller.dberrors import DatabaseUnavailable
+
+            # The change is committed either way; if the database fails now, the chain's next
+            # multiple of 100 anchors it.
+            with contextlib.suppress(DatabaseUnavailable):
+                self.anchor(dict([due]), wait=False)
         if getattr(tx, "new_shortages", False) and self.policy.shortage_sink:
             from adc.controller.shortages import deliver_pending
 
