@@ -30,7 +30,6 @@ _recall = m.Recall.__table__.c  # type: ignore[attr-defined]
 _txn = m.Transaction.__table__.c  # type: ignore[attr-defined]
 _shortage = m.Shortage.__table__.c  # type: ignore[attr-defined]
 _setting = m.Setting.__table__.c  # type: ignore[attr-defined]
-_audit = m.AuditEntry.__table__.c  # type: ignore[attr-defined]
 _event = m.MaintenanceEvent.__table__.c  # type: ignore[attr-defined]
 
 
@@ -251,17 +250,6 @@ def _q_resolve_shortage() -> ClauseElement:
     )
 
 
-def _q_audit_head() -> ClauseElement:
-    return select(_audit.seq, _audit.hash).order_by(_audit.seq.desc()).limit(1)
-
-
-_AUDIT_FIELDS = ("seq", "at", "actor", "witness", "action", "payload", "prev_hash", "hash")
-
-
-def _q_insert_audit() -> ClauseElement:
-    return _insert(m.AuditEntry, _AUDIT_FIELDS)
-
-
 def _q_drawer_events() -> ClauseElement:
     """A drawer's failure events since its last recovery (what `fold_failures` reads), in order.
 
@@ -469,11 +457,6 @@ def active_shortages(store: Store, pocket_id: int) -> list[tuple[int, str]]:
     return [(note_id, kind) for note_id, kind in store.rows(_q_active_shortages, pocket=pocket_id)]
 
 
-def audit_head(store: Store) -> tuple[int, str] | None:
-    found = store.row(_q_audit_head)
-    return None if found is None else (int(found[0]), str(found[1]))
-
-
 def drawer_events(store: Store, cabinet_id: str, drawer_code: str) -> list[tuple[Any, ...]]:
     """(id, drawer, pocket, kind, detail, at, user_id) of the drawer's failures since its last
     recovery, in order (see `maintenance.fold_failures`)."""
@@ -534,10 +517,6 @@ def insert_shortage(store: Store, **fields: Any) -> int:
 
 def resolve_shortage(store: Store, note_id: int, at: datetime) -> None:
     store.run(_q_resolve_shortage, note_id=note_id, at=at)
-
-
-def insert_audit(store: Store, values: dict[str, Any]) -> None:
-    store.run(_q_insert_audit, **values)
 
 
 def insert_lot(store: Store, **fields: Any) -> int:
