@@ -547,7 +547,7 @@ def record(ctl: Controller, cabinet: str, findings: Iterable[Finding]) -> list[A
         if f.recount and f.drawer:
             flag = raise_alarm(ctl, cabinet, f.recount, f.detail, drawer=f.drawer, pocket=f.pocket)
             out.append(flag)
-            with ctl.write(None, None) as tx:
+            with ctl.write(None, None, cabinet=cabinet) as tx:
                 notifications.notify(
                     tx,
                     cabinet,
@@ -700,7 +700,7 @@ def station_started(
     station ended without a stop (killed, crashed, power lost), every access still open was
     unwatched since: each is closed as interrupted and its drawer flagged for a blind recount."""
     owner = process_owner()
-    with ctl.write(None, None) as tx:
+    with ctl.write(None, None, cabinet=cabinet) as tx:
         get_cabinet(tx.session, cabinet)
         current = _holder(tx.session, cabinet)
         if current is not None and current.owner != owner and not take_over:
@@ -739,7 +739,7 @@ def station_started(
 def _interrupt(
     ctl: Controller, cabinet: str, row: AccessLog, crashed: StationRecord
 ) -> Alarm | None:
-    with ctl.write(None, None) as tx:
+    with ctl.write(None, None, cabinet=cabinet) as tx:
         fresh = tx.session.get(AccessLog, row.id)
         if fresh is None or fresh.closed_at is not None:
             return None
@@ -787,7 +787,7 @@ def _interrupt(
 
 
 def station_stopped(ctl: Controller, cabinet: str, started: int, reason: str) -> int:
-    with ctl.write(None, None) as tx:
+    with ctl.write(None, None, cabinet=cabinet) as tx:
         return _station_event(
             tx,
             cabinet,
