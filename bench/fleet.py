@@ -88,7 +88,14 @@ def _timed_locks(waits: list[float]) -> None:
     db.begin_immediate = timed_sqlite  # type: ignore[assignment]
 
 
-def _writer(url: str, cabinet: str, seconds: float, barrier: Any, out: Any) -> None:
+def _sqlite_own_busy_handler(conn: Any, wait_s: float) -> None:
+    """The baseline: BEGIN IMMEDIATE waiting in SQLite's own busy handler (its busy timeout)."""
+    conn.execute("BEGIN IMMEDIATE")
+
+
+def _writer(
+    url: str, cabinet: str, seconds: float, barrier: Any, out: Any, own_busy: bool = False
+) -> None:
     from adc.controller import inventory
     from adc.controller.context import Controller
     from adc.controller.db import open_database
@@ -99,22 +106,30 @@ def _writer(url: str, cabinet: str, seconds: float, barrier: Any, out: Any) -> N
     tech = users.authenticate(ctl, "technician", PIN)
     nurse = users.authenticate(ctl, "nurse", PIN)
     scan = parse_scan(datamatrix(ACETAMINOPHEN, date(2027, 6, 30), f"L{cabinet}"))
+    if own_busy:
+        from adc.controller import db
+
+        db.begin_immediate = _sqlite_own_busy_handler  # type: ignore[assignment]
     _timed_locks(waits)
     barrier.wait()
+    cpu = time.process_time()
     changes, deadline = 0, time.monotonic() + seconds
     while time.monotonic() < deadline:
         inventory.refill(ctl, tech, cabinet, POCKET, scan, 2)
         inventory.remove(ctl, nurse, cabinet, POCKET, 2)
         changes += 2
+    cpu = time.process_time() - cpu
     ctl.db.close()
-    out.put((changes, waits))
+    out.put((changes, waits, cpu))
 
 
-def _run(url: str, writers: int, seconds: float) -> tuple[float, list[float]]:
+def _run(
+    url: str, writers: int, seconds: float, own_busy: bool = False
+) -> tuple[float, list[float], float]:
     ctx = multiprocessing.get_context("spawn")
     barrier, out = ctx.Barrier(writers + 1), ctx.Queue()
     procs = [
-        ctx.Process(target=_writer, args=(url, _cabinet(i), seconds, barrier, out))
+        ctx.Process(target=_writer, args=(url, _cabinet(i), seconds, barrier, out, own_busy))
         for i in range(writers)
     ]
     for proc in procs:
@@ -127,7 +142,7 @@ def _run(url: str, writers: int, seconds: float) -> tuple[float, list[float]]:
         proc.join()
     changes = sum(r[0] for r in results)
     waits = [w for r in results for w in r[1]]
-    return changes / elapsed, waits
+    return changes / elapsed, waits, sum(r[2] for r in results) / max(changes, 1)
 
 
 def _pct(samples: list[float], q: float) -> float:
@@ -222,12 +237,22 @@ def main() -> None:
         _build(url, max(counts))
         base = None
         for n in counts:
-            rate, waits = _run(url, n, args.seconds)
+            rate, waits, cpu = _run(url, n, args.seconds)
             base = base or rate
             print(
                 f"{name:10s} {n:2d} writers on {n:2d} cabinets: {rate:7.1f} changes/s "
                 f"({rate / base:4.2f}x 1 writer); lock wait p50 {_pct(waits, 0.5):.2f} ms, "
-                f"p99 {_pct(waits, 0.99):.2f} ms, max {max(waits) * 1000:.1f} ms",
+                f"p99 {_pct(waits, 0.99):.2f} ms, max {max(waits) * 1000:.1f} ms; "
+                f"writer CPU {cpu * 1000:.2f} ms/change",
+                flush=True,
+            )
+        if name == "sqlite":
+            n = max(counts)
+            rate, waits, cpu = _run(url, n, args.seconds, own_busy=True)
+            print(
+                f"{name:10s} {n:2d} writers, SQLite's own busy handler (baseline): {rate:7.1f} "
+                f"changes/s; lock wait p50 {_pct(waits, 0.5):.2f} ms, p99 "
+                f"{_pct(waits, 0.99):.2f} ms, max {max(waits) * 1000:.1f} ms",
                 flush=True,
             )
         print(f"{name:10s} {_check(url)}", flush=True)
