@@ -11,6 +11,7 @@ is one line naming the `--set` and what is wrong, before anything runs.
 from __future__ import annotations
 
 import itertools
+import math
 import re
 import tomllib
 from collections.abc import Sequence
@@ -235,11 +236,10 @@ def plan_sweep(
         keys.append(key)
         choices.append(values)
         shown.append(raw)
+    count = math.prod(len(c) for c in choices)
+    if count * len(seeds) > MAX_RUNS:  # before the combinations are made
+        raise BadInput(f"{count:,} combinations × {len(seeds)} seeds: more than {MAX_RUNS:,} runs")
     combos = tuple(tuple(zip(keys, values, strict=True)) for values in itertools.product(*choices))
-    if len(combos) * len(seeds) > MAX_RUNS:
-        raise BadInput(
-            f"{len(combos)} combinations × {len(seeds)} seeds: more than {MAX_RUNS:,} runs"
-        )
     # Every combination as a whole: values fine alone may clash (a par above another's max).
     for params, texts in zip(combos, itertools.product(*shown), strict=True):
         _check(scenario, params, " ".join(f"{k}={t}" for k, t in zip(keys, texts, strict=True)))

@@ -165,3 +165,9 @@ def test_cli_bad_input_is_one_line_exit_2(tmp_path: Path, args: list[str], says:
     assert says in done.stderr
     assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
     assert not out.exists()  # nothing ran, nothing was written
+
+
+def test_too_many_runs_are_refused_before_they_are_made() -> None:
+    values = ",".join(str(v) for v in range(1, 401))
+    with pytest.raises(BadInput, match=r"160,000 combinations × 1 seeds: more than 100,000 runs"):
+        plan_sweep(WARD, "1", [f"nurses.take_s={values}", f"service.repair_min={values}"])
