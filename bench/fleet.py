@@ -212,12 +212,51 @@ def _stall(url: str, stall_s: float) -> str:
     )
 
 
+def _fleet_report(url: str, total: int) -> str:
+    """`fleet_status` (what `adc report fleet` reads) once the site has `total` cabinets."""
+    from adc.controller.context import Controller
+    from adc.controller.db import open_database
+    from adc.controller.fleet import fleet_status
+
+    users.SCRYPT_N = 2**8
+    ctl = Controller(open_database(url), ManualClock(START))
+    service = users.authenticate(ctl, "service", PIN)
+    with ctl.read() as session:
+        from sqlalchemy import func, select
+
+        from adc.controller.models import AuditEntry, Cabinet
+
+        have = session.execute(select(func.count()).select_from(Cabinet)).scalar() or 0
+    started = time.perf_counter()
+    for i in range(have, total):
+        cabinets.add_cabinet(ctl, service, _cabinet(i), PROFILE)
+    built = time.perf_counter() - started
+    timings = []
+    for _ in range(3):
+        started = time.perf_counter()
+        rows = fleet_status(ctl)
+        timings.append(time.perf_counter() - started)
+    with ctl.read() as session:
+        entries = session.execute(select(func.count()).select_from(AuditEntry)).scalar()
+    ctl.db.close()
+    return (
+        f"fleet report over {len(rows)} cabinets ({entries} audit entries; {total - have} "
+        f"cabinets added in {built:.0f} s): median {statistics.median(timings) * 1000:.0f} ms"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--pg", help="a PostgreSQL URL of a database of its own (emptied)")
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--writers", default="1,2,4,8")
     parser.add_argument("--stall-s", type=float, default=5.0)
+    parser.add_argument(
+        "--report-cabinets",
+        type=int,
+        default=0,
+        help="then time the fleet report with this many cabinets (PostgreSQL; adds them)",
+    )
     args = parser.parse_args()
     counts = [int(n) for n in args.writers.split(",")]
     backends: list[tuple[str, str]] = []
@@ -258,6 +297,8 @@ def main() -> None:
         print(f"{name:10s} {_check(url)}", flush=True)
         if name == "postgresql" and args.stall_s > 0:
             print(f"{name:10s} {_stall(url, args.stall_s)}", flush=True)
+        if name == "postgresql" and args.report_cabinets:
+            print(f"{name:10s} {_fleet_report(url, args.report_cabinets)}", flush=True)
     tmp.cleanup()
 
 
