@@ -141,3 +141,26 @@ def test_postgresql_sessions_bound_every_wait(waiting: Fleet) -> None:
         "statement_timeout": "1min",
         "idle_in_transaction_session_timeout": "1min",
     }
+
+
+def test_an_access_on_a_stalled_cabinet_is_refused_before_any_unlock(waiting: Fleet) -> None:
+    """The access row is written, under its cabinet's lock, before the unlock pulse: a cabinet
+    whose lock is held cannot get it, so nothing is unlocked; another cabinet's access opens."""
+    from adc.controller.access_log import DatabaseUnwritable, close_access, open_access
+
+    fleet = waiting
+    ctl, nurse = fleet.site.ctl, fleet.site.nurse
+    postgres = ctl.db.dialect == "postgresql"
+    with _stalled(fleet.site.url, "W1"):
+        with pytest.raises(DatabaseUnwritable, match=r"is busy: .*nothing was unlocked$"):
+            open_access(ctl, nurse, "W1", "D1", POCKET, "remove")
+        if postgres:
+            opened = open_access(ctl, nurse, "W2", "D1", POCKET, "remove")
+            assert close_access(ctl, opened, "closed")  # the close waits for no cabinet either
+    assert open_accesses_of(fleet, "W1") == 0
+
+
+def open_accesses_of(fleet: Fleet, cabinet: str) -> int:
+    from adc.controller.access_log import open_accesses
+
+    return len(open_accesses(fleet.site.ctl, cabinet))
