@@ -61,7 +61,7 @@ def place(
 ) -> int | None:
     """Quarantine the stock the pocket holds now (by the system); the id, or None when it holds
     nothing. A pocket already under an open quarantine keeps that one (its id is returned)."""
-    with ctl.write(None, None) as tx:
+    with ctl.write(None, None, cabinet=cabinet) as tx:
         pocket = find_pocket(tx.session, cabinet, pocket_code)
         assert pocket.id is not None
         existing = tx.session.execute(
@@ -242,7 +242,7 @@ def pull(ctl: Controller, actor: Actor, quarantine_id: int, removed: int, note: 
         raise BadInput(f"quantity removed cannot be negative, got {removed}")
     notifications.require_pharmacist(ctl, actor, "pull a quarantine", {"quarantine": quarantine_id})
     view = _open_one(ctl, quarantine_id)
-    with ctl.write_fast(actor, Action.PULL) as tx:
+    with ctl.write_fast(actor, Action.PULL, cabinet=view.cabinet) as tx:
         store = tx.store
         if tx.user is None or tx.user.role != "pharmacist":
             raise Refused(f"user {actor.username} is not a pharmacist")
