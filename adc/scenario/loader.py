@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from adc.errors import AdcError
+from adc.errors import AdcError, BadInput
 from adc.profiles import ProfileError, ProfileIssue, load_profile, resolve_profile_path
 from adc.profiles.checks import format_path
 from adc.profiles.loader import KeyPath, locate_lines
@@ -33,9 +33,15 @@ class ScenarioError(ProfileError):
     """A scenario that cannot run; `issues` lists every problem (same shape as a profile's)."""
 
     def __init__(self, issues: list[ProfileIssue]) -> None:
-        super().__init__(issues)
         files = sorted({str(i.file) for i in issues})
-        self.message = f"{len(issues)} problem(s) in scenario {', '.join(files)}"
+        # BadInput's own __init__, not ProfileError's: str(err) (a sweep's failed row, a re-raise
+        # by SimPy) must say "scenario" as the CLI's line does, not "hardware profile".
+        BadInput.__init__(
+            self,
+            f"{len(issues)} problem(s) in scenario {', '.join(files)}",
+            details=[str(i) for i in issues],
+        )
+        self.issues = issues
 
 
 @dataclass(frozen=True)

@@ -111,3 +111,17 @@ def test_cli_exits_2_with_every_problem_before_running(tmp_path: Path) -> None:
     assert "days: Input should be greater than 0" in done.stderr
     assert "technicians.refill_times[0]: '25:00' is not a time of day" in done.stderr
     assert not (tmp_path / "out").exists()  # nothing ran, nothing was written
+
+
+def test_a_scenario_error_names_a_scenario_wherever_it_is_shown(tmp_path: Path) -> None:
+    """str(err) is what a sweep's failed row and a SimPy re-raise show: it must not say "profile"."""
+    from adc.scenario.loader import ScenarioError, load_scenario
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[scenario]\nname = "x"\nbogus = 1\n')
+    with pytest.raises(ScenarioError) as caught:
+        load_scenario(bad)
+    assert str(caught.value) == caught.value.message
+    assert "problem(s) in scenario" in str(caught.value)
+    assert "hardware profile" not in str(caught.value)
+    assert any("bogus" in d or "unknown key" in d for d in caught.value.details)
