@@ -12,8 +12,15 @@ Rules (each once per episode):
   closed to open (or reads open at the first look) with no access open on record for it; a
   drawer holding controlled substances (or the controlled pocket behind a lid) needs a recount;
 - **unrecorded change** (`alarm-unrecorded-change`): a weighed pocket's settled scale moves by
-  at least one unit from its reference while no access is open for that pocket (a matrix
-  drawer opened for another pocket does not cover it) → alarm and recount (the diversion signal);
+  at least one unit from its level while no access is open for that pocket (a matrix
+  drawer opened for another pocket does not cover it) → alarm and recount (the diversion signal).
+  The level is the mean of the settled readings since the last change, and a change is judged
+  on the mean of the readings after it, over at least `CONFIRM_S`, beyond the scale's own noise
+  (estimated from its readings; `Scale`, `_judge`): one noisy reading is never an alarm;
+- **scale fault** (`alarm-sensor-fault`): a shut pocket's scale, with no access open, reads
+  other than "ok" (fault, overload, never settles) for longer than `SENSOR_FAULT_S`: the
+  unrecorded-change rule is blind there until it is serviced (no recount: nothing was seen to
+  move);
 - **left open** (`alarm-door-open`): a door open longer than `LEFT_OPEN_S` with no access open
   for it (an access raises its own `alarm-left-open`);
 - **device offline** (`alarm-device-offline`), **bus errors** (`alarm-bus-errors`): as the
@@ -23,7 +30,8 @@ Rules (each once per episode):
   `power-loss-open`;
 - **still differs after the access** (`alarm-unrecorded-change`): once an access (restock,
   withdrawal) of a weighed pocket has closed and the pocket has settled for `SETTLE_S`, the
-  units its scale moved since before the access differ from the movement recorded in the
+  units its scale moved since before the access (the mean of its readings over `CONFIRM_S`
+  against its level before) differ from the movement recorded in the
   same time (the pocket's on-hand, `recorded`) → alarm and recount. Counts, recoveries and
   service work re-weigh the pocket without judging it (a count corrects the record);
 - **cold chain** (`alarm-cold-chain`): a temperature-watched pocket (a fridge) reads outside its
@@ -40,6 +48,7 @@ closed) and what its own start and stop mean on record (`station_started`, `stat
 from __future__ import annotations
 
 import json
+import math
 import socket
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -77,6 +86,28 @@ DEVICE_OFFLINE = "alarm-device-offline"
 BUS_ERRORS = "alarm-bus-errors"
 POWER_LOSS = "alarm-power-loss"
 COLD_CHAIN = "alarm-cold-chain"
+SENSOR_FAULT = "alarm-sensor-fault"
+SENSOR_FAULT_S = 30.0  # a shut pocket's scale not "ok" this long: it cannot weigh
+# A weighed pocket's level is the mean of its settled readings, never one reading: a change is
+# judged on the mean of the readings after it, gathered for at least CONFIRM_S (and
+# MIN_READINGS), and only once that mean is told apart from the level by Z times its spread
+# (the noise, estimated from the scale's own successive readings). Noise around the level
+# triggers a look only beyond TRIGGER_SIGMAS (or half a unit), or once the CUSUM of the
+# readings beyond half a unit reaches CUSUM_SIGMAS (a one-unit shift on a cell noisier than a
+# unit, which no single reading shows); a look still undecided after
+# JUDGE_MAX_S is decided by the nearer of "unchanged" and "a unit moved" (fail closed), unless
+# the level itself rests on fewer than MATURE_N readings (the station's first look).
+CONFIRM_S = 3.0
+MIN_READINGS = 3
+Z = 5.0
+TRIGGER_SIGMAS = 3.0
+CUSUM_SIGMAS = 5.0  # or a CUSUM (half a unit of slack) beyond this many sigmas
+JUDGE_MAX_S = 120.0
+REF_CAP = 60  # the level follows at most this many recent readings
+MATURE_N = 30  # a level from fewer readings, undecided after JUDGE_MAX_S, is replaced instead
+VAR_CAP = 240  # the noise estimate (a property of the cell) at most this many
+NOISE_Z = 3.09  # the noise estimate's upper confidence limit (one-sided 0.1 %)
+NOISE_FLOOR_G = 0.01  # a scale's resolution, added to the estimate
 SETTLE_S = 2.0  # after an access closes, the pocket settles this long before it is judged
 JUDGED_PURPOSES = frozenset({"restock", "withdrawal", "demo"})  # accesses that move stock
 STATION_STARTED = "station-started"
@@ -90,6 +121,7 @@ ALARM_KINDS = (
     BUS_ERRORS,
     POWER_LOSS,
     COLD_CHAIN,
+    SENSOR_FAULT,
 )
 
 
@@ -211,24 +243,161 @@ class Finding:
 
 
 @dataclass(frozen=True)
+class Scale:
+    """A weighed pocket's settled level as the watch knows it, from its own readings only.
+
+    `ref_g` is the mean of the settled readings since the last change (the last `REF_CAP`),
+    `var` the noise variance estimated from successive readings (half their squared
+    difference: the level cancels out). A window (`since`, `m`, `total`) gathers one reading per
+    poll while the level is learned, a change is pending, or the pocket is judged after an
+    access. A reading equal to the last one is no new sample for the level (a scale that has not
+    converted again; and looking at one snapshot twice changes nothing)."""
+
+    ref_g: float | None = None
+    n: int = 0
+    var: float = 0.0
+    k: int = 0
+    last_g: float | None = None
+    since: float | None = None  # a window open since
+    last_t: float = 0.0  # the poll that gave the window's last reading
+    m: int = 0
+    total: float = 0.0
+    up: float = 0.0  # CUSUM of the readings above the level by more than half a unit
+    down: float = 0.0  # ... and below it
+
+    def drifted(self, grams: float, unit_g: float) -> Scale:
+        """The CUSUMs after one new reading: a shift of a unit that single readings cannot
+        tell from the noise adds up here (half a unit per reading on average), noise does not."""
+        assert self.ref_g is not None
+        dev = grams - self.ref_g
+        return replace(
+            self,
+            up=max(0.0, self.up + dev - unit_g / 2),
+            down=max(0.0, self.down - dev - unit_g / 2),
+        )
+
+    def heard(self, grams: float, *, jump: bool) -> Scale:
+        """The reading as a noise sample: its difference from the last reading, unless it is
+        a `jump` (the reading that opens a look at a possible change of level)."""
+        if grams == self.last_g:
+            return self
+        if self.last_g is None or jump:
+            return replace(self, last_g=grams)
+        k = min(self.k + 1, VAR_CAP)
+        var = self.var + ((grams - self.last_g) ** 2 / 2 - self.var) / k
+        return replace(self, last_g=grams, var=var, k=k)
+
+    def gather(self, t: float, grams: float, *, first: bool) -> Scale:
+        """One reading per poll into the window (opened now if none: with this reading where
+        `first`, without it where it is the reading that triggered the look)."""
+        if self.since is None:
+            return replace(self, since=t, last_t=t, m=int(first), total=grams if first else 0.0)
+        if t <= self.last_t:
+            return self
+        return replace(self, last_t=t, m=self.m + 1, total=self.total + grams)
+
+    def ripe(self, t: float) -> bool:
+        return self.since is not None and t - self.since >= CONFIRM_S and self.m >= MIN_READINGS
+
+    def sigma_seen(self) -> float:
+        """The noise as estimated (no widening): what opens a look, which costs nothing."""
+        return math.sqrt(self.var + NOISE_FLOOR_G**2)
+
+    def sigma(self) -> float:
+        """The noise as an upper bound: the estimate from `k` successive differences (about
+        2k/3 degrees of freedom) widened to its one-sided NOISE_Z confidence limit (the
+        Wilson–Hilferty approximation of the χ² quantile): a few quiet readings at the start
+        must not make a small change look significant."""
+        dof = max(2 * self.k / 3, 0.5)
+        c = 1 - 2 / (9 * dof) - NOISE_Z * math.sqrt(2 / (9 * dof))
+        widen = 1 / max(c, 0.05) ** 3
+        return math.sqrt(self.var * widen + NOISE_FLOOR_G**2)
+
+    def folded(self, grams: float) -> Scale:
+        assert self.ref_g is not None
+        n = min(self.n + 1, REF_CAP)
+        return replace(self, ref_g=self.ref_g + (grams - self.ref_g) / n, n=n)
+
+    def settled_at(self, ref_g: float, n: int) -> Scale:
+        return replace(
+            self, ref_g=ref_g, n=n, since=None, m=0, total=0.0, last_t=0.0, up=0.0, down=0.0
+        )
+
+
+def _judge(off_g: float, unit_g: float, spread_g: float, elapsed_s: float) -> bool | None:
+    """Whether a mean `off_g` from what was expected is a unit or more moved (True), noise
+    (False), or not yet told apart (None): each verdict needs Z spreads of margin."""
+    a = abs(off_g)
+    if a >= unit_g / 2 and a >= Z * spread_g:
+        return True
+    if a < unit_g / 2 and unit_g - a >= Z * spread_g:
+        return False
+    if elapsed_s >= JUDGE_MAX_S:
+        return a >= unit_g / 2
+    return None
+
+
+def _sign(x: float) -> int:
+    return 1 if x > 0 else -1
+
+
+def _scale_fault(
+    code: str,
+    pocket: PocketInfo,
+    reading: object,
+    unwatched: bool,
+    t: float,
+    fault_since: dict[str, float],
+    fault_alarmed: set[str],
+) -> Finding | None:
+    """A shut pocket's scale reporting a fault, overload or no settled reading for longer than
+    `SENSOR_FAULT_S` with no access open: once per episode (until it reads "ok" again)."""
+    if unwatched or reading is None:
+        fault_since.pop(code, None)  # open, accessed or unreadable: not judged now
+        return None
+    quality = reading.quality.value  # type: ignore[attr-defined]
+    if quality == "ok":
+        fault_since.pop(code, None)
+        fault_alarmed.discard(code)
+        return None
+    since = fault_since.setdefault(code, t)
+    if code in fault_alarmed or t - since < SENSOR_FAULT_S:
+        return None
+    fault_alarmed.add(code)
+    sensor = pocket.sensor or ""
+    return Finding(
+        SENSOR_FAULT,
+        f"pocket {code}'s scale ({sensor}) reads {quality} for {t - since:.0f} s while shut "
+        "with no access open: it cannot weigh, so a change to the pocket's stock goes unseen "
+        "(the unrecorded-change rule is blind there) until the scale is serviced",
+        drawer=pocket.drawer,
+        pocket=code,
+        device=sensor.partition(":")[0] or None,
+        point=sensor or None,
+    )
+
+
+@dataclass(frozen=True)
 class WatchState:
     """What the watch remembers between snapshots: only what the hardware said earlier."""
 
     started: bool = False
     open_since: Mapping[str, float] = field(default_factory=dict)  # switch → seconds it opened
     left_open_alarmed: frozenset[str] = frozenset()
-    reference_g: Mapping[str, float] = field(default_factory=dict)  # pocket → settled grams
+    scales: Mapping[str, Scale] = field(default_factory=dict)  # weighed pocket → its level
     offline: frozenset[str] = frozenset()
     bad_counts: Mapping[str, int] = field(default_factory=dict)
     bus_alarmed: frozenset[str] = frozenset()
     power_out: bool = False
     open_at_outage: frozenset[str] = frozenset()  # drawers open when every device went
-    # pocket → (settled grams, recorded on-hand) before the access that covers it now, and
-    # whether that access moves stock (judged once it has closed and settled)
-    before_access: Mapping[str, tuple[float, int | None, bool]] = field(default_factory=dict)
+    # pocket → (settled grams, readings in that mean, recorded on-hand) before the access that
+    # covers it now, and whether that access moves stock (judged once it has closed and settled)
+    before_access: Mapping[str, tuple[float, int, int | None, bool]] = field(default_factory=dict)
     closed_since: Mapping[str, float] = field(default_factory=dict)  # pocket → access closed
     too_warm_since: Mapping[str, float] = field(default_factory=dict)  # pocket → left range
     cold_alarmed: frozenset[str] = frozenset()
+    fault_since: Mapping[str, float] = field(default_factory=dict)  # pocket → scale not ok
+    fault_alarmed: frozenset[str] = frozenset()
 
 
 def _seconds(now: datetime) -> float:
@@ -366,79 +535,141 @@ def evaluate(
                 )
             )
 
-    # ---- scales: unrecorded change, and a difference that remains after an access
-    reference = dict(state.reference_g)
+    # ---- scales: unrecorded change, a difference that remains after an access, a scale fault
+    scales = dict(state.scales)
     before_access = dict(state.before_access)
     closed_since = dict(state.closed_since)
+    fault_since = dict(state.fault_since)
+    fault_alarmed = set(state.fault_alarmed)
     purposes = {a.pocket or a.drawer: a.purpose for a in accesses}
     for code, pocket in layout.pockets.items():
         if not pocket.sensor or not pocket.unit_weight_g:
             continue
         if code in by_pocket or pocket.drawer in drawer_wide:
             closed_since.pop(code, None)
-            if code not in before_access and code in reference:
+            scale = scales.get(code, Scale())
+            if code not in before_access and scale.ref_g is not None:
                 judged = (purposes.get(code) or purposes.get(pocket.drawer)) in JUDGED_PURPOSES
                 on_record = recorded.get(code) if recorded is not None else None
-                before_access[code] = (reference[code], on_record, judged)
-            reference.pop(code, None)  # re-weighed once its access has closed
+                before_access[code] = (scale.ref_g, scale.n, on_record, judged)
+            scales[code] = Scale(var=scale.var, k=scale.k)  # re-weighed once it has closed
         elif code in before_access and code not in closed_since:
             closed_since[code] = t
     if weights:
         for code, pocket in layout.pockets.items():
-            if not pocket.sensor or not pocket.unit_weight_g:
+            if not pocket.sensor:
                 continue
-            if code in by_pocket or pocket.drawer in drawer_wide:
-                continue
+            covered = code in by_pocket or pocket.drawer in drawer_wide
             switches = [layout.drawers[pocket.drawer].switch]
             if pocket.door_switch:
                 switches.append(pocket.door_switch)
-            if not all(snap.inputs.get(s) for s in switches):
-                continue  # open or unreadable: wait until it is shut
+            shut = all(snap.inputs.get(s) for s in switches)
             reading = snap.weights.get(pocket.sensor)
+            fault = _scale_fault(
+                code, pocket, reading, covered or not shut, t, fault_since, fault_alarmed
+            )
+            if fault is not None:
+                findings.append(fault)
+            if covered or not pocket.unit_weight_g:
+                continue
+            scale = scales.get(code, Scale())
+            if not shut:  # open or unreadable: wait until it is shut, then read afresh
+                scales[code] = replace(scale, last_g=None, since=None, m=0, total=0.0)
+                continue
             if reading is None or reading.quality.value != "ok":
                 continue
+            fresh = reading.grams != scale.last_g  # a new sample, not the last one again
+            trigger = max(0.5 * pocket.unit_weight_g, TRIGGER_SIGMAS * scale.sigma_seen())
+            looking = code not in before_access and scale.ref_g is not None and scale.since is None
+            if looking and fresh:
+                scale = scale.drifted(reading.grams, pocket.unit_weight_g)
+            jump = looking and (
+                abs(reading.grams - (scale.ref_g or 0.0)) >= trigger
+                or max(scale.up, scale.down) >= CUSUM_SIGMAS * scale.sigma_seen()
+            )
+            scale = scale.heard(reading.grams, jump=jump)
             if code in before_access:
                 if t - closed_since.get(code, t) < settle_s:
+                    scales[code] = scale
                     continue  # settling after its access
-                grams_before, on_record_before, judged = before_access.pop(code)
-                closed_since.pop(code, None)
-                reference[code] = reading.grams
-                on_record_now = recorded.get(code) if recorded is not None else None
-                if not judged or on_record_before is None or on_record_now is None:
+                scale = scale.gather(t, reading.grams, first=True)
+                scales[code] = scale
+                if not scale.ripe(t):
                     continue
-                delta = reading.grams - grams_before
-                moved = on_record_now - on_record_before
-                off_g = delta - moved * pocket.unit_weight_g  # beyond the scale's noise?
-                weighed = moved + round(off_g / pocket.unit_weight_g)
-                if weighed != moved and abs(off_g) >= max(0.6 * pocket.unit_weight_g, 1.0):
-                    findings.append(
-                        Finding(
-                            UNRECORDED,
-                            f"pocket {code} still differs after its access closed and settled: "
-                            f"its scale moved {weighed:+d} (Δ {delta:+.1f} g), the record "
-                            f"{moved:+d} ({on_record_before} → {on_record_now} on hand): "
-                            "blind recount required",
-                            drawer=pocket.drawer,
-                            pocket=code,
-                            point=pocket.sensor,
-                            recount=FLAG_KIND,
+                grams_before, n_before, on_record_before, judged = before_access[code]
+                on_record_now = recorded.get(code) if recorded is not None else None
+                mean = scale.total / scale.m
+                if judged and on_record_before is not None and on_record_now is not None:
+                    delta = mean - grams_before
+                    moved = on_record_now - on_record_before
+                    off_g = delta - moved * pocket.unit_weight_g
+                    spread = scale.sigma() * math.sqrt(1 / scale.m + 1 / max(n_before, 1))
+                    verdict = _judge(off_g, pocket.unit_weight_g, spread, t - (scale.since or t))
+                    if verdict is None:
+                        continue  # not yet told apart from the scale's noise: gather more
+                    if verdict:
+                        weighed = moved + (round(off_g / pocket.unit_weight_g) or _sign(off_g))
+                        findings.append(
+                            Finding(
+                                UNRECORDED,
+                                f"pocket {code} still differs after its access closed and "
+                                f"settled: its scale moved {weighed:+d} (Δ {delta:+.1f} g over "
+                                f"{scale.m} readings), the record {moved:+d} "
+                                f"({on_record_before} → {on_record_now} on hand): "
+                                "blind recount required",
+                                drawer=pocket.drawer,
+                                pocket=code,
+                                point=pocket.sensor,
+                                recount=FLAG_KIND,
+                            )
                         )
-                    )
+                before_access.pop(code)
+                closed_since.pop(code, None)
+                scales[code] = scale.settled_at(mean, scale.m)
                 continue
-            before = reference.get(code)
-            reference[code] = reading.grams
-            if before is None:
+            if scale.ref_g is None:  # a first level, judged as young (its n) until more come
+                scales[code] = scale.settled_at(reading.grams, 1)
                 continue
-            delta = reading.grams - before
-            units = round(delta / pocket.unit_weight_g)
-            if units == 0 or abs(delta) < max(0.6 * pocket.unit_weight_g, 1.0):
-                reference[code] = before  # noise: keep the reference
+            if scale.since is None:
+                if jump:  # pending from now, on the readings after this one
+                    scale = replace(scale.gather(t, reading.grams, first=False), up=0.0, down=0.0)
+                elif fresh:
+                    scale = scale.folded(reading.grams)
+                scales[code] = scale
                 continue
+            scale = scale.gather(t, reading.grams, first=False)
+            scales[code] = scale
+            if not scale.ripe(t):
+                continue
+            mean = scale.total / scale.m
+            delta = mean - scale.ref_g
+            spread = scale.sigma() * math.sqrt(1 / scale.m + 1 / max(scale.n, 1))
+            elapsed = t - (scale.since or t)
+            if (
+                elapsed >= JUDGE_MAX_S
+                and scale.n < MATURE_N
+                and _judge(delta, pocket.unit_weight_g, spread, 0.0) is None
+            ):
+                # the level was a few readings (the station's first look) and nothing could be
+                # told against it in all this time: the window's mean is the level now
+                scales[code] = scale.settled_at(mean, scale.m)
+                continue
+            verdict = _judge(delta, pocket.unit_weight_g, spread, elapsed)
+            if verdict is None:
+                continue
+            if not verdict:  # noise: the window's readings join the reference
+                n = min(scale.n + scale.m, REF_CAP)
+                ref = scale.ref_g + (scale.total - scale.m * scale.ref_g) / (scale.n + scale.m)
+                scales[code] = scale.settled_at(ref, n)
+                continue
+            units = round(delta / pocket.unit_weight_g) or _sign(delta)
+            scales[code] = scale.settled_at(mean, scale.m)
             moved = f"{-units} taken" if units < 0 else f"{units} added"
             findings.append(
                 Finding(
                     UNRECORDED,
-                    f"pocket {code}'s scale changed by {delta:+.1f} g (about {moved}) with no "
+                    f"pocket {code}'s scale changed by {delta:+.1f} g (about {moved}; the mean "
+                    f"of {scale.m} readings over {t - (scale.since or t):.0f} s) with no "
                     "access open for it: blind recount required",
                     drawer=pocket.drawer,
                     pocket=code,
@@ -482,7 +713,9 @@ def evaluate(
         started=True,
         open_since=open_since,
         left_open_alarmed=frozenset(left_alarmed),
-        reference_g=reference,
+        scales=scales,
+        fault_since=fault_since,
+        fault_alarmed=frozenset(fault_alarmed),
         offline=offline_now,
         bad_counts=bad_counts,
         bus_alarmed=frozenset(bus_alarmed),

@@ -23,6 +23,7 @@ from adc.controller import (
     notifications,
     quarantine,
     station_schedule,
+    supervision,
 )
 from adc.controller.cold_chain import set_limits
 from adc.controller.gs1 import parse_scan
@@ -221,7 +222,8 @@ def test_a_pocket_that_still_differs_after_its_access_is_an_alarm_and_a_recount(
     raised = _visit(rig, w, 3)  # one recorded, three taken
     w.record(9)  # the nurse's blind count-back matches the record, not the pocket
     w.finish()
-    raised += rig.wait(4.0)
+    # settled (SETTLE_S), then judged on the mean of its readings over CONFIRM_S, not on one
+    raised += rig.wait(supervision.SETTLE_S + supervision.CONFIRM_S + 3.0)
     assert _kinds(raised) == ["alarm-unrecorded-change", "failed"]
     (event,) = rig.events("alarm-unrecorded-change")
     assert event.pocket_code == "D2-P1" and "still differs" in event.detail
