@@ -604,8 +604,12 @@ def evaluate(
                     moved = on_record_now - on_record_before
                     off_g = delta - moved * pocket.unit_weight_g
                     spread = scale.sigma() * math.sqrt(1 / scale.m + 1 / max(n_before, 1))
-                    verdict = _judge(off_g, pocket.unit_weight_g, spread, t - (scale.since or t))
-                    if verdict is None:
+                    elapsed = t - (scale.since or t)
+                    # a level before from few readings (the station's first look) is not failed
+                    # closed on: after JUDGE_MAX_S undecided, the pocket is taken as it weighs
+                    young = n_before < MATURE_N
+                    verdict = _judge(off_g, pocket.unit_weight_g, spread, 0.0 if young else elapsed)
+                    if verdict is None and not (young and elapsed >= JUDGE_MAX_S):
                         continue  # not yet told apart from the scale's noise: gather more
                     if verdict:
                         weighed = moved + (round(off_g / pocket.unit_weight_g) or _sign(off_g))
