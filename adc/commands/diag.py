@@ -124,9 +124,17 @@ def _login_as(ctl: Any, user: str | None, env: str, what: str) -> Any:
 
 
 def _recorder(
-    db: str | None, cabinet: str | None, user: str | None, witness: str | None, *, required: bool
+    db: str | None,
+    cabinet: str | None,
+    user: str | None,
+    witness: str | None,
+    *,
+    required: bool,
+    backend: str | None,
 ) -> Recorder | None:
-    """The recorder of a run on a registered cabinet (None: a bench run, not recorded)."""
+    """The recorder of a run on a registered cabinet (None: a bench run, not recorded). A run on a
+    simulated backend is recorded only against a simulated cabinet (`check_record_source`): the
+    virtual cabinet's verdicts must never return a real drawer to service."""
     from adc.errors import BadInput
 
     if cabinet is None:
@@ -148,6 +156,9 @@ def _recorder(
     witness_actor = _login_as(ctl, witness, WITNESS_PIN_ENV, "witness")
     recorder = Recorder(ctl, actor, cabinet, witness_actor)
     recorder.profile_path()  # the cabinet exists
+    from adc.controller.maintenance import check_record_source
+
+    check_record_source(ctl, cabinet, from_simulator=is_simulated(backend))
     from adc.commands.access import recover_interrupted
 
     recover_interrupted(ctl, cabinet)
@@ -356,7 +367,7 @@ def scan(
     from adc.diag import scan as sc
     from adc.diag.bench import load
 
-    recorder = _recorder(db, cabinet, user, None, required=False)
+    recorder = _recorder(db, cabinet, user, None, required=False, backend=backend)
     chosen = profile or (recorder.profile_path() if recorder else None)
     loaded = load(chosen) if chosen else None
     wanted = sc.parse_addresses(addresses) if addresses else None
@@ -418,7 +429,7 @@ def selftest(
     """
     from adc.diag.selftest import selftest as run
 
-    recorder = _recorder(db, cabinet, user, witness, required=True)
+    recorder = _recorder(db, cabinet, user, witness, required=True, backend=backend)
     assert recorder is not None
     with _opened(
         recorder, backend, profile, timeout_ms, person, person_timeout, "selftest"
@@ -487,7 +498,7 @@ def sensors(
     from adc.diag.sensors import Limits, targets
     from adc.diag.sensors import sensors as run
 
-    recorder = _recorder(db, cabinet, user, None, required=False)
+    recorder = _recorder(db, cabinet, user, None, required=False, backend=backend)
     with _opened(recorder, backend, profile, timeout_ms) as bench:
         chosen = targets(bench.profile, pocket)
         if recorder is not None:
@@ -544,10 +555,12 @@ def calibrate(
     from adc.diag.sensors import Target
     from adc.diag.service import LoadcellCommand
 
-    recorder = _recorder(db, cabinet, user, witness, required=True)
+    recorder = _recorder(db, cabinet, user, witness, required=True, backend=backend)
     assert recorder is not None
     simulated = is_simulated(backend)
-    check_calibration_source(recorder.ctl, recorder.cabinet, from_simulator=simulated)
+    check_calibration_source(
+        recorder.ctl, recorder.cabinet, from_simulator=simulated, pocket=pocket
+    )
     settings = Settings(command=LoadcellCommand.ZERO if zero else LoadcellCommand.TARE, save=save)
     with _opened(
         recorder, backend, profile, timeout_ms, person, person_timeout, "calibrate"
@@ -616,7 +629,7 @@ def watch(
     from adc.diag.render import watch_screen
     from adc.diag.results import Report
 
-    recorder = _recorder(db, cabinet, user, None, required=False)
+    recorder = _recorder(db, cabinet, user, None, required=False, backend=backend)
     bench = _bench(recorder, backend, profile, timeout_ms, "none")
     out = console()
     count = 1 if once else iterations
@@ -686,7 +699,7 @@ def stats(
     """Bus and device health counters after a few polls: offline devices, noisy buses."""
     from adc.diag.stats import stats as run
 
-    recorder = _recorder(db, cabinet, user, None, required=False)
+    recorder = _recorder(db, cabinet, user, None, required=False, backend=backend)
     with _opened(recorder, backend, profile, timeout_ms) as bench:
         report = run(bench, polls=polls, interval_s=interval)
     _finish(report, recorder, bench.profile, as_json)
@@ -758,7 +771,7 @@ def recover(
 
     if mark_failed is not None:  # bad input before anyone types a PIN
         mark_failed = require_text(mark_failed, "--mark-failed")
-    recorder = _recorder(db, cabinet, user, witness, required=True)
+    recorder = _recorder(db, cabinet, user, witness, required=True, backend=backend)
     assert recorder is not None
     ctl, actor = recorder.ctl, recorder.actor
     if drawer is None:

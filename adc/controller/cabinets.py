@@ -149,6 +149,31 @@ def check_measurement_source(cabinet: Cabinet, *, from_simulator: bool, what: st
         )
 
 
+def check_item_measurement_source(
+    session: Any, item_id: int, *, from_simulator: bool, what: str
+) -> None:
+    """An item's master data (its unit weight) is read by every cabinet that stocks it: measured
+    on a simulated backend it may be written only where no real cabinet stocks the item, or a
+    practice calibration would change what every real scale count of that drug computes."""
+    if not from_simulator:
+        return
+    real = session.execute(
+        select(Cabinet.id)
+        .join(Pocket, Pocket.cabinet_id == Cabinet.id)
+        .where(Pocket.item_id == item_id, Cabinet.simulated.is_(False))  # type: ignore[attr-defined]
+        .distinct()
+        .order_by(Cabinet.id)
+    ).scalars()
+    names = list(real)
+    if names:
+        shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+        raise Refused(
+            f"{what} is also used by cabinet(s) {shown}, which are not simulated: measured on a "
+            "simulated backend (sim:) it would change their master data; measure it on real "
+            "hardware (or practise with an item no real cabinet stocks)"
+        )
+
+
 def no_such_cabinet(cabinet_id: str) -> BadInput:
     return BadInput(f"no cabinet {cabinet_id!r}: register it with `adc cabinet add`")
 

@@ -32,7 +32,12 @@ from typing import Any
 from sqlalchemy import select
 from sqlmodel import Session
 
-from adc.controller.cabinets import check_measurement_source, get_cabinet, no_such_cabinet
+from adc.controller.cabinets import (
+    check_item_measurement_source,
+    check_measurement_source,
+    get_cabinet,
+    no_such_cabinet,
+)
 from adc.controller.context import Actor, Controller, Tx
 from adc.controller.models import (
     AccessLog,
@@ -433,12 +438,36 @@ def record_run(
         return event.id or 0
 
 
-def check_calibration_source(ctl: Controller, cabinet_id: str, *, from_simulator: bool) -> None:
+def check_calibration_source(
+    ctl: Controller, cabinet_id: str, *, from_simulator: bool, pocket: str | None = None
+) -> None:
     """Before a calibration runs: refused on a simulated backend unless the cabinet is a simulated
-    one (its tare and unit weight would be the virtual cabinet's; `set_unit_weight` checks again)."""
+    one and no real cabinet stocks the pocket's item (its tare and unit weight would be the virtual
+    cabinet's; `set_unit_weight` checks again), so nothing moves before the refusal."""
     with ctl.read() as session:
         check_measurement_source(
             get_cabinet(session, cabinet_id), from_simulator=from_simulator, what="a calibration"
+        )
+        if pocket is not None and from_simulator:
+            item_id = find_pocket(session, cabinet_id, pocket).item_id
+            if item_id is not None:
+                check_item_measurement_source(
+                    session,
+                    item_id,
+                    from_simulator=True,
+                    what=f"the unit weight of {pocket}'s item",
+                )
+
+
+def check_record_source(ctl: Controller, cabinet_id: str, *, from_simulator: bool) -> None:
+    """A diagnostic run on a simulated backend is recorded only against a simulated cabinet: its
+    verdicts (a drawer back in service, a lock that relatched, a sensor that passes) are the virtual
+    cabinet's, never evidence about a real cabinet's hardware."""
+    with ctl.read() as session:
+        check_measurement_source(
+            get_cabinet(session, cabinet_id),
+            from_simulator=from_simulator,
+            what="a diagnostic run",
         )
 
 
@@ -470,6 +499,12 @@ def set_unit_weight(
         item = tx.session.get(Item, pocket.item_id) if pocket.item_id else None
         if item is None:
             raise Refused(f"pocket {pocket_code} has no item assigned: no unit weight to set")
+        check_item_measurement_source(
+            tx.session,
+            item.id,
+            from_simulator=from_simulator,
+            what=f"the unit weight of {item_label(item)}",
+        )
         before = item.unit_weight_g
         item.unit_weight_g = round(unit_weight_g, 4)
         drawer = tx.session.get(Drawer, pocket.drawer_id)

@@ -21,6 +21,7 @@ from adc.controller.models import Cabinet, Item, MaintenanceEvent
 from adc.errors import Refused
 from tests.controller.site import ACETAMINOPHEN, CABINET, START, Site
 from tests.diag import test_cli
+from tests.diag.conftest import set_simulated
 from tests.diag.test_cli import adc, as_json
 from tests.diag.test_maintenance import stock
 
@@ -33,8 +34,11 @@ def env(site: Site) -> dict[str, str]:
 
 
 def mark_simulated(site: Site) -> None:
-    with site.ctl.db.write() as session:
-        session.get(Cabinet, CABINET).simulated = True
+    set_simulated(site, True)
+
+
+def mark_real(site: Site) -> None:
+    set_simulated(site, False)
 
 
 def unit_weight(site: Site) -> float | None:
@@ -48,6 +52,7 @@ def kinds(site: Site) -> set[str]:
 
 
 def test_sim_backend_calibrating_a_real_cabinet_is_refused(site: Site, env: dict[str, str]) -> None:
+    mark_real(site)
     stock(site, "D1-P1", ACETAMINOPHEN, 10)  # the formulary says 0.55 g; virtual packs weigh 2 g
     result = adc(env, *CALIBRATE, "--backend", "sim:tcp-6drawer")
     assert result.returncode == 1, result.stdout + result.stderr
@@ -69,6 +74,7 @@ def test_sim_backend_calibrates_a_simulated_cabinet(site: Site, env: dict[str, s
 
 
 def test_the_controller_refuses_a_simulated_unit_weight_for_a_real_cabinet(site: Site) -> None:
+    mark_real(site)
     site.assign("D1-P1", ACETAMINOPHEN, par=5, critical_low=1, max_qty=10)
     with pytest.raises(Refused, match="not a simulated cabinet"):
         maintenance.set_unit_weight(
@@ -91,6 +97,7 @@ def test_only_sim_uris_are_simulated() -> None:
 def test_cabinet_add_simulated_and_list(site: Site, env: dict[str, str]) -> None:
     from tests.conftest import run_adc
 
+    mark_real(site)
     env = {**env, "ADC_USER": "service"}
     added = run_adc("cabinet", "add", "--profile", "tcp-6drawer", "--id", "SIM1", "--simulated",
                     env=env)  # fmt: skip
@@ -132,3 +139,64 @@ def test_an_older_database_gets_real_cabinets_on_upgrade(
     with db.read() as session:
         assert session.get(Cabinet, "OLD").simulated is False
     db.close()
+
+
+def test_a_simulated_cabinet_cannot_change_an_item_a_real_cabinet_stocks(
+    site: Site, env: dict[str, str]
+) -> None:
+    """The unit weight is the item's, read by every cabinet that stocks it: a practice calibration
+    on a simulated cabinet must not change what a real cabinet's scale counts compute."""
+    from adc.controller import cabinets
+
+    stock(site, "D1-P1", ACETAMINOPHEN, 10)  # W1: simulated (the diag site)
+    cabinets.add_cabinet(site.ctl, site.service, "REAL", "tcp-6drawer")
+    cabinets.assign_pocket(
+        site.ctl,
+        site.pharmacist,
+        "REAL",
+        "D1-P1",
+        ACETAMINOPHEN,
+        par=5,
+        critical_low=1,
+        max_qty=10,
+    )
+    result = adc(env, *CALIBRATE, "--backend", "sim:tcp-6drawer")
+    assert result.returncode == 1, result.stdout + result.stderr
+    line = result.stderr.strip().splitlines()[0]
+    assert line.startswith("refused:") and "REAL" in line and "not simulated" in line
+    assert unit_weight(site) == 0.55
+    assert not {"calibrated", "diag-calibrate"} & kinds(site)  # refused before anything ran
+    with pytest.raises(Refused, match="REAL"):
+        maintenance.set_unit_weight(
+            site.ctl, site.service, CABINET, "D1-P1", 2.0, from_simulator=True
+        )
+    assert unit_weight(site) == 0.55
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["selftest"],
+        ["recover", "--drawer", "D1", "--counter", "technician", "--count", "D1-P1=0"],
+        ["watch", "--once"],
+        ["sensors"],
+    ],
+    ids=["selftest", "recover", "watch", "sensors"],
+)
+def test_a_simulated_backend_records_nothing_against_a_real_cabinet(
+    site: Site, env: dict[str, str], command: list[str]
+) -> None:
+    """A real drawer must never return to service (nor a real cabinet's record pass a check) on
+    the virtual cabinet's verdicts."""
+    mark_real(site)
+    maintenance.mark_failed(site.ctl, site.service, CABINET, "D1", "failed", "jammed")
+    with site.ctl.read() as session:
+        before = len(list(session.execute(select(MaintenanceEvent.id)).scalars()))
+    result = adc(
+        env, command[0], "--cabinet", CABINET, "--backend", "sim:tcp-6drawer", *command[1:]
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    line = result.stderr.strip().splitlines()[0]
+    assert line.startswith("refused:") and "not a simulated cabinet" in line
+    with site.ctl.read() as session:
+        assert len(list(session.execute(select(MaintenanceEvent.id)).scalars())) == before

@@ -298,6 +298,11 @@ def build_template(path: Path) -> None:
         for pocket, gtin in RESTOCK_POCKETS:
             site.assign(pocket, gtin, par=PAR, critical_low=CRITICAL_LOW, max_qty=MAX_QTY)
         site.ctl.db.close()
+        # Every run here is on a sim: backend, whose diagnostics record only against a simulated
+        # cabinet (maintenance.check_record_source): W1 is this rig's virtual cabinet.
+        with sqlite3.connect(path) as conn:
+            conn.execute("UPDATE cabinet SET simulated = 1 WHERE id = ?", (CABINET,))
+        conn.close()
     finally:
         users.SCRYPT_N = before
     checkpoint(path)
