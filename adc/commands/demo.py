@@ -578,14 +578,15 @@ def _reports(url: str) -> None:
 
 
 def _closing(ctl: Controller, url: str, kept: bool, script: Path) -> None:
-    from adc.controller.audit import verify_chain
+    from adc.controller.audit import verify_trail
 
-    with ctl.read() as session:
-        chain = verify_chain(session)
+    trail = verify_trail(ctl)  # every chain (the site's and each cabinet's) and their anchors
     out = console()
+    chains = len(trail.chains)
     out.print(
-        f"\n[bold]audit trail[/] {chain.entries} entries, hash chain verified "
-        f"(head {chain.head_hash[:12]}…)",
+        f"\n[bold]audit trail[/] {trail.entries} entries in {chains} "
+        f"chain{'s' if chains != 1 else ''}, hash chains verified "
+        f"(site head {trail.head_hash[:12]}…)",
         highlight=False,
     )
     if kept:

@@ -29,7 +29,7 @@ def test_the_demo_restocks_with_refusals_recalls_and_reports(tmp_path: Path) -> 
     assert "recall of heparin lot HEP7" in out and "W1/D2-P1 blocked" in out
     for title in ("refill list", "shortages", "expiring within 30d", "recalled stock"):
         assert title in out
-    assert "hash chain verified" in out
+    assert "hash chains verified" in out and "2 chains" in out  # the site and W1
     # the controlled-substance part: a blind count on access that opens a discrepancy
     assert "her blind count: 4 → recount → 4 again → discrepancy 2" in out
     assert "pharm resolves 2 and 1 as restock-error, witness nina" in out
