@@ -4,7 +4,10 @@ Placed by the station's supervision (a fridge outside its range for longer than 
 excursion: `supervision.record`), by the system, with the reason and the lots it held, an
 audit entry and a notification to pharmacists. While it is open every removal from the pocket
 is refused: `refuse_if_quarantined` is called where removals are checked (a nurse's withdrawal
-before anything unlocks, and the removal itself), next to the expired/recalled block.
+before anything unlocks, and the removal itself), next to the expired/recalled block. Restocking
+(a refill or load) into it is refused too, where a restock line is selected (before anything
+unlocks) and where the stock is received (`inventory._receive`): new stock would mix with stock
+of unknown fitness, and a later pull could not tell them apart on the shelf.
 
 A pharmacist then either **releases** it (the stock is fit for use: a note says why, e.g. the
 manufacturer's stability data covers the excursion) or **pulls** it (every lot held is written
@@ -45,12 +48,13 @@ def _q_open_quarantine() -> ClauseElement:
     )
 
 
-def refuse_if_quarantined(store: Store, pocket_id: int, code: str) -> None:
-    """Refused while the pocket's stock is quarantined (one indexed probe on the raw cursor)."""
+def refuse_if_quarantined(store: Store, pocket_id: int, code: str, action: str = "removal") -> None:
+    """Refused while the pocket's stock is quarantined (one indexed probe on the raw cursor).
+    `action` names what is blocked in the message (removal, restocking)."""
     found = store.row(_q_open_quarantine, pocket=pocket_id)
     if found is not None:
         raise Refused(
-            f"pocket {code} is quarantined (#{found[0]}: {found[1]}): removal blocked until a "
+            f"pocket {code} is quarantined (#{found[0]}: {found[1]}): {action} blocked until a "
             f"pharmacist releases or pulls it (adc quarantine release|pull {found[0]})"
         )
 
