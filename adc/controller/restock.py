@@ -53,7 +53,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import or_, select
 
-from adc.controller import counts, inventory, rows, study_rules
+from adc.controller import counts, inventory, quarantine, rows, study_rules
 from adc.controller.access import (
     DEFAULT_PULSE_S,
     RELOCK_GRACE_S,
@@ -286,6 +286,8 @@ class RestockSession:
             refuse_if_failed(drawer.code, failures)
             item_row: Any = rows.item(store, pocket.item_id) if pocket.item_id else None
             held = rows.held_lots(store, pocket.id)
+            if kind in (LineKind.REFILL, LineKind.LOAD):  # before anything unlocks
+                quarantine.refuse_if_quarantined(store, pocket.id, pocket.code, "restocking")
             if kind is LineKind.LOAD:
                 assert levels is not None
                 if pocket.kind == "return-bin":
