@@ -306,6 +306,7 @@ def _receive(
     if qty <= 0:
         raise BadInput(f"quantity to {kind.value} must be at least 1, got {qty}")
     study_rules.guard(store, pocket, tx.user, "restock")
+    quarantine.refuse_if_quarantined(store, pocket.id, pocket.code, "restocking")
     today = ctl.today()
     verdict = verify_scan(store, pocket.code, pocket.item_id, scan, today, ctl.policy)
     item = rows.item(store, pocket.item_id)
