@@ -151,9 +151,10 @@ def test_a_pharmacist_pulls_quarantined_stock(fridge: Rig) -> None:
     (q,) = quarantine.list_quarantines(site.ctl, CABINET, open_only=True)
     with pytest.raises(Refused):
         quarantine.pull(site.ctl, site.tech, q.id, 6)
-    _stock(rig, FRIDGE, ONDANSETRON_VIAL, 2, lot="NEW2")  # added since: not the quarantine's
+    with pytest.raises(Refused, match="restocking blocked"):  # nothing is added meanwhile
+        _stock(rig, FRIDGE, ONDANSETRON_VIAL, 2, lot="NEW2")
     pulled = quarantine.pull(site.ctl, site.pharmacist, q.id, 5, "one vial missing")
-    assert pulled.quarantine.status == "pulled" and pulled.movement.on_hand == 2
+    assert pulled.quarantine.status == "pulled" and pulled.movement.on_hand == 0
     assert pulled.movement.discrepancy_id is not None  # 6 on record, 5 taken out
     (audited,) = rig.audit("stock.pull")
     assert audited["quarantine"] == q.id and audited["expected"] == 6 and audited["removed"] == 5
