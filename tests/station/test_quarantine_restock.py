@@ -5,6 +5,7 @@ after a cold-chain excursion takes no refill or load, neither when the restock l
 from __future__ import annotations
 
 from datetime import date
+from pathlib import Path
 
 import pytest
 from sqlalchemy import text
@@ -15,8 +16,9 @@ from adc.controller.gs1 import parse_scan
 from adc.controller.restock import State as RestockState
 from adc.controller.restock import begin_restock
 from adc.errors import Refused
+from tests.conftest import run_adc
 from tests.controller.conftest import _fast_pins, db_url  # noqa: F401  (fixtures)
-from tests.controller.site import CABINET, ONDANSETRON_VIAL, datamatrix
+from tests.controller.site import CABINET, ONDANSETRON_VIAL, PIN, datamatrix, hri
 from tests.station.conftest import Rig
 from tests.station.test_station_rules import FRIDGE, _warm, fridge  # noqa: F401  (fixture)
 
@@ -69,3 +71,26 @@ def test_a_refill_into_a_quarantined_pocket_is_refused_before_anything_unlocks(
     assert line_ok.pocket == FRIDGE and session.state is RestockState.AWAITING_SCAN
     session.cancel()
     session.end()
+
+
+def test_a_scripted_restock_of_a_quarantined_pocket_exits_1_with_one_line(
+    fridge: Rig,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    rig, site = fridge, fridge.site
+    q = _quarantine(rig)
+    rig.station.close("test over")  # the command line restocks on its own backend
+    script = tmp_path / "fridge.toml"
+    script.write_text(
+        f'[[line]]\npocket = "{FRIDGE}"\nscan = "{hri(ONDANSETRON_VIAL, GOOD, "NEW3")}"\n'
+        "quantity = 2\n"
+    )
+    env = {"ADC_DATABASE_URL": site.url, "ADC_USER": "technician", "ADC_PIN": PIN}
+    done = run_adc(
+        "restock", "--cabinet", CABINET, "--backend", "sim:cs-small", "--script", str(script),
+        env=env,
+    )  # fmt: skip
+    assert done.returncode == 1, (done.stdout, done.stderr)
+    assert f"pocket {FRIDGE} is quarantined (#{q.id}: {q.reason})" in done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+    assert _unlocks(rig) == 0
