@@ -8,11 +8,12 @@ from dataclasses import asdict, dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import case, func, select
+from sqlalchemy import case, exists, func, select
 
 from adc.controller.context import Controller
 from adc.controller.formulary import SCHEDULE_NAMES
 from adc.controller.models import Drawer, Item, Pocket, StockLot
+from adc.controller.station_tables import Quarantine
 from adc.controller.stock import expired_held_clause, is_held, recalled_held_clause
 
 
@@ -36,7 +37,8 @@ class RefillLine:
     max: int
     need: int
     critical: bool
-    blocked: str | None  # "expired", "recalled": pull before refilling
+    blocked: str | None  # "expired", "recalled": pull before refilling; "quarantined" (a cold-chain
+    # quarantine still open): a pharmacist releases or pulls it first
     # why the line cannot be served now and what to do, e.g. "drawer D6 out of service (...):
     # recover it (adc diag recover --drawer D6)"; None when it can be
     out_of_service: str | None = None
@@ -50,6 +52,10 @@ def refill_list(ctl: Controller, cabinet: str | None = None) -> list[RefillLine]
     critical = Pocket.on_hand <= Pocket.critical_low
     expired = expired_held_clause(ctl.today())
     recalled = recalled_held_clause()
+    quarantined = exists().where(
+        Quarantine.pocket_id == Pocket.id,  # type: ignore[arg-type]
+        Quarantine.status == "open",  # type: ignore[arg-type]
+    )
     query = (
         select(
             Pocket.cabinet_id,
@@ -69,6 +75,7 @@ def refill_list(ctl: Controller, cabinet: str | None = None) -> list[RefillLine]
             case((critical, 1), else_=0),
             case((expired, 1), else_=0),
             case((recalled, 1), else_=0),
+            case((quarantined, 1), else_=0),
         )
         .join(Drawer, Drawer.id == Pocket.drawer_id)
         .join(Item, Item.id == Pocket.item_id)
@@ -96,7 +103,13 @@ def refill_list(ctl: Controller, cabinet: str | None = None) -> list[RefillLine]
             max=r[13],
             need=r[11] - r[10],
             critical=bool(r[14]),
-            blocked="recalled" if r[16] else "expired" if r[15] else None,
+            blocked="recalled"
+            if r[16]
+            else "expired"
+            if r[15]
+            else "quarantined"
+            if r[17]
+            else None,
             out_of_service=failed.get((r[0], r[1])),
         )
         for r in rows
