@@ -47,6 +47,9 @@ def test_a_refill_into_a_quarantined_pocket_is_refused_before_anything_unlocks(
     q = _quarantine(rig)
     before = _unlocks(rig)
     session = begin_restock(site.ctl, rig.driver, CABINET, site.tech)
+    (entry,) = [e for e in session.refill_list() if e.pocket == FRIDGE]  # 6 < par 8
+    assert entry.blocked == "quarantined"
+    assert session.next_line() is None  # the round passes it by (the only line below par)
     with pytest.raises(Refused) as refused:
         session.select(FRIDGE)
     line = str(refused.value)
