@@ -7,7 +7,8 @@ is refused: `refuse_if_quarantined` is called where removals are checked (a nurs
 before anything unlocks, and the removal itself), next to the expired/recalled block. Restocking
 (a refill or load) into it is refused too, where a restock line is selected (before anything
 unlocks) and where the stock is received (`inventory._receive`): new stock would mix with stock
-of unknown fitness, and a later pull could not tell them apart on the shelf.
+of unknown fitness, and a later pull could not tell them apart on the shelf. An unload (a removal
+by a technician) is refused the same way, at its select and at its record.
 
 A pharmacist then either **releases** it (the stock is fit for use: a note says why, e.g. the
 manufacturer's stability data covers the excursion) or **pulls** it (every lot held is written
@@ -51,7 +52,16 @@ def _q_open_quarantine() -> ClauseElement:
 def refuse_if_quarantined(store: Store, pocket_id: int, code: str, action: str = "removal") -> None:
     """Refused while the pocket's stock is quarantined (one indexed probe on the raw cursor).
     `action` names what is blocked in the message (removal, restocking)."""
-    found = store.row(_q_open_quarantine, pocket=pocket_id)
+    _refuse(store.row(_q_open_quarantine, pocket=pocket_id), code, action)
+
+
+def refuse_if_quarantined_orm(session: Any, pocket_id: int, code: str, action: str) -> None:
+    """The same rule for a transaction on the ORM session (an unload)."""
+    found = session.execute(_q_open_quarantine(), {"pocket": pocket_id}).first()
+    _refuse(found, code, action)
+
+
+def _refuse(found: Any, code: str, action: str) -> None:
     if found is not None:
         raise Refused(
             f"pocket {code} is quarantined (#{found[0]}: {found[1]}): {action} blocked until a "
