@@ -286,8 +286,9 @@ class RestockSession:
             refuse_if_failed(drawer.code, failures)
             item_row: Any = rows.item(store, pocket.item_id) if pocket.item_id else None
             held = rows.held_lots(store, pocket.id)
-            if kind in (LineKind.REFILL, LineKind.LOAD):  # before anything unlocks
-                quarantine.refuse_if_quarantined(store, pocket.id, pocket.code, "restocking")
+            if kind in (LineKind.REFILL, LineKind.LOAD, LineKind.UNLOAD):  # before any unlock
+                what = "unloading" if kind is LineKind.UNLOAD else "restocking"
+                quarantine.refuse_if_quarantined(store, pocket.id, pocket.code, what)
             if kind is LineKind.LOAD:
                 assert levels is not None
                 if pocket.kind == "return-bin":
