@@ -644,6 +644,7 @@ def unload(
         if pocket.item_id is None:
             raise Refused(f"pocket {pocket.code} has no item assigned: nothing to unload")
         study_rules.guard(tx.session, pocket, tx.user, "unload")
+        quarantine.refuse_if_quarantined_orm(tx.session, pocket.id or 0, pocket.code, "unloading")
         counts.require_access_count(tx, pocket, "unload it")
         expected = pocket.on_hand
         lots = held_lots(tx.session, pocket.id or 0)
