@@ -1,4 +1,4 @@
-"""Restocking into a quarantined pocket is refused: a fridge pocket quarantined by the station
+"""Restocking into (or unloading) a quarantined pocket is refused: a fridge pocket quarantined by the station
 after a cold-chain excursion takes no refill or load, neither when the restock line is selected
 (before anything unlocks) nor when the stock is recorded; a pharmacist's release lifts it."""
 
@@ -58,6 +58,8 @@ def test_a_refill_into_a_quarantined_pocket_is_refused_before_anything_unlocks(
     assert session.state is RestockState.IDLE and session.line is None
     with pytest.raises(Refused, match="restocking blocked"):  # a load line too
         session.select(FRIDGE, "load", item=ONDANSETRON_VIAL, levels=(8, 1, 12))
+    with pytest.raises(Refused, match="unloading blocked"):  # and taking it all out
+        session.select(FRIDGE, "unload")
     assert session.state is RestockState.IDLE
     session.end()
     assert _unlocks(rig) == before  # nothing went on record as an access
@@ -65,6 +67,8 @@ def test_a_refill_into_a_quarantined_pocket_is_refused_before_anything_unlocks(
     scan = parse_scan(datamatrix(ONDANSETRON_VIAL, GOOD, "NEW1"))
     with pytest.raises(Refused, match=f"pocket {FRIDGE} is quarantined"):
         inventory.refill(site.ctl, site.pharmacist, CABINET, FRIDGE, scan, 2)
+    with pytest.raises(Refused, match=f"pocket {FRIDGE} is quarantined.*unloading blocked"):
+        inventory.unload(site.ctl, site.pharmacist, CABINET, FRIDGE, 6)
     (view,) = quarantine.list_quarantines(site.ctl, CABINET, open_only=True)
     assert view.qty == 6  # nothing was added to the quarantined stock
     # a pharmacist releases it: restocking is allowed again
