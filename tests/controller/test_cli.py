@@ -230,7 +230,7 @@ def test_audit_verify_names_the_first_broken_entry(site_url: str) -> None:
     result = adc(site_url, "audit", "verify")
     assert result.returncode == 1
     assert result.stderr.startswith("check failed:")
-    assert "audit chain broken at entry 5 (user.add by admin" in result.stderr
+    assert "audit chain site broken at entry 5 (#5 user.add by admin" in result.stderr
 
 
 def test_settings_and_shortage_delivery(site_url: str, tmp_path: Path) -> None:

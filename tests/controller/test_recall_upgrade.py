@@ -23,7 +23,9 @@ HEPARIN_2 = "50363323047011"
 def test_a_database_from_before_step_4_upgrades_and_its_recalls_match_by_key(
     db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(dbmod, "MIGRATIONS", dbmod.MIGRATIONS[:3])
+    # Today's code writes this database's rows, so it has every later feature's tables (each of
+    # those steps is idempotent) but not step 4; recorded as version 3, `adc init` runs step 4 on.
+    monkeypatch.setattr(dbmod, "MIGRATIONS", [m for m in dbmod.MIGRATIONS if m.version != 4])
     site = build_site(db_url)
     site.assign("D1-P1", HEPARIN)
     inventory.refill(
@@ -36,6 +38,7 @@ def test_a_database_from_before_step_4_upgrades_and_its_recalls_match_by_key(
     )
     with site.ctl.db.write() as session:  # a recall as the old code stored it: lower case
         session.add(Recall(gtin=HEPARIN, lot="x9", created_by=1, created_at=START))
+        session.execute(text("DELETE FROM schema_version WHERE version > 3"))
     site.ctl.db.close()
     monkeypatch.undo()
     db = open_database(db_url, create=True)
