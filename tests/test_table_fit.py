@@ -56,9 +56,11 @@ def demo_db(tmp_path_factory: pytest.TempPathFactory) -> str:
         ("report", "expiring"),
         ("report", "discrepancies"),
         ("discrepancy", "list"),
+        ("pocket", "list", "--cabinet", "W1"),
+        ("item", "list"),
     ],
 )
-def test_reports_fit_80_columns_without_cutting_a_word(demo_db: str, args: tuple[str, str]) -> None:
+def test_reports_fit_80_columns_without_cutting_a_word(demo_db: str, args: tuple[str, ...]) -> None:
     result = run_adc(*args, "--db", demo_db, env={"COLUMNS": "80"})
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()

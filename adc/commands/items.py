@@ -41,24 +41,27 @@ def import_(
 @app.command("list")
 def list_(db: DbOption = None, as_json: JsonOption = False) -> None:
     """List the formulary."""
-    from rich.table import Table
+    from rich.markup import escape
 
     from adc.commands.access import open_controller
+    from adc.commands.fit import print_fitted
     from adc.controller import formulary
 
     views = formulary.list_items(open_controller(db))
     if as_json:
         print_json([asdict(v) for v in views])
         return
-    table = Table("id", "item", "NDC", "GTINs", "CS", "high alert", "unit g")
-    for v in views:
-        table.add_row(
+    columns = ("id", "item", "NDC", "GTINs", "CS", "high alert", "unit g")
+    cells = [
+        [
             str(v.id),
-            f"{v.name} {v.strength} {v.form}",
-            v.ndc or "",
+            escape(f"{v.name} {v.strength} {v.form}"),
+            escape(v.ndc or ""),
             "\n".join(v.gtins),
-            v.schedule or "",
+            escape(str(v.schedule or "")),
             "yes" if v.high_alert else "",
             f"{v.unit_weight_g:g}" if v.unit_weight_g else "",
-        )
-    console().print(table)
+        ]
+        for v in views
+    ]
+    print_fitted(console(), columns, cells, priority=(2, 1, 4, 3, 2, 5, 6))

@@ -62,9 +62,10 @@ def assign(
 @app.command("list")
 def list_(cabinet: CabinetOption, db: DbOption = None, as_json: JsonOption = False) -> None:
     """Every pocket of a cabinet: item, on-hand, levels, earliest expiry, block."""
-    from rich.table import Table
+    from rich.markup import escape
 
     from adc.commands.access import open_controller
+    from adc.commands.fit import print_fitted
     from adc.controller import reports
     from adc.controller.cabinets import get_cabinet
 
@@ -75,20 +76,22 @@ def list_(cabinet: CabinetOption, db: DbOption = None, as_json: JsonOption = Fal
     if as_json:
         print_json([v.as_json() for v in views])
         return
-    table = Table(
-        "pocket", "kind", "sensor", "item", "on hand", "par", "crit", "max", "expires", "blocked"
-    )
-    for v in views:
-        table.add_row(
-            v.pocket,
-            v.kind,
-            v.sensor,
-            v.item or "",
+    columns = ("pocket", "kind", "sensor", "item", "on hand", "par", "crit", "max", "expires")
+    columns += ("blocked",)
+    priority = (1, 8, 9, 1, 2, 4, 5, 6, 3, 2)  # at 80 columns: which pocket, what, how many, block
+    cells = [
+        [
+            escape(v.pocket),
+            escape(v.kind),
+            escape(v.sensor),
+            escape(v.item or ""),
             str(v.on_hand),
             str(v.par),
             str(v.critical_low),
             str(v.max),
             v.earliest_expiry or "",
-            v.blocked or "",
-        )
-    console().print(table)
+            escape(v.blocked or ""),
+        ]
+        for v in views
+    ]
+    print_fitted(console(), columns, cells, priority=priority)

@@ -43,35 +43,37 @@ def accountability(
         return
     if emit_rows(record.rows, Row, as_json=False, as_csv=as_csv):
         return
-    from rich.table import Table
+    from rich.markup import escape
+
+    from adc.commands.fit import print_fitted
 
     out = console()
     title = f"accountability record {record.protocol}" + (f", lot {lot}" if lot else "")
     if not record.rows:
         out.print(f"no movements on record for {record.protocol}" + (f" lot {lot}" if lot else ""))
     else:
-        table = Table(
-            *("date", "kind", "pocket", "lot", "expiry", "subject", "dose", "in", "out"),
-            *("returned", "balance", "by", "record"),
-            title=title,
-        )
-        for r in record.rows:
-            table.add_row(
+        columns = ("date", "kind", "pocket", "lot", "expiry", "subject", "dose", "in", "out")
+        columns += ("returned", "balance", "by", "record")
+        priority = (1, 1, 3, 1, 6, 2, 4, 2, 2, 3, 1, 5, 7)  # at 80 columns: the DARF's core
+        cells = [
+            [
                 r.at[:16].replace("T", " "),
-                r.kind,
-                f"{r.cabinet}/{r.pocket}",
-                r.lot,
-                r.expiry,
-                r.subject or "",
-                r.dose or "",
+                escape(r.kind),
+                escape(f"{r.cabinet}/{r.pocket}"),
+                escape(r.lot),
+                escape(r.expiry),
+                escape(r.subject or ""),
+                escape(r.dose or ""),
                 str(r.qty_in or ""),
                 str(r.qty_out or ""),
                 str(r.qty_returned or ""),
                 str(r.balance),
-                r.recorder,
-                r.record,
-            )
-        out.print(table)
+                escape(r.recorder),
+                escape(r.record),
+            ]
+            for r in record.rows
+        ]
+        print_fitted(out, columns, cells, title=title, priority=priority)
     for b in record.lots:
         mark = "reconciles" if b.reconciled else "[bold red]DOES NOT RECONCILE[/]"
         out.print(
