@@ -63,7 +63,6 @@ from adc.controller import maintenance
 from adc.controller.access import Alarm, raise_alarm
 from adc.controller.access_log import (
     FLAG_KIND,
-    INTERRUPTED,
     _boot_id,
     _start_ticks,
     open_accesses,
@@ -989,38 +988,10 @@ def _interrupt(
             f"cabinet stopped (killed, crashed or power lost): contents unknown, blind recount "
             "required"
         )
-        event = MaintenanceEvent(
-            cabinet_id=cabinet,
-            drawer_code=row.drawer_code,
-            pocket_code=row.pocket_code,
-            kind=FLAG_KIND,
-            detail=detail,
-            user_id=row.user_id,
-            at=tx.now,
+        event_id, _ = maintenance.record_interrupted_access(
+            tx, cabinet, fresh, who, detail, cause="station-stopped", station=crashed.event_id
         )
-        tx.session.add(event)
-        tx.session.flush()
-        tx.audit(
-            "access.interrupted",
-            {
-                "cabinet": cabinet,
-                "drawer": row.drawer_code,
-                "pocket": row.pocket_code,
-                "access": row.id,
-                "purpose": row.purpose,
-                "session": row.session,
-                "user": who,
-                "opened_at": row.opened_at.isoformat(),
-                "owner": row.owner,
-                "cause": "station-stopped",
-                "station": crashed.event_id,
-                "maintenance_event": event.id,
-                "maintenance_kind": FLAG_KIND,
-            },
-        )
-        fresh.closed_at, fresh.outcome = tx.now, INTERRUPTED
-        tx.session.add(fresh)
-    return Alarm(FLAG_KIND, detail, row.drawer_code, row.pocket_code, event_id=event.id or 0)
+    return Alarm(FLAG_KIND, detail, row.drawer_code, row.pocket_code, event_id=event_id)
 
 
 def station_stopped(ctl: Controller, cabinet: str, started: int, reason: str) -> int:
