@@ -56,7 +56,7 @@ if TYPE_CHECKING:
     from adc.controller.restock import Line
 
 HELP = (
-    "scan a pack · skip [reason] = out of stock (pharmacists notified) · quit = end the session · "
+    "scan a pack · skip \\[reason] = out of stock (pharmacists notified) · quit = end the session · "
     "abandon REASON = give up a line once its pocket was opened (flagged for recount) · "
     "stuck = the unlocked pocket stayed shut when pulled (its drawer goes out of service) · "
     "Ctrl-C = stop now (an opened pocket is flagged for recount)"
@@ -524,7 +524,7 @@ class TerminalSession:
 
     def _nothing_to_abandon(self) -> None:
         self.screen.messages.append(
-            "[yellow]Nothing was opened on this line:[/] skip [reason] marks it out of stock, "
+            "[yellow]Nothing was opened on this line:[/] skip \\[reason] marks it out of stock, "
             "quit ends the session"
         )
 

@@ -31,7 +31,7 @@ def describe(event: Event) -> str | None:
             known = f"on hand {d['on_hand']}{due}"
         return (
             f"[bold cyan]▶ {pocket}[/] (drawer {escape(d['drawer'])}): "
-            f"{escape(str(d['item']))} — {need} [dim]({known})[/]"
+            f"{escape(str(d['item']))}{f' — {need}' if need else ''} [dim]({known})[/]"
         )
     if kind == "count":
         again = "recount" if d.get("recount") else "count"
