@@ -38,10 +38,10 @@ def list_(
     as_json: JsonOption = False,
 ) -> None:
     """Quarantines open now (--all: every one), with the reason and the lots held."""
-    from adc.commands.access import open_controller
+    from adc.commands.reports import report_controller
     from adc.controller.quarantine import list_quarantines
 
-    ctl = open_controller(db)
+    ctl = report_controller(db, cabinet)  # a misspelt cabinet is an error, not an empty list
     rows = list_quarantines(ctl, cabinet, open_only=not all_)
     if as_json:
         print_json([q.as_json() for q in rows])
@@ -128,6 +128,8 @@ def limits(
     ctl = open_controller(db)
     if (pocket is None) != (set_ is None):
         raise BadInput("--pocket and --set go together")
+    if user is not None and set_ is None:
+        raise BadInput("--user goes with --pocket and --set: showing the limits needs no login")
     if pocket is not None and set_ is not None:
         set_limits(ctl, login(ctl, user), cabinet, pocket, set_)
     with ctl.read() as session:

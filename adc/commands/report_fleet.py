@@ -32,8 +32,11 @@ def fleet_report(
     service, critical-low pockets, lots expiring within the short-dated days."""
     from adc.commands.access import open_controller
     from adc.controller.fleet import FleetRow, fleet_status
+    from adc.errors import BadInput
 
     names = [n.strip() for given in cabinet or [] for n in given.split(",") if n.strip()]
+    if cabinet is not None and not names:
+        raise BadInput("--cabinet names no cabinet: give ids, repeated or separated by commas")
     ctl = open_controller(db)
     rows = fleet_status(ctl, names or None)
     show_rows(

@@ -275,10 +275,10 @@ def notifications_(
 ) -> None:
     """What pharmacists must act on: quarantines, expired lots, escalated discrepancies, blind
     recounts due (pending ones; --all: every one)."""
-    from adc.commands.access import open_controller
+    from adc.commands.reports import report_controller
     from adc.controller.notifications import list_notifications
 
-    ctl = open_controller(db)
+    ctl = report_controller(db, cabinet)  # a misspelt cabinet is an error, not an empty list
     rows = list_notifications(ctl, cabinet, pending_only=not all_)
     if as_json:
         print_json([n.as_json() for n in rows])
