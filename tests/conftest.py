@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +11,17 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """A suite started as a background job of a non-interactive shell (`cmd &`, nohup) inherits
+    SIGINT ignored, and so would every `adc` it spawns (an ignored signal survives exec): the
+    Ctrl-C tests would then test nothing but a timeout. Ctrl-C is restored to Python's default
+    here, for this process and its children."""
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 PROFILES = ROOT / "hardware-profiles"
 SHIPPED_PROFILES = sorted(PROFILES.glob("*.toml"))
 
