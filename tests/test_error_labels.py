@@ -45,5 +45,7 @@ def test_a_broken_audit_chain_says_check_failed_not_refused(tmp_path: Path) -> N
         assert con.execute("UPDATE audit_entry SET payload = payload || ' ' WHERE seq = 1").rowcount
     broken = run_adc("audit", "verify", env=env)
     assert broken.returncode == 1
-    assert broken.stderr.startswith("check failed: audit chain site broken at entry 1"), broken.stderr
+    assert broken.stderr.startswith("check failed: audit chain site broken at entry 1"), (
+        broken.stderr
+    )
     assert "refused" not in broken.stderr and "Traceback" not in broken.stderr
