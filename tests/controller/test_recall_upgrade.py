@@ -47,7 +47,10 @@ def test_a_database_from_before_step_4_upgrades_and_its_recalls_match_by_key(
         found = session.execute(
             text("SELECT name FROM sqlite_master WHERE name = 'ix_recall_lot_key'")
             if db.dialect == "sqlite"
-            else text("SELECT indexname FROM pg_indexes WHERE indexname = 'ix_recall_lot_key'")
+            else text(  # every test has its own schema: count this one's index only
+                "SELECT indexname FROM pg_indexes"
+                " WHERE indexname = 'ix_recall_lot_key' AND schemaname = current_schema()"
+            )
         ).all()
     assert len(found) == 1
     db.close()
