@@ -12,6 +12,8 @@ import typer
 
 from adc.commands.common import DAYS_MAX, SEED_MAX, JsonOption, command_group, console, print_json
 
+STOP_WITHIN_S = 10.0  # `sim serve`: a stop that takes longer dumps every thread's stack, exits 1
+
 app = command_group(
     "Run the virtual cabinet: serve it on the wire, or run scenarios of simulated ward activity."
 )
@@ -87,6 +89,7 @@ def serve(
     ] = None,
 ) -> None:
     """Serve the virtual cabinet's buses until Ctrl-C or SIGTERM (then exit 0)."""
+    import faulthandler
     import os
     import signal
     import threading
@@ -140,16 +143,22 @@ def serve(
             out.print(f"fault scheduled: {done}", highlight=False)
     where = "" if controller.path == default_control_path() else f" --serve {controller.path}"
     out.print(f"faults: adc sim fault{where} inject|clear KIND:TARGET, or list", highlight=False)
-    out.print("serving; Ctrl-C or SIGTERM stops", highlight=False)
     stop = threading.Event()
+    # Before "serving" is printed: whoever waits for that line may signal at once.
     previous = {
         sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)
     }
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1`: every thread's stack
+    out.print("serving; Ctrl-C or SIGTERM stops", highlight=False)
     try:
         server.run_realtime(stop)
     finally:
+        # A stop is bounded: should a thread keep the emulators from closing, print every
+        # thread's stack and exit 1 rather than hang on the service engineer's terminal.
+        faulthandler.dump_traceback_later(STOP_WITHIN_S, exit=True)
         controller.close()
         server.close()
+        faulthandler.cancel_dump_traceback_later()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     out.print("stopped", highlight=False)

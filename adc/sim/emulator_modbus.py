@@ -275,10 +275,13 @@ class ModbusTcpEmulator:
 
     def close(self) -> None:
         self._server.stopping.set()
-        if self._thread is not None:
-            self._server.shutdown()
-            self._thread.join(timeout=5)
         self._server.drop_clients()
+        if self._thread is not None and self._thread.is_alive():
+            # socketserver's shutdown() waits for serve_forever without a bound: ask it in a
+            # helper thread, and wait here only as long as one accept and a poll take.
+            threading.Thread(target=self._server.shutdown, daemon=True).start()
+            self._thread.join(timeout=5)
+        self._server.drop_clients()  # a connection accepted while the loop stopped
         self._server.server_close()
 
     def __enter__(self) -> ModbusTcpEmulator:

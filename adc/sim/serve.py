@@ -264,7 +264,9 @@ class FaultControl:
 
     def close(self) -> None:
         if self._socket is not None:
-            self._socket.shutdown()
+            done = threading.Thread(target=self._socket.shutdown, daemon=True)
+            done.start()
+            done.join(timeout=5)  # shutdown() waits for serve_forever without a bound
             self._socket.server_close()
             self._socket = None
             try:

@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 
@@ -47,6 +48,12 @@ def serving(*args: str) -> Iterator[tuple[subprocess.Popen[str], dict[str, str]]
         lines.put("")
 
     threading.Thread(target=read, daemon=True).start()
+    # stderr is drained as it comes too: a full pipe would block the serve in a write, and a
+    # stop that hangs must still show the stacks the serve dumps (see `stop`).
+    errors: list[str] = []
+    assert proc.stderr is not None
+    drain = threading.Thread(target=lambda: errors.extend(proc.stderr), daemon=True)
+    drain.start()
     deadline = time.monotonic() + 30
     try:
         while True:
@@ -54,14 +61,13 @@ def serving(*args: str) -> Iterator[tuple[subprocess.Popen[str], dict[str, str]]
                 line = lines.get(timeout=max(0.01, deadline - time.monotonic()))
             except queue.Empty:
                 pytest.fail("adc sim serve did not start within 30 s")
-            assert line, (
-                f"adc sim serve exited: {proc.wait(5)} {proc.stderr.read() if proc.stderr else ''}"
-            )
+            assert line, f"adc sim serve exited: {proc.wait(5)} {''.join(errors)}"
             if match := BUS_LINE.search(line):
                 where[match.group(1)] = match.group(3)
             if line.startswith("serving"):
                 break
         proc.later = lines  # type: ignore[attr-defined]
+        proc.errors = errors, drain  # type: ignore[attr-defined]
         yield proc, where
     finally:
         if proc.poll() is None:
@@ -70,14 +76,22 @@ def serving(*args: str) -> Iterator[tuple[subprocess.Popen[str], dict[str, str]]
 
 
 def stop(proc: subprocess.Popen[str], sig: signal.Signals) -> tuple[int, str, str]:
+    """Signal the serve and wait for it; its exit code, later stdout and stderr. A serve that does
+    not stop is asked for its threads' stacks (SIGUSR1), which the failure then shows."""
+    errors, drain = proc.errors  # type: ignore[attr-defined]
     proc.send_signal(sig)
-    code = proc.wait(timeout=15)
-    assert proc.stderr is not None
+    try:
+        code = proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGUSR1)
+        time.sleep(1)
+        pytest.fail(f"adc sim serve did not stop within 15 s of {sig.name}:\n{''.join(errors)}")
     out = []
     lines: queue.Queue[str] = proc.later  # type: ignore[attr-defined]
     while line := lines.get(timeout=5):
         out.append(line)
-    return code, "".join(out), proc.stderr.read()
+    drain.join(timeout=5)  # the process is gone: its stderr ends
+    return code, "".join(out), "".join(errors)
 
 
 def test_serve_tcp_in_real_time_and_stop_with_sigterm() -> None:
@@ -255,3 +269,31 @@ def test_rtu_emulator_stays_silent_for_unknown_units_without_mbpoll() -> None:
         finally:
             port.close()
         assert emulator.bad_frames == 0
+
+
+def test_a_stop_is_not_held_up_by_clients_that_stay_connected(tmp_path: Path) -> None:
+    """A Modbus client mid-connection and a control client that never sends its line: SIGTERM
+    still stops the serve promptly (socketserver would join their threads without a bound)."""
+    import socket
+
+    control = tmp_path / "ctl.sock"
+    with serving("tcp-6drawer", "--modbus-tcp", "127.0.0.1:0", "--control", str(control)) as (
+        proc,
+        where,
+    ):
+        host, _, port = where["main"].rpartition(":")
+        modbus = socket.create_connection((host, int(port)), timeout=5)
+        quiet = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        quiet.connect(str(control))
+        try:
+            modbus.sendall(b"\x00\x01\x00\x00")  # half an MBAP header, never finished
+            time.sleep(0.3)  # both handlers are now waiting on their clients
+            started = time.monotonic()
+            code, out, err = stop(proc, signal.SIGTERM)
+            took = time.monotonic() - started
+        finally:
+            modbus.close()
+            quiet.close()
+    assert code == 0, err
+    assert "stopped" in out and "Traceback" not in err
+    assert took < 8, f"the stop took {took:.1f} s"
