@@ -311,7 +311,7 @@ class LockboardPart:
         rearm_ms = max(model.solenoid.rearm_ms, model.solenoid.pulse_ms)
         last = self._last_pulse.get(info.text)
         elapsed_ms = None if last is None else (self.clock() - last) * 1000
-        if model.solenoid.rearm_ms and elapsed_ms is not None and elapsed_ms < rearm_ms:
+        if elapsed_ms is not None and elapsed_ms < rearm_ms:  # rearm_ms 0: the pulse itself
             raise RearmRefused(info.text, rearm_ms - elapsed_ms)
 
     def probe(self, group: Sequence[PointInfo]) -> None:

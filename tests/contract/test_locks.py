@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 
 from adc.drivers.base import RearmRefused
+from adc.profiles.models import LockboardCU16, ModbusDIO, Profile
+from tests.contract.conftest import SEED
 from tests.contract.helpers import (
     accept_every_pulse,
     doors,
@@ -15,7 +17,7 @@ from tests.contract.helpers import (
     release_s,
     unlock_and_open,
 )
-from tests.contract.rigs import Rig
+from tests.contract.rigs import RIGS, Rig
 
 
 def test_every_lock_starts_engaged_and_every_door_closed(rig: Rig) -> None:
@@ -107,3 +109,32 @@ def _pulse_again(rig: Rig, lock: str, how: str) -> None:
         rig.driver.pulse(lock)
     else:
         rig.driver.unlock_together([lock])
+
+
+@pytest.mark.parametrize("backend", sorted(RIGS))
+def test_a_lock_with_no_rearm_time_is_still_not_pulsed_during_its_pulse(
+    backend: str, profile: Profile
+) -> None:
+    """`rearm_ms = 0` means "no cool-down beyond the pulse", not "no limit": a second pulse while
+    the coil is still energised is refused by every driver before it reaches the device."""
+    devices = {
+        name: device.model_copy(
+            update={"solenoid": device.solenoid.model_copy(update={"rearm_ms": 0})}
+        )
+        if isinstance(device, LockboardCU16 | ModbusDIO)
+        else device
+        for name, device in profile.devices.items()
+    }
+    with RIGS[backend](profile.model_copy(update={"devices": devices}), SEED) as rig:
+        for door in doors(rig.profile):
+            solenoid = accept_every_pulse(rig, door.lock)
+            before = solenoid.pulses  # type: ignore[attr-defined]
+            rig.driver.pulse(door.lock)
+            rig.advance(release_s(rig.profile))
+            with pytest.raises(RearmRefused) as refused:
+                rig.driver.pulse(door.lock)
+            assert 0 < refused.value.remaining_ms <= pulse_s(rig.profile, door.lock) * 1000
+            assert solenoid.pulses == before + 1, f"{door.lock} pulsed twice at once"  # type: ignore[attr-defined]
+            rig.advance(pulse_s(rig.profile, door.lock))
+            rig.driver.pulse(door.lock)  # the pulse is over: with no re-arm time, allowed at once
+            rig.advance(pulse_s(rig.profile, door.lock))
