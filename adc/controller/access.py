@@ -659,6 +659,10 @@ class PocketAccess:
         open: the drawer is flagged for a blind recount at the next start)."""
         if self.unlocked_at is not None and self.state is not AccessState.DONE:
             self._light(False)
+        if self.state is AccessState.FAILED and outcome != "recorded":
+            # Nothing was recorded and the access failed: that is what happened (the caller's
+            # word would read "left" or "abandoned", as if the person walked away).
+            outcome = AccessState.FAILED.value
         done = close_access(self.ctl, self.access_id, outcome or self.state.value)
         if done:
             self.access_id = None

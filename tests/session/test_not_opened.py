@@ -38,7 +38,9 @@ def _recorded_once(site: SessionSite) -> None:
     )
     assert len(audits) == 1 and json.loads(audits[0][0])["kind"] == "open-failed"
     # the access is closed (the line left): nothing for the next start to flag
-    assert site.rows("SELECT purpose, closed_at IS NOT NULL FROM access_log") == [("restock", 1)]
+    assert site.rows("SELECT purpose, outcome FROM access_log WHERE closed_at IS NOT NULL") == [
+        ("restock", "failed")
+    ]
     assert site.on_hand("D1-P1") == 0  # nothing recorded as stock
     assert site.rows("SELECT count(*) FROM stock_transaction WHERE qty > 0") == [(0,)]
     del event_id
