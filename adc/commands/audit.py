@@ -22,8 +22,10 @@ CabinetOnly = Annotated[
 
 @app.command()
 def verify(db: DbOption = None, cabinet: CabinetOnly = None, as_json: JsonOption = False) -> None:
-    """Check every chain's entries against their hashes and predecessors, and every anchor
-    against the chains it recorded; exit 1 naming the chain and entry at the first break."""
+    """Check every audit chain and anchor; exit 1 naming the chain and entry at the first break.
+
+    Each entry is checked against its hash and its predecessor, each anchor against the chain heads it recorded.
+    """
     from adc.commands.access import open_controller
     from adc.controller.audit import verify_trail
     from adc.controller.cabinets import get_cabinet
@@ -62,8 +64,10 @@ def verify(db: DbOption = None, cabinet: CabinetOnly = None, as_json: JsonOption
 
 @app.command()
 def anchor(db: DbOption = None) -> None:
-    """Record every cabinet chain's head in the site chain now (done every 100 entries of a
-    chain on its own): deleting entries before it, or a whole chain, is then detected."""
+    """Record every cabinet chain's head in the site chain now.
+
+    Done on its own every 100 entries of a chain: deleting entries before an anchor, or a whole chain, is then detected.
+    """
     from adc.commands.access import open_controller
 
     ctl = open_controller(db)

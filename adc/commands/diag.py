@@ -424,8 +424,9 @@ def selftest(
 ) -> None:
     """Cycle every lock and door: pass or fail per lock and switch, with the reason.
 
-    Each lock is pulsed (its re-arm time honoured) and must release, let its door open and relock;
-    each switch must read open and closed again as its door is cycled.
+    Each lock is pulsed (its re-arm time honoured) and must release, let its door open and relock.
+
+    Each switch must read open and closed again as its door is cycled.
     """
     from adc.diag.selftest import selftest as run
 
@@ -546,8 +547,9 @@ def calibrate(
 ) -> None:
     """Zero or tare a pocket's load cell, and measure its item's unit weight.
 
-    The pocket is emptied for the tare; with --known-count that many units are weighed. The
-    zero/tare is written to the module, the unit weight to the database; both are recorded.
+    The pocket is emptied for the tare; with --known-count that many units are weighed.
+
+    The zero/tare is written to the module, the unit weight to the database; both are recorded.
     """
     from adc.controller.maintenance import check_calibration_source, set_unit_weight
     from adc.diag.calibrate import Settings

@@ -118,8 +118,9 @@ def limits(
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """The cold-chain limits of the cabinet's temperature-watched pockets; --pocket P --set
-    MIN:MAX:MINUTES changes one."""
+    """The cold-chain limits of the cabinet's temperature-watched pockets.
+
+    --pocket P --set MIN:MAX:MINUTES changes one (pharmacists)."""
     from adc.commands.access import login, open_controller
     from adc.controller.cabinets import get_cabinet
     from adc.controller.cold_chain import limits_of, set_limits

@@ -445,8 +445,10 @@ def sweep(
 ) -> None:
     """Run a scenario over many seeds and parameter values; write every run and the statistics.
 
-    Each run is a normal `sim run` with its own in-memory database. Exit 1 if a run failed (its
-    error is in runs.csv; the others still ran), 130 after Ctrl-C (finished runs are kept)."""
+    Each run is a normal `sim run` with its own in-memory database.
+
+    Exit 1 if a run failed (its error is in runs.csv; the others still ran), 130 after Ctrl-C (finished runs are kept).
+    """
     import importlib.util
 
     from adc.errors import BadInput, CheckFailed

@@ -273,8 +273,9 @@ def notifications_(
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """What pharmacists must act on: quarantines, expired lots, escalated discrepancies, blind
-    recounts due (pending ones; --all: every one)."""
+    """What pharmacists must act on: quarantines, expired lots, escalations, recounts due.
+
+    Pending ones; --all lists every one."""
     from adc.commands.reports import report_controller
     from adc.controller.notifications import list_notifications
 
