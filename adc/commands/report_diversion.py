@@ -14,10 +14,13 @@ import typer
 from adc.commands.access import USER_ENV
 from adc.commands.common import DbOption, JsonOption, console, print_json
 from adc.commands.reports import (
-    CabinetFilter,
+    CabinetList,
     CsvOption,
+    PeriodFrom,
+    PeriodTo,
     _period,
     app,
+    cabinet_list,
     report_controller,
     show_rows,
 )
@@ -35,20 +38,8 @@ AsOption = Annotated[
 
 @app.command("diversion")
 def diversion(
-    start: Annotated[
-        str | None,
-        typer.Option(
-            "--from",
-            help="First day (YYYY-MM-DD); default 30 days before --to.",
-            show_default=False,
-        ),
-    ] = None,
-    end: Annotated[
-        str | None,
-        typer.Option(
-            "--to", help="Last day (YYYY-MM-DD), included; default today.", show_default=False
-        ),
-    ] = None,
+    start: PeriodFrom = None,
+    end: PeriodTo = None,
     subject: Annotated[
         str | None,
         typer.Option(
@@ -56,7 +47,7 @@ def diversion(
         ),
     ] = None,
     actor_name: AsOption = None,
-    cabinet: CabinetFilter = None,
+    cabinet: CabinetList = None,
     db: DbOption = None,
     as_json: JsonOption = False,
     as_csv: CsvOption = False,
@@ -69,12 +60,13 @@ def diversion(
 
     if as_json and as_csv:
         raise BadInput("choose one of --json and --csv")
-    ctl = report_controller(db, cabinet)
+    names = cabinet_list(cabinet)
+    ctl = report_controller(db, names)
     since, until = _period(ctl, start, end)
     if not actor_name:
         raise BadInput(f"say who is asking: --as NAME (or {USER_ENV})")
     actor = login(ctl, actor_name)
-    period = Period(since, until, cabinet)
+    period = Period(since, until, names)
     if subject is not None:
         if as_csv:
             raise BadInput("--user shows one user's evidence as a table or --json, not --csv")

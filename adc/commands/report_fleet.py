@@ -3,22 +3,8 @@ service, critical-low pockets, expiring lots); it adds itself to adc.commands.re
 
 from __future__ import annotations
 
-from typing import Annotated
-
-import typer
-
 from adc.commands.common import DbOption, JsonOption
-from adc.commands.reports import CsvOption, app, show_rows
-
-CabinetList = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--cabinet",
-        "-c",
-        help="Only these cabinets (repeat, or separate with commas).",
-        show_default=False,
-    ),
-]
+from adc.commands.reports import CabinetList, CsvOption, app, cabinet_list, show_rows
 
 
 @app.command("fleet")
@@ -32,13 +18,9 @@ def fleet_report(
     service, critical-low pockets, lots expiring within the short-dated days."""
     from adc.commands.access import open_controller
     from adc.controller.fleet import FleetRow, fleet_status
-    from adc.errors import BadInput
 
-    names = [n.strip() for given in cabinet or [] for n in given.split(",") if n.strip()]
-    if cabinet is not None and not names:
-        raise BadInput("--cabinet names no cabinet: give ids, repeated or separated by commas")
-    ctl = open_controller(db)
-    rows = fleet_status(ctl, names or None)
+    names = cabinet_list(cabinet)
+    rows = fleet_status(open_controller(db), names)
     show_rows(
         rows,
         FleetRow,

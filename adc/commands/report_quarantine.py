@@ -9,9 +9,10 @@ import typer
 
 from adc.commands.common import DbOption, JsonOption
 from adc.commands.reports import (
-    CabinetFilter,
+    CabinetList,
     CsvOption,
     app,
+    cabinet_list,
     escape,
     report_controller,
     show_rows,
@@ -20,7 +21,7 @@ from adc.commands.reports import (
 
 @app.command("quarantine")
 def quarantine_report(
-    cabinet: CabinetFilter = None,
+    cabinet: CabinetList = None,
     all_: Annotated[
         bool, typer.Option("--all", help="Also those released or pulled (the history).")
     ] = False,
@@ -31,8 +32,9 @@ def quarantine_report(
     """Quarantined stock: pocket, units, since when and why (open ones; --all: every one)."""
     from adc.controller.quarantine import QuarantineView, list_quarantines
 
-    ctl = report_controller(db, cabinet)
-    rows = list_quarantines(ctl, cabinet, open_only=not all_)
+    names = cabinet_list(cabinet)
+    ctl = report_controller(db, names)
+    rows = list_quarantines(ctl, names, open_only=not all_)
     show_rows(
         rows,
         QuarantineView,

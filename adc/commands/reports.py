@@ -25,6 +25,38 @@ app = command_group(
 )
 
 CabinetFilter = Annotated[str | None, typer.Option("--cabinet", "-c", help="Only this cabinet.")]
+# every `adc report` with cabinets takes a list: --cabinet W1,W2 (or -c W1 -c W2); cabinet_list()
+CabinetList = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--cabinet",
+        "-c",
+        help="Only these cabinets: one, or a list (W1,W2, or repeat -c).",
+        show_default=False,
+    ),
+]
+# a report period (cs-activity, diversion): [--from, --to] in the site's days
+PeriodFrom = Annotated[
+    str | None,
+    typer.Option(
+        "--from", help="First day (YYYY-MM-DD); default 30 days before --to.", show_default=False
+    ),
+]
+PeriodTo = Annotated[
+    str | None,
+    typer.Option(
+        "--to", help="Last day (YYYY-MM-DD), included; default today.", show_default=False
+    ),
+]
+# the discrepancies' period: when they were opened
+OpenedFrom = Annotated[
+    str | None,
+    typer.Option("--from", help="Opened on or after (YYYY-MM-DD).", show_default=False),
+]
+OpenedTo = Annotated[
+    str | None,
+    typer.Option("--to", help="Opened on or before (YYYY-MM-DD).", show_default=False),
+]
 CsvOption = Annotated[
     bool, typer.Option("--csv", help="Print CSV: a header row, then one row per line.")
 ]
@@ -115,16 +147,41 @@ def show_rows(
     print_fitted(console(), columns, table_rows, title=title, priority=priority)
 
 
-def report_controller(db: str | None, cabinet: str | None) -> Any:
-    """The controller for a report, once its --cabinet filter names a registered cabinet (a
-    misspelt cabinet is an error, not an empty report)."""
+def cabinet_list(given: list[str] | None) -> tuple[str, ...] | None:
+    """The cabinets of a report's --cabinet (each value one id or several separated by commas),
+    each once; None when not given (every cabinet). A blank entry (`W1,,W2`) is bad input."""
+    from adc.errors import BadInput
+
+    if given is None:
+        return None
+    names: list[str] = []
+    for text in given:
+        for part in text.split(","):
+            name = part.strip()
+            if not name:
+                raise BadInput(
+                    f"--cabinet {text!r} has a blank entry: give cabinet ids separated by "
+                    "commas, e.g. --cabinet W1,W2"
+                )
+            names.append(name)
+    return tuple(dict.fromkeys(names))
+
+
+def report_controller(db: str | None, cabinet: str | Sequence[str] | None) -> Any:
+    """The controller for a report, once its --cabinet filter (one id, or a list of them from
+    `cabinet_list`) names registered cabinets only: a misspelt cabinet is an error naming it, not
+    an empty report (one query for the whole list)."""
     from adc.commands.access import open_controller
+    from adc.controller.cabinet_scope import check_known
     from adc.controller.cabinets import get_cabinet
 
     ctl = open_controller(db)
     if cabinet is not None:
         with ctl.read() as session:
-            get_cabinet(session, cabinet)
+            if isinstance(cabinet, str):
+                get_cabinet(session, cabinet)
+            else:
+                check_known(session, cabinet)
     return ctl
 
 
@@ -169,7 +226,7 @@ def parse_days(text: str) -> int:
 
 @app.command()
 def refill(
-    cabinet: CabinetFilter = None,
+    cabinet: CabinetList = None,
     db: DbOption = None,
     as_json: JsonOption = False,
     as_csv: CsvOption = False,
@@ -186,8 +243,9 @@ def refill(
         on_hand, par, need = str(line.on_hand), str(line.par), str(line.need)
         return [line.cabinet, line.pocket, escape(line.item), on_hand, par, need, escape(flag)]
 
+    names = cabinet_list(cabinet)
     show_rows(
-        refill_list(report_controller(db, cabinet), cabinet),
+        refill_list(report_controller(db, names), names),
         RefillLine,
         as_json=as_json,
         as_csv=as_csv,
@@ -202,7 +260,7 @@ def refill(
 @app.command()
 def expiring(
     within: Annotated[str, typer.Option(help="Window: 30d, 2w, 90.")] = "30d",
-    cabinet: CabinetFilter = None,
+    cabinet: CabinetList = None,
     db: DbOption = None,
     as_json: JsonOption = False,
     as_csv: CsvOption = False,
@@ -217,8 +275,9 @@ def expiring(
         return [lot.expiry, lot.cabinet, lot.pocket, item, lot_id, str(lot.qty), note]
 
     days = parse_days(within)
+    names = cabinet_list(cabinet)
     show_rows(
-        expiring_lots(report_controller(db, cabinet), days, cabinet),
+        expiring_lots(report_controller(db, names), days, names),
         ExpiringLot,
         as_json=as_json,
         as_csv=as_csv,
@@ -233,7 +292,7 @@ def expiring(
 @app.command()
 def shortages(
     include_closed: Annotated[bool, typer.Option("--all", help="Resolved ones too.")] = False,
-    cabinet: CabinetFilter = None,
+    cabinet: CabinetList = None,
     db: DbOption = None,
     as_json: JsonOption = False,
     as_csv: CsvOption = False,
@@ -241,10 +300,9 @@ def shortages(
     """Shortage notifications for pharmacists (open and acknowledged; --all for every one)."""
     from adc.controller.shortages import ShortageView, list_shortages
 
+    names = cabinet_list(cabinet)
     show_rows(
-        list_shortages(
-            report_controller(db, cabinet), include_closed=include_closed, cabinet=cabinet
-        ),
+        list_shortages(report_controller(db, names), include_closed=include_closed, cabinet=names),
         ShortageView,
         as_json=as_json,
         as_csv=as_csv,
@@ -260,7 +318,7 @@ def shortages(
 
 @app.command()
 def recalls(
-    cabinet: CabinetFilter = None,
+    cabinet: CabinetList = None,
     db: DbOption = None,
     as_json: JsonOption = False,
     as_csv: CsvOption = False,
@@ -268,8 +326,9 @@ def recalls(
     """Pockets holding recalled lots: blocked for removal until pulled."""
     from adc.controller.recalls import RecalledStock, recalled_stock
 
+    names = cabinet_list(cabinet)
     show_rows(
-        recalled_stock(report_controller(db, cabinet), cabinet),
+        recalled_stock(report_controller(db, names), names),
         RecalledStock,
         as_json=as_json,
         as_csv=as_csv,
@@ -286,15 +345,9 @@ def recalls(
 @app.command()
 def discrepancies(
     open_only: Annotated[bool, typer.Option("--open", help="Only open ones.")] = False,
-    start: Annotated[
-        str | None,
-        typer.Option("--from", help="Opened on or after (YYYY-MM-DD).", show_default=False),
-    ] = None,
-    end: Annotated[
-        str | None,
-        typer.Option("--to", help="Opened on or before (YYYY-MM-DD).", show_default=False),
-    ] = None,
-    cabinet: CabinetFilter = None,
+    start: OpenedFrom = None,
+    end: OpenedTo = None,
+    cabinet: CabinetList = None,
     db: DbOption = None,
     as_json: JsonOption = False,
     as_csv: CsvOption = False,
@@ -303,10 +356,11 @@ def discrepancies(
     from adc.commands.discrepancy import discrepancy_table
     from adc.controller.discrepancies import DiscrepancyRow, escalate_overdue, list_discrepancies
 
-    ctl = report_controller(db, cabinet)
+    names = cabinet_list(cabinet)
+    ctl = report_controller(db, names)
     since, until = _period(ctl, start, end) if start or end else (None, None)
     escalate_overdue(ctl)
-    rows = list_discrepancies(ctl, open_only=open_only, cabinet=cabinet, since=since, until=until)
+    rows = list_discrepancies(ctl, open_only=open_only, cabinet=names, since=since, until=until)
     if emit_rows(rows, DiscrepancyRow, as_json=as_json, as_csv=as_csv):
         return
     discrepancy_table(rows, "discrepancies")
@@ -314,21 +368,9 @@ def discrepancies(
 
 @app.command("cs-activity")
 def cs_activity(
-    start: Annotated[
-        str | None,
-        typer.Option(
-            "--from",
-            help="First day (YYYY-MM-DD); default 30 days before --to.",
-            show_default=False,
-        ),
-    ] = None,
-    end: Annotated[
-        str | None,
-        typer.Option(
-            "--to", help="Last day (YYYY-MM-DD), included; default today.", show_default=False
-        ),
-    ] = None,
-    cabinet: CabinetFilter = None,
+    start: PeriodFrom = None,
+    end: PeriodTo = None,
+    cabinet: CabinetList = None,
     db: DbOption = None,
     as_json: JsonOption = False,
     as_csv: CsvOption = False,
@@ -351,10 +393,11 @@ def cs_activity(
             *(f"{e.change:+d}", str(e.balance), e.user, e.witness or "", escape(note.strip())),
         ]
 
-    ctl = report_controller(db, cabinet)
+    names = cabinet_list(cabinet)
+    ctl = report_controller(db, names)
     since, until = _period(ctl, start, end)
     show_rows(
-        activity(ctl, since, until, cabinet),
+        activity(ctl, since, until, names),
         CsEvent,
         as_json=as_json,
         as_csv=as_csv,

@@ -20,6 +20,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import aliased
 
 from adc.controller.audit import format_time
+from adc.controller.cabinet_scope import Cabinets, cabinet_ids
 from adc.controller.formulary import SCHEDULE_NAMES
 from adc.controller.models import Discrepancy, Item, Pocket, StockLot, Transaction, User
 from adc.errors import BadInput
@@ -75,13 +76,15 @@ class CsEvent:
 
 
 def cs_activity(
-    ctl: Controller, start: datetime, end: datetime, cabinet: str | None = None
+    ctl: Controller, start: datetime, end: datetime, cabinet: Cabinets = None
 ) -> list[CsEvent]:
-    """Every controlled-substance event in [start, end), oldest first, with running balances."""
+    """Every controlled-substance event in [start, end), oldest first, with running balances (of
+    every cabinet, one, or a list of them)."""
     user, witness = aliased(User), aliased(User)
     scope = [Item.schedule.is_not(None)]  # type: ignore[union-attr]
-    if cabinet:
-        scope.append(Transaction.cabinet_id == cabinet)
+    ids = cabinet_ids(cabinet)
+    if ids is not None:
+        scope.append(Transaction.cabinet_id.in_(ids))  # type: ignore[attr-defined]
     with ctl.read() as session:
         opening = {
             (pocket_id, item_id): int(total)

@@ -32,6 +32,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import aliased
 
 from adc.controller.audit import format_time
+from adc.controller.cabinet_scope import Cabinets, scoped
 from adc.controller.formulary import SCHEDULE_NAMES
 from adc.controller.models import (
     AuditEntry,
@@ -152,7 +153,7 @@ def list_discrepancies(
     *,
     open_only: bool = False,
     overdue_only: bool = False,
-    cabinet: str | None = None,
+    cabinet: Cabinets = None,
     since: datetime | None = None,
     until: datetime | None = None,
 ) -> list[DiscrepancyRow]:
@@ -172,8 +173,7 @@ def list_discrepancies(
         query = query.where(Discrepancy.status == DiscrepancyStatus.OPEN.value)
     if overdue_only:
         query = query.where(Discrepancy.deadline < now)  # type: ignore[operator]
-    if cabinet:
-        query = query.where(Discrepancy.cabinet_id == cabinet)
+    query = scoped(query, Discrepancy.cabinet_id, cabinet)
     if since is not None:
         query = query.where(Discrepancy.opened_at >= since)
     if until is not None:

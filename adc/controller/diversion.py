@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
+from adc.controller.cabinet_scope import as_recorded
 from adc.controller.diversion_settings import SIGNALS, parse_weights
 from adc.controller.diversion_signals import Evidence, Period, UserSignals, compute_signals
 from adc.controller.models import User
@@ -219,7 +220,7 @@ def _period_json(period: Period) -> dict[str, Any]:
     return {
         "from": period.since.isoformat(),
         "to": period.until.isoformat(),
-        "cabinet": period.cabinet,
+        "cabinet": as_recorded(period.cabinet),
     }
 
 

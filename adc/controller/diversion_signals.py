@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select, type_coerce
 from sqlalchemy.types import NullType
 
+from adc.controller.cabinet_scope import Cabinets, scoped
 from adc.controller.diversion_settings import SIGNALS, parse_shift_changes
 from adc.controller.models import (
     AccessLog,
@@ -84,7 +85,7 @@ class UserSignals:
 class Period:
     since: datetime
     until: datetime
-    cabinet: str | None = None
+    cabinet: Cabinets = None  # every cabinet, one, or a tuple of them (cabinet_scope.py)
 
 
 class ShiftClock:
@@ -220,8 +221,7 @@ def _load(ctl: Controller, period: Period) -> _Data:
             Transaction.at < period.until,
             Transaction.item_id.in_(controlled),  # type: ignore[attr-defined]
         )
-        if cab:
-            q = q.where(Transaction.cabinet_id == cab)
+        q = scoped(q, Transaction.cabinet_id, cab)
         txns = []
         for row in conn.execute(q.order_by(Transaction.id)):
             t = _Txn(*row)
@@ -266,8 +266,7 @@ def _load(ctl: Controller, period: Period) -> _Data:
             _raw(AccessLog.closed_at),
             AccessLog.outcome,
         ).where(AccessLog.opened_at >= start, AccessLog.opened_at < period.until)
-        if cab:
-            qa = qa.where(AccessLog.cabinet_id == cab)
+        qa = scoped(qa, AccessLog.cabinet_id, cab)
         accesses = [
             (*row[:6], _utc(row[6]), _utc(row[7]), row[8])
             for row in conn.execute(qa.order_by(AccessLog.id))
@@ -287,8 +286,7 @@ def _load(ctl: Controller, period: Period) -> _Data:
             Discrepancy.opened_at < period.until,
             Discrepancy.item_id.in_(controlled),  # type: ignore[attr-defined]
         )
-        if cab:
-            qd = qd.where(Discrepancy.cabinet_id == cab)
+        qd = scoped(qd, Discrepancy.cabinet_id, cab)
         discrepancies = list(conn.execute(qd.order_by(Discrepancy.id)).all())
         qm = select(
             MaintenanceEvent.id,
@@ -302,8 +300,7 @@ def _load(ctl: Controller, period: Period) -> _Data:
             MaintenanceEvent.at >= period.since,
             MaintenanceEvent.at < period.until,
         )
-        if cab:
-            qm = qm.where(MaintenanceEvent.cabinet_id == cab)
+        qm = scoped(qm, MaintenanceEvent.cabinet_id, cab)
         alarms = list(conn.execute(qm.order_by(MaintenanceEvent.id)).all())
     del cs_pockets
     return _Data(

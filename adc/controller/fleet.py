@@ -16,8 +16,9 @@ from typing import Any
 
 from sqlalchemy import func, literal, select
 
+from adc.controller.cabinet_scope import Cabinets, check_known, scoped
 from adc.controller.context import Controller
-from adc.controller.maintenance import FAILURE_KINDS, RECOVERED, fold_failures
+from adc.controller.maintenance import FAILURE_KINDS, RECOVERED, Failure, fold_failures
 from adc.controller.models import (
     AuditEntry,
     Cabinet,
@@ -44,25 +45,53 @@ class FleetRow:
         return asdict(self)
 
 
-def _by_cabinet(session: Any, query: Any) -> Counter[str]:
-    return Counter({row[0]: int(row[1]) for row in session.execute(query)})
+def _by_cabinet(session: Any, query: Any, column: Any, ids: tuple[str, ...] | None) -> Counter[str]:
+    """(cabinet, count) rows of a grouped query, limited to `ids` (None: every cabinet)."""
+    return Counter({row[0]: int(row[1]) for row in session.execute(scoped(query, column, ids))})
 
 
-def fleet_status(ctl: Controller, cabinets: list[str] | None = None) -> list[FleetRow]:
-    """One row per cabinet (all, or those named: each must exist, else BadInput), by id."""
-    from adc.controller.cabinets import no_such_cabinet
+def failures_by_cabinet(session: Any, cabinets: Cabinets = None) -> dict[str, list[Failure]]:
+    """Cabinet → the open failures of its drawers out of service (maintenance.fold_failures), for
+    these cabinets (all: None) in one query, not one per cabinet."""
+    events: dict[str, list[tuple[Any, ...]]] = {}
+    query = (
+        select(
+            MaintenanceEvent.cabinet_id,
+            MaintenanceEvent.id,
+            MaintenanceEvent.drawer_code,
+            MaintenanceEvent.pocket_code,
+            MaintenanceEvent.kind,
+            MaintenanceEvent.detail,
+            MaintenanceEvent.at,
+            MaintenanceEvent.user_id,
+        )
+        .where(
+            MaintenanceEvent.drawer_code.is_not(None),  # type: ignore[union-attr]
+            MaintenanceEvent.kind.in_([*FAILURE_KINDS, RECOVERED]),  # type: ignore[attr-defined]
+        )
+        .order_by(MaintenanceEvent.id)
+    )
+    for row in session.execute(scoped(query, MaintenanceEvent.cabinet_id, cabinets)):
+        events.setdefault(row[0], []).append(tuple(row[1:]))
+    out = {}
+    for cabinet, found in events.items():
+        failures = fold_failures(found, lambda _uid: None)
+        if failures:
+            out[cabinet] = failures
+    return out
 
+
+def fleet_status(ctl: Controller, cabinets: Cabinets = None) -> list[FleetRow]:
+    """One row per cabinet (all, or those named: each must exist, else BadInput), by id. Every
+    figure is one grouped query limited to the cabinets named (SQL IN), not one per cabinet."""
     now: datetime = ctl.now()
     horizon = ctl.today() + timedelta(days=ctl.policy.short_dated_days)
     with ctl.read() as session:
-        known = session.execute(select(Cabinet.id).order_by(Cabinet.id)).scalars().all()
-        if cabinets:
-            for name in cabinets:
-                if name not in known:
-                    raise no_such_cabinet(name)
-            wanted = sorted(set(cabinets))
+        ids = check_known(session, cabinets)
+        if ids is not None:
+            wanted = sorted(ids)
         else:
-            wanted = list(known)
+            wanted = list(session.execute(select(Cabinet.id).order_by(Cabinet.id)).scalars())
         last = (
             select(AuditEntry.at)
             .where(AuditEntry.chain == literal("cabinet:").concat(Cabinet.id))
@@ -70,9 +99,7 @@ def fleet_status(ctl: Controller, cabinets: list[str] | None = None) -> list[Fle
             .limit(1)
             .scalar_subquery()
         )
-        last_change = dict(
-            session.execute(select(Cabinet.id, last).where(Cabinet.id.in_(wanted))).all()  # type: ignore[attr-defined]
-        )
+        last_change = dict(session.execute(scoped(select(Cabinet.id, last), Cabinet.id, ids)).all())
         alarms = _by_cabinet(
             session,
             select(MaintenanceEvent.cabinet_id, func.count())
@@ -81,18 +108,24 @@ def fleet_status(ctl: Controller, cabinets: list[str] | None = None) -> list[Fle
                 MaintenanceEvent.at >= now - ALARM_WINDOW,
             )
             .group_by(MaintenanceEvent.cabinet_id),
+            MaintenanceEvent.cabinet_id,
+            ids,
         )
         discrepancies = _by_cabinet(
             session,
             select(Discrepancy.cabinet_id, func.count())
             .where(Discrepancy.status == "open")
             .group_by(Discrepancy.cabinet_id),
+            Discrepancy.cabinet_id,
+            ids,
         )
         critical = _by_cabinet(
             session,
             select(Pocket.cabinet_id, func.count())
             .where(Pocket.item_id.is_not(None), Pocket.on_hand <= Pocket.critical_low)  # type: ignore[union-attr]
             .group_by(Pocket.cabinet_id),
+            Pocket.cabinet_id,
+            ids,
         )
         expiring = _by_cabinet(
             session,
@@ -100,29 +133,12 @@ def fleet_status(ctl: Controller, cabinets: list[str] | None = None) -> list[Fle
             .join(StockLot, StockLot.pocket_id == Pocket.id)
             .where(StockLot.qty > 0, StockLot.expiry <= horizon)
             .group_by(Pocket.cabinet_id),
+            Pocket.cabinet_id,
+            ids,
         )
-        events: dict[str, list[tuple[Any, ...]]] = {}
-        for row in session.execute(
-            select(
-                MaintenanceEvent.cabinet_id,
-                MaintenanceEvent.id,
-                MaintenanceEvent.drawer_code,
-                MaintenanceEvent.pocket_code,
-                MaintenanceEvent.kind,
-                MaintenanceEvent.detail,
-                MaintenanceEvent.at,
-                MaintenanceEvent.user_id,
-            )
-            .where(
-                MaintenanceEvent.drawer_code.is_not(None),  # type: ignore[union-attr]
-                MaintenanceEvent.kind.in_([*FAILURE_KINDS, RECOVERED]),  # type: ignore[attr-defined]
-            )
-            .order_by(MaintenanceEvent.id)
-        ):
-            events.setdefault(row[0], []).append(tuple(row[1:]))
+        failures = failures_by_cabinet(session, ids)
     out_of_service = {
-        cabinet: len({f.drawer for f in fold_failures(found, lambda _uid: None)})
-        for cabinet, found in events.items()
+        cabinet: len({f.drawer for f in found}) for cabinet, found in failures.items()
     }
     return [
         FleetRow(

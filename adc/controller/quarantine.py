@@ -26,6 +26,7 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.sql import ClauseElement
 
 from adc.controller import notifications, rows
+from adc.controller.cabinet_scope import Cabinets, scoped
 from adc.controller.context import Actor, Controller
 from adc.controller.lots import lot_key
 from adc.controller.models import Pocket, TxnKind, User
@@ -146,11 +147,10 @@ class QuarantineView:
 
 
 def list_quarantines(
-    ctl: Controller, cabinet: str | None = None, *, open_only: bool = False
+    ctl: Controller, cabinet: Cabinets = None, *, open_only: bool = False
 ) -> list[QuarantineView]:
     query = select(Quarantine, User.username).outerjoin(User, User.id == Quarantine.resolved_by)
-    if cabinet is not None:
-        query = query.where(Quarantine.cabinet_id == cabinet)
+    query = scoped(query, Quarantine.cabinet_id, cabinet)
     if open_only:
         query = query.where(Quarantine.status == OPEN)
     with ctl.read() as session:

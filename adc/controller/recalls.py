@@ -14,6 +14,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from adc.controller.cabinet_scope import Cabinets, scoped
 from adc.controller.context import Actor, Controller, Tx
 from adc.controller.csvfile import bad_rows, read_rows
 from adc.controller.gs1 import MAX_LOT, gtin_for_ndc, normalize_gtin, normalize_ndc
@@ -152,7 +153,7 @@ class RecalledStock:
     reason: str
 
 
-def recalled_stock(ctl: Controller, cabinet: str | None = None) -> list[RecalledStock]:
+def recalled_stock(ctl: Controller, cabinet: Cabinets = None) -> list[RecalledStock]:
     """Every held lot a recall covers, by cabinet, drawer and pocket: the pull list. One row per
     lot held, however many recalls cover it (the reason is the first recall's)."""
     recall = Recall.__table__
@@ -172,8 +173,7 @@ def recalled_stock(ctl: Controller, cabinet: str | None = None) -> list[Recalled
         .where(is_held(), reason.is_not(None))
         .order_by(Pocket.cabinet_id, Pocket.position, StockLot.expiry, StockLot.id)
     )
-    if cabinet:
-        query = query.where(Pocket.cabinet_id == cabinet)
+    query = scoped(query, Pocket.cabinet_id, cabinet)
     with ctl.read() as session:
         return [
             RecalledStock(

@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import case, exists, func, select
 
+from adc.controller.cabinet_scope import Cabinets, scoped
 from adc.controller.context import Controller
 from adc.controller.formulary import SCHEDULE_NAMES
 from adc.controller.models import Drawer, Item, Pocket, StockLot
@@ -47,8 +48,9 @@ class RefillLine:
         return asdict(self)
 
 
-def refill_list(ctl: Controller, cabinet: str | None = None) -> list[RefillLine]:
-    """Pockets below par: critical-low (and empty) first, then by drawer and pocket."""
+def refill_list(ctl: Controller, cabinet: Cabinets = None) -> list[RefillLine]:
+    """Pockets below par: critical-low (and empty) first, then by drawer and pocket (of every
+    cabinet, one, or a list of them)."""
     critical = Pocket.on_hand <= Pocket.critical_low
     expired = expired_held_clause(ctl.today())
     recalled = recalled_held_clause()
@@ -82,11 +84,9 @@ def refill_list(ctl: Controller, cabinet: str | None = None) -> list[RefillLine]
         .where(Pocket.on_hand < Pocket.par)
         .order_by(case((critical, 0), else_=1), Pocket.cabinet_id, Drawer.position, Pocket.position)
     )
-    if cabinet:
-        query = query.where(Pocket.cabinet_id == cabinet)
     with ctl.read() as session:
-        rows = session.execute(query).all()
-    failed = _out_of_service(ctl, {r[0] for r in rows})
+        rows = session.execute(scoped(query, Pocket.cabinet_id, cabinet)).all()
+        failed = _out_of_service(session, cabinet) if rows else {}
     return [
         RefillLine(
             cabinet=r[0],
@@ -116,14 +116,17 @@ def refill_list(ctl: Controller, cabinet: str | None = None) -> list[RefillLine]
     ]
 
 
-def _out_of_service(ctl: Controller, cabinets: set[str]) -> dict[tuple[str, str], str]:
+def _out_of_service(session: Any, cabinets: Cabinets) -> dict[tuple[str, str], str]:
     """(cabinet, drawer) → why its lines cannot be served and what to do, for every drawer out
-    of service in these cabinets."""
-    from adc.controller.maintenance import out_of_service
+    of service in these cabinets (one query for all of them)."""
+    from adc.controller.fleet import failures_by_cabinet
 
     out: dict[tuple[str, str], str] = {}
-    for cabinet in sorted(cabinets):
-        for drawer, failures in out_of_service(ctl, cabinet).items():
+    for cabinet, found in failures_by_cabinet(session, cabinets).items():
+        by_drawer: dict[str, list[Any]] = {}
+        for failure in found:
+            by_drawer.setdefault(failure.drawer, []).append(failure)
+        for drawer, failures in by_drawer.items():
             last = failures[-1]
             what = f"pocket {last.pocket} " if last.pocket else ""
             what += f"{last.kind} at {last.at:%Y-%m-%d %H:%M} UTC"
@@ -152,7 +155,7 @@ class ExpiringLot:
         return asdict(self)
 
 
-def expiring(ctl: Controller, within_days: int, cabinet: str | None = None) -> list[ExpiringLot]:
+def expiring(ctl: Controller, within_days: int, cabinet: Cabinets = None) -> list[ExpiringLot]:
     """Lots in stock expiring within `within_days` (expired ones included), soonest first."""
     today = ctl.today()
     limit = today + timedelta(days=within_days)
@@ -176,10 +179,8 @@ def expiring(ctl: Controller, within_days: int, cabinet: str | None = None) -> l
         .where(is_held(), StockLot.expiry <= limit)
         .order_by(StockLot.expiry, Pocket.cabinet_id, Pocket.position)
     )
-    if cabinet:
-        query = query.where(Pocket.cabinet_id == cabinet)
     with ctl.read() as session:
-        rows = session.execute(query).all()
+        rows = session.execute(scoped(query, Pocket.cabinet_id, cabinet)).all()
     return [
         ExpiringLot(
             cabinet=r[0],

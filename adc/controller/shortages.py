@@ -22,6 +22,7 @@ from sqlalchemy import select, update
 
 from adc.controller import rows
 from adc.controller.audit import format_time
+from adc.controller.cabinet_scope import Cabinets, scoped
 from adc.controller.models import Item, Pocket, Shortage, ShortageKind, ShortageStatus
 from adc.controller.permissions import Action
 from adc.errors import BadInput, Refused
@@ -174,7 +175,7 @@ def _views(rows: Any) -> list[ShortageView]:
 
 
 def list_shortages(
-    ctl: Controller, *, include_closed: bool = False, cabinet: str | None = None
+    ctl: Controller, *, include_closed: bool = False, cabinet: Cabinets = None
 ) -> list[ShortageView]:
     """Open (and acknowledged) notifications, newest first; all of them with include_closed."""
     query = (
@@ -184,8 +185,7 @@ def list_shortages(
     )
     if not include_closed:
         query = query.where(Shortage.status.in_(_ACTIVE))
-    if cabinet:
-        query = query.where(Shortage.cabinet_id == cabinet)
+    query = scoped(query, Shortage.cabinet_id, cabinet)
     query = query.order_by(Shortage.created_at.desc(), Shortage.id.desc())
     with ctl.read() as session:
         return _views(session.execute(query).all())
