@@ -106,6 +106,10 @@ def test_offline_board_fails_its_doors_and_the_others_are_still_tested(tier: Ope
     assert lid.verdict is Verdict.FAIL and lid.flags == ["offline"]
     assert "lb1" in lid.reason and "does not answer" in lid.reason
     assert sum(1 for c in report.failures() if "offline" in c.flags) == 6
+    # its switch was not reached: the row points at the lock's, rather than repeat its cause
+    switch = checks["lb1:input.0"]
+    assert switch.verdict is Verdict.NOT_EXERCISED
+    assert switch.reason == "not reached: the test of lb1:lock.0 failed"
 
 
 def test_refused_locks_are_never_pulsed(tier: Open) -> None:
