@@ -31,9 +31,18 @@ def splitmix64(value: int) -> int:
     return z ^ (z >> 31)
 
 
+# The last sample's hash: every channel of a module converts at the same instants, so a snapshot
+# asks for the same sample number once per channel (the value is the same, only not recomputed).
+_last_sample: list[int] = [-1, splitmix64(_MASK)]
+
+
 def gaussian(key: int, sample: int) -> float:
     """A standard normal variate for (key, sample), by Box–Muller over two SplitMix64 draws."""
-    a = splitmix64(key ^ splitmix64(sample & _MASK))
+    sample &= _MASK
+    last = _last_sample
+    if last[0] != sample:
+        last[0], last[1] = sample, splitmix64(sample)
+    a = splitmix64(key ^ last[1])
     b = splitmix64(a)
     u1 = ((a >> 11) + 1) / _UNIT  # (0, 1]: log stays finite
     u2 = (b >> 11) / _UNIT
