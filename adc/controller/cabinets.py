@@ -20,7 +20,7 @@ from adc.controller.formulary import find_item
 from adc.controller.inventory import check_levels
 from adc.controller.models import Cabinet, Drawer, Item, MaintenanceEvent, Pocket
 from adc.controller.permissions import Action
-from adc.controller.stock import find_pocket, held_lots, item_label
+from adc.controller.stock import find_pocket, held_lots, item_label, no_such_cabinet
 from adc.errors import BadInput, Refused
 
 CABINET_ID = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,31}$")
@@ -172,10 +172,6 @@ def check_item_measurement_source(
             "simulated backend (sim:) it would change their master data; measure it on real "
             "hardware (or practise with an item no real cabinet stocks)"
         )
-
-
-def no_such_cabinet(cabinet_id: str) -> BadInput:
-    return BadInput(f"no cabinet {cabinet_id!r}: register it with `adc cabinet add`")
 
 
 @dataclass(frozen=True)

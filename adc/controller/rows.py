@@ -16,9 +16,8 @@ from sqlalchemy.sql import ClauseElement
 
 from adc.controller import models as m
 from adc.controller.lots import recall_covers, same_lot
-from adc.controller.stock import is_held, recall_id_of
+from adc.controller.stock import is_held, no_such_pocket, recall_id_of
 from adc.controller.store import Store
-from adc.errors import BadInput
 
 _user = m.User.__table__.c  # type: ignore[attr-defined]
 _pocket = m.Pocket.__table__.c  # type: ignore[attr-defined]
@@ -424,8 +423,13 @@ def pocket(store: Store, cabinet_id: str, code: str) -> PocketRow:
     """The pocket, or BadInput (the message `stock.find_pocket` gives)."""
     found = store.row(_q_pocket, cabinet=cabinet_id, code=code)
     if found is None:
-        raise BadInput(f"cabinet {cabinet_id} has no pocket {code!r}")
+        known = store.row(_q_cabinet_known, id=cabinet_id) is not None
+        raise no_such_pocket(cabinet_id, code, cabinet_known=known)
     return PocketRow(*found)
+
+
+def _q_cabinet_known() -> ClauseElement:
+    return select(m.Cabinet.id).where(m.Cabinet.id == bindparam("id"))
 
 
 def drawer(store: Store, drawer_id: int) -> DrawerRow:

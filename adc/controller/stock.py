@@ -17,7 +17,7 @@ from sqlalchemy.sql.expression import Exists
 from sqlmodel import Session
 
 from adc.controller.lots import lot_key, recall_covers, same_lot
-from adc.controller.models import Drawer, Pocket, Recall, StockLot
+from adc.controller.models import Cabinet, Drawer, Pocket, Recall, StockLot
 from adc.errors import BadInput
 
 
@@ -28,11 +28,24 @@ def is_held() -> ColumnElement[bool]:
     return StockLot.qty > literal_column("0")
 
 
+def no_such_cabinet(cabinet_id: str) -> BadInput:
+    return BadInput(f"no cabinet {cabinet_id!r}: register it with `adc cabinet add`")
+
+
+def no_such_pocket(cabinet_id: str, code: str, *, cabinet_known: bool) -> BadInput:
+    """The error for a pocket not found: a misspelt cabinet is named as that, not as a cabinet
+    that lacks the pocket."""
+    if not cabinet_known:
+        return no_such_cabinet(cabinet_id)
+    return BadInput(f"cabinet {cabinet_id} has no pocket {code!r}")
+
+
 def find_pocket(session: Session, cabinet_id: str, code: str) -> Pocket:
     query = select(Pocket).where(Pocket.cabinet_id == cabinet_id, Pocket.code == code)
     pocket = session.execute(query).scalar()
     if pocket is None:
-        raise BadInput(f"cabinet {cabinet_id} has no pocket {code!r}")
+        known = session.get(Cabinet, cabinet_id) is not None
+        raise no_such_pocket(cabinet_id, code, cabinet_known=known)
     return pocket
 
 

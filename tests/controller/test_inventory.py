@@ -78,6 +78,11 @@ def test_refill_rules_hold_without_a_session(site: Site) -> None:
         refill(site, "D1-P2", ACETAMINOPHEN, good, "A", 1)
     with pytest.raises(BadInput, match="has no pocket 'D9-P9'"):
         refill(site, "D9-P9", ACETAMINOPHEN, good, "A", 1)
+    # a misspelt cabinet is named as unknown, not as a cabinet without the pocket (both paths)
+    with pytest.raises(BadInput, match="no cabinet 'NOPE'"):
+        inventory.remove(site.ctl, site.nurse, "NOPE", "D1-P1", 1)
+    with pytest.raises(BadInput, match="no cabinet 'NOPE'"):
+        inventory.unload(site.ctl, site.tech, "NOPE", "D1-P1", 0)
 
 
 def test_an_expired_lot_blocks_removal_until_pulled(mclock_site) -> None:  # type: ignore[no-untyped-def]
