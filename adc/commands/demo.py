@@ -366,7 +366,7 @@ def _refill_report(url: str, when: str) -> None:
     from adc.commands import reports
 
     console().print(f"\n[bold]refill list {when}[/] (adc report refill):")
-    reports.refill(cabinet=CABINET, db=url)
+    reports.refill(cabinet=[CABINET], db=url)
 
 
 def _scan(gtin: str, expiry: date, lot: str) -> str:
@@ -571,7 +571,7 @@ def _reports(url: str) -> None:
 
     out = console()
     out.print("\n[bold]reports[/] (adc report ... — each also takes --json and --csv):")
-    reports.refill(cabinet=CABINET, db=url)
+    reports.refill(cabinet=[CABINET], db=url)
     reports.shortages(db=url)
     reports.expiring(within="30d", db=url)
     reports.recalls(db=url)
@@ -593,8 +593,9 @@ def _closing(ctl: Controller, url: str, kept: bool, script: Path) -> None:
         out.print(
             f"kept for inspection: adc report refill --db {url}\n"
             f"  the round as a script: {script}\n"
-            f"  restock it yourself:  ADC_PIN={DEMO_PIN} adc restock --cabinet {CABINET} "
-            f"--user tech --backend sim: --db {url}",
+            # W1 wants a witness for controlled refills, and a round at the terminal may reach one
+            f"  restock it yourself:  ADC_PIN={DEMO_PIN} ADC_WITNESS_PIN={DEMO_PIN} adc restock "
+            f"--cabinet {CABINET} --user tech --witness pharm --backend sim: --db {url}",
             highlight=False,
             soft_wrap=True,
         )
