@@ -75,6 +75,21 @@ class CsEvent:
         return asdict(self)
 
 
+_TXN_COLUMNS = (
+    Transaction.id,
+    Transaction.at,
+    Transaction.kind,
+    Transaction.cabinet_id,
+    Transaction.pocket_id,
+    Transaction.item_id,
+    Transaction.qty,
+    Transaction.counted,
+    Transaction.expected,
+    Transaction.reason,
+    Transaction.related_id,
+)
+
+
 def cs_activity(
     ctl: Controller, start: datetime, end: datetime, cabinet: Cabinets = None
 ) -> list[CsEvent]:
@@ -83,8 +98,9 @@ def cs_activity(
     user, witness = aliased(User), aliased(User)
     scope = [Item.schedule.is_not(None)]  # type: ignore[union-attr]
     ids = cabinet_ids(cabinet)
-    if ids is not None:
-        scope.append(Transaction.cabinet_id.in_(ids))  # type: ignore[attr-defined]
+    if ids is not None:  # by the cabinets' pockets: the index on (pocket_id, id), not a scan
+        pockets = select(Pocket.id).where(Pocket.cabinet_id.in_(ids))  # type: ignore[attr-defined]
+        scope.append(Transaction.pocket_id.in_(pockets))  # type: ignore[attr-defined]
     with ctl.read() as session:
         opening = {
             (pocket_id, item_id): int(total)
@@ -96,7 +112,19 @@ def cs_activity(
             ).all()
         }
         rows = session.execute(
-            select(Transaction, Pocket.code, Item, StockLot, user.username, witness.username)
+            select(
+                *_TXN_COLUMNS,
+                Pocket.code,
+                Item.name,
+                Item.strength,
+                Item.form,
+                Item.ndc,
+                Item.schedule,
+                StockLot.lot,
+                StockLot.expiry,
+                user.username,
+                witness.username,
+            )
             .join(Pocket, Pocket.id == Transaction.pocket_id)
             .join(Item, Item.id == Transaction.item_id)
             .join(user, user.id == Transaction.user_id)
@@ -105,7 +133,7 @@ def cs_activity(
             .where(*scope, Transaction.at >= start, Transaction.at < end)
             .order_by(Transaction.at, Transaction.id)
         ).all()
-        ids = [txn.id for txn, *_ in rows]
+        ids = [row.id for row in rows]
         opened: dict[int, int] = {}
         if ids:
             for disc_id, txn_id, trigger in session.execute(
@@ -117,7 +145,7 @@ def cs_activity(
                     opened.setdefault(txn_id, disc_id)
     balance = dict(opening)
     out = []
-    for txn, code, item, lot, username, witnessed in rows:
+    for txn in rows:  # Core rows (no ORM objects: a fleet's month is tens of thousands)
         key = (txn.pocket_id, txn.item_id)
         balance[key] = balance.get(key, 0) + txn.qty
         out.append(
@@ -125,19 +153,19 @@ def cs_activity(
                 at=format_time(txn.at),
                 record=txn.id or 0,
                 cabinet=txn.cabinet_id,
-                pocket=code,
-                item=f"{item.name} {item.strength} {item.form}",
-                ndc=item.ndc,
-                schedule=SCHEDULE_NAMES.get(item.schedule or 0, str(item.schedule)),
+                pocket=txn.code,
+                item=f"{txn.name} {txn.strength} {txn.form}",
+                ndc=txn.ndc,
+                schedule=SCHEDULE_NAMES.get(txn.schedule or 0, str(txn.schedule)),
                 kind=txn.kind,
-                lot=lot.lot if lot else None,
-                expiry=lot.expiry.isoformat() if lot else None,
+                lot=txn.lot,
+                expiry=txn.expiry.isoformat() if txn.expiry else None,
                 change=txn.qty,
                 balance=balance[key],
                 units=txn.counted,
                 expected=txn.expected,
-                user=username,
-                witness=witnessed,
+                user=txn[-2],
+                witness=txn[-1],
                 reason=txn.reason,
                 related=txn.related_id,
                 discrepancy=opened.get(txn.id or 0),

@@ -55,20 +55,34 @@ TOP = 3  # signals named per user
 EVIDENCE_REFS = 12  # record references in a report row
 
 
-def robust_z(value: float | None, peers: list[float], unit: float = 0.0) -> float:
-    """How far above the peers' median `value` lies, in robust standard deviations (see the
-    module docstring for MAD = 0 and `unit`). None (no denominator for this user) is typical: 0."""
-    if value is None or not peers:
-        return 0.0
+def peer_stats(peers: list[float]) -> tuple[float, float] | None:
+    """The peers' (median, robust scale before `unit`), or None for no peers: what every user of
+    a peer group is compared with, computed once a group and signal (a fleet has thousands)."""
+    if not peers:
+        return None
     mid = median(peers)
     deviations = [abs(v - mid) for v in peers]
     scale = MAD_SCALE * median(deviations)
     if scale == 0:
         scale = MEAN_AD_SCALE * sum(deviations) / len(deviations)
+    return mid, scale
+
+
+def z_against(value: float | None, stats: tuple[float, float] | None, unit: float = 0.0) -> float:
+    """`robust_z` from the peers' `peer_stats`."""
+    if value is None or stats is None:
+        return 0.0
+    mid, scale = stats
     scale = max(scale, unit)
     if scale == 0:
         return 0.0
     return (value - mid) / scale
+
+
+def robust_z(value: float | None, peers: list[float], unit: float = 0.0) -> float:
+    """How far above the peers' median `value` lies, in robust standard deviations (see the
+    module docstring for MAD = 0 and `unit`). None (no denominator for this user) is typical: 0."""
+    return z_against(value, peer_stats(peers), unit)
 
 
 @dataclass(frozen=True)
@@ -115,6 +129,7 @@ def rank_users(
     for u in users.values():
         by_role[u.role].append(u)
     scores = []
+    stats: dict[tuple[str, str], tuple[float, float] | None] = {}  # (group, signal) → peer_stats
     for u in users.values():
         group = groups[(u.role, u.home)]
         name = f"{u.role}@{u.home}"
@@ -122,15 +137,18 @@ def rank_users(
             group, name = by_role[u.role], f"{u.role}@all"
         signals = []
         for signal in SIGNALS:
-            peers = [v for p in group if (v := p.values[signal]) is not None]
+            if (name, signal) not in stats:
+                peers = [v for p in group if (v := p.values[signal]) is not None]
+                stats[(name, signal)] = peer_stats(peers)
+            found = stats[(name, signal)]
             per = u.per.get(signal, 0)
-            z = robust_z(u.values[signal], peers, 1 / per if per else 0.0)
+            z = z_against(u.values[signal], found, 1 / per if per else 0.0)
             weight = weights.get(signal, 0.0)
             signals.append(
                 SignalScore(
                     signal,
                     u.values[signal],
-                    median(peers) if peers else None,
+                    found[0] if found else None,
                     z,
                     weight,
                     weight * max(min(z, Z_CAP) - Z_FLOOR, 0.0),
