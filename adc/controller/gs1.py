@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -456,7 +457,7 @@ def _swallowed(value: str, mode: str, missing: set[str]) -> str | None:
     return strongest[1] if strongest is not None and strongest[0] > 0 else None
 
 
-def _check_swallowed(text: str, fields: list[_Field]) -> None:
+def _check_swallowed(text: str, fields: Sequence[_Field]) -> None:
     """The swallowed-AI rule of the module docstring."""
     present = {f.ai for f in fields}
     missing = {ai for ai in _REQUIRED if ai not in present}
@@ -500,7 +501,16 @@ def check_lot(lot: str) -> None:
         )
 
 
-def _fields(text: str) -> tuple[list[_Field], str]:
+@functools.lru_cache(maxsize=1024)
+def _fields(text: str) -> tuple[tuple[_Field, ...], str]:
+    """The element strings of a scan and its form; the same text always parses alike (a
+    restock or a scenario scans the same few barcodes over and over: parsed once each, the
+    last 1,024 kept; a text that does not parse raises every time)."""
+    fields, form = _parse_fields(text)
+    return tuple(fields), form
+
+
+def _parse_fields(text: str) -> tuple[list[_Field], str]:
     for i, ch in enumerate(text):
         if ord(ch) > 127:
             raise _malformed(

@@ -201,6 +201,15 @@ class Layout:
         }
 
     @cached_property
+    def _cold(self) -> tuple[tuple[str, PocketInfo], ...]:
+        """(code, pocket) of every temperature-watched pocket with a range, in layout order."""
+        return tuple(
+            (code, pocket)
+            for code, pocket in self.pockets.items()
+            if pocket.temperature is not None and pocket.range_c is not None
+        )
+
+    @cached_property
     def _weighed(self) -> tuple[tuple[str, PocketInfo, tuple[str, ...]], ...]:
         """(code, pocket, the switches that must read shut for it to be weighed) of every
         pocket with a weight channel, in layout order."""
@@ -366,6 +375,9 @@ class Scale:
         return _evolve(
             self, ref_g=ref_g, n=n, since=None, m=0, total=0.0, last_t=0.0, up=0.0, down=0.0
         )
+
+
+_NO_SCALE = Scale()  # a pocket not weighed yet (frozen: one shared instance)
 
 
 def _judge(off_g: float, unit_g: float, spread_g: float, elapsed_s: float) -> bool | None:
@@ -539,7 +551,8 @@ def evaluate(
             continue  # unreadable: the device's own alarm says so
         if reading:  # closed
             open_since.pop(switch, None)
-            left_alarmed.discard(switch)
+            if switch in left_alarmed:
+                left_alarmed.remove(switch)
             continue
         covered = (
             drawer in by_drawer
@@ -588,7 +601,7 @@ def evaluate(
             continue
         if code in by_pocket or pocket.drawer in drawer_wide:
             closed_since.pop(code, None)
-            scale = scales.get(code, Scale())
+            scale = scales.get(code) or _NO_SCALE
             if code not in before_access and scale.ref_g is not None:
                 judged = (purposes.get(code) or purposes.get(pocket.drawer)) in JUDGED_PURPOSES
                 on_record = recorded.get(code) if recorded is not None else None
@@ -605,20 +618,63 @@ def evaluate(
                     shut = False
                     break
             reading = snap.weights.get(pocket.sensor)  # type: ignore[arg-type]
-            fault = _scale_fault(
-                code, pocket, reading, covered or not shut, t, fault_since, fault_alarmed
-            )
-            if fault is not None:
-                findings.append(fault)
+            if (
+                shut
+                and not covered
+                and reading is not None
+                and reading.quality == "ok"
+                and code not in fault_since
+                and code not in fault_alarmed
+            ):
+                pass  # a working scale with no fault episode open: what _scale_fault would say
+            else:
+                fault = _scale_fault(
+                    code, pocket, reading, covered or not shut, t, fault_since, fault_alarmed
+                )
+                if fault is not None:
+                    findings.append(fault)
             if covered or not pocket.unit_weight_g:
                 continue
-            scale = scales.get(code, Scale())
+            scale = scales.get(code) or _NO_SCALE
             if not shut:  # open or unreadable: wait until it is shut, then read afresh
                 scales[code] = _evolve(scale, last_g=None, since=None, m=0, total=0.0)
                 continue
             if reading is None or reading.quality != "ok":
                 continue
             fresh = reading.grams != scale.last_g  # a new sample, not the last one again
+            if (
+                fresh
+                and scale.since is None
+                and scale.ref_g is not None
+                and code not in before_access
+            ):
+                # The common case, in one step: a new reading of a settled pocket that opens no
+                # look. Exactly drifted, then heard (not a jump), then folded, below.
+                grams, unit_g, ref_g = reading.grams, pocket.unit_weight_g, scale.ref_g
+                dev = grams - ref_g
+                up = max(0.0, scale.up + dev - unit_g / 2)
+                down = max(0.0, scale.down - dev - unit_g / 2)
+                seen = scale.sigma_seen()
+                if not (
+                    abs(grams - (ref_g or 0.0)) >= max(0.5 * unit_g, TRIGGER_SIGMAS * seen)
+                    or max(up, down) >= CUSUM_SIGMAS * seen
+                ):
+                    var, k = scale.var, scale.k
+                    if scale.last_g is not None:
+                        k = min(k + 1, VAR_CAP)
+                        var = var + ((grams - scale.last_g) ** 2 / 2 - var) / k
+                    n = min(scale.n + 1, REF_CAP)
+                    scales[code] = _evolve(
+                        scale,
+                        up=up,
+                        down=down,
+                        last_g=grams,
+                        var=var,
+                        k=k,
+                        ref_g=ref_g + (grams - ref_g) / n,
+                        n=n,
+                    )
+                    continue
             trigger = max(0.5 * pocket.unit_weight_g, TRIGGER_SIGMAS * scale.sigma_seen())
             looking = code not in before_access and scale.ref_g is not None and scale.since is None
             if looking and fresh:
@@ -725,9 +781,7 @@ def evaluate(
     too_warm = dict(state.too_warm_since)
     cold_alarmed = set(state.cold_alarmed)
     if weights:
-        for code, pocket in layout.pockets.items():
-            if pocket.temperature is None or pocket.range_c is None:
-                continue
+        for code, pocket in layout._cold:
             reading_c = snap.temperatures.get(pocket.temperature)
             if reading_c is None or reading_c.quality.value != "ok":
                 continue  # unreadable: the device's own alarm says so
