@@ -16,6 +16,11 @@ the session is refused before anything is unlocked (exit 1).
 
 Bad input (unknown cabinet or user, a script with errors, `--json` without a script) is reported
 before anything is unlocked or recorded, with exit code 2.
+
+A database that cannot take a step (busy past the lock wait, or gone) is one line and the line is
+kept: the terminal offers to try again, a script tries again a few times (adc/session/script.py);
+a session that ends with an access not on record exits 1, and the next start at the cabinet
+flags that drawer for a blind recount.
 """
 
 from __future__ import annotations
@@ -269,7 +274,7 @@ def _interactive(
         if isinstance(stop, KeyboardInterrupt):
             return 130
         raise
-    return 0
+    return 1 if runner.pending else 0  # an access the database did not take: flagged next start
 
 
 def _leave_safe(runner: Runner, stop: BaseException) -> None:

@@ -37,6 +37,9 @@ KINDS = (
     "error",  # hardware or input problem that ended a line; a partial unlock (`partial_unlock`)
     # names the locks `released`, `not_released`, `unconfirmed`, the `maintenance_event` recorded,
     # whether the drawer is `out_of_service`, and whether the person may `retry`
+    "database",  # the database could not take a `step` (busy, connection lost): `reason` is
+    # its one line; nothing of the step was written, the line stays and the step may be retried;
+    # `accessed`: the pocket was unlocked in this line (ending now leaves it for the next start)
     "summary",  # the end: what was recorded, skipped, left, flagged (abandoned)
 )
 

@@ -28,17 +28,35 @@ lines are no longer offered).
 A partial unlock (the drawer's and the pocket's own lock not released together; the controller
 records it) is an `error` event naming each lock; `retry_unlock` says whether the drawer stayed
 locked (the person may unlock again) or left service (only leaving the line remains).
+
+A step the database cannot take (busy: another process holds the cabinet's writer lock past the
+lock wait; or the connection is lost) is a `database` event with the one line the controller
+gives, and the line stays where it was, so the step can be tried again (fail closed):
+- the unlock: the access could not be put on record, so nothing was unlocked; `unlock` returns
+  False with `database_refused` set: unlock again (or skip, or leave the line);
+- the record, the count on access, a skip, an abandon, a not-opened: refused with
+  `DatabaseUnavailable` (a `Refused`); nothing of it was written; the same call may be repeated;
+- what the cabinet noticed during the access (a relock failure, a left-open alarm): the access
+  goes on being watched and the record is tried again at the next read of the switches;
+- a flag for recount (`flag`, also from `interrupt`): False, and `halted` says why; the line
+  stays current (no next line is offered: the session cannot go on past an access it could not
+  end on record); `retry_flag` tries again; ending the session instead leaves the access open on
+  the access log, and the next start at the cabinet (a restock, a count, diagnostics), once the
+  database is back, flags the drawer for a blind recount (access_log.py).
+An access ends relocked whatever the database does: the locks are pulsed, they latch again by
+themselves, and nothing is unlocked before its access is on record.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from adc.controller.access import RELOCK_GRACE_S, UnlockIncomplete
 from adc.controller.audit import format_time
+from adc.controller.dberrors import DatabaseUnavailable
 from adc.controller.restock import Line, RestockSession, State
 from adc.drivers.base import DriverError, RearmRefused
 from adc.errors import AdcError, BadInput, Refused
@@ -138,6 +156,11 @@ class Runner:
     _opened_at: float | None = None
     _unlocked_at: float | None = None
     retry_unlock: bool = False  # the last unlock was partial and the drawer stayed locked
+    database_refused: str | None = None  # the last unlock: the access could not be put on record
+    halted: str | None = None  # the current line could not be flagged: the database's line
+    pending: list[dict[str, Any]] = field(default_factory=list)  # accesses left for the next start
+    _pending_flag: tuple[str, str] | None = None
+    _database_said: str | None = None  # the last database line during an access (said once)
 
     # ------------------------------------------------------------------------------- the round
     def start(self) -> None:
@@ -169,6 +192,10 @@ class Runner:
 
     def refresh_board(self) -> None:
         """Merge the controller's current refill list into the board (new lines are appended)."""
+        with self._database_step("select"):
+            self._refresh_board()
+
+    def _refresh_board(self) -> None:
         rows = {row.pocket: row for row in self.board}
         for entry in self.session.refill_list():
             row = rows.get(entry.pocket)
@@ -192,7 +219,8 @@ class Runner:
 
     def next_line(self, pocket: str | None = None) -> Line | None:
         """Select a pocket, or the next refill line (critical first); None when none is left."""
-        line = self.session.select(pocket) if pocket else self.session.next_line()
+        with self._database_step("select"):
+            line = self.session.select(pocket) if pocket else self.session.next_line()
         if line is None:
             return None
         row = self._row(line)
@@ -242,7 +270,7 @@ class Runner:
 
         line = self._line()
         recount = line.counted is not None
-        with self.critical():
+        with self._database_step("count"), self.critical():
             result = self.session.count(counted)
         row = self._row(line)
         if result.outcome is not Outcome.RECOUNT:
@@ -287,7 +315,10 @@ class Runner:
         raw = scanner_text(typed)
         line = self._line()
         try:
-            verdict = self.session.scan(raw)
+            with self._database_step("scan"):
+                verdict = self.session.scan(raw)
+        except DatabaseUnavailable:
+            raise  # not the scan's fault: the `database` event says it; scan again
         except (Refused, BadInput) as err:
             self._event("refused", pocket=line.pocket, reason=err.message, scan=shown_scan(raw))
             return ScanOutcome("refused", err.message)
@@ -327,11 +358,15 @@ class Runner:
         leave the line (the drawer is out of service)."""
         line = self._line()
         self.retry_unlock = False
+        self.database_refused = None
         for attempt in range(REARM_TRIES):
             try:
-                with self.critical():  # the pulse and the state that says so: never half
+                with self._database_step("unlock"), self.critical():  # never half a pulse
                     self.session.unlock()
                 break
+            except DatabaseUnavailable as err:  # the `database` event says it: nothing unlocked
+                self.database_refused = err.message
+                return False
             except RearmRefused as busy:
                 if attempt == REARM_TRIES - 1:
                     self._event("error", pocket=line.pocket, reason=busy.message)
@@ -389,6 +424,14 @@ class Runner:
             try:
                 state = self.session.poll()
                 failing_since = None
+                self._database_said = None
+            except DatabaseUnavailable as err:
+                # what the cabinet noticed could not be recorded: said once, tried again at the
+                # next read (the access is still watched; the person can close it)
+                if self._database_said != err.message:
+                    self._database_said = err.message
+                    self._database("alarm", err)
+                state = before
             except DriverError as err:
                 now = self.waiter.now()
                 failing_since = failing_since if failing_since is not None else now
@@ -485,7 +528,7 @@ class Runner:
         """Record the closed line; Refused/BadInput (scale disagrees, no count) keep it closed."""
         line = self._line()
         scan = line.scan
-        with self.critical():
+        with self._database_step("record"), self.critical():
             movement = self.session.confirm_quantity(qty, accept_discrepancy=accept_discrepancy)
         self._new_notes(line)
         row = self._row(line)
@@ -510,7 +553,7 @@ class Runner:
     def skip(self, reason: str = "out of stock") -> None:
         """Mark the line out of stock: pharmacists get a shortage notification."""
         line = self._line()
-        with self.critical():
+        with self._database_step("skip"), self.critical():
             self.session.skip(reason, out_of_stock=True)
         row = self._row(line)
         row.status, row.result = "skipped", reason
@@ -524,7 +567,7 @@ class Runner:
         (nothing was reached). Refused (the line stays) once the pocket was opened, or before
         anything was unlocked."""
         line = self._line()
-        with self.critical():
+        with self._database_step("not-opened"), self.critical():
             alarm = self.session.not_opened()
         failed = {
             "pocket": line.pocket,
@@ -557,7 +600,14 @@ class Runner:
 
     # ------------------------------------------------------------------------------- interrupts
     def interrupt(self, why: str = "interrupted") -> None:
-        """Leave the cabinet safe and the record complete; see the module docstring."""
+        """Leave the cabinet safe and the record complete; see the module docstring. Where the
+        database cannot take the line's end, the access is left for the next start to flag
+        (`end_unrecorded`)."""
+        self._interrupt(why)
+        if self.halted is not None and self.session.line is not None:
+            self.end_unrecorded()
+
+    def _interrupt(self, why: str) -> None:
         line = self.session.line
         if line is None:
             return
@@ -621,7 +671,7 @@ class Runner:
         while self.waiter.now() < deadline:
             try:
                 state = self.session.poll()
-            except DriverError:
+            except (DriverError, DatabaseUnavailable):
                 state = State.UNLOCKED
             if state is not State.UNLOCKED:
                 return state
@@ -639,7 +689,7 @@ class Runner:
             self.waiter.sleep(STEP_S)
             try:
                 state = self.session.poll()
-            except DriverError:
+            except (DriverError, DatabaseUnavailable):
                 break
         return state
 
@@ -647,19 +697,66 @@ class Runner:
         """Shut, the pulse over, every lock engaged (the line's access reads it)."""
         return line._access().latched() is True
 
-    def flag(self, why: str, what: str) -> None:
+    def flag(self, why: str, what: str) -> bool:
         """An access that cannot be finished (interrupted, not recordable, switches lost): the
-        line is abandoned, the drawer flagged for a blind recount and out of service."""
+        line is abandoned, the drawer flagged for a blind recount and out of service.
+
+        False where the database cannot take the flag (a `database` event says it): the line
+        stays current and `halted` says why; `retry_flag` tries again. A session that ends
+        instead leaves the access open on record: the next start flags the drawer."""
         state = self.session.state.value
-        flag = self._abandon(f"{why}: {what}")
+        try:
+            with self._database_step("flag"):
+                flag = self._abandon(f"{why}: {what}")
+        except DatabaseUnavailable as err:
+            self._pending_flag = (why, what)
+            self.halted = err.message
+            return False
+        self._pending_flag, self.halted = None, None
         self._event("interrupted", state=state, action="flagged-for-recount", **flag)
+        return True
+
+    def retry_flag(self) -> bool:
+        """Try the flag the database refused again (True once it is on record)."""
+        if self._pending_flag is None:
+            return True
+        return self.flag(*self._pending_flag)
+
+    def end_unrecorded(self) -> None:
+        """End the session with the current line's end not on record (the database cannot take
+        it): where its pocket was unlocked, its access stays open on the access log and the next
+        start at this cabinet, with the database back, flags the drawer for a blind recount; an
+        access never unlocked is simply left. Nothing is written here."""
+        line = self.session.line
+        if line is None:
+            return
+        if line.unlocked_at is None:
+            self.leave("the database could not take it")
+            return
+        row = self._row(line)
+        row.status, row.result = "flagged", "recount at the next start"
+        pending = {
+            "pocket": line.pocket,
+            "drawer": line.drawer,
+            "access": line.access_id,
+            "reason": self.halted or self.database_refused or "the database could not take it",
+        }
+        self.pending.append(pending)
+        self._event(
+            "interrupted",
+            state=self.session.state.value,
+            action="flag-at-next-start",
+            locked=self._latched(line) if self.session.state is not State.OPEN else False,
+            **pending,
+        )
 
     def abandon(self, reason: str) -> dict[str, Any]:
         """The person gives up a line whose pocket was unlocked or opened (their reason is
         recorded): nothing is recorded as stock, the drawer is flagged for a blind recount and
         the round goes on. Refused for a line nothing was unlocked for (skip it instead),
         BadInput without a reason; either way the line stays."""
-        flag = self._abandon(reason)
+        with self._database_step("abandon"):
+            flag = self._abandon(reason)
         self._event("abandoned", **flag)
         return flag
 
@@ -698,6 +795,7 @@ class Runner:
             "skipped": [{"pocket": p, "reason": r} for p, r in s.skipped],
             "left": [{"pocket": p, "reason": r} for p, r in self.left],
             "flagged": [f["pocket"] for f in self.flagged],
+            "pending": list(self.pending),  # accesses the next start flags for recount
             "not_served": self.not_served(),
             "lines": [row.as_json() for row in self.board],
         }
@@ -726,6 +824,34 @@ class Runner:
             raise Refused("no line selected")
         return self.session.line
 
+    @contextmanager
+    def _database_step(self, step: str) -> Iterator[None]:
+        """A step the database may not take: its refusal (or a driver's error saying the
+        database is locked or gone, as one) is a `database` event, then raised as
+        `DatabaseUnavailable`; nothing of the step was written and the line stays."""
+        try:
+            yield
+        except DatabaseUnavailable as err:
+            self._database(step, err)
+            raise
+        except Exception as err:
+            refusal = _as_refusal(err)
+            if refusal is None:
+                raise
+            self._database(step, refusal)
+            raise refusal from None
+
+    def _database(self, step: str, err: DatabaseUnavailable) -> None:
+        line = self.session.line
+        self._event(
+            "database",
+            pocket=line.pocket if line else None,
+            step=step,
+            reason=err.message,
+            accessed=bool(line and line.unlocked_at is not None),
+            retry=True,
+        )
+
     def _event(self, kind: str, /, **data: Any) -> None:
         self.emit(Event(kind, {"at": format_time(self.session.ctl.now()), **data}))
 
@@ -742,3 +868,14 @@ def _row(entry: RefillLine) -> BoardRow:
         entry.blocked,
         entry.out_of_service,
     )
+
+
+def _as_refusal(err: BaseException) -> DatabaseUnavailable | None:
+    """A database driver's error that says the database cannot take a step now (locked, read
+    only, connection lost: a read outside `Controller.write`), as the controller's refusal."""
+    from adc.controller.dberrors import database_unavailable, is_unavailable
+
+    orig = getattr(err, "orig", None) or err
+    if is_unavailable(err) or is_unavailable(orig):
+        return database_unavailable(orig)
+    return None

@@ -63,6 +63,17 @@ Scans are tried in order until one is accepted; the refused ones are reported wi
 they open the pocket, put `quantity` (else the quantity the line needs) in and close it; on real
 hardware a person does, and the session waits for the switches as it would for anyone.
 
+A step the database cannot take (busy: another process holds the cabinet's writer lock past the
+lock wait; or the connection to a central database is lost) is reported (a `database` event,
+the database's one line) and tried again: `DB_TRIES` times in all, `DB_PAUSE_S` apart (each try
+also waits the lock wait, ADC_DB_LOCK_TIMEOUT). The step is the unlock (nothing is unlocked
+before its access is on record), the record (with the same quantity), a skip, an abandon, the
+count on access, a flag for recount. When every try fails the script stops there with exit 1:
+what earlier lines recorded stays recorded, no later line is run, and the line in hand is left
+(nothing was unlocked) or, where its pocket was unlocked, its access stays open on record and
+the next start at the cabinet, with the database back, flags the drawer for a blind recount.
+The pocket is shut and relocked either way (a pulsed lock latches again by itself).
+
 Everything that can be checked before the first unlock is checked first, and every problem is
 listed with its line number (`parse_script`, then `check_against`): a script with any error
 changes nothing and exits 2.
@@ -71,10 +82,13 @@ changes nothing and exits 2.
 from __future__ import annotations
 
 import re
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from adc.controller.dberrors import DatabaseUnavailable
 from adc.errors import AdcError, BadInput
 from adc.session.events import scanner_text
 from adc.tomlfile import TomlFileError, read_toml
@@ -98,6 +112,8 @@ LINE_KEYS = {
 }
 TOP_KEYS = {"cabinet", "line"}
 MAX_COUNT = 100_000  # a count on access above this is a typing error, whatever the pocket
+DB_TRIES = 3  # a step the database does not take is tried this many times in all,
+DB_PAUSE_S = 2.0  # this far apart (each try waits the lock wait as well)
 LOADING_S = 4.0  # and take this long to put the packs in and close (a restock line takes 11–21 s)
 
 
@@ -533,16 +549,75 @@ def run_script(runner: Runner, script: Script) -> int:
     runner.start()
     trouble = False
     for block in script.lines:
-        trouble |= not _run_line(runner, block)
+        try:
+            trouble |= not _run_line(runner, block)
+        except DatabaseUnavailable as err:  # every try failed: stop here (see the module doc)
+            line = runner.session.line
+            runner.report(
+                "error",
+                line.pocket if line else block.pocket,
+                f"script stopped: {err.message} (tried {DB_TRIES} times)",
+                script_line=block.number,
+            )
+            runner.end_unrecorded()
+            trouble = True
+            break
     summary = runner.finish()
-    return 1 if trouble or summary["flagged"] else 0
+    return 1 if trouble or summary["flagged"] or summary["pending"] else 0
+
+
+def _again(do: Callable[[], Any]) -> Any:
+    """Run a step; where the database does not take it, try again (`DB_TRIES` in all,
+    `DB_PAUSE_S` apart); the last refusal is raised."""
+    for attempt in range(1, DB_TRIES + 1):
+        try:
+            return do()
+        except DatabaseUnavailable:
+            if attempt == DB_TRIES:
+                raise
+            time.sleep(DB_PAUSE_S)
+    raise AssertionError("unreachable")
+
+
+def _flag(runner: Runner, why: str, what: str) -> None:
+    """Flag the line for recount; where the database does not take it, try again; raised when
+    it never does (the access is then left for the next start)."""
+    if runner.flag(why, what):
+        return
+    _after_halt(runner)
+
+
+def _after_halt(runner: Runner) -> None:
+    """A flag the database refused (`runner.halted`): try it again, or raise its refusal."""
+    for _ in range(DB_TRIES - 1):
+        if runner.halted is None:
+            return
+        time.sleep(DB_PAUSE_S)
+        runner.retry_flag()
+    if runner.halted is not None:
+        raise DatabaseUnavailable(runner.halted)
+
+
+def _unlock(runner: Runner) -> bool:
+    """Unlock, again where the database did not take the access (nothing was unlocked)."""
+    for attempt in range(1, DB_TRIES + 1):
+        if runner.unlock():
+            return True
+        if runner.database_refused is None:
+            return False
+        if attempt == DB_TRIES:
+            raise DatabaseUnavailable(runner.database_refused)
+        time.sleep(DB_PAUSE_S)
+    return False
 
 
 def _run_line(runner: Runner, block: ScriptLine) -> bool:
     from adc.errors import Refused
 
     try:
-        line = runner.next_line(block.pocket)
+        line = _again(lambda: runner.next_line(block.pocket))
+    except DatabaseUnavailable:
+        raise
     except (Refused, BadInput) as err:
         runner.report("error", block.pocket, err.message, script_line=block.number)
         return False
@@ -550,7 +625,7 @@ def _run_line(runner: Runner, block: ScriptLine) -> bool:
         runner.report("error", None, "no refill line is left", script_line=block.number)
         return False
     if block.skip is not None:
-        runner.skip(block.skip)
+        _again(lambda: runner.skip(block.skip or ""))
         return True
     room = _room(runner, line.pocket)
     if block.quantity is not None and room is not None and block.quantity > room:
@@ -580,7 +655,7 @@ def _run_line(runner: Runner, block: ScriptLine) -> bool:
                 "note", line.pocket, "scan not used: one was accepted", script_line=scan.line
             )
             continue
-        outcome = runner.scan(scan.text)
+        outcome = _again(lambda text=scan.text: runner.scan(text))
         if outcome.status == "accepted":
             accepted = True
         elif outcome.status == "confirm":
@@ -597,18 +672,19 @@ def _run_line(runner: Runner, block: ScriptLine) -> bool:
     if not accepted:
         runner.leave("no scan accepted")
         return False
-    if not runner.unlock():
+    if not _unlock(runner):
         runner.leave("could not unlock")
         return False
     counting = _Counting(runner, block)
     outcome = runner.access(_hands_tick(runner, block, counting))
     if outcome == "timeout" and block.stuck:
-        runner.not_opened()  # the controller records it; the line is left
+        _again(runner.not_opened)  # the controller records it; the line is left
         return False
     if outcome == "timeout":
         runner.leave("not opened in time")
         return False
     if outcome == "failed":
+        _after_halt(runner)  # flagged (switches lost), or its flag tried again
         return False
     if block.stuck:
         runner.report(
@@ -624,16 +700,19 @@ def _run_line(runner: Runner, block: ScriptLine) -> bool:
     if runner.count_pending() and not counting.tried:
         counting.run()  # closed before the count was made (no tick while open): count now
     if block.abandon is not None:
-        runner.abandon(block.abandon)  # flagged: the exit code says so (summary["flagged"])
+        reason = block.abandon
+        _again(lambda: runner.abandon(reason))  # flagged: the exit code says so
         return True
     if runner.count_pending():
-        runner.flag("could not be recorded", "the count on access was not completed")
+        _flag(runner, "could not be recorded", "the count on access was not completed")
         return False
     try:
-        runner.record(block.quantity, accept_discrepancy=block.confirm_discrepancy)
+        _again(lambda: runner.record(block.quantity, accept_discrepancy=block.confirm_discrepancy))
+    except DatabaseUnavailable:
+        raise
     except (Refused, BadInput) as err:
         runner.report("refused", line.pocket, err.message, script_line=block.number)
-        runner.flag("could not be recorded", err.message)
+        _flag(runner, "could not be recorded", err.message)
         return False
     return True
 
@@ -664,7 +743,8 @@ class _Counting:
         pocket = runner.session.line.pocket if runner.session.line else None
         try:
             assert block.count is not None
-            result = runner.count(block.count)
+            first = block.count
+            result = _again(lambda: runner.count(first))
             if result.outcome is not Outcome.RECOUNT:
                 return
             if block.recount is None:
@@ -675,7 +755,10 @@ class _Counting:
                     script_line=block.number,
                 )
                 return
-            runner.count(block.recount)
+            again = block.recount
+            _again(lambda: runner.count(again))
+        except DatabaseUnavailable:
+            return  # never taken: the line cannot be recorded (flagged after the access)
         except (Refused, BadInput) as err:
             runner.report("refused", pocket, err.message, script_line=block.number)
 

@@ -23,6 +23,14 @@ A pocket that stays shut when pulled is answered `stuck`, typed during the count
 with its audit entry, the drawer out of service until `adc diag recover`), and the next line
 comes up.
 
+A step the database cannot take (busy: another process holds the cabinet's writer lock past the
+lock wait; or the connection to a central database is lost) shows the database's one line and
+keeps the line: nothing was unlocked, or the pocket stays as it is (shut, relocked by its latch).
+Enter tries the step again (the unlock, the record with the same quantity, the skip, the flag);
+a count or an abandon is simply typed again; `quit` ends the session instead, and an access
+that was unlocked but not recorded stays open on record: the next start at the cabinet, with the
+database back, flags its drawer for a blind recount.
+
 Nothing here decides anything: refusals and counts come from the controller through the runner.
 """
 
@@ -46,6 +54,7 @@ from rich.table import Table
 from rich.text import Text
 
 from adc.controller.cabinet_policy import CountMode
+from adc.controller.dberrors import DatabaseUnavailable
 from adc.controller.restock import State
 from adc.errors import BadInput, Refused
 from adc.session.events import Event
@@ -320,12 +329,18 @@ class TerminalSession:
         """Go through the refill list until it is done or the person quits."""
         self.runner.start()
         while not self.quit:
-            self.runner.refresh_board()
-            line = self.runner.next_line()
+            try:
+                self.runner.refresh_board()
+                line = self.runner.next_line()
+            except DatabaseUnavailable:  # its line is on screen; nothing was selected
+                if not self._database_retry("The refill list"):
+                    self.quit = True
+                continue
             if line is None:
                 self.screen.messages.append(end_of_round(self.runner.not_served()))
                 break
             self._work(line)
+            self._until_flagged()
         self.runner.finish()
         self.screen.draw()
 
@@ -339,6 +354,10 @@ class TerminalSession:
             if not self.runner.unlock():
                 if self.runner.retry_unlock and self._retry_after_partial_unlock(line):
                     continue  # the drawer stayed locked: unlock again
+                if self.runner.database_refused is not None:
+                    if self._retry_after_database(line):
+                        continue  # nothing was unlocked: unlock again
+                    return
                 if self.runner.session.line is not None:
                     self.runner.leave("could not unlock")
                 return
@@ -379,6 +398,76 @@ class TerminalSession:
             return False
         return self._after_timeout(answer)
 
+    def _retry_after_database(self, line: Line) -> bool:
+        """The database did not take the access (its line is on screen): nothing was unlocked.
+        True to unlock again; leave, skip or quit end the line."""
+        if self.runner.hands.acts:
+            return True  # _ready_to_pull asks: open (unlock again), skip or quit
+        answer = self._ask(
+            f"[bold red]Nothing was unlocked:[/] the database did not take the access to "
+            f"{escape(line.pocket)}. Enter = try again · leave = go on without this line · "
+            "skip = out of stock · quit"
+        )
+        if answer.strip().lower() == "leave":
+            self.runner.leave("could not unlock: the database did not take the access")
+            return False
+        return self._after_timeout(answer)
+
+    def _database_retry(self, what: str) -> bool:
+        """The database did not take `what` (its line is on screen): True to try again (Enter),
+        False to end the session (quit)."""
+        while True:
+            answer = self._ask(
+                f"[bold red]{what}: the database did not take it[/] (the line is kept). "
+                "Enter = try again · "
+                "quit = end the session (an opened drawer is flagged for recount at the next "
+                "start)"
+            )
+            word = answer.strip().lower()
+            if word == "":
+                return True
+            if word == "quit":
+                return False
+            self.screen.messages.append(
+                f"[yellow]'{escape(answer.strip())}': Enter tries again, quit ends the session[/]"
+            )
+
+    def _until_flagged(self) -> None:
+        """A line the runner could not flag for recount (the database): try again until it is
+        on record, or end the session (the next start flags it)."""
+        while self.runner.halted is not None and not self.quit:
+            if self._database_retry("The flag for recount"):
+                self.runner.retry_flag()
+            else:
+                self.runner.end_unrecorded()
+                self.quit = True
+
+    def _skip(self, reason: str) -> None:
+        """Mark the line out of stock; where the database does not take it, try again, or end
+        the session (nothing was opened: the line is left)."""
+        while True:
+            try:
+                self.runner.skip(reason)
+                return
+            except DatabaseUnavailable:
+                if not self._database_retry("The skip"):
+                    self.runner.end_unrecorded()
+                    self.quit = True
+                    return
+
+    def _record(self, qty: int | None, accept: bool = False) -> None:
+        """Record the line; where the database does not take it, try again with the same
+        quantity, or end the session (the drawer is flagged for recount at the next start)."""
+        while True:
+            try:
+                self.runner.record(qty, accept_discrepancy=accept)
+                return
+            except DatabaseUnavailable:
+                if not self._database_retry("The record"):
+                    self.runner.end_unrecorded()
+                    self.quit = True
+                    return
+
     def _ready_to_pull(self, line: Line) -> bool:
         """With simulated hands: unlock when the operator says `open` (the hands then pull)."""
         while True:
@@ -409,7 +498,7 @@ class TerminalSession:
             self.quit = True
             return False
         if word.split(" ", 1)[0] == "skip":
-            self.runner.skip(answer.strip()[4:].strip() or "out of stock")
+            self._skip(answer.strip()[4:].strip() or "out of stock")
             return False
         return True
 
@@ -431,7 +520,7 @@ class TerminalSession:
                 self.screen.messages.append(HELP)
                 continue
             if word.split(" ", 1)[0] == "skip":
-                self.runner.skip(typed.strip()[4:].strip() or "out of stock")
+                self._skip(typed.strip()[4:].strip() or "out of stock")
                 return False
             if _abandon_reason(typed) is not None:
                 self._nothing_to_abandon()
@@ -451,7 +540,11 @@ class TerminalSession:
                 continue
             if not word:
                 continue
-            outcome = self.runner.scan(typed)
+            try:
+                outcome = self.runner.scan(typed)
+            except DatabaseUnavailable:
+                continue  # the database's line is on screen: scan again
+
             if outcome.status == "accepted":
                 return True
 
@@ -495,18 +588,28 @@ class TerminalSession:
                         return "abandoned"
                     # refused: the line stays as it was; go on waiting for the pocket
                 except NotOpened:
-                    if self._not_opened():
+                    if self._not_opened(ask=False):
                         return "not-opened"
 
-    def _not_opened(self) -> bool:
+    def _not_opened(self, ask: bool = True) -> bool:
         """The person says the pocket stayed shut: the runner has the controller record it (the
-        drawer out of service) and leaves the line. False (and why) when that is refused."""
-        try:
-            self.runner.not_opened()
-        except (Refused, BadInput) as err:
-            self.screen.messages.append(f"[red]✗ refused:[/] {escape(err.message)}")
-            return False
-        return True
+        drawer out of service) and leaves the line. False (and why) when that is refused; where
+        the database does not take it, try again or end the session (`ask`; during the
+        countdown the person types `stuck` again)."""
+        while True:
+            try:
+                self.runner.not_opened()
+                return True
+            except DatabaseUnavailable:  # its line is on screen
+                if not ask:
+                    return False
+                if not self._database_retry("That it stayed shut"):
+                    self.runner.end_unrecorded()  # the access stays open: flagged next start
+                    self.quit = True
+                    return True
+            except (Refused, BadInput) as err:
+                self.screen.messages.append(f"[red]✗ refused:[/] {escape(err.message)}")
+                return False
 
     def _abandon(self, reason: str | None) -> bool:
         """Give the line up with the person's reason; False (and why) when that is refused."""
@@ -517,6 +620,8 @@ class TerminalSession:
             return False
         try:
             self.runner.abandon(reason)
+        except DatabaseUnavailable:
+            return False  # the database's line is on screen: abandon again to retry
         except (Refused, BadInput) as err:
             self.screen.messages.append(f"[red]✗ refused:[/] {escape(err.message)}")
             return False
@@ -618,6 +723,8 @@ class TerminalSession:
     def _count(self, counted: int) -> None:
         try:
             self.runner.count(counted)
+        except DatabaseUnavailable:
+            pass  # the database's line is on screen: the count is asked again
         except (Refused, BadInput) as err:
             self.screen.messages.append(f"[red]✗ refused:[/] {escape(err.message)}")
 
@@ -684,7 +791,7 @@ class TerminalSession:
                     self.screen.messages.append(f"[red]'{escape(typed)}' is not a number[/]")
                     continue
             try:
-                self.runner.record(qty)
+                self._record(qty)
                 return
             except Refused as err:
                 if "scale counts" not in err.message:
@@ -701,7 +808,7 @@ class TerminalSession:
                     continue
                 if answer.strip().lower() in ("y", "yes"):
                     try:
-                        self.runner.record(qty, accept_discrepancy=True)
+                        self._record(qty, accept=True)
                         return
                     except (Refused, BadInput) as again:
                         self.screen.messages.append(f"[red]✗ refused:[/] {escape(again.message)}")

@@ -93,6 +93,14 @@ def describe(event: Event) -> str | None:
             f"{escape(d['drawer'])} is out of service until `adc diag recover` recounts it "
             f"(maintenance event {d['maintenance_event']})"
         )
+    if kind == "database":
+        return f"  [red]✗ {reason}[/]{where} — {_database_next(d)}"
+    if kind == "interrupted" and d.get("action") == "flag-at-next-start":
+        return (
+            f"[red]⚑ {pocket} not recorded[/] ({escape(str(d.get('reason') or ''))}): the "
+            f"access stays open on record; once the database is back, the next start at this "
+            f"cabinet flags drawer {escape(str(d['drawer']))} for a blind recount"
+        )
     if kind == "interrupted":
         return None  # left or recorded: the `unfinished` / `recorded` event says it
     if kind == "error" and d.get("partial_unlock"):
@@ -109,7 +117,28 @@ def describe(event: Event) -> str | None:
             parts.append(f"{len(d['left'])} left")
         if d["flagged"]:
             parts.append(f"[red]{len(d['flagged'])} flagged for recount[/]")
+        if d.get("pending"):
+            parts.append(f"[red]{len(d['pending'])} to be flagged at the next start[/]")
         if d.get("not_served"):
             parts.append(f"[yellow]{len(d['not_served'])} not served[/]")
         return "[bold]session ended:[/] " + ", ".join(parts)
     return None
+
+
+_DATABASE_NEXT = {
+    "select": "try again",
+    "scan": "scan again",
+    "unlock": "the line is kept: try again",
+    "record": "the line is kept: try again",
+    "count": "the count was not recorded: enter it again",
+    "skip": "the line is kept: try again",
+    "abandon": "the line is kept: try again",
+    "not-opened": "the line is kept: try again",
+    "flag": "the flag for recount is tried again, or left to the next start",
+    "alarm": "what the cabinet noticed is recorded once the database answers; close the drawer",
+}
+
+
+def _database_next(d: dict) -> str:
+    """What happens after a step the database did not take (see Runner)."""
+    return _DATABASE_NEXT.get(str(d.get("step")), "try again")
