@@ -576,7 +576,6 @@ class PocketAccess:
             not self._left_open_alarm
             and self._seconds_since(self.unlocked_at, now) > self.open_alarm_s
         ):
-            self._left_open_alarm = True
             self.alarms.append(
                 raise_alarm(
                     self.ctl,
@@ -588,6 +587,7 @@ class PocketAccess:
                     point=points.drawer_switch,
                 )
             )
+            self._left_open_alarm = True  # once recorded (a busy database: the next poll tries)
             self.notes.append(f"drawer {self.drawer} is open too long: close it")
 
     def _judge_relock(self, now: datetime) -> None:
@@ -602,14 +602,15 @@ class PocketAccess:
         )
         if not verdict.judged:
             return
-        self.relock_judged = True
         if verdict.held:
+            self.relock_judged = True
             return
         what = verdict.what
         self._fail(
             MaintenanceKind.RELOCK_FAILED,
             f"{what}: drawer {self.drawer}, pocket {self.pocket} ({self.during})",
-        )
+        )  # a database that cannot take it raises: judged (and recorded) at the next poll
+        self.relock_judged = True
         self.notes.append(
             f"drawer {self.drawer} did not lock again ({what}): it is out of service until "
             f"recovered (adc diag recover --drawer {self.drawer}); call service"
