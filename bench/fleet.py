@@ -11,7 +11,7 @@ cabinet B during the stall against the same removal before it.
 
     createdb -h 127.0.0.1 -U postgres adc_fleet
     .venv/bin/python bench/fleet.py --pg postgresql+psycopg://postgres@127.0.0.1:5432/adc_fleet \
-        [--seconds 3] [--writers 1,2,4,8] [--stall-s 5]
+        [--seconds 3] [--writers 1,2,4,8,16] [--stall-s 5]
     dropdb -h 127.0.0.1 -U postgres adc_fleet
 
 The database at --pg is emptied first (its public schema dropped): give it one of its own.
@@ -249,7 +249,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--pg", help="a PostgreSQL URL of a database of its own (emptied)")
     parser.add_argument("--seconds", type=float, default=3.0)
-    parser.add_argument("--writers", default="1,2,4,8")
+    parser.add_argument("--writers", default="1,2,4,8,16")
     parser.add_argument("--stall-s", type=float, default=5.0)
     parser.add_argument(
         "--report-cabinets",
