@@ -111,28 +111,32 @@ def cs_activity(
                 .group_by(Transaction.pocket_id, Transaction.item_id)
             ).all()
         }
-        rows = session.execute(
-            select(
-                *_TXN_COLUMNS,
-                Pocket.code,
-                Item.name,
-                Item.strength,
-                Item.form,
-                Item.ndc,
-                Item.schedule,
-                StockLot.lot,
-                StockLot.expiry,
-                user.username,
-                witness.username,
+        rows = (
+            session.connection()
+            .execute(  # Core rows: no ORM loading
+                select(
+                    *_TXN_COLUMNS,
+                    Pocket.code,
+                    Item.name,
+                    Item.strength,
+                    Item.form,
+                    Item.ndc,
+                    Item.schedule,
+                    StockLot.lot,
+                    StockLot.expiry,
+                    user.username,
+                    witness.username,
+                )
+                .join(Pocket, Pocket.id == Transaction.pocket_id)
+                .join(Item, Item.id == Transaction.item_id)
+                .join(user, user.id == Transaction.user_id)
+                .outerjoin(witness, witness.id == Transaction.witness_id)
+                .outerjoin(StockLot, StockLot.id == Transaction.lot_id)
+                .where(*scope, Transaction.at >= start, Transaction.at < end)
+                .order_by(Transaction.at, Transaction.id)
             )
-            .join(Pocket, Pocket.id == Transaction.pocket_id)
-            .join(Item, Item.id == Transaction.item_id)
-            .join(user, user.id == Transaction.user_id)
-            .outerjoin(witness, witness.id == Transaction.witness_id)
-            .outerjoin(StockLot, StockLot.id == Transaction.lot_id)
-            .where(*scope, Transaction.at >= start, Transaction.at < end)
-            .order_by(Transaction.at, Transaction.id)
-        ).all()
+            .all()
+        )
         ids = [row.id for row in rows]
         opened: dict[int, int] = {}
         if ids:
