@@ -47,23 +47,67 @@ def full_run(name: str, days: float) -> tuple[int, int, float, float]:
 
 def full_run_watched(name: str, days: float) -> tuple[int, int, float, float, tuple[int, int]]:
     """full_run, and the supervision's (polls, rule evaluations) over every cabinet."""
+    tx, events, wall, setup, watch, _cpu = full_run_cpu(name, days)
+    return tx, events, wall, setup, watch
+
+
+class CpuSplit:
+    """CPU seconds (process time: what a loaded machine does not inflate the way it does wall
+    time) of the simulated days, and the share spent in the supervision's polls (driver
+    snapshot, rules, records) and plans (the rules asked about later ticks)."""
+
+    def __init__(self) -> None:
+        self.total = self.poll = self.plan = 0.0
+
+    def wrap(self, cls: type, name: str, attr: str) -> None:
+        inner = getattr(cls, name)
+        split = self
+
+        def timed(*args, **kwargs):  # type: ignore[no-untyped-def]
+            began = time.process_time()
+            try:
+                return inner(*args, **kwargs)
+            finally:
+                setattr(split, attr, getattr(split, attr) + time.process_time() - began)
+
+        setattr(cls, name, timed)
+
+    def unwrap(self, cls: type, name: str, inner: object) -> None:
+        setattr(cls, name, inner)
+
+
+def full_run_cpu(
+    name: str, days: float
+) -> tuple[int, int, float, float, tuple[int, int], CpuSplit]:
+    """full_run_watched, and the CPU split of the simulated days."""
+    from adc.scenario.supervise import Supervisor
+
     loaded = load_scenario(ROOT / "scenarios" / f"{name}.toml")
     began = time.perf_counter()
     world = build_world(loaded, days=days or None)
     start_processes(world, None)
     setup = time.perf_counter() - began
     env, events = world.env, 0
-    began = time.perf_counter()
-    while env.peek() < world.horizon_s:
-        env.step()
-        events += 1
-    wall = time.perf_counter() - began
+    cpu = CpuSplit()
+    poll, plan = Supervisor.poll, Supervisor.plan
+    cpu.wrap(Supervisor, "poll", "poll")
+    cpu.wrap(Supervisor, "plan", "plan")
+    try:
+        began, began_cpu = time.perf_counter(), time.process_time()
+        while env.peek() < world.horizon_s:
+            env.step()
+            events += 1
+        wall = time.perf_counter() - began
+        cpu.total = time.process_time() - began_cpu
+    finally:
+        cpu.unwrap(Supervisor, "poll", poll)
+        cpu.unwrap(Supervisor, "plan", plan)
     kpis = compute_kpis(world)
     assert kpis["audit"]["verified"], "the audit chain must verify"
     watches = [s.watch for s in world.stations.values()]
     watch = (sum(w.polls for w in watches), sum(w.evaluations for w in watches))
     close_world(world)
-    return int(kpis["transactions_total"]), events, wall, setup, watch
+    return int(kpis["transactions_total"]), events, wall, setup, watch, cpu
 
 
 def bare_simpy(events: int) -> float:
@@ -82,6 +126,11 @@ def bare_simpy(events: int) -> float:
 def controller_only(n: int, url: str = "sqlite://") -> float:
     """Wall seconds of `n` removals through `inventory.remove` alone (one pocket, refilled as
     needed; the refills are timed too, one per 49 removals)."""
+    return controller_only_cpu(n, url)[0]
+
+
+def controller_only_cpu(n: int, url: str = "sqlite://") -> tuple[float, float]:
+    """(wall seconds, CPU seconds) of controller_only."""
     from adc.controller import cabinets, formulary, inventory, users
     from adc.controller.clock import ManualClock
     from adc.controller.context import Controller
@@ -102,15 +151,15 @@ def controller_only(n: int, url: str = "sqlite://") -> float:
     cabinets.add_cabinet(ctl, svc, "B1", "tcp-6drawer")
     scan = parse_scan("]d20100309046722618172712311000L1")
     inventory.load(ctl, ph, "B1", "D6-P1", 1, (40, 5, 50), scan, 50)
-    began = time.perf_counter()
+    began, began_cpu = time.perf_counter(), time.process_time()
     for i in range(n):
         if i and i % 49 == 0:
             inventory.refill(ctl, ph, "B1", "D6-P1", scan, 49)
         inventory.remove(ctl, rn, "B1", "D6-P1", 1)
         clock.advance(10)
-    wall = time.perf_counter() - began
+    wall, cpu = time.perf_counter() - began, time.process_time() - began_cpu
     db.close()
-    return wall
+    return wall, cpu
 
 
 def profile_top(name: str, days: float, lines: int = 18) -> str:
@@ -132,9 +181,9 @@ def main() -> None:
     args = parser.parse_args()
 
     load_before = os.getloadavg()
-    tx, events, wall, setup, (polls, evaluations) = full_run_watched(args.scenario, args.days)
+    tx, events, wall, setup, (polls, evaluations), cpu = full_run_cpu(args.scenario, args.days)
     bare = bare_simpy(events)
-    only = controller_only(args.removals)
+    only, only_cpu = controller_only_cpu(args.removals)
     with tempfile.TemporaryDirectory() as directory:
         on_file = controller_only(args.removals, f"sqlite:///{directory}/bench.db")
     full_rate = tx / wall
@@ -167,6 +216,20 @@ def main() -> None:
     print(
         f"  ratio    full tx/s / controller-alone tx/s = {ratio:.2f} "
         f"(goal of issue 17: >= 0.5); the simulated days took {wall:.2f} s wall"
+    )
+    cpu_ratio = (tx / cpu.total) / (args.removals / only_cpu)
+    rest = cpu.total - cpu.poll - cpu.plan
+    print(
+        f"  CPU time (process time; steadier than wall on a loaded machine): the simulated "
+        f"days {cpu.total:.2f} s = {tx / cpu.total:,.0f} tx/s, the controller alone "
+        f"{args.removals / only_cpu:,.0f} tx/s: ratio {cpu_ratio:.2f}"
+    )
+    print(
+        f"    of which supervision {cpu.poll + cpu.plan:.2f} s "
+        f"({(cpu.poll + cpu.plan) / cpu.total:.0%}: polls {cpu.poll:.2f} s "
+        f"= {cpu.poll / max(polls, 1) * 1e6:.0f} µs each, plans {cpu.plan:.2f} s), the rest "
+        f"(people, the controller's transactions, SimPy) {rest:.2f} s = "
+        f"{rest / max(tx, 1) * 1e3:.2f} ms per transaction"
     )
     print(
         f"  target {TARGET:,} tx/s: {'met' if full_rate >= TARGET else 'NOT met'} "

@@ -107,6 +107,9 @@ class SimDriver:
             )
             for text in self._layout.locks
         ]
+        self._lock_rows = [
+            (lock.text, lock.has_feedback, lock.door_switch) for lock in self._snapshot_locks
+        ]
         self._loadcell_blocks = {
             name: (model.weight_block(), model.status_block())
             for name, model in profile.devices.items()
@@ -252,8 +255,17 @@ class SimDriver:
                 continue
         snap = Snapshot(time=self.now, health=self.health())
         layout = self._layout
-        for lock in self._snapshot_locks:
-            snap.locks_engaged[lock.text] = lock.engaged(values)
+        get = values.get
+        engaged = snap.locks_engaged
+        for text, has_feedback, door_switch in self._lock_rows:  # each as _SnapshotLock.engaged
+            if has_feedback:
+                engaged[text] = get(text)  # type: ignore[assignment]
+                continue
+            coil_on = get(text)
+            switch = get(door_switch) if door_switch else True
+            engaged[text] = (
+                None if coil_on is None or switch is None else bool(switch) and not coil_on
+            )
         snap.inputs = {text: values.get(text) for text in layout.inputs}  # type: ignore[misc]
         snap.weights = {text: values.get(text) for text in layout.weights}  # type: ignore[misc]
         snap.temperatures = {text: values.get(text) for text in layout.temperatures}  # type: ignore[misc]

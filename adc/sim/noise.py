@@ -42,8 +42,15 @@ def gaussian(key: int, sample: int) -> float:
     last = _last_sample
     if last[0] != sample:
         last[0], last[1] = sample, splitmix64(sample)
-    a = splitmix64(key ^ last[1])
-    b = splitmix64(a)
+    # splitmix64(key ^ last[1]), then splitmix64 of that, written out (the hot path of a snapshot)
+    z = ((key ^ last[1]) + 0x9E3779B97F4A7C15) & _MASK
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK
+    a = z ^ (z >> 31)
+    z = (a + 0x9E3779B97F4A7C15) & _MASK
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK
+    b = z ^ (z >> 31)
     u1 = ((a >> 11) + 1) / _UNIT  # (0, 1]: log stays finite
     u2 = (b >> 11) / _UNIT
     return math.sqrt(-2.0 * math.log(u1)) * math.cos(_TWO_PI * u2)
