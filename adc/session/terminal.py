@@ -418,8 +418,7 @@ class TerminalSession:
         False to end the session (quit)."""
         while True:
             answer = self._ask(
-                f"[bold red]{what}: the database did not take it[/] (the line is kept). "
-                "Enter = try again · "
+                f"[bold red]{what}: the database did not take it.[/] Enter = try again · "
                 "quit = end the session (an opened drawer is flagged for recount at the next "
                 "start)"
             )

@@ -128,12 +128,12 @@ def describe(event: Event) -> str | None:
 _DATABASE_NEXT = {
     "select": "try again",
     "scan": "scan again",
-    "unlock": "the line is kept: try again",
-    "record": "the line is kept: try again",
+    "unlock": "the line is kept",
+    "record": "the line is kept",
     "count": "the count was not recorded: enter it again",
-    "skip": "the line is kept: try again",
-    "abandon": "the line is kept: try again",
-    "not-opened": "the line is kept: try again",
+    "skip": "the line is kept",
+    "abandon": "the line is kept",
+    "not-opened": "the line is kept",
     "flag": "the flag for recount is tried again, or left to the next start",
     "alarm": "what the cabinet noticed is recorded once the database answers; close the drawer",
 }
