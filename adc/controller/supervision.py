@@ -827,6 +827,36 @@ def evaluate(
     return new, findings
 
 
+def gathering(
+    state: WatchState, snap: Snapshot, accesses: Iterable[OpenAccess], layout: Layout
+) -> bool:
+    """Whether `evaluate` on this same snapshot and accesses, at any later time with the slow
+    readings looked at, gives a state other than `state` (the one it gave for this snapshot):
+    True when a shut, unaccessed weighed pocket whose scale reads "ok" has a window open
+    (a change being confirmed, or a pocket judged after its access): the later look takes one
+    more reading into the window (`Scale.gather`; its count grows, or the window closes with
+    a verdict). Cheap, so a caller planning its next poll need not run the rules to know it."""
+    scales = state.scales
+    if not scales:
+        return False
+    accesses = list(accesses)
+    by_pocket = {a.pocket for a in accesses if a.pocket}
+    drawer_wide = {a.drawer for a in accesses if a.pocket is None}
+    inputs, weights = snap.inputs, snap.weights
+    for code, pocket, switches in layout._weighed:
+        scale = scales.get(code)
+        if scale is None or scale.since is None or not pocket.unit_weight_g:
+            continue
+        if code in by_pocket or pocket.drawer in drawer_wide:
+            continue
+        if not all(inputs.get(switch) for switch in switches):
+            continue
+        reading = weights.get(pocket.sensor)  # type: ignore[arg-type]
+        if reading is not None and reading.quality == "ok":
+            return True
+    return False
+
+
 # ---------------------------------------------------------------------------------- records
 def current_accesses(ctl: Controller, cabinet: str) -> list[OpenAccess]:
     rows = open_accesses(ctl, cabinet)

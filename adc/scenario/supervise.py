@@ -251,7 +251,7 @@ class Supervisor:
         end = slow_bound if slow_bound < horizon else horizon  # exclusive
         nxt_slow = (k // e + 1) * e
         first: int | None = None
-        if nxt_slow < end and self._differs(nxt_slow, True):
+        if nxt_slow < end and (self._gathering() or self._differs(nxt_slow, True)):
             first = nxt_slow
         elif end - 1 <= k or not self._differs(end - 1, True):
             return slow_bound if slow_bound < horizon else None
@@ -280,6 +280,12 @@ class Supervisor:
             weights=slow,
             recorded=self.recorded if judged else None,
         )
+
+    def _gathering(self) -> bool:
+        """A scale's window takes a reading at every slow poll: the next slow tick differs
+        (what `_differs` would say, without running the rules; `supervision.gathering`)."""
+        assert self.layout is not None
+        return supervision.gathering(self.state, self._snap, self.accesses, self.layout)
 
     def _differs(self, k: int, weights: bool) -> bool:
         state, findings = self._evaluate(
