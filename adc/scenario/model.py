@@ -211,12 +211,21 @@ class FaultSpec(_Strict):
         default_factory=dict, description="Faults per cabinet per day, by kind (random targets)."
     )
     scripted: list[ScriptedFault] = Field(default_factory=list)
-    watch_s: float = Field(
-        300.0,
-        gt=0,
-        description="Not used any more (kept so older files load): the cabinet is watched by the "
-        "station's supervision at the station's polling rates.",
+    watch_s: float | None = Field(
+        None,
+        description="Removed: refused where given (the cabinet is watched by the station's "
+        "supervision at the station's polling rates).",
     )
+
+    @field_validator("watch_s")
+    @classmethod
+    def _watch_s(cls, value: float | None) -> None:
+        if value is not None:
+            raise ValueError(
+                "no longer used: the cabinets are watched by the station's supervision at the "
+                "station's polling rates (the profile's [station] fast_s, slow_s); remove it"
+            )
+        return None
 
     @field_validator("rates")
     @classmethod

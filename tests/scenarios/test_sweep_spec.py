@@ -119,6 +119,7 @@ def test_plan_is_every_combination_times_every_seed() -> None:
         (["cabinets[0].profile=no-such-profile"], "profile 'no-such-profile'"),
         (["cabinets[0].stock[2].item=00000000000000"], "no item '00000000000000'"),
         (["seed=1,2"], "seeds are swept with --seeds"),
+        (["faults.watch_s=60,120"], "faults.watch_s: no longer used"),
         (["par"], "write KEY=VALUE"),
         (["nurses.take_s=5,"], "an empty value"),
         (["nurses.take_s=5,5"], "a value is given twice"),
@@ -148,6 +149,7 @@ def test_clashing_values_pass_when_they_fit_together() -> None:
     [
         (["--seeds", "5..1"], "--seeds 5..1: the range runs backwards"),
         (["--seeds", "1..2", "--set", "nurses.take_ss=5"], "nurses.take_ss: unknown key"),
+        (["--seeds", "1", "--set", "faults.watch_s=60"], "faults.watch_s: no longer used"),
         (["--seeds", "1..2", "--scheduler", "localhost:8786"], "give the scheduler as tcp://"),
         (["--seeds", "1..2", "--scheduler", "tcp://127.0.0.1:9", "--workers", "2"], "--workers"),
         (["--seeds", "1", "--scheduler", "tcp://127.0.0.1:9"], "no Dask scheduler answers"),
@@ -171,3 +173,19 @@ def test_too_many_runs_are_refused_before_they_are_made() -> None:
     values = ",".join(str(v) for v in range(1, 401))
     with pytest.raises(BadInput, match=r"160,000 combinations × 1 seeds: more than 100,000 runs"):
         plan_sweep(WARD, "1", [f"nurses.take_s={values}", f"service.repair_min={values}"])
+
+
+def test_an_old_file_with_faults_watch_s_is_refused_saying_why(tmp_path: Path) -> None:
+    """`[faults] watch_s` (the old cabinet watch's period) is refused, not silently ignored: the
+    station's supervision watches at the station's rates."""
+    old = tmp_path / "old.toml"
+    old.write_text(WARD.read_text(encoding="utf-8") + "\n[faults]\nwatch_s = 300\n", "utf-8")
+    done = subprocess.run(
+        [sys.executable, "-m", "adc", "sim", "run", str(old), "--days", "0.01"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "faults.watch_s" in done.stderr and "no longer used" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -34,7 +34,6 @@ def test_demand_without_faults_detects_no_faults(write_scenario) -> None:  # typ
 
 SCRIPTED = """
 [faults]
-watch_s = 120
 scripted = [
   { day = 0, time = "07:00", cabinet = "W1", kind = "lock_jammed", target = "dio1:coil.0" },
   { day = 0, time = "07:10", cabinet = "W1", kind = "lock_no_reengage", target = "dio1:coil.6" },
