@@ -55,6 +55,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from adc.controller.access import RELOCK_GRACE_S, UnlockIncomplete
+from adc.controller.access_log import DatabaseUnwritable
 from adc.controller.audit import format_time
 from adc.controller.dberrors import DatabaseUnavailable
 from adc.controller.restock import Line, RestockSession, State
@@ -159,7 +160,8 @@ class Runner:
     database_refused: str | None = None  # the last unlock: the access could not be put on record
     halted: str | None = None  # the current line could not be flagged: the database's line
     pending: list[dict[str, Any]] = field(default_factory=list)  # accesses left for the next start
-    _pending_flag: tuple[str, str] | None = None
+    _pending_flag: Callable[[], bool] | None = None  # the flag the database refused, again
+    _unclosed: list[tuple[Any, str]] = field(default_factory=list)  # (access, outcome) to close
     _database_said: str | None = None  # the last database line during an access (said once)
 
     # ------------------------------------------------------------------------------- the round
@@ -219,6 +221,7 @@ class Runner:
 
     def next_line(self, pocket: str | None = None) -> Line | None:
         """Select a pocket, or the next refill line (critical first); None when none is left."""
+        self._close_accesses()
         with self._database_step("select"):
             line = self.session.select(pocket) if pocket else self.session.next_line()
         if line is None:
@@ -364,8 +367,13 @@ class Runner:
                 with self._database_step("unlock"), self.critical():  # never half a pulse
                     self.session.unlock()
                 break
-            except DatabaseUnavailable as err:  # the `database` event says it: nothing unlocked
-                self.database_refused = err.message
+            except DatabaseUnavailable as err:  # the `database` event says it
+                if isinstance(err, DatabaseUnwritable) or line.access_id is None:
+                    self.database_refused = err.message  # not on record: nothing was pulsed
+                    return False
+                # on record, then the database failed mid-unlock (recording a partial unlock):
+                # a lock may have been released: fail closed, the drawer is flagged for recount
+                self._flag_unlock(err.message)
                 return False
             except RearmRefused as busy:
                 if attempt == REARM_TRIES - 1:
@@ -530,6 +538,7 @@ class Runner:
         scan = line.scan
         with self._database_step("record"), self.critical():
             movement = self.session.confirm_quantity(qty, accept_discrepancy=accept_discrepancy)
+        self._ended(line, "recorded")
         self._new_notes(line)
         row = self._row(line)
         row.status, row.on_hand = "done", movement.on_hand
@@ -555,6 +564,7 @@ class Runner:
         line = self._line()
         with self._database_step("skip"), self.critical():
             self.session.skip(reason, out_of_stock=True)
+        self._ended(line, "skipped")
         row = self._row(line)
         row.status, row.result = "skipped", reason
         self._event("skipped", pocket=line.pocket, reason=reason, shortage=True)
@@ -585,6 +595,8 @@ class Runner:
         then unlocked again and relatched unopened) cannot be dropped: it is flagged for a
         recount instead, and False says so."""
         line = self._line()
+        if self.halted is not None:
+            return False  # its flag for recount is pending: never dropped without it
         try:
             self.session.cancel()
         except Refused:
@@ -592,6 +604,7 @@ class Runner:
                 raise
             self.flag(reason, "the pocket was opened in this line and nothing recorded")
             return False
+        self._ended(line, "left")
         row = self._row(line)
         row.status, row.result = "left", reason
         self.left.append((line.pocket, reason))
@@ -709,18 +722,62 @@ class Runner:
             with self._database_step("flag"):
                 flag = self._abandon(f"{why}: {what}")
         except DatabaseUnavailable as err:
-            self._pending_flag = (why, what)
+            self._pending_flag = lambda: self.flag(why, what)
             self.halted = err.message
             return False
         self._pending_flag, self.halted = None, None
         self._event("interrupted", state=state, action="flagged-for-recount", **flag)
         return True
 
+    def _flag_unlock(self, said: str) -> bool:
+        """The database failed in the middle of an unlock whose access was on record (while
+        recording a partial unlock): a lock may have been released, so the drawer is flagged
+        for a blind recount (a `failed` maintenance event, out of service until recovered) and
+        the line is left. False where the database refuses that too (`halted`)."""
+        from adc.controller.access import MaintenanceKind, raise_alarm
+
+        line = self._line()
+        detail = (
+            f"unlock of pocket {line.pocket} in drawer {line.drawer} not completed on record "
+            f"(restock by {self.session.actor.username}, session {self.session.id}): {said}; "
+            "a lock may have been released: contents unknown, blind recount required"
+        )
+        try:
+            with self._database_step("flag"):
+                alarm = raise_alarm(
+                    self.session.ctl,
+                    self.session.cabinet,
+                    MaintenanceKind.FAILED,
+                    detail,
+                    drawer=line.drawer,
+                    pocket=line.pocket,
+                )
+        except DatabaseUnavailable as err:
+            self._pending_flag = lambda: self._flag_unlock(said)
+            self.halted = err.message
+            return False
+        self._pending_flag, self.halted = None, None
+        flag = {
+            "pocket": line.pocket,
+            "drawer": line.drawer,
+            "reason": f"the database failed during the unlock: {said}",
+            "maintenance_event": alarm.event_id,
+            "locked": self._latched(line),
+            "detail": detail,
+            "audit_seq": None,
+        }
+        self.flagged.append(flag)
+        self._event("interrupted", state=self.session.state.value, action="flagged-for-recount",
+                    **flag)  # fmt: skip
+        self.leave("the database failed during the unlock: flagged for recount")
+        self._row(line).status = "flagged"
+        return True
+
     def retry_flag(self) -> bool:
         """Try the flag the database refused again (True once it is on record)."""
         if self._pending_flag is None:
             return True
-        return self.flag(*self._pending_flag)
+        return self._pending_flag()
 
     def end_unrecorded(self) -> None:
         """End the session with the current line's end not on record (the database cannot take
@@ -730,7 +787,8 @@ class Runner:
         line = self.session.line
         if line is None:
             return
-        if line.unlocked_at is None:
+        if line.access_id is None:  # never on record, so never pulsed
+            self.halted = None
             self.leave("the database could not take it")
             return
         row = self._row(line)
@@ -764,6 +822,7 @@ class Runner:
         line = self._line()
         with self.critical():
             done = self.session.abandon(reason)  # the access ends: light off, closed on record
+        self._ended(line, "abandoned")
         row = self._row(line)
         row.status, row.result = "flagged", "recount required"
         flag = {
@@ -782,6 +841,7 @@ class Runner:
     def finish(self) -> dict[str, Any]:
         """End the session and sum it up (a line still open is left to the caller's clean-up)."""
         s = self.session
+        self._close_accesses()
         if s.line is None:
             s.end()
         done, total = self.progress()
@@ -823,6 +883,30 @@ class Runner:
         if self.session.line is None:
             raise Refused("no line selected")
         return self.session.line
+
+    def _ended(self, line: Line, outcome: str) -> None:
+        """The line ended; where its access could not be closed on record (the database failed
+        just then: the controller's note says the next start would flag it), close it later."""
+        access = line.access
+        if access is not None and access.access_id is not None:
+            self._unclosed.append((access, outcome))
+
+    def _close_accesses(self) -> None:
+        """Close on record the accesses of ended lines the database did not take at the time,
+        so the next start does not flag a drawer whose line was recorded. Where it still fails,
+        the next start flags it (fail closed)."""
+        from adc.controller.access_log import close_access
+
+        for access, outcome in list(self._unclosed):
+            if close_access(self.session.ctl, access.access_id, outcome):
+                self._unclosed.remove((access, outcome))
+                self._event(
+                    "note",
+                    pocket=access.pocket,
+                    text=f"the access to {access.pocket} is now closed on record ({outcome}): "
+                    "its drawer will not be flagged at the next start",
+                )
+                access.access_id = None
 
     @contextmanager
     def _database_step(self, step: str) -> Iterator[None]:

@@ -603,6 +603,9 @@ def _unlock(runner: Runner) -> bool:
     for attempt in range(1, DB_TRIES + 1):
         if runner.unlock():
             return True
+        if runner.halted is not None:  # the database failed mid-unlock: its flag, again
+            _after_halt(runner)
+            return False
         if runner.database_refused is None:
             return False
         if attempt == DB_TRIES:
@@ -673,7 +676,8 @@ def _run_line(runner: Runner, block: ScriptLine) -> bool:
         runner.leave("no scan accepted")
         return False
     if not _unlock(runner):
-        runner.leave("could not unlock")
+        if runner.session.line is not None:
+            runner.leave("could not unlock")
         return False
     counting = _Counting(runner, block)
     outcome = runner.access(_hands_tick(runner, block, counting))

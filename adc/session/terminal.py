@@ -358,6 +358,8 @@ class TerminalSession:
                     if self._retry_after_database(line):
                         continue  # nothing was unlocked: unlock again
                     return
+                if self.runner.halted is not None:
+                    return  # flagged for recount, or its flag is tried again (run)
                 if self.runner.session.line is not None:
                     self.runner.leave("could not unlock")
                 return
