@@ -160,3 +160,52 @@ def test_unreachable_to_the_end_of_the_session_the_next_start_flags_the_access(
     assert kinds == [("D1", "failed")]
     assert site.actions("stock.refill") == 0
     verified(site)
+
+
+def test_ctrl_c_while_the_database_is_gone_leaves_the_access_for_the_next_start(
+    pg_site: DbSite, tmp_path: Path
+) -> None:
+    from tests.session.helpers import ONDANSETRON_VIAL, good_expiry, hri
+
+    site = pg_site
+    with (
+        emulator() as (server, where),
+        proxy(site.url) as relay,
+        terminal(site, backend=f"modbus-tcp://{where}", via=relay.port) as child,
+    ):
+        log_in(child)
+        child.sendline(hri(ONDANSETRON_VIAL, good_expiry(), "LOST4"))
+        child.expect("drawer D1 unlocked — open it:")
+        pull(server, "D1", LOCK)
+        child.expect("put 10 into pocket")
+        relay.cut()
+        load_and_close(server, "D1", "D1-P1", 10, 4.6)
+        child.expect("The scale counts 10 added")
+        child.sendintr()  # the record (the scale's count) and the flag are tried, both refused
+        child.expect("leaving the cabinet safe")
+        child.expect("D1-P1 not recorded")
+        child.expect("flags drawer D1 for a blind recount")
+        child.expect(pexpect.EOF)
+        child.close()
+        assert child.exitstatus == 130
+        shown = "".join(child.transcript)  # type: ignore[attr-defined]
+        assert relocked(server, "D1", LOCK)
+    assert "Traceback" not in shown and "clean-up failed" not in shown
+    assert site.accesses() == [("D1", "D1-P1", False, None)]
+    assert site.actions("stock.refill") == 0
+    skip = tmp_path / "next.toml"
+    skip.write_text('[[line]]\npocket = "D2-P1"\nskip = "out of stock"\n')
+    after = run_adc(
+        "restock",
+        "--cabinet",
+        "W1",
+        "--backend",
+        "sim:",
+        "--script",
+        str(skip),
+        env=site.env(ADC_USER="technician", ADC_PIN=PIN),
+        timeout=60,
+    )
+    assert after.returncode == 0, after.stdout + after.stderr
+    assert "drawer D1 flagged for a blind recount" in after.stdout
+    assert site.accesses() == [("D1", "D1-P1", True, "interrupted")]
