@@ -96,7 +96,10 @@ def cs_activity(
     """Every controlled-substance event in [start, end), oldest first, with running balances (of
     every cabinet, one, or a list of them)."""
     user, witness = aliased(User), aliased(User)
-    scope = [Item.schedule.is_not(None)]  # type: ignore[union-attr]
+    # the controlled items by id: both queries then range-scan the index on (item_id, at) for
+    # those items only, not every transaction of the period (a fleet's month: 80,000)
+    controlled = select(Item.id).where(Item.schedule.is_not(None))  # type: ignore[union-attr]
+    scope = [Transaction.item_id.in_(controlled)]  # type: ignore[attr-defined]
     ids = cabinet_ids(cabinet)
     if ids is not None:  # by the cabinets' pockets: the index on (pocket_id, id), not a scan
         pockets = select(Pocket.id).where(Pocket.cabinet_id.in_(ids))  # type: ignore[attr-defined]
@@ -106,7 +109,6 @@ def cs_activity(
             (pocket_id, item_id): int(total)
             for pocket_id, item_id, total in session.execute(
                 select(Transaction.pocket_id, Transaction.item_id, func.sum(Transaction.qty))
-                .join(Item, Item.id == Transaction.item_id)
                 .where(*scope, Transaction.at < start)
                 .group_by(Transaction.pocket_id, Transaction.item_id)
             ).all()
@@ -137,12 +139,12 @@ def cs_activity(
             )
             .all()
         )
-        ids = [row.id for row in rows]
         opened: dict[int, int] = {}
-        if ids:
+        if rows:  # the discrepancies of the same transactions (a join, not 17,000 parameters)
             for disc_id, txn_id, trigger in session.execute(
                 select(Discrepancy.id, Discrepancy.transaction_id, Discrepancy.trigger)
-                .where(Discrepancy.transaction_id.in_(ids))  # type: ignore[union-attr]
+                .join(Transaction, Transaction.id == Discrepancy.transaction_id)
+                .where(*scope, Transaction.at >= start, Transaction.at < end)
                 .order_by(Discrepancy.id)
             ).all():
                 if txn_id not in opened or trigger != "sensor":

@@ -189,6 +189,12 @@ MIGRATIONS: list[Migration] = [
         "investigational drugs: studies, study items, subjects' dispenses",
         lambda conn: _step("adc.controller.study_tables", conn),
     ),
+    Migration(
+        9,
+        "index controlled-substance movements with their pocket and quantity (cs-activity's"
+        " opening balances over a fleet's history)",
+        lambda conn: _step("adc.controller.report_indexes", conn),
+    ),
 ]
 
 

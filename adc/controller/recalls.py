@@ -14,11 +14,18 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from adc.controller.cabinet_scope import Cabinets, scoped
+from adc.controller.cabinet_scope import Cabinets, cabinet_ids
 from adc.controller.context import Actor, Controller, Tx
 from adc.controller.csvfile import bad_rows, read_rows
 from adc.controller.gs1 import MAX_LOT, gtin_for_ndc, normalize_gtin, normalize_ndc
-from adc.controller.lots import check_ascii, check_recall_lot, lot_key, recall_covers, same_lot
+from adc.controller.lots import (
+    check_ascii,
+    check_recall_lot,
+    lot_key,
+    recall_covers,
+    same_lot,
+    sql_lot_key,
+)
 from adc.controller.models import Drawer, Item, Pocket, Recall, StockLot
 from adc.controller.permissions import Action
 from adc.controller.stock import is_held, item_label
@@ -153,6 +160,9 @@ class RecalledStock:
     reason: str
 
 
+MAX_CANDIDATES = 5_000  # lot ids passed as parameters (SQLite allows 32,766 a statement)
+
+
 def recalled_stock(ctl: Controller, cabinet: Cabinets = None) -> list[RecalledStock]:
     """Every held lot a recall covers, by cabinet, drawer and pocket: the pull list. One row per
     lot held, however many recalls cover it (the reason is the first recall's)."""
@@ -164,17 +174,35 @@ def recalled_stock(ctl: Controller, cabinet: Cabinets = None) -> list[RecalledSt
         .limit(1)
         .scalar_subquery()
     )
-    query = (
-        select(Pocket.cabinet_id, Drawer.code, Pocket.code, Item, StockLot, reason)
-        .select_from(StockLot)
-        .join(Pocket, StockLot.pocket_id == Pocket.id)
-        .join(Drawer, Drawer.id == Pocket.drawer_id)
-        .join(Item, Item.id == StockLot.item_id)
-        .where(is_held(), reason.is_not(None))
-        .order_by(Pocket.cabinet_id, Pocket.position, StockLot.expiry, StockLot.id)
+    # First the held lots whose lot key is a recalled one (a hash join over the lots: a fleet
+    # holds 300,000), then whether a recall covers each of those few (its reason). In one query
+    # PostgreSQL estimates the correlated reason for every lot and spends seconds compiling it (JIT).
+    candidates = select(StockLot.id).where(
+        is_held(), sql_lot_key(StockLot.lot).in_(select(sql_lot_key(recall.c.lot)))
     )
-    query = scoped(query, Pocket.cabinet_id, cabinet)
+    ids = cabinet_ids(cabinet)
+    if ids is not None:
+        in_cabinets = select(Pocket.id).where(Pocket.cabinet_id.in_(ids))  # type: ignore[attr-defined]
+        candidates = candidates.where(StockLot.pocket_id.in_(in_cabinets))  # type: ignore[attr-defined]
     with ctl.read() as session:
+        lot_ids = list(session.connection().execute(candidates).scalars())
+        if not lot_ids:
+            return []
+        # thousands of candidates (a lot number common to many products): one query after all
+        chosen = (
+            StockLot.id.in_(lot_ids)  # type: ignore[union-attr]
+            if len(lot_ids) <= MAX_CANDIDATES
+            else StockLot.id.in_(candidates)  # type: ignore[union-attr]
+        )
+        query = (
+            select(Pocket.cabinet_id, Drawer.code, Pocket.code, Item, StockLot, reason)
+            .select_from(StockLot)
+            .join(Pocket, StockLot.pocket_id == Pocket.id)
+            .join(Drawer, Drawer.id == Pocket.drawer_id)
+            .join(Item, Item.id == StockLot.item_id)
+            .where(chosen, reason.is_not(None))
+            .order_by(Pocket.cabinet_id, Pocket.position, StockLot.expiry, StockLot.id)
+        )
         return [
             RecalledStock(
                 cab,
