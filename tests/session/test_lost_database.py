@@ -134,8 +134,8 @@ def test_unreachable_to_the_end_of_the_session_the_next_start_flags_the_access(
     assert run.returncode == 1, (events.seen[-4:], stderr)
     assert "Traceback" not in stderr
     refused = events.of("database")
-    assert [e["step"] for e in refused] == ["record"] * 3
-    assert all("connection to the database" in e["reason"] for e in refused)
+    assert [e["step"] for e in refused] == ["record"] * 3, refused
+    assert all("connection to the database" in e["reason"] for e in refused), refused
     (left,) = [e for e in events.of("interrupted") if e["action"] == "flag-at-next-start"]
     assert left["pocket"] == "D1-P1" and left["locked"] is True
     assert site.accesses() == [("D1", "D1-P1", False, None)]
