@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -15,12 +16,12 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
-from adc.controller import settings
+from adc.controller import settings, users
 from adc.controller.context import Controller
 from adc.controller.db import cabinet_lock_sql, open_database
 from adc.controller.dberrors import DatabaseUnavailable
-from adc.controller.models import AuditEntry, Pocket
-from tests.controller.site import START, ManualClock
+from adc.controller.models import AuditEntry, Pocket, User
+from tests.controller.site import PIN, START, ManualClock
 from tests.fleet.fleet import POCKET, Fleet, stock_problems
 
 WAIT_S = "1"
@@ -164,3 +165,23 @@ def open_accesses_of(fleet: Fleet, cabinet: str) -> int:
     from adc.controller.access_log import open_accesses
 
     return len(open_accesses(fleet.site.ctl, cabinet))
+
+
+def test_a_login_does_not_wait_for_a_stalled_cabinet(waiting: Fleet) -> None:
+    """A right PIN with no failed attempts to clear writes nothing: a nurse logs in at W2 at once
+    while W1 is stalled (on SQLite too). A wrong PIN is recorded, so it waits and is refused
+    cleanly, its attempt not counted."""
+    fleet = waiting
+    with _stalled(fleet.site.url, "W1"):
+        started = time.monotonic()
+        actor = users.authenticate(fleet.site.ctl, "nurse", PIN)
+        took = time.monotonic() - started
+        assert actor.username == "nurse"
+        assert took < float(WAIT_S) / 2, f"a login waited {took:.2f} s for a stalled cabinet"
+        with pytest.raises(DatabaseUnavailable, match="is busy"):
+            users.authenticate(fleet.site.ctl, "nurse", "0000")
+    with fleet.site.ctl.read() as session:
+        assert (
+            session.execute(select(User.failed_attempts).where(User.username == "nurse")).scalar()
+            == 0
+        )
