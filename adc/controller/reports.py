@@ -58,51 +58,56 @@ def refill_list(ctl: Controller, cabinet: Cabinets = None) -> list[RefillLine]:
             Pocket.cabinet_id,
             Drawer.code,
             Pocket.code,
-            Item.id,
-            Item.name,
-            Item.strength,
-            Item.form,
-            Item.ndc,
-            Item.schedule,
-            Item.high_alert,
+            Pocket.item_id,
             Pocket.on_hand,
             Pocket.par,
             Pocket.critical_low,
             Pocket.max_qty,
-            case((critical, 1), else_=0),
             Pocket.id,
         )
         .join(Drawer, Drawer.id == Pocket.drawer_id)
-        .join(Item, Item.id == Pocket.item_id)
-        .where(Pocket.on_hand < Pocket.par)
+        .where(Pocket.on_hand < Pocket.par, Pocket.item_id.is_not(None))  # type: ignore[union-attr]
         .order_by(case((critical, 0), else_=1), Pocket.cabinet_id, Drawer.position, Pocket.position)
     )
     with ctl.read() as session:
-        # Core rows on the session's connection: no ORM loading for a fleet's 100,000 lines
-        rows = session.connection().execute(scoped(query, Pocket.cabinet_id, cabinet)).all()
-        failed = _out_of_service(session, cabinet) if rows else {}
-        blocked = _blocked(session, ctl.today(), cabinet) if rows else {}
-    return [
-        RefillLine(
-            cabinet=r[0],
-            drawer=r[1],
-            pocket=r[2],
-            item_id=r[3],
-            item=_label(r[4], r[5], r[6]),
-            ndc=r[7],
-            schedule=SCHEDULE_NAMES.get(r[8] or 0),
-            high_alert=bool(r[9]),
-            on_hand=r[10],
-            par=r[11],
-            critical_low=r[12],
-            max=r[13],
-            need=r[11] - r[10],
-            critical=bool(r[14]),
-            blocked=blocked.get(r[15]),
-            out_of_service=failed.get((r[0], r[1])),
+        conn = session.connection()  # Core rows: no ORM loading for a fleet's 100,000 lines
+        rows = conn.execute(scoped(query, Pocket.cabinet_id, cabinet)).all()
+        if not rows:
+            return []
+        items = {  # the formulary once, not its columns on every line
+            r[0]: (_label(r[1], r[2], r[3]), r[4], SCHEDULE_NAMES.get(r[5] or 0), bool(r[6]))
+            for r in conn.execute(
+                select(
+                    Item.id, Item.name, Item.strength, Item.form, Item.ndc, Item.schedule
+                ).add_columns(Item.high_alert)
+            )
+        }
+        failed = _out_of_service(session, cabinet)
+        blocked = _blocked(session, ctl.today(), cabinet)
+    out = []
+    for cab, drawer, code, item_id, on_hand, par, low, max_qty, pocket_id in rows:
+        label, ndc, schedule, high_alert = items[item_id]
+        out.append(
+            RefillLine(
+                cabinet=cab,
+                drawer=drawer,
+                pocket=code,
+                item_id=item_id,
+                item=label,
+                ndc=ndc,
+                schedule=schedule,
+                high_alert=high_alert,
+                on_hand=on_hand,
+                par=par,
+                critical_low=low,
+                max=max_qty,
+                need=par - on_hand,
+                critical=on_hand <= low,
+                blocked=blocked.get(pocket_id),
+                out_of_service=failed.get((cab, drawer)),
+            )
         )
-        for r in rows
-    ]
+    return out
 
 
 def _blocked(session: Any, today: Any, cabinets: Cabinets) -> dict[int, str]:
