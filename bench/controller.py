@@ -24,8 +24,8 @@ file). Prints its figures; not a test.
 from __future__ import annotations
 
 import argparse
-import random
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -33,32 +33,19 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import insert, select
-
 from adc.controller import cabinets, formulary, users
 from adc.controller.clock import ManualClock
 from adc.controller.context import Controller
 from adc.controller.db import init_database, open_database
-from adc.controller.gs1 import GS, gtin_for_ndc, parse_scan
+from adc.controller.gs1 import GS, parse_scan
 from adc.controller.inventory import count
-from adc.controller.models import (
-    Cabinet,
-    Drawer,
-    Item,
-    ItemGtin,
-    Pocket,
-    Recall,
-    Shortage,
-    StockLot,
-    Transaction,
-    User,
-)
 from adc.controller.reports import expiring, refill_list
 from adc.controller.restock import State, begin_restock
 from adc.controller.shortages import list_shortages
 from adc.drivers.registry import open_backend
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # bench.reports, run as a script
 FORMULARY = ROOT / "adc" / "data" / "formulary-demo.csv"
 START = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 PIN = "2468"
@@ -196,228 +183,13 @@ def bench_lines(lines: int) -> None:
 
 
 # ---------------------------------------------------------------------------- big history
-def _bulk(conn: Any, table: Any, rows: list[dict[str, Any]], batch: int = 20_000) -> None:
-    for start in range(0, len(rows), batch):
-        conn.execute(insert(table), rows[start : start + batch])
-
-
 def generate_history(ctl: Controller, transactions: int, seed: int = 1) -> dict[str, int]:
-    """Cabinets, pockets, lots, recalls, notifications and `transactions` stock transactions."""
-    rnd = random.Random(seed)
-    now, today = ctl.now(), ctl.today()
-    with ctl.read() as session:
-        user_id = session.execute(select(User.id).limit(1)).scalar_one()
-        demo_items = len(session.execute(select(Item.id)).scalars().all())
-    counts: dict[str, int] = {}
-    with ctl.db.engine.begin() as conn:
-        # a formulary of ~300 items (the demo's 36 plus generated ones)
-        extra = [
-            {
-                "name": f"Generated {n}",
-                "strength": "1 mg",
-                "form": "tablet",
-                "ndc": f"77{n:08d}",
-                "schedule": None,
-                "high_alert": False,
-                "unit_weight_g": 0.5,
-                "active": True,
-            }
-            for n in range(264)
-        ]
-        _bulk(conn, Item.__table__, extra)
-        items = conn.execute(select(Item.id, Item.ndc)).all()
-        _bulk(
-            conn,
-            ItemGtin.__table__,
-            [
-                {"gtin": gtin_for_ndc(ndc), "item_id": item_id}
-                for item_id, ndc in items
-                if ndc and ndc.startswith("77")
-            ],
-        )
-        gtin_of = dict(conn.execute(select(ItemGtin.item_id, ItemGtin.gtin)).all())
-        item_ids = [i for i, _ in items]
-        cabs = [
-            {
-                "id": f"C{c:03d}",
-                "profile_name": "generated",
-                "profile_path": "-",
-                "description": "",
-                "created_at": now,
-            }
-            for c in range(100)
-        ]
-        _bulk(conn, Cabinet.__table__, cabs)
-        _bulk(
-            conn,
-            Drawer.__table__,
-            [
-                {
-                    "cabinet_id": c["id"],
-                    "code": f"D{d}",
-                    "position": d,
-                    "lock_point": f"dio1:coil.{d}",
-                    "switch_point": f"dio1:di.{d}",
-                    "light_point": None,
-                }
-                for c in cabs
-                for d in range(6)
-            ],
-        )
-        drawers = conn.execute(select(Drawer.id, Drawer.cabinet_id, Drawer.position)).all()
-        pockets = []
-        for drawer_id, cab, d in drawers:
-            for p in range(50):
-                par = rnd.randint(5, 30)
-                pockets.append(
-                    {
-                        "cabinet_id": cab,
-                        "drawer_id": drawer_id,
-                        "code": f"D{d}-P{p}",
-                        "position": d * 50 + p,
-                        "kind": "matrix",
-                        "capacity": 100,
-                        "sensor_kind": "weight",
-                        "sensor_point": "lc1:ch.0",
-                        "item_id": rnd.choice(item_ids),
-                        "par": par,
-                        "critical_low": max(1, par // 5),
-                        "max_qty": par + 10,
-                        "on_hand": 0,
-                    }
-                )
-        _bulk(conn, Pocket.__table__, pockets)
-        pocket_rows = conn.execute(
-            select(Pocket.id, Pocket.cabinet_id, Pocket.item_id, Pocket.par, Pocket.critical_low)
-        ).all()
-        lots, on_hand = [], {}
-        for pid, _cab, item_id, par, _crit in pocket_rows:
-            total = rnd.randint(0, par + 5)
-            on_hand[pid] = total
-            split = sorted(rnd.sample(range(1, total), min(2, total - 1))) if total > 2 else []
-            bounds = [0, *split, total]
-            for k in range(len(bounds) - 1):
-                lots.append(
-                    {
-                        "pocket_id": pid,
-                        "item_id": item_id,
-                        "gtin": gtin_of.get(item_id, "00000000000000"),
-                        "lot": f"L{rnd.randint(1000, 9999)}",
-                        "expiry": today + timedelta(days=rnd.randint(-20, 700)),
-                        "qty": bounds[k + 1] - bounds[k],
-                        "received_at": now,
-                    }
-                )
-            if total == 0:  # a depleted lot stays on record
-                lots.append(
-                    {
-                        "pocket_id": pid,
-                        "item_id": item_id,
-                        "gtin": gtin_of.get(item_id, "00000000000000"),
-                        "lot": "OLD",
-                        "expiry": today - timedelta(days=100),
-                        "qty": 0,
-                        "received_at": now,
-                    }
-                )
-        _bulk(conn, StockLot.__table__, lots)
-        # on-hand = sum of lots, per pocket, in one statement
-        conn.exec_driver_sql(
-            "UPDATE pocket SET on_hand = (SELECT COALESCE(SUM(qty), 0) FROM stock_lot "
-            "WHERE stock_lot.pocket_id = pocket.id)"
-        )
-        lot_rows = conn.execute(
-            select(StockLot.id, StockLot.pocket_id, StockLot.gtin, StockLot.lot)
-        ).all()
-        recalled = {(gtin, lot) for _, _, gtin, lot in rnd.sample(lot_rows, 50)}
-        _bulk(
-            conn,
-            Recall.__table__,
-            [
-                {
-                    "gtin": gtin,
-                    "lot": lot,
-                    "reason": "bench",
-                    "created_by": user_id,
-                    "created_at": now,
-                }
-                for gtin, lot in sorted(recalled)
-            ],
-        )
-        notes = []
-        for pid, cab, item_id, par, crit in pocket_rows:
-            if on_hand[pid] <= crit:
-                notes.append(
-                    {
-                        "cabinet_id": cab,
-                        "pocket_id": pid,
-                        "item_id": item_id,
-                        "kind": "stock-out" if on_hand[pid] == 0 else "critical-low",
-                        "on_hand": on_hand[pid],
-                        "par": par,
-                        "critical_low": crit,
-                        "status": "open",
-                        "created_at": now - timedelta(hours=rnd.randint(0, 48)),
-                        "resolved_at": None,
-                        "delivered_at": None,
-                    }
-                )
-            for _ in range(rnd.randint(0, 3)):  # history: resolved ones
-                notes.append(
-                    {
-                        "cabinet_id": cab,
-                        "pocket_id": pid,
-                        "item_id": item_id,
-                        "kind": "critical-low",
-                        "on_hand": 1,
-                        "par": par,
-                        "critical_low": crit,
-                        "status": "resolved",
-                        "created_at": now - timedelta(days=rnd.randint(2, 365)),
-                        "resolved_at": now - timedelta(days=1),
-                        "delivered_at": now,
-                    }
-                )
-        _bulk(conn, Shortage.__table__, notes)
-        pocket_of_lot = [(lot_id, pid) for lot_id, pid, _, _ in lot_rows]
-        cab_of = {pid: cab for pid, cab, *_ in pocket_rows}
-        item_of = {pid: item for pid, _, item, *_ in pocket_rows}
-        kinds = (
-            ["remove"] * 70
-            + ["refill"] * 20
-            + ["count"] * 5
-            + ["return", "waste", "pull", "load", "unload"]
-        )
-        batch: list[dict[str, Any]] = []
-        for n in range(transactions):
-            lot_id, pid = pocket_of_lot[rnd.randrange(len(pocket_of_lot))]
-            kind = rnd.choice(kinds)
-            batch.append(
-                {
-                    "at": now - timedelta(seconds=rnd.randint(0, 365 * 86400)),
-                    "kind": kind,
-                    "cabinet_id": cab_of[pid],
-                    "pocket_id": pid,
-                    "item_id": item_of[pid],
-                    "lot_id": lot_id,
-                    "qty": -1 if kind in ("remove", "waste", "pull") else rnd.randint(1, 10),
-                    "user_id": user_id,
-                    "audit_seq": n + 100,
-                }
-            )
-            if len(batch) == 20_000:
-                conn.execute(insert(Transaction.__table__), batch)
-                batch = []
-        if batch:
-            conn.execute(insert(Transaction.__table__), batch)
-    counts.update(
-        pockets=len(pockets),
-        lots=len(lots),
-        shortages=len(notes),
-        transactions=transactions,
-        items=demo_items + len(extra),
-    )
-    return counts
+    """100 cabinets x 6 drawers x 50 pockets, their lots, recalls, notifications, discrepancies
+    and `transactions` stock transactions: bench/reports.py's fleet history, at this size."""
+    from bench.reports import generate
+
+    size = argparse.Namespace(cabinets=100, pockets=300, users=1, transactions=transactions)
+    return generate(ctl, size, seed)
 
 
 def _best(call: Callable[[], Any], repeat: int = 5) -> tuple[float, int]:
@@ -455,7 +227,7 @@ def bench_reports(url: str | None, transactions: int) -> None:
     )
     for name, call in (
         ("refill list, all 100 cabinets", lambda: refill_list(ctl)),
-        ("refill list, one cabinet", lambda: refill_list(ctl, "C042")),
+        ("refill list, one cabinet", lambda: refill_list(ctl, "C0042")),
         ("expiring within 30 days", lambda: expiring(ctl, 30)),
         ("open shortages", lambda: list_shortages(ctl)),
         ("diversion scores, last 30 days", lambda: _diversion(ctl, 30)),
