@@ -61,6 +61,7 @@ from adc.controller import maintenance
 from adc.controller.access_log import close_access, open_access
 from adc.controller.cabinets import get_cabinet
 from adc.controller.context import Actor, Controller
+from adc.controller.dberrors import DatabaseUnavailable
 from adc.controller.maintenance import FAILURE_KINDS, MaintenanceKind, refuse_if_failed
 from adc.controller.models import Drawer, MaintenanceEvent, Pocket
 from adc.drivers.base import DriverError, PartialUnlock, RearmRefused
@@ -377,6 +378,7 @@ class PocketAccess:
     timeouts: int = 0  # unlocks that relatched unopened
     _door_shut: bool = False
     _left_open_alarm: bool = False
+    _unrecorded: list[tuple[MaintenanceKind, str]] = field(default_factory=list)
 
     @classmethod
     def for_pocket(
@@ -640,10 +642,20 @@ class PocketAccess:
         """The caller recorded stock moved in this access: where the access switch never read
         open, the switch has failed (what the person did is recorded all the same)."""
         if self.unlocked_at is not None and not self.opened:
-            self._fail(
-                MaintenanceKind.SWITCH_FAILED,
-                f"stock recorded but {self.points.access_switch} never read open ({self.during})",
+            detail = (
+                f"stock recorded but {self.points.access_switch} never read open ({self.during})"
             )
+            try:
+                self._fail(MaintenanceKind.SWITCH_FAILED, detail)
+            except DatabaseUnavailable:
+                # The stock is on record: the caller must not see its record fail (a retry would
+                # record it twice). The failure is tried again when the access closes; until it
+                # is recorded the access stays open, so the next start flags the drawer.
+                self._unrecorded.append((MaintenanceKind.SWITCH_FAILED, detail))
+                self.notes.append(
+                    f"the switch failure of drawer {self.drawer} could not be recorded yet: "
+                    "it is tried again when the access closes"
+                )
 
     def flag_for_recount(self, reason: str) -> Alarm:
         """The access ends with what was done in the pocket unknown (opened, then interrupted
@@ -664,6 +676,8 @@ class PocketAccess:
             # Nothing was recorded and the access failed: that is what happened (the caller's
             # word would read "left" or "abandoned", as if the person walked away).
             outcome = AccessState.FAILED.value
+        if not self._record_deferred():
+            return False  # left open on the access log: the next start flags the drawer
         done = close_access(self.ctl, self.access_id, outcome or self.state.value)
         if done:
             self.access_id = None
@@ -677,6 +691,18 @@ class PocketAccess:
         return done
 
     # ------------------------------------------------------------------------------ helpers
+    def _record_deferred(self) -> bool:
+        """Record the failures the database could not take when they were found; False while
+        one still cannot be."""
+        while self._unrecorded:
+            kind, detail = self._unrecorded[0]
+            try:
+                self._fail(kind, detail)
+            except DatabaseUnavailable:
+                return False
+            self._unrecorded.pop(0)
+        return True
+
     def _fail(self, kind: MaintenanceKind, detail: str) -> Alarm:
         """Record a failure once per access and kind (the first says it)."""
         already = self.failure(kind)

@@ -895,10 +895,8 @@ class Runner:
         """Close on record the accesses of ended lines the database did not take at the time,
         so the next start does not flag a drawer whose line was recorded. Where it still fails,
         the next start flags it (fail closed)."""
-        from adc.controller.access_log import close_access
-
         for access, outcome in list(self._unclosed):
-            if close_access(self.session.ctl, access.access_id, outcome):
+            if access.finish(outcome):  # with any failure it could not record at the time
                 self._unclosed.remove((access, outcome))
                 self._event(
                     "note",
@@ -906,7 +904,6 @@ class Runner:
                     text=f"the access to {access.pocket} is now closed on record ({outcome}): "
                     "its drawer will not be flagged at the next start",
                 )
-                access.access_id = None
 
     @contextmanager
     def _database_step(self, step: str) -> Iterator[None]:

@@ -337,3 +337,39 @@ def test_an_old_no_relock_event_still_keeps_the_drawer_out(w1) -> None:
         )
         tx.audit("test.legacy_row", {"kind": "no-relock"})
     assert sorted(maintenance.out_of_service(site.ctl, CABINET)) == ["D1", DRAWER]
+
+
+def test_a_failure_the_database_refuses_after_the_stock_is_recorded_waits_for_the_close(
+    w1: tuple[Site, Rig], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The stock is on record when the access learns its switch never read open; the database
+    refuses that switch failure just then. The caller's record must not fail (a retry would record
+    the stock twice): the failure is kept, the access stays open on record until it is written,
+    then both are written once."""
+    from adc.controller import access as access_module
+    from adc.controller.dberrors import DatabaseUnavailable
+
+    site, rig = w1
+    access = PocketAccess.for_pocket(
+        site.ctl, rig.driver, CABINET, site.nurse, POCKET, "withdrawal"
+    )
+    access.unlock()
+    busy = [True]
+    real = access_module.raise_alarm
+
+    def raise_alarm(*args: Any, **kwargs: Any) -> Any:
+        if busy[0]:
+            raise DatabaseUnavailable("the database is busy: test")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(access_module, "raise_alarm", raise_alarm)
+    access.stock_moved()  # the person's record stands
+    assert any("could not be recorded yet" in note for note in access.notes)
+    assert _events(site) == []
+    assert access.finish("recorded") is False  # still not recordable: the row stays open
+    assert len(_open_rows(site)) == 1
+    busy[0] = False
+    assert access.finish("recorded") is True
+    assert _events(site) == [("switch-failed", DRAWER, POCKET)]
+    assert _audit(site) == [("maintenance.failed", "switch-failed")]
+    assert not _open_rows(site)
