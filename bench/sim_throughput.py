@@ -12,7 +12,10 @@ next to a bare SimPy model stepping the same number of events in the same run.
 3. `controller`: `inventory.remove` called back to back on one pocket (no SimPy, no hardware), on
    in-memory SQLite (what a scenario uses) and on a SQLite file (WAL, synchronous=FULL: an fsync
    per commit): the ceiling the controller's transaction path puts on any scenario.
-4. The top of a cProfile of the full run (cumulative), to show what bounds it.
+4. The same in CPU time (process time, which a loaded machine inflates far less than wall time):
+   the full run's tx/s against the controller alone's, and the supervision's share (its polls
+   and plans) against the rest (people, the controller's transactions, SimPy).
+5. The top of a cProfile of the full run (cumulative), to show what bounds it.
 
 Run: .venv/bin/python bench/sim_throughput.py [--scenario NAME] [--days D] [--no-profile].
 Prints figures and ratios; not a pass/fail test. Target named in issue 8: 10,000 tx/s.
