@@ -14,8 +14,10 @@ def fleet_report(
     as_json: JsonOption = False,
     as_csv: CsvOption = False,
 ) -> None:
-    """Every cabinet at once: last change, alarms (24 h), open discrepancies, drawers out of
-    service, critical-low pockets, lots expiring within the short-dated days."""
+    """Every cabinet at once: last change, alarms, discrepancies, out of service, low, expiring.
+
+    Per cabinet: the last change, alarms in the last 24 h, open discrepancies, drawers out of service, critical-low pockets, and lots expiring within the short-dated days.
+    """
     from adc.commands.access import open_controller
     from adc.controller.fleet import FleetRow, fleet_status
 

@@ -75,12 +75,9 @@ def restock(
 
     Commands: skip = out of stock (pharmacists notified), quit = end, help.
 
-    With --script FILE the same session runs from a TOML file, printed as text or, with --json,
-    as JSON lines. The PIN comes from ADC_PIN if set, else a hidden prompt.
+    With --script FILE the same session runs from a TOML file, printed as text or, with --json, as JSON lines. The PIN comes from ADC_PIN if set, else a hidden prompt.
 
-    Controlled pockets are counted blind when opened (a script gives `count = N`); where the
-    cabinet wants a witness for controlled refills, --witness USER (PIN from ADC_WITNESS_PIN,
-    --witness-pin-stdin, else a hidden prompt).
+    Controlled pockets are counted blind when opened (a script gives `count = N`); where the cabinet wants a witness for controlled refills, --witness USER (PIN from ADC_WITNESS_PIN, --witness-pin-stdin, else a hidden prompt).
     """
     from adc.commands.access import open_controller
     from adc.errors import BadInput
