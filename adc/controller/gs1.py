@@ -505,7 +505,9 @@ def check_lot(lot: str) -> None:
 def _fields(text: str) -> tuple[tuple[_Field, ...], str]:
     """The element strings of a scan and its form; the same text always parses alike (a
     restock or a scenario scans the same few barcodes over and over: parsed once each, the
-    last 1,024 kept; a text that does not parse raises every time)."""
+    last 1,024 kept; a text that does not parse raises every time). biip places a two-digit
+    year in the century nearest the current year: a process that lives across a New Year keeps
+    the century it first read, which differs only for a date about 50 years away."""
     fields, form = _parse_fields(text)
     return tuple(fields), form
 
