@@ -71,7 +71,7 @@ def serve(
             "--fault",
             metavar="KIND:TARGET[@TIME]",
             help="Break something (repeatable): e.g. lock_jammed:dio1:coil.0, "
-            "loadcell_drift:lc1:ch.0,rate_g_per_h=600, device_offline:lc2@30s, power_loss@1m. "
+            "device_offline:lc2@30s, power_loss@1m. "
             "TIME: seconds (or 2m, 1h) after the start; default at once. Kinds and targets: "
             "docs/virtual-cabinet.md.",
             show_default=False,
@@ -395,8 +395,8 @@ def sweep(
         typer.Option(
             "--set",
             metavar="KEY=V1,V2",
-            help="Sweep a scenario key over values (repeatable: every combination runs), e.g. "
-            "cabinets[0].stock[2].par=8,12,16 or faults.rates.lock_jammed=0,0.01.",
+            help="Sweep a scenario key, by its dotted path, over values (repeatable: every "
+            "combination runs; examples above).",
             show_default=False,
         ),
     ] = None,
@@ -446,6 +446,8 @@ def sweep(
     """Run a scenario over many seeds and parameter values; write every run and the statistics.
 
     Each run is a normal `sim run` with its own in-memory database.
+
+    Example: --seeds 1..20 --set cabinets[0].stock[2].par=8,12,16 --set faults.rates.lock_jammed=0,0.01
 
     Exit 1 if a run failed (its error is in runs.csv; the others still ran), 130 after Ctrl-C (finished runs are kept).
     """
