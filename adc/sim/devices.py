@@ -125,6 +125,11 @@ class VirtualModbusDevice(VirtualDevice):
         self.max_read_bits = model.max_read_bits
         self._bits: dict[str, list[_Block]] = {}
         self._registers: dict[str, list[_Block]] = {}
+        # (table, start, count) → the runs `_read` reads: the blocks are fixed once built, and a
+        # poller asks for the same few ranges over and over
+        self._runs: dict[
+            tuple[str, int, int], list[tuple[Callable[[int, int], list[int]], int, int]]
+        ] = {}
 
     # ------------------------------------------------------------------------------- wire surface
     def read_bits(self, table: BitTable, start: int, count: int) -> list[bool]:
@@ -192,13 +197,22 @@ class VirtualModbusDevice(VirtualDevice):
         block (in table order) that maps it, a run of addresses in one block read in one call."""
         if not 1 <= count <= limit:
             raise IllegalValue(self.name, f"reads 1 to {limit} {table} at a time, not {count}")
+        runs = self._runs.get((table, start, count))
+        if runs is None:  # an unmapped address raises here, every time (nothing is kept)
+            runs = []
+            address, end = start, start + count
+            while address < end:
+                block = self._find(blocks, table, address)
+                stop = self._run_end(blocks, block, address, end)
+                runs.append((block.read, address - block.start, stop - address))
+                address = stop
+            self._runs[(table, start, count)] = runs
+        if len(runs) == 1:
+            read, offset, n = runs[0]
+            return read(offset, n)
         out: list[int] = []
-        address, end = start, start + count
-        while address < end:
-            block = self._find(blocks, table, address)
-            stop = self._run_end(blocks, block, address, end)
-            out.extend(block.read(address - block.start, stop - address))
-            address = stop
+        for read, offset, n in runs:
+            out.extend(read(offset, n))
         return out
 
     @staticmethod

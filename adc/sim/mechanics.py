@@ -312,7 +312,11 @@ class LoadCellChannel:
         """The status word alone, which no noise enters: what a status register read needs."""
         if self.disconnected or self.stuck_value is not None:
             return STATUS_FAULT
-        return self._status_of(self.gross_g())
+        pocket = self.pocket  # gross_g, written out (every status read of a snapshot)
+        gross = self.tare_g + math.fsum(pocket.units) if pocket is not None else 0.0
+        if self.drift_g_per_h:
+            gross += self.drift_g_per_h * (self.env.now - self.drift_since) / 3600.0
+        return self._status_of(gross)
 
     def _status_of(self, gross_g: float) -> int:
         """The status of a working converter carrying `gross_g` grams, at `env.now`."""
