@@ -19,9 +19,9 @@ snapshot and accesses (`evaluate` writes nothing): the first fast tick and the f
 at which the findings or the watch's state would differ, found by bisection (time-driven rules
 only ever go from "not yet" to "now"; while a scale's window is open — a change being
 confirmed, a pocket judged after its access — the next slow tick differs by the rule's own
-making, which `supervision.gathering` tells without running the rules). It sleeps until that tick, the next self-driven change,
-or the first tick at or after a notified change, whichever is first, and polls there through
-the driver as the station would. So every finding is raised at the tick a station polling at
+making, which `supervision.gathering` tells without running the rules). It sleeps until
+that tick, the next self-driven change, or the first tick at or after a notified change,
+whichever is first, and polls there through the driver as the station would. So every finding is raised at the tick a station polling at
 the real rate would raise it, with the snapshot it would read, and detection times are those of
 the real rate; only the snapshots that could not change anything are not taken.
 
