@@ -495,7 +495,9 @@ def session_timeouts(wait_ms: int) -> dict[str, str]:
 
 
 def _configure_postgresql(engine: Engine, wait_ms: int) -> None:
-    settings = session_timeouts(wait_ms)
+    # jit off: our queries are short; a JIT compile of an over-estimated plan cost the recalls
+    # report most of its 1.6 s over the bench fleet (bench/reports.py), for no gain.
+    settings = {**session_timeouts(wait_ms), "jit": "off"}
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:

@@ -135,12 +135,18 @@ def test_postgresql_sessions_bound_every_wait(waiting: Fleet) -> None:
     with waiting.site.ctl.read() as session:
         shown = {
             name: session.execute(select(func.current_setting(name))).scalar()
-            for name in ("lock_timeout", "statement_timeout", "idle_in_transaction_session_timeout")
+            for name in (
+                "lock_timeout",
+                "statement_timeout",
+                "idle_in_transaction_session_timeout",
+                "jit",
+            )
         }
     assert shown == {
         "lock_timeout": "1s",
         "statement_timeout": "1min",
         "idle_in_transaction_session_timeout": "1min",
+        "jit": "off",  # short queries: no compile of an over-estimated plan
     }
 
 
