@@ -49,8 +49,9 @@ from __future__ import annotations
 
 import json
 import math
+import operator
 import socket
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
@@ -189,6 +190,12 @@ class Layout:
                 if pocket.door_switch and pocket.door_switch != drawer.switch:
                     out.append((pocket.door_switch, drawer.code, code))
         return tuple(out)
+
+    @cached_property
+    def _door_readings(self) -> Callable[[Mapping[str, bool | None]], tuple] | None:
+        """Every door switch's reading from a snapshot's inputs at once (None: under two doors)."""
+        switches = [switch for switch, _, _ in self._doors]
+        return operator.itemgetter(*switches) if len(switches) > 1 else None
 
     @cached_property
     def _controlled_doors(self) -> dict[tuple[str, str | None], bool]:
@@ -545,7 +552,15 @@ def evaluate(
     open_since = dict(state.open_since)
     left_alarmed = set(state.left_open_alarmed)
     inputs = snap.inputs
-    for switch, drawer, pocket in layout._doors:
+    doors = layout._doors
+    if not open_since and not left_alarmed and layout._door_readings is not None:
+        # nothing was open: the loop below changes something only for a door reading open now
+        try:
+            if False not in layout._door_readings(inputs):
+                doors = ()
+        except KeyError:
+            pass  # a switch missing from the snapshot: the loop reads it as unreadable
+    for switch, drawer, pocket in doors:
         reading = inputs.get(switch)
         if reading is None:
             continue  # unreadable: the device's own alarm says so
