@@ -20,7 +20,13 @@ from adc.commands.common import (
     print_json,
     require_text,
 )
-from adc.commands.reports import CabinetFilter, CsvOption, emit_rows, report_controller
+from adc.commands.reports import (
+    CabinetList,
+    CsvOption,
+    cabinet_list,
+    emit_rows,
+    report_controller,
+)
 from adc.commands.witnessing import WitnessOption, WitnessPinStdinOption
 
 app = command_group("Count discrepancies: list them, resolve them with a witness.")
@@ -68,7 +74,7 @@ def list_(
     overdue: Annotated[
         bool, typer.Option("--overdue", help="Only open ones past their deadline.")
     ] = False,
-    cabinet: CabinetFilter = None,
+    cabinet: CabinetList = None,
     db: DbOption = None,
     as_json: JsonOption = False,
     as_csv: CsvOption = False,
@@ -80,9 +86,10 @@ def list_(
         list_discrepancies,
     )
 
-    ctl = report_controller(db, cabinet)
+    cabinets = cabinet_list(cabinet)
+    ctl = report_controller(db, cabinets)
     escalate_overdue(ctl)
-    rows = list_discrepancies(ctl, open_only=open_only, overdue_only=overdue, cabinet=cabinet)
+    rows = list_discrepancies(ctl, open_only=open_only, overdue_only=overdue, cabinet=cabinets)
     if emit_rows(rows, DiscrepancyRow, as_json=as_json, as_csv=as_csv):
         return
     discrepancy_table(rows, "discrepancies")

@@ -22,6 +22,7 @@ from adc.commands.common import (
     id_argument,
     print_json,
 )
+from adc.commands.reports import CabinetList
 
 app = command_group("Quarantined stock: list it, release it or pull it (pharmacists).")
 
@@ -30,19 +31,18 @@ NoteOption = Annotated[str, typer.Option("--note", help="Why (kept with the deci
 
 @app.command("list")
 def list_(
-    cabinet: Annotated[
-        str | None, typer.Option("--cabinet", "-c", help="Only this cabinet.")
-    ] = None,
+    cabinet: CabinetList = None,
     all_: Annotated[bool, typer.Option("--all", help="Also released and pulled ones.")] = False,
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Quarantines open now (--all: every one), with the reason and the lots held."""
-    from adc.commands.reports import report_controller
+    from adc.commands.reports import cabinet_list, report_controller
     from adc.controller.quarantine import list_quarantines
 
-    ctl = report_controller(db, cabinet)  # a misspelt cabinet is an error, not an empty list
-    rows = list_quarantines(ctl, cabinet, open_only=not all_)
+    cabinets = cabinet_list(cabinet)
+    ctl = report_controller(db, cabinets)  # a misspelt cabinet is an error, not an empty list
+    rows = list_quarantines(ctl, cabinets, open_only=not all_)
     if as_json:
         print_json([q.as_json() for q in rows])
         return

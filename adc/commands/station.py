@@ -24,6 +24,7 @@ from adc.commands.common import (
     id_argument,
     print_json,
 )
+from adc.commands.reports import CabinetList
 
 app = command_group("The cabinet station: own the hardware, watch the cabinet, serve clients.")
 
@@ -266,9 +267,7 @@ def alarms(
 
 @app.command("notifications")
 def notifications_(
-    cabinet: Annotated[
-        str | None, typer.Option("--cabinet", "-c", help="Only this cabinet.")
-    ] = None,
+    cabinet: CabinetList = None,
     all_: Annotated[bool, typer.Option("--all", help="Also the acknowledged ones.")] = False,
     db: DbOption = None,
     as_json: JsonOption = False,
@@ -276,11 +275,12 @@ def notifications_(
     """What pharmacists must act on: quarantines, expired lots, escalations, recounts due.
 
     Pending ones; --all lists every one."""
-    from adc.commands.reports import report_controller
+    from adc.commands.reports import cabinet_list, report_controller
     from adc.controller.notifications import list_notifications
 
-    ctl = report_controller(db, cabinet)  # a misspelt cabinet is an error, not an empty list
-    rows = list_notifications(ctl, cabinet, pending_only=not all_)
+    cabinets = cabinet_list(cabinet)
+    ctl = report_controller(db, cabinets)  # a misspelt cabinet is an error, not an empty list
+    rows = list_notifications(ctl, cabinets, pending_only=not all_)
     if as_json:
         print_json([n.as_json() for n in rows])
         return

@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from adc.controller.cabinet_scope import Cabinets, scoped
 from adc.controller.context import Actor, Controller, Tx
 from adc.controller.models import Role, User
 from adc.controller.permissions import Action
@@ -92,13 +93,12 @@ class NotificationView:
 
 
 def list_notifications(
-    ctl: Controller, cabinet: str | None = None, *, pending_only: bool = False
+    ctl: Controller, cabinet: Cabinets = None, *, pending_only: bool = False
 ) -> list[NotificationView]:
     query = select(StationNotification, User.username).outerjoin(
         User, User.id == StationNotification.acknowledged_by
     )
-    if cabinet is not None:
-        query = query.where(StationNotification.cabinet_id == cabinet)
+    query = scoped(query, StationNotification.cabinet_id, cabinet)
     if pending_only:
         query = query.where(StationNotification.acknowledged_at.is_(None))  # type: ignore[union-attr]
     with ctl.read() as session:

@@ -150,3 +150,22 @@ def test_controller_filters_with_one_in_and_takes_one_id_or_a_list(three: Site) 
     both = {e.cabinet for e in cs_activity(ctl, since, until, ["W2", "W3"])}
     assert both == {"W2", "W3"}
     assert {e.cabinet for e in cs_activity(ctl, since, until, "W2")} == {"W2"}
+
+
+@pytest.mark.parametrize(
+    "command", [("discrepancy", "list"), ("quarantine", "list"), ("station", "notifications")]
+)
+def test_the_listing_commands_take_the_same_cabinet_list(three: Site, command: tuple) -> None:
+    """The lists outside `adc report` that filter by cabinet take the same option."""
+    url = three.url
+    every = run_adc(*command, "--db", url, "--json")
+    assert every.returncode == 0, every.stderr
+    assert _cabinets_of(every.stdout) == set(CABINETS)
+    listed = run_adc(*command, "--db", url, "--json", "--cabinet", "W3,W1")
+    assert listed.returncode == 0, listed.stderr
+    assert _cabinets_of(listed.stdout) == set(WANTED)
+    repeated = run_adc(*command, "--db", url, "--json", "-c", "W1", "-c", "W3")
+    assert _cabinets_of(repeated.stdout) == set(WANTED)
+    for given, named in (("W1,NOPE", "no cabinet 'NOPE'"), ("W1,,W3", "blank entry")):
+        found = run_adc(*command, "--db", url, "--cabinet", given)
+        assert found.returncode == 2 and named in found.stderr, (given, found.stderr)
