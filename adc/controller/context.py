@@ -8,8 +8,9 @@ leaves the database exactly as it was, and every change that does commit carries
 
 from __future__ import annotations
 
+import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -225,6 +226,9 @@ class Controller:
         self.clock = clock
         self.policy = policy or self.load_policy()
         self.delivery_errors: list[str] = []
+        # Session ids (restock, return-bin clear-out): random; a simulated run gives a seeded
+        # source, like its clock, so the same seed writes the same records.
+        self.new_id: Callable[[], str] = lambda: uuid.uuid4().hex
 
     def load_policy(self) -> Policy:
         with self.db.read() as session:

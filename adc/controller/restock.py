@@ -45,7 +45,6 @@ session is IDLE afterwards and goes on with the next line.
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -233,7 +232,7 @@ class RestockSession:
     ) -> None:
         self.ctl, self.driver, self.cabinet, self.actor = ctl, driver, cabinet, actor
         self.witness = witness
-        self.id = uuid.uuid4().hex
+        self.id = ctl.new_id()
         self.state = State.IDLE
         self.line: Line | None = None
         self.recorded: list[Movement] = []

@@ -17,7 +17,6 @@ return needs no count on access; the count happens at the clear-out.
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -261,7 +260,7 @@ def clear_return_bin(
             tx, Action.RETURN_BIN_CLEAR, witness, required=False, what="a return-bin clear-out"
         )
         assert tx.user is not None
-        session_id = f"clear-out:{uuid.uuid4().hex[:12]}"
+        session_id = f"clear-out:{ctl.new_id()[:12]}"
         expected_by = {i: sum(lot.qty for lot in lots) for i, lots in held.items()}
         result = ClearOut(session_id, bin_.code, dict(counted), sum(expected_by.values()))
         deadline_policy = cabinet_policy(tx.session, cabinet)

@@ -11,6 +11,7 @@ KPIs, byte for byte.
 
 from __future__ import annotations
 
+import random
 import time as walltime
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -93,6 +94,8 @@ def build_world(
         raise BadInput(f"database {db.url} is not empty: a scenario needs a new database")
     init_database(db, clock.now())
     ctl = Controller(db, clock, Policy(timezone=scenario.timezone))
+    ids = random.Random(f"session-ids:{scenario.seed if seed is None else seed}")
+    ctl.new_id = lambda: f"{ids.getrandbits(128):032x}"  # the seed's, not the host's, session ids
     world = World(
         loaded=loaded,
         seed=scenario.seed if seed is None else seed,

@@ -58,3 +58,27 @@ def test_an_unrecordable_line_is_abandoned_recovered_and_its_units_found(tmp_pat
     assert found["pocket"] == "D2-P1"  # the recount found what the abandoned line put in
     assert not any(e["event"] == "restock_line" and e["pocket"] == "D2-P1" for e in after)
     assert result.kpis["audit"]["verified"]
+
+
+def test_the_same_seed_writes_the_same_events_and_records(tmp_path: Path) -> None:
+    """A run depends on its seed only: the abandoned line's session id (in the flag's detail and
+    the refusals that name it) comes from the seed, not from the host's random source."""
+    import json
+
+    from sqlalchemy import select
+
+    from adc.controller.models import Transaction
+
+    path = tmp_path / "stuck.toml"
+    path.write_text(SCENARIO)
+    runs = [run_scenario(load_scenario(path)) for _ in range(2)]
+    texts = [json.dumps(r.world.events, sort_keys=True, default=str) for r in runs]
+    assert texts[0] == texts[1]
+    ids = []
+    for run in runs:
+        with run.world.ctl.read() as session:
+            found = select(Transaction.session_id).where(
+                Transaction.session_id.is_not(None)  # type: ignore[union-attr]
+            )
+            ids.append(sorted(set(session.execute(found).scalars())))
+    assert ids[0] == ids[1] and ids[0]
