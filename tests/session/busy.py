@@ -230,3 +230,28 @@ class Events:
     def of(self, kind: str) -> list[dict[str, Any]]:
         with self._cond:
             return [e for e in self.seen if e["event"] == kind]
+
+
+def next_start_flags_d1(site: DbSite, tmp_path: Path) -> None:
+    """The next `adc restock` at W1 (the database free again; it skips a line elsewhere) flags
+    drawer D1, whose access was left open on record, for a blind recount, and closes the access
+    as interrupted."""
+    from tests.conftest import run_adc
+    from tests.controller.site import PIN
+
+    skip = tmp_path / "next.toml"
+    skip.write_text('[[line]]\npocket = "D2-P1"\nskip = "out of stock"\n')
+    after = run_adc(
+        "restock",
+        "--cabinet",
+        "W1",
+        "--backend",
+        "sim:",
+        "--script",
+        str(skip),
+        env=site.env(ADC_USER="technician", ADC_PIN=PIN),
+        timeout=60,
+    )
+    assert after.returncode == 0, after.stdout + after.stderr
+    assert "drawer D1 flagged for a blind recount" in after.stdout
+    assert site.accesses() == [("D1", "D1-P1", True, "interrupted")]

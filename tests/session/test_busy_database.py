@@ -20,7 +20,7 @@ import pytest
 from adc.controller.audit import verify_trail
 from adc.controller.context import Controller
 from adc.controller.db import open_database
-from tests.conftest import ROOT, run_adc
+from tests.conftest import ROOT
 from tests.controller.dbs import BACKENDS, PG_SKIP_REASON, fresh_database, pg_base_url
 from tests.controller.site import PIN, fast_pins
 from tests.fleet.test_timeouts import _stalled
@@ -29,6 +29,7 @@ from tests.session.busy import (
     Events,
     build_db_site,
     load_and_close,
+    next_start_flags_d1,
     pull,
     relocked,
 )
@@ -233,22 +234,7 @@ def test_a_script_whose_record_stays_busy_stops_and_the_next_start_flags_the_dra
     assert site.actions("stock.refill") == 0 and site.on_hand("D1-P1") == 0
     assert site.accesses() == [("D1", "D1-P1", False, None)]  # open on record
     # the next start at the cabinet (the lock is free again) flags the drawer for a recount
-    skip = tmp_path / "next.toml"
-    skip.write_text('[[line]]\npocket = "D2-P1"\nskip = "out of stock"\n')
-    after = run_adc(
-        "restock",
-        "--cabinet",
-        "W1",
-        "--backend",
-        "sim:",
-        "--script",
-        str(skip),
-        env=site.env(ADC_USER="technician", ADC_PIN=PIN),
-        timeout=60,
-    )
-    assert after.returncode == 0, after.stdout + after.stderr
-    assert "drawer D1 flagged for a blind recount" in after.stdout
-    assert site.accesses() == [("D1", "D1-P1", True, "interrupted")]
+    next_start_flags_d1(site, tmp_path)
     flagged = site.rows("SELECT drawer_code, kind, detail FROM maintenance_event")
     assert [(d, k) for d, k, _ in flagged] == [("D1", "failed")]
     assert "access interrupted" in flagged[0][2] and "blind recount required" in flagged[0][2]

@@ -14,10 +14,18 @@ from pathlib import Path
 import pexpect
 import pytest
 
-from tests.conftest import run_adc
 from tests.controller.dbs import PG_SKIP_REASON, fresh_database, pg_base_url
-from tests.controller.site import PIN, fast_pins
-from tests.session.busy import DbSite, Events, build_db_site, load_and_close, proxy, pull, relocked
+from tests.controller.site import fast_pins
+from tests.session.busy import (
+    DbSite,
+    Events,
+    build_db_site,
+    load_and_close,
+    next_start_flags_d1,
+    proxy,
+    pull,
+    relocked,
+)
 from tests.session.helpers import emulator
 from tests.session.test_busy_database import (
     LOCK,
@@ -140,22 +148,7 @@ def test_unreachable_to_the_end_of_the_session_the_next_start_flags_the_access(
     assert left["pocket"] == "D1-P1" and left["locked"] is True
     assert site.accesses() == [("D1", "D1-P1", False, None)]
     # the database is back (the next command connects directly): it flags the drawer
-    skip = tmp_path / "next.toml"
-    skip.write_text('[[line]]\npocket = "D2-P1"\nskip = "out of stock"\n')
-    after = run_adc(
-        "restock",
-        "--cabinet",
-        "W1",
-        "--backend",
-        "sim:",
-        "--script",
-        str(skip),
-        env=site.env(ADC_USER="technician", ADC_PIN=PIN),
-        timeout=60,
-    )
-    assert after.returncode == 0, after.stdout + after.stderr
-    assert "drawer D1 flagged for a blind recount" in after.stdout
-    assert site.accesses() == [("D1", "D1-P1", True, "interrupted")]
+    next_start_flags_d1(site, tmp_path)
     kinds = site.rows("SELECT drawer_code, kind FROM maintenance_event")
     assert kinds == [("D1", "failed")]
     assert site.actions("stock.refill") == 0
@@ -193,19 +186,4 @@ def test_ctrl_c_while_the_database_is_gone_leaves_the_access_for_the_next_start(
     assert "Traceback" not in shown and "clean-up failed" not in shown
     assert site.accesses() == [("D1", "D1-P1", False, None)]
     assert site.actions("stock.refill") == 0
-    skip = tmp_path / "next.toml"
-    skip.write_text('[[line]]\npocket = "D2-P1"\nskip = "out of stock"\n')
-    after = run_adc(
-        "restock",
-        "--cabinet",
-        "W1",
-        "--backend",
-        "sim:",
-        "--script",
-        str(skip),
-        env=site.env(ADC_USER="technician", ADC_PIN=PIN),
-        timeout=60,
-    )
-    assert after.returncode == 0, after.stdout + after.stderr
-    assert "drawer D1 flagged for a blind recount" in after.stdout
-    assert site.accesses() == [("D1", "D1-P1", True, "interrupted")]
+    next_start_flags_d1(site, tmp_path)
