@@ -657,6 +657,18 @@ class PocketAccess:
                     "it is tried again when the access closes"
                 )
 
+    def unlock_not_on_record(self, said: str) -> Alarm:
+        """The database failed in the middle of this access's unlock, after the access was on
+        record (while recording a partial unlock): a lock may have been released, so the drawer
+        is flagged for a blind recount (`failed`, out of service until recovered).
+        DatabaseUnavailable where the database refuses this too (the caller tries again)."""
+        return self._fail(
+            MaintenanceKind.FAILED,
+            f"unlock of pocket {self.pocket} in drawer {self.drawer} not completed on record "
+            f"({self.during}): {said}; a lock may have been released: contents unknown, "
+            "blind recount required",
+        )
+
     def flag_for_recount(self, reason: str) -> Alarm:
         """The access ends with what was done in the pocket unknown (opened, then interrupted
         before anything was recorded): `failed`, a blind recount clears it."""

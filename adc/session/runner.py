@@ -734,24 +734,10 @@ class Runner:
         recording a partial unlock): a lock may have been released, so the drawer is flagged
         for a blind recount (a `failed` maintenance event, out of service until recovered) and
         the line is left. False where the database refuses that too (`halted`)."""
-        from adc.controller.access import MaintenanceKind, raise_alarm
-
         line = self._line()
-        detail = (
-            f"unlock of pocket {line.pocket} in drawer {line.drawer} not completed on record "
-            f"(restock by {self.session.actor.username}, session {self.session.id}): {said}; "
-            "a lock may have been released: contents unknown, blind recount required"
-        )
         try:
             with self._database_step("flag"):
-                alarm = raise_alarm(
-                    self.session.ctl,
-                    self.session.cabinet,
-                    MaintenanceKind.FAILED,
-                    detail,
-                    drawer=line.drawer,
-                    pocket=line.pocket,
-                )
+                alarm = line._access().unlock_not_on_record(said)  # the access decides
         except DatabaseUnavailable as err:
             self._pending_flag = lambda: self._flag_unlock(said)
             self.halted = err.message
@@ -763,7 +749,7 @@ class Runner:
             "reason": f"the database failed during the unlock: {said}",
             "maintenance_event": alarm.event_id,
             "locked": self._latched(line),
-            "detail": detail,
+            "detail": alarm.detail,
             "audit_seq": None,
         }
         self.flagged.append(flag)
