@@ -15,7 +15,15 @@ next to a bare SimPy model stepping the same number of events in the same run.
 4. The same in CPU time (process time, which a loaded machine inflates far less than wall time):
    the full run's tx/s against the controller alone's, and the supervision's share (its polls
    and plans) against the rest (people, the controller's transactions, SimPy).
-5. The top of a cProfile of the full run (cumulative), to show what bounds it.
+5. The same run again, its CPU split by who spends it (bench/cpu_scopes.py): the controller (every
+   function of `adc.controller` a person or the go-live calls: the scenario's own transactions,
+   done by the controller alone), the station's supervision, the simulated hardware, and the rest
+   (people, SimPy). A scenario transaction is a whole withdrawal or restock line (login check,
+   access opened on record, unlock, count, record, access closed), several controller
+   transactions where `controller` above times one bare removal; so the run is also compared
+   with the controller's own share of it, the floor the simulation around it sits on (issue 17:
+   "simulation overhead down to the controller's floor").
+6. The top of a cProfile of the full run (cumulative), to show what bounds it.
 
 Run: .venv/bin/python bench/sim_throughput.py [--scenario NAME] [--days D] [--no-profile].
 Prints figures and ratios; not a pass/fail test. Target named in issue 8: 10,000 tx/s.
@@ -111,6 +119,28 @@ def full_run_cpu(
     watch = (sum(w.polls for w in watches), sum(w.evaluations for w in watches))
     close_world(world)
     return int(kpis["transactions_total"]), events, wall, setup, watch, cpu
+
+
+def scoped_run(name: str, days: float) -> tuple[int, dict[str, float], dict[str, int]]:
+    """(transactions, CPU seconds by scope, scope entries) of the simulated days."""
+    from cpu_scopes import ScopeClock, scoped
+
+    from adc.scenario.supervise import Supervisor
+
+    loaded = load_scenario(ROOT / "scenarios" / f"{name}.toml")
+    world = build_world(loaded, days=days or None)
+    start_processes(world, None)
+    env = world.env
+    with scoped(ScopeClock(), Supervisor) as clock:
+        clock.close()  # the setup is not counted
+        clock.spent.clear()
+        clock.mark = time.process_time()
+        while env.peek() < world.horizon_s:
+            env.step()
+        spent = clock.close()
+    kpis = compute_kpis(world)
+    close_world(world)
+    return int(kpis["transactions_total"]), spent, dict(clock.calls)
 
 
 def bare_simpy(events: int) -> float:
@@ -237,6 +267,22 @@ def main() -> None:
     print(
         f"  target {TARGET:,} tx/s: {'met' if full_rate >= TARGET else 'NOT met'} "
         f"({full_rate / TARGET:.1%} of it)"
+    )
+    stx, spent, _calls = scoped_run(args.scenario, args.days)
+    whole = sum(spent.values())
+    print(f"  CPU by scope (the same days again, instrumented: {whole:.2f} s, {stx} transactions):")
+    for scope in ("controller", "supervision", "hardware", "rest"):
+        seconds = spent.get(scope, 0.0)
+        print(
+            f"    {scope:<12} {seconds:7.2f} s  {seconds / whole:4.0%}  "
+            f"{seconds / max(stx, 1) * 1e3:6.3f} ms per transaction"
+        )
+    ctl = spent.get("controller", 0.0)
+    print(
+        f"  the controller alone on the scenario's own transactions: {stx / ctl:,.0f} tx/s "
+        f"({ctl / max(stx, 1) * 1e3:.3f} ms each, {ctl / max(stx, 1) / (only_cpu / args.removals):.1f}"
+        f" bare removals' worth); ratio full / that = {ctl / whole:.2f} (the simulation around "
+        f"the controller costs {(whole - ctl) / ctl:.1f}x what the controller does)"
     )
     if not args.no_profile:
         print(profile_top(args.scenario, min(args.days or 1.0, 1.0)))

@@ -872,6 +872,40 @@ def gathering(
     return False
 
 
+def fast_quiet(
+    state: WatchState, snap: Snapshot, accesses: Iterable[OpenAccess], layout: Layout
+) -> bool:
+    """Whether `evaluate` on this same snapshot and accesses, with the slow readings left out,
+    gives `state` (the one it gave for this snapshot) and no finding at any later time. Then
+    only time could make the fast rules fire, and what time drives among them is a door open
+    with no access and not yet alarmed (left open) and a bus alarm to clear (the next look sees
+    no new errors). The rest of the fast rules gives the same answer on the same readings
+    (devices offline, power, new openings, the pockets an access covers). Cheap: a caller
+    planning its next poll need not run the rules to know that no fast tick differs."""
+    if state.bus_alarmed or not state.started:
+        return False
+    open_since = state.open_since
+    if not open_since:
+        return True
+    inputs = snap.inputs
+    left_alarmed = state.left_open_alarmed
+    accesses = list(accesses)
+    by_drawer = {a.drawer for a in accesses}
+    by_pocket = {a.pocket for a in accesses if a.pocket}
+    drawer_wide = {a.drawer for a in accesses if a.pocket is None}
+    for switch, drawer, pocket in layout._doors:
+        if inputs.get(switch) is not False or switch in left_alarmed:
+            continue  # shut or unreadable (nothing timed), or alarmed already
+        covered = (
+            drawer in by_drawer
+            if pocket is None
+            else (pocket in by_pocket or drawer in drawer_wide)
+        )
+        if not covered:
+            return False  # its left-open alarm comes with time
+    return True
+
+
 # ---------------------------------------------------------------------------------- records
 def current_accesses(ctl: Controller, cabinet: str) -> list[OpenAccess]:
     rows = open_accesses(ctl, cabinet)

@@ -19,10 +19,11 @@ snapshot and accesses (`evaluate` writes nothing): the first fast tick and the f
 at which the findings or the watch's state would differ, found by bisection (time-driven rules
 only ever go from "not yet" to "now"; while a scale's window is open — a change being
 confirmed, a pocket judged after its access — the next slow tick differs by the rule's own
-making, which `supervision.gathering` tells without running the rules). It sleeps until
-that tick, the next self-driven change, or the first tick at or after a notified change,
-whichever is first, and polls there through the driver as the station would. So every finding is raised at the tick a station polling at
-the real rate would raise it, with the snapshot it would read, and detection times are those of
+making, which `supervision.gathering` tells without running the rules; and with no door open
+unwatched and no bus alarm to clear, no fast tick differs, which `supervision.fast_quiet`
+tells). It sleeps until that tick, the next self-driven change, or the first tick at or after
+a notified change, whichever is first, and polls there through the driver as the station
+would. So every finding is raised at the tick a station polling at the real rate would raise it, with the snapshot it would read, and detection times are those of
 the real rate; only the snapshots that could not change anything are not taken.
 
 People never raise alarms: what the rules find is recorded by `supervision.record` (audited
@@ -261,6 +262,8 @@ class Supervisor:
             first = self._first_differing(nxt_slow + e, end - 1, weights=True, step=e)
         if first is None and slow_bound < horizon:
             first = slow_bound
+        if self._fast_quiet():
+            return first  # no fast tick differs: what _first_differing would find, unrun
         fast = self._first_differing(
             k + 1, (first if first is not None else horizon) - 1, weights=False
         )
@@ -288,6 +291,12 @@ class Supervisor:
         (what `_differs` would say, without running the rules; `supervision.gathering`)."""
         assert self.layout is not None
         return supervision.gathering(self.state, self._snap, self.accesses, self.layout)
+
+    def _fast_quiet(self) -> bool:
+        """No later fast tick differs on this snapshot (what `_first_differing` with the slow
+        readings left out would say, without running the rules; `supervision.fast_quiet`)."""
+        assert self.layout is not None
+        return supervision.fast_quiet(self.state, self._snap, self.accesses, self.layout)
 
     def _differs(self, k: int, weights: bool) -> bool:
         state, findings = self._evaluate(

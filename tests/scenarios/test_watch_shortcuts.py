@@ -41,3 +41,34 @@ def test_gathering_says_differs_only_where_the_rules_do(
         close_world(world)
     assert not disagreed, f"gathering said 'differs' where the rules did not: {disagreed[:5]}"
     assert said[0] > 50, f"gathering answered for only {said[0]} plans"
+
+
+@pytest.mark.parametrize(("name", "days"), [("hospital-30day", 0.05), ("station-incidents", 0.3)])
+def test_fast_quiet_says_no_fast_tick_differs_only_where_the_rules_agree(
+    name: str, days: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`supervision.fast_quiet` lets a plan skip the search of the fast ticks: wherever it says
+    "quiet", the rules without the slow readings must give no difference at the next tick, a
+    second later, past the left-open limit, or a day later."""
+    said, disagreed = [0], []
+    fast_quiet = Supervisor._fast_quiet
+
+    def checked(self: Supervisor) -> bool:
+        result = fast_quiet(self)
+        if result:
+            said[0] += 1
+            k = self.tick_at_or_after(self.env.now)
+            for later in (1, 10, 1_300, 864_000):
+                if self._differs(k + later, False):
+                    disagreed.append((self.station.id, self.env.now, later))
+        return result
+
+    monkeypatch.setattr(Supervisor, "_fast_quiet", checked)
+    world = build_world(load_scenario(SCENARIOS / f"{name}.toml"), days=days)
+    start_processes(world, None)
+    try:
+        world.env.run(until=world.horizon_s)
+    finally:
+        close_world(world)
+    assert not disagreed, f"fast_quiet said 'quiet' where the rules did not: {disagreed[:5]}"
+    assert said[0] > 50, f"fast_quiet answered for only {said[0]} plans"
