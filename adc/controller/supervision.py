@@ -906,6 +906,59 @@ def fast_quiet(
     return True
 
 
+def slow_quiet(
+    state: WatchState, snap: Snapshot, accesses: Iterable[OpenAccess], layout: Layout
+) -> bool:
+    """`fast_quiet`, and the same with the slow readings looked at: no scale's window open or
+    about to open (a settled level the reading does not jump from), no pocket waiting to be
+    judged after its access, no scale fault or temperature excursion being timed. Then no later
+    tick differs at all on this snapshot: the caller sleeps until a reading changes. Each
+    condition mirrors a branch of `evaluate` on a reading it has seen once already."""
+    if not fast_quiet(state, snap, accesses, layout):
+        return False
+    accesses = list(accesses)
+    by_pocket = {a.pocket for a in accesses if a.pocket}
+    drawer_wide = {a.drawer for a in accesses if a.pocket is None}
+    inputs, weights = snap.inputs, snap.weights
+    scales, before_access = state.scales, state.before_access
+    fault_alarmed = state.fault_alarmed
+    for code, pocket, switches in layout._weighed:
+        if code in by_pocket or pocket.drawer in drawer_wide:
+            continue  # covered: judged once it closes, which is a change of readings
+        if not all(inputs.get(switch) for switch in switches):
+            continue  # open or unreadable: read afresh once shut (a change of readings)
+        reading = weights.get(pocket.sensor)  # type: ignore[arg-type]
+        if reading is None:
+            continue
+        if reading.quality != "ok":
+            if code not in fault_alarmed:
+                return False  # a scale fault being timed
+            continue
+        if not pocket.unit_weight_g:
+            continue
+        scale = scales.get(code)
+        if scale is None or scale.ref_g is None or scale.since is not None:
+            return False  # a first level to take, or a window gathering
+        if code in before_access or reading.grams != scale.last_g:
+            return False  # judged after its access once settled; or a reading not heard
+        seen = scale.sigma_seen()
+        trigger = max(0.5 * pocket.unit_weight_g, TRIGGER_SIGMAS * seen)
+        if (
+            abs(reading.grams - scale.ref_g) >= trigger
+            or max(scale.up, scale.down) >= CUSUM_SIGMAS * seen
+        ):
+            return False  # the look at a change opens at the next slow tick
+    cold_alarmed = state.cold_alarmed
+    for code, pocket in layout._cold:
+        reading_c = snap.temperatures.get(pocket.temperature)
+        if reading_c is None or reading_c.quality.value != "ok":
+            continue
+        low, high = pocket.range_c
+        if not low <= reading_c.celsius <= high and code not in cold_alarmed:
+            return False  # an excursion being timed
+    return True
+
+
 # ---------------------------------------------------------------------------------- records
 def current_accesses(ctl: Controller, cabinet: str) -> list[OpenAccess]:
     rows = open_accesses(ctl, cabinet)

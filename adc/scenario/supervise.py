@@ -21,7 +21,8 @@ only ever go from "not yet" to "now"; while a scale's window is open — a chang
 confirmed, a pocket judged after its access — the next slow tick differs by the rule's own
 making, which `supervision.gathering` tells without running the rules; and with no door open
 unwatched and no bus alarm to clear, no fast tick differs, which `supervision.fast_quiet`
-tells). It sleeps until that tick, the next self-driven change, or the first tick at or after
+tells, and with no scale or temperature timed or gathering either, no tick differs at all:
+`supervision.slow_quiet`). It sleeps until that tick, the next self-driven change, or the first tick at or after
 a notified change, whichever is first, and polls there through the driver as the station
 would. So every finding is raised at the tick a station polling at the real rate would raise it, with the snapshot it would read, and detection times are those of
 the real rate; only the snapshots that could not change anything are not taken.
@@ -251,6 +252,8 @@ class Supervisor:
         # one look at the far end with the slow readings looked at, which covers the fast
         # rules too (the `weights` flag only leaves the slow readings out): nothing differs
         # there → nothing differs before it (time-driven rules only go from "not yet" to "now").
+        if self._slow_quiet():
+            return slow_bound if slow_bound < horizon else None  # no tick differs, unrun
         end = slow_bound if slow_bound < horizon else horizon  # exclusive
         nxt_slow = (k // e + 1) * e
         first: int | None = None
@@ -297,6 +300,12 @@ class Supervisor:
         readings left out would say, without running the rules; `supervision.fast_quiet`)."""
         assert self.layout is not None
         return supervision.fast_quiet(self.state, self._snap, self.accesses, self.layout)
+
+    def _slow_quiet(self) -> bool:
+        """No later tick differs on this snapshot, slow readings looked at or not (what
+        `_differs` would say at every later tick; `supervision.slow_quiet`)."""
+        assert self.layout is not None
+        return supervision.slow_quiet(self.state, self._snap, self.accesses, self.layout)
 
     def _differs(self, k: int, weights: bool) -> bool:
         state, findings = self._evaluate(
