@@ -69,7 +69,7 @@ from adc.profiles.models import (
 )
 from adc.profiles.points import point_families
 from adc.sim.cabinet import VirtualCabinet
-from adc.sim.devices import VirtualDIO, VirtualLoadcell, VirtualLockboard
+from adc.sim.devices import VirtualDIO, VirtualLoadcell, VirtualLockboard, float32_packers
 from adc.sim.errors import DeviceBusy, VirtualDeviceOffline, VirtualHardwareError
 
 if TYPE_CHECKING:
@@ -91,14 +91,17 @@ class SimDriver:
         self._health = {name: DeviceHealth(device=name) for name in profile.devices}
         self._closed = False
         # Decoded once, since the profile does not change while the driver is open: the
-        # snapshot's point names per device and family, each device's bus and attempts per
-        # request, each snapshot lock with how to read it, each load cell's register blocks,
-        # and every point a caller has named (by the spelling it used).
+        # snapshot's point names per device and family, each device's counters, bus and attempts
+        # per request, each device's snapshot read (its requests worked out), each snapshot lock
+        # with how to read it, and every point a caller has named (by the spelling it used).
         self._names = {name: _point_names(name, model) for name, model in profile.devices.items()}
         self._routes = {
-            name: (model.bus, profile.buses[model.bus].retries + 1)
+            name: (self._health[name], model.bus, profile.buses[model.bus].retries + 1)
             for name, model in profile.devices.items()
         }
+        self._device_reads = [
+            self._device_read(name, model) for name, model in profile.devices.items()
+        ]
         self._snapshot_locks = [
             _SnapshotLock(
                 text,
@@ -110,11 +113,6 @@ class SimDriver:
         self._lock_rows = [
             (lock.text, lock.has_feedback, lock.door_switch) for lock in self._snapshot_locks
         ]
-        self._loadcell_blocks = {
-            name: (model.weight_block(), model.status_block())
-            for name, model in profile.devices.items()
-            if isinstance(model, ModbusLoadcell)
-        }
         self._found: dict[str, PointInfo] = {}
         self._last_pulse: dict[str, float] = {}  # lock point → start of our last pulse (env.now)
         self._latched = LatchedOffWrites(
@@ -248,16 +246,27 @@ class SimDriver:
         self._check_open()
         self._latched.service()
         values: dict[str, object] = {}
-        for name, model in self.profile.devices.items():
+        for read in self._device_reads:
             try:
-                values.update(self._read_device(name, model))
+                values.update(read())
             except (DeviceOffline, DeviceFault):
                 continue
-        snap = Snapshot(time=self.now, health=self.health())
         layout = self._layout
+        return Snapshot(
+            time=self.now,
+            locks_engaged=self._locks_engaged(values),
+            inputs=_pick(values, layout.inputs),
+            weights=_pick(values, layout.weights),
+            temperatures=_pick(values, layout.temperatures),
+            lights=_pick(values, layout.lights),
+            health=self.health(),
+        )
+
+    def _locks_engaged(self, values: dict[str, object]) -> dict[str, bool | None]:
+        """Each snapshot lock's state from the snapshot's values, as `_SnapshotLock.engaged`."""
         get = values.get
-        engaged = snap.locks_engaged
-        for text, has_feedback, door_switch in self._lock_rows:  # each as _SnapshotLock.engaged
+        engaged: dict[str, bool | None] = {}
+        for text, has_feedback, door_switch in self._lock_rows:
             if has_feedback:
                 engaged[text] = get(text)  # type: ignore[assignment]
                 continue
@@ -266,85 +275,131 @@ class SimDriver:
             engaged[text] = (
                 None if coil_on is None or switch is None else bool(switch) and not coil_on
             )
-        snap.inputs = {text: values.get(text) for text in layout.inputs}  # type: ignore[misc]
-        snap.weights = {text: values.get(text) for text in layout.weights}  # type: ignore[misc]
-        snap.temperatures = {text: values.get(text) for text in layout.temperatures}  # type: ignore[misc]
-        snap.lights = {text: values.get(text) for text in layout.lights}  # type: ignore[misc]
-        return snap
+        return engaged
 
-    def _read_device(
+    def _device_read(
         self, name: str, model: LockboardCU16 | ModbusDIO | ModbusLoadcell
-    ) -> dict[str, object]:
-        """Decoded values of every point of one device, keyed by point text."""
+    ) -> Callable[[], dict[str, object]]:
+        """The snapshot's read of one device: decoded values of all its points, keyed by point
+        text. What the profile fixes (point names, polarity, the requests that cover each block
+        within the device's read limit) is worked out here, once, not on every snapshot."""
         device = self.cabinet.device(name)
+        names = self._names[name]
         if isinstance(model, LockboardCU16):
             assert isinstance(device, VirtualLockboard)
-            locks, inputs = self._call(name, device.status)
-            names = self._names[name]
-            lock_low = model.lock_polarity is Polarity.ACTIVE_LOW
-            input_low = model.input_polarity is Polarity.ACTIVE_LOW
-            out: dict[str, object] = {}
-            for i, (lock, switch) in enumerate(zip(names["lock"], names["input"], strict=True)):
-                out[lock] = bool(locks >> i & 1) != lock_low
-                out[switch] = bool(inputs >> i & 1) != input_low
-            return out
+            return functools.partial(
+                self._read_lockboard,
+                name,
+                device.status,
+                names["lock"],
+                names["input"],
+                model.lock_polarity is Polarity.ACTIVE_LOW,
+                model.input_polarity is Polarity.ACTIVE_LOW,
+            )
         if isinstance(model, ModbusDIO):
             assert isinstance(device, VirtualDIO)
-            return self._read_dio(name, model, device)
-        assert isinstance(device, VirtualLoadcell)
-        return self._read_loadcell(name, model, device)
-
-    def _read_dio(self, name: str, model: ModbusDIO, device: VirtualDIO) -> dict[str, object]:
-        names = self._names[name]
-        bits_limit = model.max_read_bits
-        coils = self._read_block(name, model.coils, bits_limit, device.read_bits, "coils")
-        out: dict[str, object] = dict(zip(names["coil"], map(bool, coils), strict=True))
-        low = model.input_polarity is Polarity.ACTIVE_LOW
-        bits = self._read_block(
-            name, model.discrete_inputs, bits_limit, device.read_bits, "discrete_inputs"
-        )
-        out.update(zip(names["di"], [bool(v) != low for v in bits], strict=True))
-        if model.analog_inputs is not None:
-            regs = self._read_block(
-                name, model.analog_inputs, model.max_read_registers, device.read_registers, "input"
+            bits, registers = model.max_read_bits, model.max_read_registers
+            return functools.partial(
+                self._read_dio,
+                name,
+                device,
+                model,
+                _BlockRead(names["coil"], _requests(model.coils, bits)),
+                _BlockRead(names["di"], _requests(model.discrete_inputs, bits)),
+                None
+                if model.analog_inputs is None
+                else _BlockRead(names["ai"], _requests(model.analog_inputs, registers)),
             )
-            out.update(zip(names["ai"], [temperature_reading(v, model) for v in regs], strict=True))
+        assert isinstance(device, VirtualLoadcell)
+        limit = model.max_read_registers
+        channels = len(names["ch"])
+        return functools.partial(
+            self._read_loadcell,
+            name,
+            device.read_registers,
+            names["ch"],
+            _requests(model.weight_block(), limit),
+            _requests(model.status_block(), limit),
+            float32_packers(channels, model.word_order)[channels],
+        )
+
+    def _read_lockboard(
+        self,
+        name: str,
+        status: Callable[[], tuple[int, int]],
+        locks: list[str],
+        inputs: list[str],
+        lock_low: bool,
+        input_low: bool,
+    ) -> dict[str, object]:
+        lock_bits, input_bits = self._call(name, status)
+        out: dict[str, object] = dict(
+            zip(locks, _flags(lock_bits, len(locks), lock_low), strict=True)
+        )
+        out.update(zip(inputs, _flags(input_bits, len(inputs), input_low), strict=True))
+        return out
+
+    def _read_dio(
+        self,
+        name: str,
+        device: VirtualDIO,
+        model: ModbusDIO,
+        coils: _BlockRead,
+        inputs: _BlockRead,
+        analogs: _BlockRead | None,
+    ) -> dict[str, object]:
+        """The device answers bools (its read_bits surface), so only the input polarity is
+        applied here."""
+        read = device.read_bits
+        values = self._read_requests(name, coils.requests, read, "coils")
+        out: dict[str, object] = dict(zip(coils.points, values, strict=True))
+        values = self._read_requests(name, inputs.requests, read, "discrete_inputs")
+        if model.input_polarity is Polarity.ACTIVE_LOW:
+            values = [not v for v in values]
+        out.update(zip(inputs.points, values, strict=True))
+        if analogs is not None:
+            regs = self._read_requests(name, analogs.requests, device.read_registers, "input")
+            out.update(
+                zip(analogs.points, [temperature_reading(v, model) for v in regs], strict=True)
+            )
         return out
 
     def _read_loadcell(
-        self, name: str, model: ModbusLoadcell, device: VirtualLoadcell
-    ) -> dict[str, object]:
-        weights, statuses = self._loadcell_blocks[name]
-        limit, read = model.max_read_registers, device.read_registers
-        words = self._read_block(name, weights, limit, read, "input")
-        status = self._read_block(name, statuses, limit, read, "input")
-        # every channel's float32 decoded at once: what `weight_reading` gives one by one
-        points = self._names[name]["ch"]
-        n = len(points)
-        if model.word_order != "big":  # low word first
-            words = list(words)
-            words[0::2], words[1::2] = words[1::2], words[0::2]
-        grams = _struct(f">{n}f").unpack(_struct(f">{2 * n}H").pack(*words[: 2 * n]))
-        quality = _QUALITY.get
-        return {
-            point: WeightReading(float(grams[i]), quality(status[i], Quality.FAULT))
-            for i, point in enumerate(points)
-        }
-
-    def _read_block(
         self,
         name: str,
-        block: RegisterBlock,
-        limit: int,
-        read: Callable[[str, int, int], list],
+        read: Callable[[str, int, int], list[int]],
+        points: list[str],
+        weight_requests: tuple[tuple[int, int], ...],
+        status_requests: tuple[tuple[int, int], ...],
+        decode: tuple[struct.Struct, struct.Struct],
+    ) -> dict[str, object]:
+        """Every channel's float32 decoded at once (`decode`: its packers in the word order):
+        what `weight_reading` gives one by one."""
+        words = self._read_requests(name, weight_requests, read, "input")
+        status = self._read_requests(name, status_requests, read, "input")
+        floats, packed = decode
+        grams = floats.unpack(packed.pack(*words[: 2 * len(points)]))
+        quality = _QUALITY.get
+        return {
+            point: _weight_reading(g, quality(s, Quality.FAULT))
+            for point, g, s in zip(points, grams, status, strict=True)
+        }
+
+    def _read_requests(
+        self,
+        name: str,
+        requests: tuple[tuple[int, int], ...],
+        read: Callable[[str, int, int], list[T]],
         table: str,
-    ) -> list[int]:
-        """A whole register block in as few requests as the device's read limit allows: its
-        values in address order (a list, not a dict by address: the callers index by offset)."""
-        out: list[int] = []
-        for start in range(block.start, block.end, limit):
-            count = min(limit, block.end - start)
-            out.extend(self._call(name, lambda s=start, c=count: read(table, s, c)))
+    ) -> list[T]:
+        """A whole block by its `(start, count)` requests: its values in address order (a list,
+        not a dict by address: the callers index by offset)."""
+        if len(requests) == 1:  # the usual case: the device's own list, uncopied
+            start, count = requests[0]
+            return self._call(name, read, table, start, count)
+        out: list[T] = []
+        for start, count in requests:
+            out.extend(self._call(name, read, table, start, count))
         return out
 
     def close(self) -> None:
@@ -456,25 +511,27 @@ class SimDriver:
         assert isinstance(device, VirtualLockboard)
         return self._call(info, device.status)
 
-    def _call(self, info: PointInfo | str, action: Callable[[], T]) -> T:
-        """One request with the bus's retries, counted in the device's health."""
-        device = info if isinstance(info, str) else info.ref.device
-        point = None if isinstance(info, str) else info.text
-        health = self._health[device]
-        bus, attempts = self._routes[device]
+    def _call(self, info: PointInfo | str, action: Callable[..., T], *args: object) -> T:
+        """One request, `action(*args)`, with the bus's retries, counted in the device's health.
+        The bus's noise is looked up once: nothing the attempts do can change it."""
+        if isinstance(info, str):
+            device, point = info, None
+        else:
+            device, point = info.ref.device, info.text
+        health, bus, attempts = self._routes[device]
         health.requests += 1
         timed_out = False
+        noise = self.cabinet.bus_noise(bus)
         for attempt in range(attempts):
             if attempt:
                 health.retries += 1
-            noise = self.cabinet.bus_noise(bus)
             if noise and self.cabinet.rng_for(bus).random() < noise:
                 health.errors += 1
                 health.last_error = "corrupted frame (bad checksum)"
                 timed_out = False
                 continue
             try:
-                result = action()
+                result = action(*args)
             except VirtualDeviceOffline as err:
                 health.timeouts += 1
                 health.last_error = f"timeout: {err.detail}"
@@ -488,7 +545,8 @@ class SimDriver:
                 health.errors += 1
                 health.last_error = f"exception {err.modbus_code}: {err.detail}"
                 raise DeviceFault(device, health.last_error, point) from None
-            self._answered(health)
+            health.online = True  # `_answered`, written out: every request of a snapshot
+            health.last_seen = self.cabinet.env.now
             return result
         if timed_out:
             health.online = False
@@ -522,7 +580,45 @@ class _SnapshotLock:
         return bool(switch) and not coil_on
 
 
-_struct = functools.lru_cache(maxsize=64)(struct.Struct)  # a compiled format per block size
+@dataclass(frozen=True)
+class _BlockRead:
+    """A register block as a snapshot reads it: its point texts, in address order, and the
+    `(start, count)` requests that cover it within the device's read limit."""
+
+    points: list[str]
+    requests: tuple[tuple[int, int], ...]
+
+
+def _requests(block: RegisterBlock, limit: int) -> tuple[tuple[int, int], ...]:
+    """`block` in as few requests as the read limit allows, in address order."""
+    return tuple(
+        (start, min(limit, block.end - start)) for start in range(block.start, block.end, limit)
+    )
+
+
+def _pick(values: dict[str, object], keys: list[str]) -> dict[str, Any]:
+    """The values of `keys`, None where `values` has none."""
+    get = values.get
+    return {key: get(key) for key in keys}
+
+
+def _flags(bits: int, n: int, active_low: bool) -> list[bool]:
+    """`[bool(bits >> i & 1) != active_low for i in range(n)]`, read off the binary digits
+    (bit i is the i-th digit from the right of the n lowest bits' text)."""
+    active = "0" if active_low else "1"
+    digits = f"{bits & ((1 << n) - 1):0{n}b}"[::-1][:n]  # [:n]: n = 0 still writes a "0"
+    return [digit == active for digit in digits]
+
+
+def _weight_reading(grams: float, quality: Quality) -> WeightReading:
+    """`WeightReading(grams, quality)` at a fraction of the cost (a snapshot makes one per
+    channel): the same fields set in the same order, without the frozen dataclass's
+    `object.__setattr__` calls."""
+    reading = object.__new__(WeightReading)
+    fields = reading.__dict__
+    fields["grams"] = grams
+    fields["quality"] = quality
+    return reading
 
 
 def _copy_health(health: DeviceHealth) -> DeviceHealth:

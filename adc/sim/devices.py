@@ -42,10 +42,10 @@ window; `retry_after_s` says how long).
 
 from __future__ import annotations
 
-import functools
 import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from itertools import compress
 from typing import Literal
 
 from adc.profiles.models import LockboardCU16, ModbusDIO, ModbusLoadcell, Polarity
@@ -57,7 +57,14 @@ from adc.sim.errors import (
     IllegalValue,
     VirtualDeviceOffline,
 )
-from adc.sim.mechanics import InputSlot, LoadCellChannel, PlainOutput, PowerSupply, Solenoid
+from adc.sim.mechanics import (
+    InputSlot,
+    LoadCellChannel,
+    ModuleConversions,
+    PlainOutput,
+    PowerSupply,
+    Solenoid,
+)
 
 BitTable = Literal["coils", "discrete_inputs"]
 RegisterTable = Literal["input", "holding"]
@@ -70,9 +77,11 @@ CMD_ZERO, CMD_TARE, CMD_SAVE = 1, 2, 3
 class _Block:
     """A run of addresses of one table, read as a run: `read(offset, count)` gives `count` values
     from `offset` inside the block in one call, so a multi-register read looks its block up once
-    and a load-cell channel is weighed once for both of its words. `write(offset, value)` writes
-    one address; `check(offset, value)`, where given, raises what that write would raise, and
-    changes nothing (a write of several addresses checks them all before writing any)."""
+    and a load-cell channel is weighed once for both of its words. The values are already what
+    the wire carries (bools for a bit table, 0..65535 for a register table), so a read passes
+    them on without another pass over them. `write(offset, value)` writes one address;
+    `check(offset, value)`, where given, raises what that write would raise, and changes nothing
+    (a write of several addresses checks them all before writing any)."""
 
     start: int
     count: int
@@ -133,16 +142,14 @@ class VirtualModbusDevice(VirtualDevice):
 
     # ------------------------------------------------------------------------------- wire surface
     def read_bits(self, table: BitTable, start: int, count: int) -> list[bool]:
-        self._answer()
-        blocks = self._blocks(self._bits, table)
-        return [bool(v) for v in self._read(blocks, table, start, count, self.max_read_bits)]
+        if self.failed or not self._power.on:  # the common case without a call
+            self._answer()
+        return self._read(self._bits, table, start, count, self.max_read_bits)
 
     def read_registers(self, table: RegisterTable, start: int, count: int) -> list[int]:
-        self._answer()
-        blocks = self._blocks(self._registers, table)
-        return [
-            v & 0xFFFF for v in self._read(blocks, table, start, count, self.max_read_registers)
-        ]
+        if self.failed or not self._power.on:
+            self._answer()
+        return self._read(self._registers, table, start, count, self.max_read_registers)
 
     def write_coil(self, address: int, value: bool) -> None:
         self._answer()
@@ -191,10 +198,14 @@ class VirtualModbusDevice(VirtualDevice):
         raise IllegalAddress(self.name, f"{table} address {address} is not mapped")
 
     def _read(
-        self, blocks: Sequence[_Block], table: str, start: int, count: int, limit: int
-    ) -> list[int]:
-        """The values at `start .. start+count-1`, in address order: each address from the first
-        block (in table order) that maps it, a run of addresses in one block read in one call."""
+        self, tables: dict[str, list[_Block]], table: str, start: int, count: int, limit: int
+    ) -> list:
+        """The values at `start .. start+count-1` of `tables[table]`, in address order: each
+        address from the first block (in table order) that maps it, a run of addresses in one
+        block read in one call."""
+        blocks = tables.get(table)  # `_blocks`, written out
+        if not blocks:
+            raise IllegalFunction(self.name, f"a {self.kind} device has no {table} table")
         if not 1 <= count <= limit:
             raise IllegalValue(self.name, f"reads 1 to {limit} {table} at a time, not {count}")
         runs = self._runs.get((table, start, count))
@@ -265,9 +276,9 @@ class VirtualDIO(VirtualModbusDevice):
             ai = model.analog_inputs
             self._registers["input"] = [_Block(ai.start, ai.count, _each(self._read_analog))]
 
-    def _read_coils(self, offset: int, count: int) -> list[int]:
+    def _read_coils(self, offset: int, count: int) -> list[bool]:
         return [
-            int(coil.energised if isinstance(coil, Solenoid) else coil.value)
+            bool(coil.energised if isinstance(coil, Solenoid) else coil.value)
             for coil in self._coils[offset : offset + count]
         ]
 
@@ -303,9 +314,17 @@ class VirtualDIO(VirtualModbusDevice):
             retry_after_s=remaining,
         )
 
-    def _read_inputs(self, offset: int, count: int) -> list[int]:
+    def _read_inputs(self, offset: int, count: int) -> list[bool]:
         low = self._active_low
-        return [int(slot.active() != low) for slot in self._inputs[offset : offset + count]]
+        return [  # `slot.active()`, written out: 32 inputs a snapshot on a DIO module
+            (
+                slot.stuck
+                if slot.stuck is not None
+                else (slot.sense() if slot.sense is not None else False)
+            )
+            != low
+            for slot in self._inputs[offset : offset + count]
+        ]
 
     def _read_analog(self, offset: int) -> int:
         source = self._analogs[offset]
@@ -322,8 +341,19 @@ class VirtualDIO(VirtualModbusDevice):
 
 
 _FLOAT32 = struct.Struct(">f")
-_struct = functools.lru_cache(maxsize=64)(struct.Struct)  # a compiled format per block size
 _TWO_WORDS = struct.Struct(">HH")
+
+
+def float32_packers(
+    channels: int, word_order: Literal["big", "little"]
+) -> list[tuple[struct.Struct, struct.Struct]]:
+    """For n = 0 .. channels: (n float32s, 2n words) in the word order, compiled once. Packing n
+    floats with the first and unpacking with the second gives each channel's two words as
+    `float32_words` does (little-endian throughout is the low word first), and back."""
+    end = ">" if word_order == "big" else "<"
+    return [
+        (struct.Struct(f"{end}{n}f"), struct.Struct(f"{end}{2 * n}H")) for n in range(channels + 1)
+    ]
 
 
 def float32_words(value: float, word_order: Literal["big", "little"]) -> tuple[int, int]:
@@ -341,6 +371,8 @@ class VirtualLoadcell(VirtualModbusDevice):
         super().__init__(name, model, power)
         self.channels = channels
         self._word_order = model.word_order
+        self._packers = float32_packers(len(channels), model.word_order)
+        self._conversions = ModuleConversions(channels)
         weights, status, commands = (
             model.weight_block(),
             model.status_block(),
@@ -358,19 +390,16 @@ class VirtualLoadcell(VirtualModbusDevice):
         """Words `offset ..` of the weight block: each channel weighed once for both its words
         (packed as float32 all at once: the same words `float32_words` gives one by one)."""
         first, last = offset // 2, (offset + count - 1) // 2
-        grams = [channel.reading()[0] for channel in self.channels[first : last + 1]]
-        n = len(grams)
-        words = list(_struct(f">{2 * n}H").unpack(_struct(f">{n}f").pack(*grams)))
-        if self._word_order != "big":  # low word first
-            words[0::2], words[1::2] = words[1::2], words[0::2]
+        grams = self._conversions.weigh(first, last + 1)
+        floats, words = self._packers[len(grams)]
         skip = offset % 2  # the read may start on a channel's second word
-        return words[skip : skip + count]
+        return list(words.unpack(floats.pack(*grams))[skip : skip + count])
 
     def _read_statuses(self, offset: int, count: int) -> list[int]:
         return [channel.status() for channel in self.channels[offset : offset + count]]
 
     def _read_commands(self, offset: int, count: int) -> list[int]:
-        return [channel.last_command for channel in self.channels[offset : offset + count]]
+        return [c.last_command & 0xFFFF for c in self.channels[offset : offset + count]]
 
     def _write_command(self, offset: int, value: int) -> None:
         channel = self.channels[offset]
@@ -407,17 +436,16 @@ class VirtualLockboard(VirtualDevice):
         self._inputs = inputs
         self._lock_active_low = model.lock_polarity is Polarity.ACTIVE_LOW
         self._input_active_low = model.input_polarity is Polarity.ACTIVE_LOW
+        self._bit_values = [1 << i for i in range(max(len(solenoids), len(inputs)))]
 
     def status(self) -> tuple[int, int]:
         """(lock feedback bits, input bits), raw as on the wire: bit i is lock / input i."""
         self._answer()
-        locks = sum(
-            1 << i for i, s in enumerate(self.solenoids) if s.holding != self._lock_active_low
-        )
-        inputs = sum(
-            1 << i for i, slot in enumerate(self._inputs) if slot.active() != self._input_active_low
-        )
-        return locks, inputs
+        lock_low, input_low = self._lock_active_low, self._input_active_low
+        locks = [s.holding != lock_low for s in self.solenoids]
+        inputs = [slot.active() != input_low for slot in self._inputs]
+        # the sum of 1 << i over the i set, added up in C
+        return sum(compress(self._bit_values, locks)), sum(compress(self._bit_values, inputs))
 
     def unlock(self, lock_index: int) -> None:
         """Pulse one lock; DeviceBusy inside its re-arm window."""

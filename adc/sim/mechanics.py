@@ -9,13 +9,14 @@ is a function of time (fridge drift, load-cell noise, settling) is computed at `
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
+from math import floor, fsum  # bound once: every channel of every snapshot uses them
 from typing import Any
 
 import simpy
 
-from adc.sim.noise import gaussian
+from adc.sim.noise import GaussianLanes, gaussian
 
 LOADCELL_SAMPLE_HZ = 10.0  # conversions per second: reads inside one period see the same value
 
@@ -180,6 +181,7 @@ class InputSlot:
     stuck: bool | None = None
 
     def active(self) -> bool:
+        """The stuck value, else what it senses (`VirtualDIO._read_inputs` writes this out)."""
         if self.stuck is not None:
             return self.stuck
         return self.sense() if self.sense is not None else False
@@ -281,49 +283,44 @@ class LoadCellChannel:
         return gross + sigma * self._noise()
 
     def reading(self) -> tuple[float, int]:
-        """(grams the module reports, status word) at `env.now`: `gross_g`, `_noise`,
-        `_measured_g` and `_status_of` in one pass (a snapshot weighs every channel)."""
+        """(grams the module reports, status word) at `env.now`."""
+        return self.grams(), self.status()
+
+    def grams(self, noise: float | None = None) -> float:
+        """The grams the module reports at `env.now`, what its weight registers carry: a failed
+        converter's nan or frozen value, else `gross_g` and `_measured_g` less zero and tare,
+        written out in one pass (a snapshot weighs every channel). `noise`: this conversion's
+        `_noise()`, where the caller has drawn it already (`ModuleConversions`)."""
         if self.disconnected:
-            return math.nan, STATUS_FAULT
+            return math.nan
         if self.stuck_value is not None:
-            return self.stuck_value, STATUS_FAULT
-        now = self.env.now
+            return self.stuck_value
         pocket = self.pocket
-        gross = self.tare_g + math.fsum(pocket.units) if pocket is not None else 0.0
+        gross = self.tare_g + fsum(pocket.units) if pocket is not None else 0.0
         if self.drift_g_per_h:
-            gross += self.drift_g_per_h * (now - self.drift_since) / 3600.0
-        sample = math.floor(now * LOADCELL_SAMPLE_HZ)
-        conversion = self._conversion
-        if conversion is None or conversion[0] != sample:
-            conversion = self._conversion = (sample, gaussian(self.key, sample))
+            gross += self.drift_g_per_h * (self.env.now - self.drift_since) / 3600.0
+        if noise is None:
+            noise = self._noise()
         sigma = self.noise_g if self.noisy_sigma_g is None else self.noisy_sigma_g
-        grams = gross + sigma * conversion[1] - self.zero_offset_g - self.tare_offset_g
+        return gross + sigma * noise - self.zero_offset_g - self.tare_offset_g
+
+    def status(self) -> int:
+        """The status word alone, which no noise enters: what a status register read needs
+        (`gross_g` written out: a snapshot reads every channel's status). Overload first; then
+        a noisy, drifting or still settling (pocket changed < `settle_s` ago) signal."""
+        if self.disconnected or self.stuck_value is not None:
+            return STATUS_FAULT
+        pocket = self.pocket
+        gross = self.tare_g + fsum(pocket.units) if pocket is not None else 0.0
+        if self.drift_g_per_h:
+            gross += self.drift_g_per_h * (self.env.now - self.drift_since) / 3600.0
         if gross > self.capacity_g:
-            return grams, STATUS_OVERLOAD
+            return STATUS_OVERLOAD
         if (
             self.noisy_sigma_g is not None
             or self.drift_g_per_h
-            or (pocket is not None and now - pocket.changed_at < self.settle_s)
+            or (pocket is not None and self.env.now - pocket.changed_at < self.settle_s)
         ):
-            return grams, STATUS_UNSTABLE
-        return grams, STATUS_OK
-
-    def status(self) -> int:
-        """The status word alone, which no noise enters: what a status register read needs."""
-        if self.disconnected or self.stuck_value is not None:
-            return STATUS_FAULT
-        pocket = self.pocket  # gross_g, written out (every status read of a snapshot)
-        gross = self.tare_g + math.fsum(pocket.units) if pocket is not None else 0.0
-        if self.drift_g_per_h:
-            gross += self.drift_g_per_h * (self.env.now - self.drift_since) / 3600.0
-        return self._status_of(gross)
-
-    def _status_of(self, gross_g: float) -> int:
-        """The status of a working converter carrying `gross_g` grams, at `env.now`."""
-        if gross_g > self.capacity_g:
-            return STATUS_OVERLOAD
-        settling = self.pocket is not None and self.env.now - self.pocket.changed_at < self.settle_s
-        if self.noisy_sigma_g is not None or self.drift_g_per_h or settling:
             return STATUS_UNSTABLE
         return STATUS_OK
 
@@ -343,3 +340,24 @@ class LoadCellChannel:
 
     def power_cycled(self) -> None:
         self.zero_offset_g, self.tare_offset_g = self.saved
+
+
+class ModuleConversions:
+    """A weighing module's channels converting together: every channel's noise for one
+    conversion is drawn at once (`GaussianLanes`: the same floats each channel's `_noise` would
+    draw by itself, at about half the cost), for a read that weighs several channels. The
+    channels share one clock, as a module's do."""
+
+    def __init__(self, channels: Sequence[LoadCellChannel]) -> None:
+        self._channels = list(channels)
+        if any(channel.env is not self._channels[0].env for channel in self._channels):
+            raise ValueError("the channels of one module convert on one clock")
+        self._lanes = GaussianLanes([channel.key for channel in self._channels])
+
+    def weigh(self, first: int, stop: int) -> list[float]:
+        """`[channel.grams() for channel in channels[first:stop]]`, the same floats."""
+        channels = self._channels[first:stop]
+        if not channels:
+            return []
+        noise = self._lanes.draw(floor(channels[0].env.now * LOADCELL_SAMPLE_HZ))[first:stop]
+        return [channel.grams(draw) for channel, draw in zip(channels, noise, strict=True)]
