@@ -54,6 +54,7 @@ from rich.table import Table
 from rich.text import Text
 
 from adc.controller.cabinet_policy import CountMode
+from adc.controller.db import lock_wait
 from adc.controller.dberrors import DatabaseUnavailable
 from adc.controller.restock import State
 from adc.errors import BadInput, Refused
@@ -426,6 +427,11 @@ class TerminalSession:
             )
             word = answer.strip().lower()
             if word == "":
+                # the retry may wait for another process's lock: say so, or the screen sits still
+                self.console.print(
+                    f"[dim]trying again: waiting up to {lock_wait():g} s for the database…[/]",
+                    highlight=False,
+                )
                 return True
             if word == "quit":
                 return False

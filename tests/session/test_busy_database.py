@@ -125,6 +125,7 @@ def test_a_busy_database_at_the_terminal_keeps_the_line_and_a_retry_records_it_o
             child.expect("Enter = try again")
             assert site.actions("stock.refill") == 0 and site.on_hand("D1-P1") == 0
         child.sendline("")  # Enter: the same record again
+        child.expect(r"trying again: waiting up to \d+ s for the database")
         child.expect("D1-P1 recorded")
         child.expect("Scan a pack")
         child.sendline("quit")
