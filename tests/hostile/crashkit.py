@@ -32,6 +32,8 @@ After every kill (`check_after_kill`):
    kind 'failed' on its drawer (the one the entry names), the drawer out of service
    (`maintenance.out_of_service`, what every unlock asks), the next start told the person; and a
    scripted restock of a pocket in that drawer is refused (once per chain, through the CLI).
+   A session killed during its own start, after its recovery flagged a row but before its first
+   event, is that row's next start: the flag is checked then (nobody was told: it died first).
 Between kills of a chain the harness recovers every out-of-service drawer in-process (the
 controller's recovery: a blind recount of each pocket at its recorded on-hand, then
 `complete_recovery`), so the next session has drawers to open.
@@ -475,6 +477,11 @@ def invariant_problems(path: Path) -> list[str]:
     return problems
 
 
+def _closed_interrupted(path: Path, access: int) -> bool:
+    """Whether the access_log row was closed by a start's recovery (outcome 'interrupted')."""
+    return rows(path, "SELECT outcome FROM access_log WHERE id = ?", access) == [("interrupted",)]
+
+
 def flag_problems(path: Path, opened: dict[int, tuple[str, str, str | None, str]]) -> list[str]:
     """4. Each row (open after a kill) was flagged by the next start."""
     from adc.controller.maintenance import out_of_service
@@ -857,6 +864,16 @@ def restock_chain(
                 tally.note("a following session refused a pocket of a flagged drawer")
                 tally.add(where, RECOVERY, refused_ok)
             pending = {}
+        elif pending:
+            # Killed during its own start, before its first event: what that start had flagged
+            # (each flag is committed on its own) is checked now, while the drawer is still out of
+            # service, since the harness returns it to service before the next session; nobody
+            # was told (the session died first), so there is no note to look for.
+            flagged = {a: row for a, row in pending.items() if _closed_interrupted(db, a)}
+            if flagged:
+                tally.note("a session killed during its start had flagged what was left open")
+                tally.add(where, RECOVERY, flag_problems(db, flagged))
+                pending = {a: row for a, row in pending.items() if a not in flagged}
         if sig_name == "SIGKILL":
             if kill.landed and victim.returncode != -sig:
                 kill.landed = False  # it had ended: the kill reached a zombie
